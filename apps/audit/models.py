@@ -1,0 +1,1 @@
+"""Models of apps.audit; see ARCHITECTURE.md for what this app owns."""

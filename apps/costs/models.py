@@ -1,0 +1,1 @@
+"""Models of apps.costs; see ARCHITECTURE.md for what this app owns."""

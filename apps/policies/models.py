@@ -1,0 +1,1 @@
+"""Models of apps.policies; see ARCHITECTURE.md for what this app owns."""

@@ -1,0 +1,39 @@
+"""Authentication for the management API by personal admin token."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from apps.tenants.models import AdminToken
+
+
+class AdminTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer atpadm_...` with a personal admin token (stored hashed)."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace")
+        if not header.startswith(f"{self.keyword} "):
+            return None
+        raw = header[len(self.keyword) + 1 :].strip()
+        if not raw.startswith("atpadm_"):
+            return None
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        token = (
+            AdminToken.objects.select_related("user")
+            .filter(token_hash=digest, revoked_at__isnull=True)
+            .first()
+        )
+        if token is None or (token.expires_at and token.expires_at <= timezone.now()):
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked admin token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("The token's user is inactive.")
+        AdminToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        return token.user, token
+
+    def authenticate_header(self, request):
+        return self.keyword

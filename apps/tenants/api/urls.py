@@ -1,0 +1,3 @@
+"""Management API routes of apps.tenants."""
+
+urlpatterns: list = []

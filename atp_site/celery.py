@@ -1,0 +1,17 @@
+"""The Celery app; in the embedded setup tasks run in-process (eager)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
+
+app = Celery("atp")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(lambda: ["apps.tenants", "apps.providers", "apps.routing",
+                                "apps.policies", "apps.costs", "apps.audit"])
+
+# The periodic schedule lives here, one entry per job with its cadence and purpose.
+app.conf.beat_schedule = {}
