@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from apps.tenants.keys import hash_key
 from apps.tenants.models import AdminToken
 
 
@@ -22,7 +21,7 @@ class AdminTokenAuthentication(authentication.BaseAuthentication):
         raw = header[len(self.keyword) + 1 :].strip()
         if not raw.startswith("atpadm_"):
             return None
-        digest = hashlib.sha256(raw.encode()).hexdigest()
+        digest = hash_key(raw)
         token = (
             AdminToken.objects.select_related("user")
             .filter(token_hash=digest, revoked_at__isnull=True)
