@@ -62,7 +62,13 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["tenant", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "name"], name="apikey_unique_name_per_tenant"),
+            # Only live keys need distinct names: a rotated key keeps its name on the revoked
+            # row, so history stays readable and the replacement can reuse the name.
+            models.UniqueConstraint(
+                fields=["tenant", "name"],
+                condition=Q(revoked_at__isnull=True),
+                name="apikey_unique_active_name_per_tenant",
+            ),
         ]
 
     def __str__(self) -> str:
