@@ -1,0 +1,1 @@
+"""Inbound wire protocols translated to and from ATP's OpenAI-shaped canonical format."""
