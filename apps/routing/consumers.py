@@ -1,0 +1,174 @@
+"""The /v1 HTTP edge: parse, run the pipeline, render JSON or SSE in the caller's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
+from django.conf import settings
+
+from apps.routing.pipeline import anthropic_api, openai_api
+from apps.routing.pipeline.context import RequestContext, request_id_from
+from apps.routing.pipeline.results import JsonResult, StreamResult
+from atp_site.lib.errors import (
+    ATPError,
+    NotFound,
+    PayloadTooLarge,
+    anthropic_error_body,
+    openai_error_body,
+)
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[JsonResult | StreamResult]]
+
+JSON = (b"content-type", b"application/json")
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+# (method, path) -> (endpoint name, handler, error shape)
+ROUTES: dict[tuple[str, str], tuple[str, Handler, str]] = {
+    ("POST", "/v1/chat/completions"): ("chat.completions", openai_api.chat_completions, "openai"),
+    ("POST", "/v1/embeddings"): ("embeddings", openai_api.embeddings, "openai"),
+    ("GET", "/v1/models"): ("models", openai_api.list_models, "openai"),
+    ("POST", "/v1/messages"): ("messages", anthropic_api.messages, "anthropic"),
+}
+PATHS = {path for _, path in ROUTES}
+
+
+class MethodNotAllowed(ATPError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class V1Consumer(AsyncHttpConsumer):
+    """Serves every /v1 path. No channel layer and no database connection handling:
+    the data plane never touches the database on the request path."""
+
+    channel_layer_alias = "__data_plane_has_no_channel_layer__"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.size = 0
+        self.stream_task: asyncio.Task | None = None
+        self.shape = "openai"
+
+    async def dispatch(self, message) -> None:
+        # AsyncConsumer.dispatch closes old DB connections through a thread hop on
+        # every message; the data plane holds none, so skip it.
+        if message["type"] == "http.request":
+            await self.http_request(message)
+        elif message["type"] == "http.disconnect":
+            await self.http_disconnect(message)
+
+    async def http_request(self, message) -> None:
+        if not self.body:
+            self.headers = dict(self.scope["headers"])
+            self.request_id = request_id_from(self.headers)
+            length = self.headers.get(b"content-length")
+            if length and length.isdigit() and int(length) > settings.ATP_MAX_BODY_BYTES:
+                await self._too_large()
+        chunk = message.get("body", b"")
+        self.size += len(chunk)
+        if self.size > settings.ATP_MAX_BODY_BYTES:
+            await self._too_large()
+        self.body.append(chunk)
+        if message.get("more_body"):
+            return
+        await self.respond(b"".join(self.body))
+        if self.stream_task is None:
+            raise StopConsumer()
+
+    async def http_disconnect(self, message) -> None:
+        if self.stream_task is not None and not self.stream_task.done():
+            self.stream_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.stream_task
+        raise StopConsumer()
+
+    async def _too_large(self) -> None:
+        err = PayloadTooLarge(
+            f"The request body is larger than the limit of {settings.ATP_MAX_BODY_BYTES} bytes."
+        )
+        await self._send_error(err)
+        raise StopConsumer()
+
+    async def respond(self, raw: bytes) -> None:
+        scope = self.scope
+        path = scope["path"].rstrip("/") or "/"
+        method = scope["method"]
+        route = ROUTES.get((method, path))
+        args: tuple = ()
+        if route is None and method == "GET" and path.startswith("/v1/models/"):
+            route = ("models", openai_api.retrieve_model, "openai")
+            args = (path[len("/v1/models/") :],)
+        if route is not None:
+            self.shape = route[2]
+        ctx = RequestContext(request_id=self.request_id, endpoint=route[0] if route else path)
+        try:
+            if route is None:
+                if path in PATHS:
+                    raise MethodNotAllowed(f"Method {method} is not allowed on {path}.")
+                raise NotFound(f"Unknown path {method} {path}.", code="unknown_url")
+            result = await route[1](ctx, self.headers, raw, *args)
+        except ATPError as err:
+            await self._send_error(err)
+            return
+        except Exception:
+            logger.exception("request %s failed unexpectedly", self.request_id)
+            await self._send_error(
+                ATPError("The server had an error while processing your request.", status=500)
+            )
+            return
+        if isinstance(result, JsonResult):
+            await self.send_response(
+                result.status,
+                result.encode(),
+                headers=[JSON, (b"x-request-id", self.request_id.encode()), *result.headers],
+            )
+            return
+        self.stream_task = asyncio.ensure_future(self._pump(result))
+
+    async def _pump(self, result: StreamResult) -> None:
+        events = result.events
+        try:
+            await self.send_headers(
+                status=result.status,
+                headers=[
+                    *SSE_HEADERS,
+                    (b"x-request-id", self.request_id.encode()),
+                    *result.headers,
+                ],
+            )
+            async for frame in events:
+                await self.send_body(frame, more_body=True)
+            await self.send_body(b"", more_body=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("stream %s failed unexpectedly", self.request_id)
+            await self.send_body(b"", more_body=False)
+        finally:
+            await events.aclose()
+
+    async def _send_error(self, err: ATPError) -> None:
+        if self.shape == "anthropic":
+            body = anthropic_error_body(err, self.request_id)
+        else:
+            body = openai_error_body(err, self.request_id)
+        headers = [JSON, (b"x-request-id", self.request_id.encode())]
+        if err.retry_after is not None:
+            headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
+        await self.send_response(err.status, _dumps(body), headers=headers)
+
+
+def _dumps(body) -> bytes:
+    return JsonResult(0, body).encode()

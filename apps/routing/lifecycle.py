@@ -1,0 +1,37 @@
+"""Process start-up and shutdown for the ASGI app: drain writes, close upstream clients."""
+
+from __future__ import annotations
+
+import logging
+
+from django.urls import re_path
+
+from apps.providers.http import close_sessions
+from apps.routing.writebehind import request_logs
+
+logger = logging.getLogger(__name__)
+
+
+def django_fallback(app):
+    """Everything that is not /v1 goes to Django (console, admin, management API)."""
+    return re_path(r"", app)
+
+
+async def shutdown() -> None:
+    await request_logs.drain()
+    await close_sessions()
+
+
+async def lifespan(scope, receive, send) -> None:
+    """ASGI lifespan protocol: nothing to prepare at start-up; drain on shutdown."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                await shutdown()
+            except Exception:
+                logger.exception("shutdown did not complete cleanly")
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,1 @@
+"""The /v1 request pipeline: one module per step, shared by HTTP and WebSocket edges."""

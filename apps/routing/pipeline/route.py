@@ -1,0 +1,61 @@
+"""Step: resolve the requested model to the deployments that may serve it, in try order.
+
+This is the first cut of routing: a name (public name or alias) resolves to its
+deployments, filtered by what the key may use and what the request needs, ordered by
+a weighted random permutation so traffic spreads by weight and the rest serve as
+fallbacks.
+"""
+
+from __future__ import annotations
+
+import random
+
+from apps.routing.snapshot import DeploymentInfo, KeyInfo, Snapshot
+from atp_site.lib.errors import InvalidRequest, NotFound, PermissionDenied
+
+
+def _weighted_order(deployments: list[DeploymentInfo]) -> list[DeploymentInfo]:
+    if len(deployments) == 1:
+        return deployments
+    # Efraimidis-Spirakis: sort by u^(1/w); a weighted permutation in one pass.
+    return sorted(
+        deployments,
+        key=lambda d: random.random() ** (1.0 / max(d.weight, 1)),
+        reverse=True,
+    )
+
+
+def candidates(
+    snapshot: Snapshot, key: KeyInfo, model: str, *, capability: str = "chat"
+) -> list[DeploymentInfo]:
+    deployments = snapshot.models.get(model)
+    if not deployments:
+        raise NotFound(
+            f"The model '{model}' does not exist or you do not have access to it.",
+            param="model",
+        )
+    allowed = [d for d in deployments if key.may_use(d.public_name) or key.may_use(model)]
+    if not allowed:
+        raise PermissionDenied(
+            f"This API key is not allowed to use the model '{model}'.",
+            code="model_not_allowed",
+            param="model",
+        )
+    capable = [d for d in allowed if not d.capabilities or capability in d.capabilities]
+    if not capable:
+        raise InvalidRequest(
+            f"The model '{model}' does not support {capability}.",
+            param="model",
+            code="unsupported_model",
+        )
+    return _weighted_order(capable)
+
+
+def visible_models(snapshot: Snapshot, key: KeyInfo) -> list[tuple[str, DeploymentInfo]]:
+    """Every name the key may call, with one deployment that serves it."""
+    out = []
+    for name in snapshot.public_names:
+        deployments = snapshot.models[name]
+        if key.may_use(name) or any(key.may_use(d.public_name) for d in deployments):
+            out.append((name, deployments[0]))
+    return out

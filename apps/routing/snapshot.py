@@ -1,0 +1,193 @@
+"""The data plane's in-memory view of configuration: keys, deployments, providers.
+
+Built from the database on a cold path and swapped atomically; every request reads the
+current snapshot without a query. A process notices a configuration change when the
+configuration version (atp_site.lib.config_version) differs from the one its snapshot
+was built at; it checks at most every ATP_SNAPSHOT_CHECK_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from apps.costs.pricing import Prices
+from apps.providers.adapters.base import Target
+from atp_site.lib import config_version, crypto
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What the data plane knows about one API key."""
+
+    id: str
+    tenant_id: str
+    tenant_slug: str
+    name: str
+    allowed_models: frozenset[str] | None  # None: every model
+    expires_at: float | None  # epoch seconds
+    revoked: bool
+    tenant_active: bool
+
+    def may_use(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentInfo:
+    """One callable deployment: its target, prices and capabilities."""
+
+    id: str
+    public_name: str
+    aliases: tuple[str, ...]
+    provider_id: str
+    provider_name: str
+    target: Target
+    prices: Prices
+    capabilities: frozenset[str]
+    context_window: int
+    weight: int
+    region: str
+    quality: float
+    created: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    version: int
+    keys: dict[str, KeyInfo] = field(default_factory=dict)  # by key hash
+    # Every name a caller may use (public names and aliases) -> its deployments.
+    models: dict[str, list[DeploymentInfo]] = field(default_factory=dict)
+    public_names: list[str] = field(default_factory=list)
+
+
+def _decimal_or_none(value: Decimal | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def build_snapshot(version: int) -> Snapshot:
+    """Read the configuration (a handful of queries) into a new snapshot."""
+    from apps.providers.models import ModelDeployment
+    from apps.tenants.models import ApiKey
+
+    snap = Snapshot(version=version)
+    for key in ApiKey.objects.select_related("tenant").all():
+        snap.keys[key.key_hash] = KeyInfo(
+            id=str(key.id),
+            tenant_id=str(key.tenant_id),
+            tenant_slug=key.tenant.slug,
+            name=key.name,
+            allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
+            expires_at=key.expires_at.timestamp() if key.expires_at else None,
+            revoked=key.revoked_at is not None,
+            tenant_active=key.tenant.is_active,
+        )
+
+    deployments = ModelDeployment.objects.select_related("provider").filter(
+        enabled=True, provider__enabled=True
+    )
+    for dep in deployments:
+        provider = dep.provider
+        try:
+            api_key = (
+                os.environ.get(provider.api_key_env, "")
+                if provider.api_key_env
+                else crypto.decrypt(provider.api_key_encrypted)
+            )
+        except crypto.DecryptionError:
+            logger.error("provider %s: stored credential cannot be decrypted", provider.name)
+            api_key = ""
+        target = Target(
+            provider_id=str(provider.id),
+            provider_name=provider.name,
+            kind=provider.kind,
+            base_url=provider.base_url.rstrip("/"),
+            upstream_model=dep.upstream_model,
+            api_key=api_key,
+            connect_timeout=provider.connect_timeout or settings.ATP_UPSTREAM_CONNECT_TIMEOUT,
+            first_byte_timeout=provider.first_byte_timeout
+            or settings.ATP_UPSTREAM_FIRST_BYTE_TIMEOUT,
+            total_timeout=provider.total_timeout or settings.ATP_UPSTREAM_TOTAL_TIMEOUT,
+            options=dict(provider.options or {}),
+            max_output_tokens=dep.max_output_tokens,
+        )
+        info = DeploymentInfo(
+            id=str(dep.id),
+            public_name=dep.public_name,
+            aliases=tuple(dep.aliases or ()),
+            provider_id=str(provider.id),
+            provider_name=provider.name,
+            target=target,
+            prices=Prices(
+                input=Decimal(dep.input_price),
+                output=Decimal(dep.output_price),
+                cached_input=_decimal_or_none(dep.cached_input_price),
+                cache_write=_decimal_or_none(dep.cache_write_price),
+                reasoning=_decimal_or_none(dep.reasoning_price),
+            ),
+            capabilities=frozenset(dep.capabilities or ()),
+            context_window=dep.context_window,
+            weight=dep.weight,
+            region=dep.region or provider.region,
+            quality=dep.quality_score,
+            created=int(dep.created_at.timestamp()),
+        )
+        for name in (dep.public_name, *info.aliases):
+            snap.models.setdefault(name, []).append(info)
+    snap.public_names = sorted(snap.models)
+    return snap
+
+
+class SnapshotHolder:
+    """Holds the process's current snapshot and refreshes it when the version moves."""
+
+    def __init__(self) -> None:
+        self._snapshot: Snapshot | None = None
+        self._checked_at = 0.0
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock = asyncio.Lock()
+            self._lock_loop = loop
+        return self._lock
+
+    async def get(self) -> Snapshot:
+        snap = self._snapshot
+        now = time.monotonic()
+        if snap is not None and now - self._checked_at < settings.ATP_SNAPSHOT_CHECK_SECONDS:
+            return snap
+        version = await config_version.acurrent()
+        self._checked_at = now
+        if snap is not None and snap.version == version:
+            return snap
+        async with self._get_lock():
+            snap = self._snapshot
+            if snap is None or snap.version != version:
+                snap = await sync_to_async(build_snapshot, thread_sensitive=True)(version)
+                self._snapshot = snap
+                logger.info(
+                    "configuration snapshot %s: %d keys, %d model names",
+                    version,
+                    len(snap.keys),
+                    len(snap.models),
+                )
+            return snap
+
+    def invalidate(self) -> None:
+        self._snapshot = None
+        self._checked_at = 0.0
+
+
+holder = SnapshotHolder()

@@ -1,0 +1,131 @@
+"""Write-behind queue for request logs: batched inserts off the response's critical path.
+
+Rows are appended in memory and flushed by one background task every
+ATP_WRITE_BEHIND_INTERVAL seconds or as soon as ATP_WRITE_BEHIND_BATCH rows wait. A
+failed flush keeps its rows and retries with backoff; shutdown drains the queue (the
+ASGI lifespan calls `drain`, and an atexit hook flushes synchronously for servers
+without lifespan support).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+def insert_request_logs(rows: list[Row]) -> None:
+    from django.db import close_old_connections
+
+    from apps.routing.models import RequestLog
+
+    close_old_connections()
+    RequestLog.objects.bulk_create([RequestLog(**row) for row in rows], batch_size=500)
+
+
+class WriteBehindQueue:
+    def __init__(self, writer: Callable[[list[Row]], None], name: str) -> None:
+        self.writer = writer
+        self.name = name
+        self._rows: list[Row] = []
+        self._lock = threading.Lock()  # appends may come from several loops' threads
+        self._task: asyncio.Task | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        atexit.register(self.flush_sync)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def put(self, row: Row) -> None:
+        with self._lock:
+            self._rows.append(row)
+            size = len(self._rows)
+        self._ensure_task()
+        if size >= settings.ATP_WRITE_BEHIND_BATCH and self._wakeup is not None:
+            self._wakeup.set()
+
+    def _ensure_task(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run(), name=f"write-behind:{self.name}")
+
+    def _take(self) -> list[Row]:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        return rows
+
+    def _give_back(self, rows: list[Row]) -> None:
+        with self._lock:
+            self._rows[:0] = rows
+
+    async def _run(self) -> None:
+        delay = settings.ATP_WRITE_BEHIND_INTERVAL
+        assert self._wakeup is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            self._wakeup.clear()
+            ok = await self.flush()
+            delay = (
+                settings.ATP_WRITE_BEHIND_INTERVAL
+                if ok
+                else min(30.0, max(delay * 2, settings.ATP_WRITE_BEHIND_INTERVAL))
+            )
+
+    async def flush(self) -> bool:
+        """Write everything queued now; on failure keep the rows for the next try."""
+        rows = self._take()
+        if not rows:
+            return True
+        try:
+            await sync_to_async(self.writer, thread_sensitive=True)(rows)
+        except Exception:
+            logger.exception(
+                "write-behind %s: insert of %d rows failed; will retry", self.name, len(rows)
+            )
+            self._give_back(rows)
+            return False
+        return True
+
+    async def drain(self, attempts: int = 5) -> None:
+        """Flush until empty (graceful shutdown) and stop the background task."""
+        for _ in range(attempts):
+            if await self.flush() and not self._rows:
+                break
+            await asyncio.sleep(0.2)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+        if self._rows:
+            logger.error(
+                "write-behind %s: %d rows could not be written", self.name, len(self._rows)
+            )
+
+    def flush_sync(self) -> None:
+        """Last-chance flush at interpreter exit, outside any event loop."""
+        rows = self._take()
+        if not rows:
+            return
+        try:
+            self.writer(rows)
+        except Exception:
+            logger.exception("write-behind %s: %d rows lost at exit", self.name, len(rows))
+
+
+request_logs = WriteBehindQueue(insert_request_logs, "request-log")
