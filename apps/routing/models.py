@@ -26,11 +26,19 @@ class RequestLog(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     endpoint = models.CharField(max_length=64)
     tenant = models.ForeignKey(
-        "tenants.Tenant", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        "tenants.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     api_key = models.ForeignKey(
-        "tenants.ApiKey", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        "tenants.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     end_user = models.CharField(max_length=256, blank=True)
@@ -38,12 +46,20 @@ class RequestLog(models.Model):
     model = models.CharField(max_length=200, blank=True, help_text="Public name that served it.")
     upstream_model = models.CharField(max_length=200, blank=True)
     deployment = models.ForeignKey(
-        "providers.ModelDeployment", null=True, blank=True, on_delete=models.DO_NOTHING,
-        db_constraint=False, related_name="+",
+        "providers.ModelDeployment",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     provider = models.ForeignKey(
-        "providers.Provider", null=True, blank=True, on_delete=models.DO_NOTHING,
-        db_constraint=False, related_name="+",
+        "providers.Provider",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     stream = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices)
