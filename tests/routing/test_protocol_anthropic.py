@@ -1036,3 +1036,23 @@ async def test_sdk_sees_a_validation_error_with_its_param(fake_gateway) -> None:
     assert info.value.status_code == 400
     assert info.value.body["error"]["param"] == "temperature"
     assert info.value.body["error"]["type"] == "invalid_request_error"
+
+
+def test_tool_calls_reported_with_stop_still_say_tool_use() -> None:
+    resp = _completion(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f"}}],
+        },
+        "stop",
+    )
+    out = ap.response_from_openai(resp, model="m", usage=Usage(), message_id="msg")
+    assert out["content"] == [{"type": "tool_use", "id": "c", "name": "f", "input": {}}]
+    assert out["stop_reason"] == "tool_use"
+
+    tr = ap.StreamTranslator(model="m", message_id="msg")
+    tr.feed(_chunk(_tool_delta(0, id="c", name="f", args="{}")))
+    tr.feed(_chunk({}, "stop"))
+    message_delta = _events(tr.finish())[-2][1]
+    assert message_delta["delta"]["stop_reason"] == "tool_use"
