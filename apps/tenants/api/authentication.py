@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from apps.tenants.keys import hash_key
+from apps.tenants.keys import ADMIN_TOKEN_PREFIX, hash_key
 from apps.tenants.models import AdminToken
 
 
@@ -19,7 +20,7 @@ class AdminTokenAuthentication(authentication.BaseAuthentication):
         if not header.startswith(f"{self.keyword} "):
             return None
         raw = header[len(self.keyword) + 1 :].strip()
-        if not raw.startswith("atpadm_"):
+        if not raw.startswith(ADMIN_TOKEN_PREFIX):
             return None
         digest = hash_key(raw)
         token = (
@@ -35,4 +36,15 @@ class AdminTokenAuthentication(authentication.BaseAuthentication):
         return token.user, token
 
     def authenticate_header(self, request):
+        # A WWW-Authenticate value makes DRF answer 401 rather than 403 to anonymous callers.
         return self.keyword
+
+
+class AdminTokenScheme(OpenApiAuthenticationExtension):
+    """Describes admin-token authentication in the OpenAPI schema."""
+
+    target_class = AdminTokenAuthentication
+    name = "adminToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A personal admin token."}

@@ -1,3 +1,18 @@
-"""Management API routes of apps.tenants."""
+"""Management API routes of apps.tenants, mounted under /api/v1/."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+from apps.tenants.api.views import AdminTokenViewSet, ApiKeyViewSet, TenantViewSet
+
+app_name = "tenants-api"
+
+# SimpleRouter, not DefaultRouter: several apps mount routers on the same prefix and
+# DefaultRouter's root view would shadow the others.
+router = SimpleRouter()
+router.register("tenants", TenantViewSet, basename="tenant")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("admin-tokens", AdminTokenViewSet, basename="admin-token")
+
+urlpatterns = router.urls

@@ -1,0 +1,110 @@
+"""Serializers of the providers management API; provider credentials are write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.providers.models import Capability, ModelDeployment, Provider
+from apps.providers.selectors import provider_list
+
+
+class ProviderSerializer(serializers.ModelSerializer):
+    api_key = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        style={"input_type": "password"},
+        help_text="Stored encrypted and never returned. Empty or null removes the stored key.",
+    )
+    has_api_key = serializers.BooleanField(source="has_stored_api_key", read_only=True)
+
+    class Meta:
+        model = Provider
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "has_api_key",
+            "api_key_env",
+            "region",
+            "connect_timeout",
+            "first_byte_timeout",
+            "total_timeout",
+            "options",
+            "enabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class ProviderBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Provider
+        fields = ["id", "name", "kind"]
+
+
+@extend_schema_field(ProviderBriefSerializer)
+class ProviderBriefField(serializers.PrimaryKeyRelatedField):
+    """Written as a provider id, read back as a brief provider object."""
+
+    def use_pk_only_optimization(self) -> bool:
+        return False
+
+    def to_representation(self, value: Provider) -> dict[str, Any]:
+        return ProviderBriefSerializer(value).data
+
+    def get_choices(self, cutoff: int | None = None) -> dict[str, str]:
+        # The default keys choices by to_representation(), which is a dict here.
+        queryset = self.get_queryset()
+        if cutoff is not None:
+            queryset = queryset[:cutoff]
+        return {str(p.pk): self.display_value(p) for p in queryset}
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    provider = ProviderBriefField(queryset=provider_list())
+    aliases = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    capabilities = serializers.ListField(
+        child=serializers.ChoiceField(choices=Capability.choices), required=False
+    )
+
+    class Meta:
+        model = ModelDeployment
+        fields = [
+            "id",
+            "provider",
+            "public_name",
+            "upstream_model",
+            "aliases",
+            "input_price",
+            "output_price",
+            "cached_input_price",
+            "cache_write_price",
+            "reasoning_price",
+            "context_window",
+            "max_output_tokens",
+            "capabilities",
+            "quality_score",
+            "region",
+            "weight",
+            "enabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"quality_score": {"max_value": 1.0}}
+        # Uniqueness per provider is checked by the service, which names the field.
+        validators: list = []
+
+
+class DeploymentUpdateSerializer(DeploymentSerializer):
+    """A deployment stays with its provider."""
+
+    provider = ProviderBriefField(read_only=True)

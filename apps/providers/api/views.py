@@ -1,0 +1,62 @@
+"""Management API views for providers and model deployments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from apps.providers import selectors, services
+from apps.providers.api.serializers import (
+    DeploymentSerializer,
+    DeploymentUpdateSerializer,
+    ProviderSerializer,
+)
+from apps.providers.models import ModelDeployment, Provider
+from apps.tenants.api.views import ServiceModelViewSet
+
+
+class ProviderViewSet(ServiceModelViewSet):
+    serializer_class = ProviderSerializer
+    filterset_fields = ["kind", "enabled", "region", "name"]
+    search_fields = ["name", "base_url"]
+    ordering_fields = ["name", "kind", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Provider]:
+        return selectors.provider_list()
+
+    def create_object(self, data: dict[str, Any]) -> Provider:
+        return services.provider_create(**data)
+
+    def update_object(self, instance: Provider, data: dict[str, Any]) -> Provider:
+        return services.provider_update(provider=instance, **data)
+
+    def delete_object(self, instance: Provider) -> None:
+        services.provider_delete(provider=instance)
+
+
+class DeploymentViewSet(ServiceModelViewSet):
+    serializer_class = DeploymentSerializer
+    update_serializer_class = DeploymentUpdateSerializer
+    filterset_fields = ["provider", "public_name", "enabled", "region"]
+    search_fields = ["public_name", "upstream_model", "provider__name"]
+    ordering_fields = [
+        "public_name",
+        "input_price",
+        "output_price",
+        "quality_score",
+        "weight",
+        "created_at",
+    ]
+
+    def get_queryset(self) -> QuerySet[ModelDeployment]:
+        return selectors.deployment_list()
+
+    def create_object(self, data: dict[str, Any]) -> ModelDeployment:
+        return services.deployment_create(**data)
+
+    def update_object(self, instance: ModelDeployment, data: dict[str, Any]) -> ModelDeployment:
+        return services.deployment_update(deployment=instance, **data)
+
+    def delete_object(self, instance: ModelDeployment) -> None:
+        services.deployment_delete(deployment=instance)

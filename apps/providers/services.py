@@ -1,0 +1,258 @@
+"""Writes to providers and model deployments, bumping the config version on commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from apps.providers.models import ModelDeployment, Provider
+from atp_site.lib import config_version
+
+
+class _Unset:
+    """Marks an optional argument the caller did not pass (None is a meaningful value)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+PROVIDER_FIELDS = frozenset(
+    {
+        "name",
+        "kind",
+        "base_url",
+        "api_key_env",
+        "region",
+        "connect_timeout",
+        "first_byte_timeout",
+        "total_timeout",
+        "options",
+        "enabled",
+    }
+)
+DEPLOYMENT_FIELDS = frozenset(
+    {
+        "public_name",
+        "upstream_model",
+        "aliases",
+        "input_price",
+        "output_price",
+        "cached_input_price",
+        "cache_write_price",
+        "reasoning_price",
+        "context_window",
+        "max_output_tokens",
+        "capabilities",
+        "quality_score",
+        "region",
+        "weight",
+        "enabled",
+    }
+)
+PRICE_FIELDS = (
+    "input_price",
+    "output_price",
+    "cached_input_price",
+    "cache_write_price",
+    "reasoning_price",
+)
+
+
+def _bump_on_commit() -> None:
+    transaction.on_commit(config_version.bump)
+
+
+def _reject_unknown(fields: dict[str, Any], allowed: frozenset[str], service: str) -> None:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise TypeError(f"{service}() got unexpected fields: {sorted(unknown)}")
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+def _clean_provider(provider: Provider) -> None:
+    if not isinstance(provider.options, dict):
+        raise ValidationError({"options": "Must be an object."})
+    if provider.api_key_env and provider.api_key_encrypted:
+        raise ValidationError(
+            {"api_key_env": "Give either an API key or an environment variable, not both."}
+        )
+    provider.full_clean()
+
+
+@transaction.atomic
+def provider_create(
+    *,
+    name: str,
+    kind: str,
+    base_url: str = "",
+    api_key: str | None = None,
+    api_key_env: str = "",
+    region: str = "",
+    connect_timeout: float | None = None,
+    first_byte_timeout: float | None = None,
+    total_timeout: float | None = None,
+    options: dict[str, Any] | None = None,
+    enabled: bool = True,
+) -> Provider:
+    """Create a provider. `api_key` is plaintext, stored encrypted; `api_key_env` instead
+    names an environment variable the data plane reads. At most one of them may be set."""
+    provider = Provider(
+        name=name,
+        kind=kind,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        region=region,
+        connect_timeout=connect_timeout,
+        first_byte_timeout=first_byte_timeout,
+        total_timeout=total_timeout,
+        options={} if options is None else options,
+        enabled=enabled,
+    )
+    if api_key:
+        provider.set_api_key(api_key)
+    _clean_provider(provider)
+    provider.save()
+    _bump_on_commit()
+    return provider
+
+
+@transaction.atomic
+def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields: Any) -> Provider:
+    """Change a provider's fields and credentials.
+
+    `api_key` left out keeps the stored key; `None` or "" removes it; a value replaces it.
+    A provider has one credential source: setting a key clears `api_key_env` and setting
+    `api_key_env` clears the stored key; giving both at once is an error.
+    """
+    _reject_unknown(fields, PROVIDER_FIELDS, "provider_update")
+    new_env = fields.get("api_key_env", "")
+    if api_key and new_env:
+        raise ValidationError(
+            {"api_key_env": "Give either an API key or an environment variable, not both."}
+        )
+    for field, value in fields.items():
+        setattr(provider, field, value)
+    if api_key is not UNSET:
+        provider.api_key_encrypted = ""
+        if api_key:
+            provider.set_api_key(api_key)
+            provider.api_key_env = ""
+    elif new_env:
+        provider.api_key_encrypted = ""
+    _clean_provider(provider)
+    provider.save()
+    _bump_on_commit()
+    return provider
+
+
+@transaction.atomic
+def provider_delete(*, provider: Provider) -> None:
+    """Delete the provider and, by cascade, its deployments."""
+    provider.delete()
+    _bump_on_commit()
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+def _to_price(field: str, value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError({field: "Must be a number."})
+    try:
+        # str() first so a float such as 0.15 becomes Decimal("0.15"), not its binary value.
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValidationError({field: "Must be a number."}) from None
+
+
+def _clean_deployment(deployment: ModelDeployment) -> None:
+    if not isinstance(deployment.quality_score, int | float) or not (
+        0 <= deployment.quality_score <= 1
+    ):
+        raise ValidationError({"quality_score": "Must be a number between 0 and 1."})
+    clash = ModelDeployment.objects.filter(
+        provider_id=deployment.provider_id, public_name=deployment.public_name
+    ).exclude(pk=deployment.pk)
+    if clash.exists():
+        raise ValidationError(
+            {"public_name": "This provider already serves a model with this public name."}
+        )
+    deployment.full_clean()
+
+
+@transaction.atomic
+def deployment_create(
+    *,
+    provider: Provider,
+    public_name: str,
+    upstream_model: str,
+    input_price: Decimal | float | str,
+    output_price: Decimal | float | str,
+    aliases: Iterable[str] = (),
+    cached_input_price: Decimal | float | str | None = None,
+    cache_write_price: Decimal | float | str | None = None,
+    reasoning_price: Decimal | float | str | None = None,
+    context_window: int = 128_000,
+    max_output_tokens: int | None = None,
+    capabilities: Iterable[str] = (),
+    quality_score: float = 0.5,
+    region: str = "",
+    weight: int = 100,
+    enabled: bool = True,
+) -> ModelDeployment:
+    """Create a deployment: `public_name` as callers name it, served by `provider` as
+    `upstream_model`. Prices are USD per million tokens."""
+    deployment = ModelDeployment(
+        provider=provider,
+        public_name=public_name,
+        upstream_model=upstream_model,
+        aliases=list(aliases),
+        input_price=_to_price("input_price", input_price),
+        output_price=_to_price("output_price", output_price),
+        cached_input_price=_to_price("cached_input_price", cached_input_price),
+        cache_write_price=_to_price("cache_write_price", cache_write_price),
+        reasoning_price=_to_price("reasoning_price", reasoning_price),
+        context_window=context_window,
+        max_output_tokens=max_output_tokens,
+        capabilities=list(capabilities),
+        quality_score=quality_score,
+        region=region,
+        weight=weight,
+        enabled=enabled,
+    )
+    _clean_deployment(deployment)
+    deployment.save()
+    _bump_on_commit()
+    return deployment
+
+
+@transaction.atomic
+def deployment_update(*, deployment: ModelDeployment, **fields: Any) -> ModelDeployment:
+    """Change any deployment field except its provider."""
+    _reject_unknown(fields, DEPLOYMENT_FIELDS, "deployment_update")
+    for field, value in fields.items():
+        if field in PRICE_FIELDS:
+            value = _to_price(field, value)
+        elif field in ("aliases", "capabilities") and not isinstance(value, str):
+            value = list(value)
+        setattr(deployment, field, value)
+    _clean_deployment(deployment)
+    deployment.save()
+    _bump_on_commit()
+    return deployment
+
+
+@transaction.atomic
+def deployment_delete(*, deployment: ModelDeployment) -> None:
+    deployment.delete()
+    _bump_on_commit()

@@ -1,0 +1,217 @@
+"""Writes to tenants, API keys and admin tokens, bumping the config version on commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.tenants.keys import (
+    MIN_KEY_LENGTH,
+    generate_admin_token,
+    generate_api_key,
+    hash_key,
+    visible_prefix,
+)
+from apps.tenants.models import AdminToken, ApiKey, Tenant
+from atp_site.lib import config_version
+
+
+class _Unset:
+    """Marks an optional argument the caller did not pass (None is a meaningful value)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+TENANT_FIELDS = frozenset({"slug", "name", "is_active"})
+
+
+def _bump_on_commit() -> None:
+    transaction.on_commit(config_version.bump)
+
+
+# --- tenants --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str, is_active: bool = True) -> Tenant:
+    tenant = Tenant(slug=slug, name=name, is_active=is_active)
+    tenant.full_clean()
+    tenant.save()
+    _bump_on_commit()
+    return tenant
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, **fields: Any) -> Tenant:
+    """Change any of `slug`, `name`, `is_active`; other names are a programming error."""
+    unknown = set(fields) - TENANT_FIELDS
+    if unknown:
+        raise TypeError(f"tenant_update() got unexpected fields: {sorted(unknown)}")
+    for field, value in fields.items():
+        setattr(tenant, field, value)
+    tenant.full_clean()
+    tenant.save()
+    _bump_on_commit()
+    return tenant
+
+
+@transaction.atomic
+def tenant_delete(*, tenant: Tenant) -> None:
+    """Delete the tenant and, by cascade, its API keys."""
+    tenant.delete()
+    _bump_on_commit()
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+def _clean_allowed_models(value: Iterable[str]) -> list[str]:
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+        raise ValidationError({"allowed_models": "Must be a list of model names."})
+    # Keep the caller's order but drop repeats so comparisons stay stable.
+    return list(dict.fromkeys(value))
+
+
+def _check_name_free(*, tenant: Tenant, name: str, exclude_pk: Any = None) -> None:
+    clash = ApiKey.objects.filter(tenant=tenant, name=name, revoked_at__isnull=True)
+    if exclude_pk is not None:
+        clash = clash.exclude(pk=exclude_pk)
+    if clash.exists():
+        raise ValidationError({"name": "This tenant already has a live key with this name."})
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    allowed_models: Iterable[str] = (),
+    expires_at: datetime | None = None,
+    plaintext: str | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plaintext, which is never stored or shown again.
+
+    A given `plaintext` (a key already distributed, e.g. from a config file) is used as it
+    is when it is long enough and not in use; otherwise a random key is generated.
+    """
+    if plaintext is not None:
+        if len(plaintext) < MIN_KEY_LENGTH:
+            raise ValidationError({"key": f"A key must be at least {MIN_KEY_LENGTH} characters."})
+        if ApiKey.objects.filter(key_hash=hash_key(plaintext)).exists():
+            raise ValidationError({"key": "This key is already in use."})
+    else:
+        plaintext = generate_api_key()
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "Must be in the future."})
+    _check_name_free(tenant=tenant, name=name)
+    api_key = ApiKey(
+        tenant=tenant,
+        name=name,
+        prefix=visible_prefix(plaintext),
+        key_hash=hash_key(plaintext),
+        allowed_models=_clean_allowed_models(allowed_models),
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    api_key.full_clean()
+    api_key.save()
+    _bump_on_commit()
+    return api_key, plaintext
+
+
+@transaction.atomic
+def api_key_update(
+    *,
+    api_key: ApiKey,
+    name: str = UNSET,
+    allowed_models: Iterable[str] = UNSET,
+    expires_at: datetime | None = UNSET,
+) -> ApiKey:
+    """Change a live key's name, model allow-list or expiry; revoked keys are frozen."""
+    if api_key.is_revoked:
+        raise ValidationError("A revoked key cannot be changed.")
+    if name is not UNSET:
+        _check_name_free(tenant=api_key.tenant, name=name, exclude_pk=api_key.pk)
+        api_key.name = name
+    if allowed_models is not UNSET:
+        api_key.allowed_models = _clean_allowed_models(allowed_models)
+    if expires_at is not UNSET:
+        api_key.expires_at = expires_at
+    api_key.full_clean()
+    api_key.save()
+    _bump_on_commit()
+    return api_key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke the key; revoking an already revoked key keeps its original revocation time."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        _bump_on_commit()
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotate(
+    *, api_key: ApiKey, plaintext: str | None = None, created_by: AbstractBaseUser | None = None
+) -> tuple[ApiKey, str]:
+    """Revoke the key and create its replacement with the same name and settings.
+
+    `plaintext` sets the replacement's key (as in `api_key_create`); by default it is random.
+    """
+    if api_key.is_revoked:
+        raise ValidationError("A revoked key cannot be rotated; create a new key instead.")
+    api_key_revoke(api_key=api_key)
+    # A past expiry is carried over as none: the replacement should be usable.
+    expires_at = api_key.expires_at if not api_key.is_expired else None
+    return api_key_create(
+        tenant=api_key.tenant,
+        name=api_key.name,
+        allowed_models=api_key.allowed_models,
+        expires_at=expires_at,
+        plaintext=plaintext,
+        created_by=created_by or api_key.created_by,
+    )
+
+
+# --- admin tokens ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def admin_token_create(
+    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+) -> tuple[AdminToken, str]:
+    """Create a personal management-API token; the plaintext is returned once."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "Must be in the future."})
+    plaintext = generate_admin_token()
+    token = AdminToken(
+        user=user,
+        name=name,
+        prefix=visible_prefix(plaintext),
+        token_hash=hash_key(plaintext),
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    token.save()
+    return token, plaintext
+
+
+@transaction.atomic
+def admin_token_revoke(*, token: AdminToken) -> AdminToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
