@@ -1,0 +1,1 @@
+"""Fake upstream servers that speak each provider's real wire protocol on 127.0.0.1."""
