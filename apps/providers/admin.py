@@ -1,0 +1,139 @@
+"""Django admin for providers and deployments; writes go through services, keys stay hidden."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.providers import services
+from apps.providers.models import ModelDeployment, Provider
+from apps.tenants.admin import adopt
+
+
+class ProviderForm(forms.ModelForm):
+    """The API key is write-only: typed in, stored encrypted, never rendered back."""
+
+    api_key = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted. Leave empty to keep the current key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+
+    class Meta:
+        model = Provider
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key_env",
+            "region",
+            "connect_timeout",
+            "first_byte_timeout",
+            "total_timeout",
+            "options",
+            "enabled",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("api_key") and cleaned.get("clear_api_key"):
+            self.add_error("clear_api_key", "Either enter a new key or remove it, not both.")
+        if cleaned.get("api_key") and cleaned.get("api_key_env"):
+            self.add_error(
+                "api_key_env", "Give either an API key or an environment variable, not both."
+            )
+        if not isinstance(cleaned.get("options", {}), dict):
+            self.add_error("options", "Must be a JSON object.")
+        return cleaned
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ["name", "kind", "base_url", "region", "enabled", "has_api_key", "api_key_env"]
+    list_filter = ["kind", "enabled", "region"]
+    search_fields = ["name", "base_url"]
+    readonly_fields = ["id", "has_api_key", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["id", "name", "kind", "base_url", "region", "enabled"]}),
+        ("Credentials", {"fields": ["has_api_key", "api_key", "clear_api_key", "api_key_env"]}),
+        (
+            "Timeouts (seconds)",
+            {"fields": ["connect_timeout", "first_byte_timeout", "total_timeout"]},
+        ),
+        ("Other", {"fields": ["options", "created_at", "updated_at"]}),
+    ]
+
+    @admin.display(boolean=True, description="stored key")
+    def has_api_key(self, obj: Provider) -> bool:
+        return obj.has_stored_api_key
+
+    def save_model(self, request: HttpRequest, obj: Provider, form: forms.Form, change: bool):
+        data = form.cleaned_data
+        fields = {f: data[f] for f in services.PROVIDER_FIELDS if f in data}
+        if not change:
+            adopt(obj, services.provider_create(api_key=data.get("api_key") or None, **fields))
+            return
+        if data.get("clear_api_key"):
+            services.provider_update(provider=obj, api_key=None, **fields)
+        elif data.get("api_key"):
+            services.provider_update(provider=obj, api_key=data["api_key"], **fields)
+        else:
+            services.provider_update(provider=obj, **fields)
+
+    def delete_model(self, request: HttpRequest, obj: Provider) -> None:
+        services.provider_delete(provider=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset:
+            services.provider_delete(provider=provider)
+
+
+@admin.register(ModelDeployment)
+class ModelDeploymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "public_name",
+        "provider",
+        "upstream_model",
+        "input_price",
+        "output_price",
+        "quality_score",
+        "weight",
+        "region",
+        "enabled",
+    ]
+    list_filter = ["enabled", "provider", "region"]
+    search_fields = ["public_name", "upstream_model", "provider__name"]
+    list_select_related = ["provider"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ModelDeployment | None = None
+    ) -> list[str]:
+        # A deployment stays with its provider; create another one to move it.
+        if obj is not None:
+            return [*self.readonly_fields, "provider"]
+        return list(self.readonly_fields)
+
+    def save_model(
+        self, request: HttpRequest, obj: ModelDeployment, form: forms.Form, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        fields = {f: data[f] for f in services.DEPLOYMENT_FIELDS if f in data}
+        if change:
+            services.deployment_update(deployment=obj, **fields)
+        else:
+            adopt(obj, services.deployment_create(provider=data["provider"], **fields))
+
+    def delete_model(self, request: HttpRequest, obj: ModelDeployment) -> None:
+        services.deployment_delete(deployment=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelDeployment]) -> None:
+        for deployment in queryset:
+            services.deployment_delete(deployment=deployment)
