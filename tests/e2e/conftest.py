@@ -1,0 +1,280 @@
+"""A live ATP server in its own process, on a random loopback port, with fake upstreams.
+
+The server gets its own database (a SQLite file, or a fresh PostgreSQL database when
+DATABASE_URL points at PostgreSQL) and, with REDIS_URL, its own Redis key prefix, so it
+never shares state with the test process's test database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+import yaml
+
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVE_KEY = "atp_live-test-key-0123456789abcdefghij"
+UPSTREAM_OPENAI_KEY = "sk-fake-test-key"
+UPSTREAM_ANTHROPIC_KEY = "sk-ant-fake-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveDatabase:
+    """Where the live server keeps its rows, readable from the test process."""
+
+    url: str | None  # None: SQLite file at `path`
+    path: Path | None = None
+    admin_url: str | None = None
+    name: str | None = None
+
+    def env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.url} if self.url else {}
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.url is None:
+            with sqlite3.connect(self.path) as conn:
+                return conn.execute(sql.replace("%s", "?"), params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def drop(self) -> None:
+        if self.url is None:
+            return
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def make_database(data_dir: Path) -> LiveDatabase:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return LiveDatabase(url=None, path=data_dir / "atp.sqlite3")
+    import psycopg
+
+    name = f"atp_live_{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(url)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return LiveDatabase(
+        url=urlunsplit(parts._replace(path=f"/{name}")), admin_url=admin_url, name=name
+    )
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait(5)
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Live:
+    """The live gateway, its database and its upstreams."""
+
+    server: LiveServer
+    db: LiveDatabase
+    env: dict[str, str]
+    data_dir: Path
+    openai_upstream: FakeOpenAI
+    anthropic_upstream: FakeAnthropic
+    key: str = LIVE_KEY
+    extra_servers: list[LiveServer] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def log_rows(self, request_ids: list[str], timeout: float = 10) -> dict[str, tuple]:
+        """Request log rows by request id, waiting for the write-behind flush."""
+        deadline = time.monotonic() + timeout
+        marks = ",".join(["%s"] * len(request_ids))
+        sql = (
+            "SELECT request_id, status, http_status, input_tokens, output_tokens, "
+            "cached_input_tokens, reasoning_tokens, cost_usd, model, stream, error_type "
+            f"FROM routing_requestlog WHERE request_id IN ({marks})"
+        )
+        while True:
+            rows = {r[0]: r for r in self.db.query(sql, tuple(request_ids))}
+            if len(rows) == len(set(request_ids)) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+    def start_server(self, **extra_env: str) -> LiveServer:
+        return start_server({**self.env, **extra_env}, self.data_dir)
+
+
+def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def start_server(env: dict[str, str], data_dir: Path) -> LiveServer:
+    port = free_port()
+    log_path = data_dir / f"server-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - the server process owns it until it exits
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "atp_site.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools", "--lifespan", "on",
+            "--no-access-log", "--timeout-graceful-shutdown", "20",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"ATP exited at start-up:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"ATP did not start in time:\n{log_path.read_text()}")
+        time.sleep(0.1)
+    return LiveServer(base_url=base_url, process=process, log_path=log_path)
+
+
+def live_config(openai_url: str, anthropic_url: str) -> dict[str, Any]:
+    chat = ["chat", "tools", "vision", "json", "streaming"]
+    return {
+        "version": 1,
+        "providers": [
+            {
+                "name": "simulator",
+                "kind": "simulator",
+                "models": [
+                    {"name": "sim-fast", "upstream": "sim-fast", "capabilities": chat,
+                     "prices": {"input": 1, "output": 2}},
+                    {"name": "sim-embed", "upstream": "sim-embed",
+                     "capabilities": ["embeddings"], "prices": {"input": 0.1, "output": 0}},
+                ],
+            },
+            {
+                "name": "sim-broken",
+                "kind": "simulator",
+                "options": {"fail_after_chunks": 3},
+                "models": [{"name": "sim-breaks", "upstream": "sim-breaks",
+                            "capabilities": chat, "prices": {"input": 1, "output": 2}}],
+            },
+            {
+                "name": "upstream-openai",
+                "kind": "openai_compatible",
+                "base_url": openai_url,
+                "api_key": "env:LIVE_UPSTREAM_OPENAI_KEY",
+                "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
+                "models": [
+                    {"name": "gpt-test", "upstream": "gpt-4o-mini", "capabilities": chat,
+                     "prices": {"input": 0.15, "output": 0.6, "cached_input": 0.075}},
+                    {"name": "embed-test", "upstream": "text-embedding-3-small",
+                     "capabilities": ["embeddings"], "prices": {"input": 0.02, "output": 0}},
+                ],
+            },
+            {
+                "name": "upstream-anthropic",
+                "kind": "anthropic",
+                "base_url": anthropic_url,
+                "api_key": "env:LIVE_UPSTREAM_ANTHROPIC_KEY",
+                "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
+                "models": [
+                    {"name": "claude-test", "upstream": "claude-3-5-haiku-latest",
+                     "capabilities": chat,
+                     "prices": {"input": 0.8, "output": 4, "cached_input": 0.08,
+                                "cache_write": 1}},
+                ],
+            },
+        ],
+        "tenants": [
+            {"slug": "live", "name": "Live tests",
+             "api_keys": [{"name": "live", "key": "env:LIVE_ATP_KEY"}]},
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory) -> Iterator[Live]:
+    openai_upstream = FakeOpenAI(api_key=UPSTREAM_OPENAI_KEY).start_in_thread()
+    anthropic_upstream = FakeAnthropic(api_key=UPSTREAM_ANTHROPIC_KEY).start_in_thread()
+    data_dir = tmp_path_factory.mktemp("atp-live")
+    db = make_database(data_dir)
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env.update(db.env())
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "atp_site.settings",
+            "ATP_DATA_DIR": str(data_dir),
+            "ATP_WRITE_BEHIND_INTERVAL": "0.1",
+            "ATP_REDIS_PREFIX": f"atp-live-{uuid.uuid4().hex[:8]}",
+            "LIVE_UPSTREAM_OPENAI_KEY": UPSTREAM_OPENAI_KEY,
+            "LIVE_UPSTREAM_ANTHROPIC_KEY": UPSTREAM_ANTHROPIC_KEY,
+            "LIVE_ATP_KEY": LIVE_KEY,
+        }
+    )
+    config_path = data_dir / "atp.yaml"
+    config_path.write_text(yaml.safe_dump(live_config(openai_upstream.base_url,
+                                                      anthropic_upstream.base_url)))
+    server = None
+    try:
+        run_manage(env, "migrate", "--noinput")
+        run_manage(env, "atp_apply", str(config_path))
+        server = start_server(env, data_dir)
+        live = Live(server, db, env, data_dir, openai_upstream, anthropic_upstream)
+        yield live
+        for extra in live.extra_servers:
+            extra.stop()
+    finally:
+        if server is not None:
+            server.stop()
+        openai_upstream.stop()
+        anthropic_upstream.stop()
+        db.drop()
