@@ -1,0 +1,36 @@
+"""`manage.py atp_admin_token --user NAME [--name N]`: create a personal admin token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.tenants.services import admin_token_create
+
+
+class Command(BaseCommand):
+    help = "Create a management API token for a user and print it once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--user", required=True, help="The username the token acts as.")
+        parser.add_argument("--name", default="cli", help="A label for the token.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user_model = get_user_model()
+        try:
+            user = user_model.objects.get(**{user_model.USERNAME_FIELD: options["user"]})
+        except user_model.DoesNotExist:
+            raise CommandError(f"No user named {options['user']!r}.") from None
+        if not user.is_staff:
+            self.stderr.write(
+                f"Warning: {options['user']} is not staff; the API will refuse the token (403)."
+            )
+        try:
+            _, plaintext = admin_token_create(user=user, name=options["name"])
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
+        # Only the token on stdout, so scripts can capture it.
+        self.stdout.write(plaintext)
