@@ -77,6 +77,7 @@ class AnthropicReply:
     - `event_delay`: seconds between stream events.
     - `break_after_events`: cut the connection after that many stream events.
     - `error_event_after`: send an `error` event (`error_type`) after that many events.
+    - `end_after_events`: end the stream cleanly after that many events.
     """
 
     text: str | None = None
@@ -95,6 +96,7 @@ class AnthropicReply:
     event_delay: float = 0.0
     break_after_events: int | None = None
     error_event_after: int | None = None
+    end_after_events: int | None = None
 
 
 @dataclass
@@ -307,6 +309,8 @@ class FakeAnthropic:
                 assert request.transport is not None
                 request.transport.close()
                 return response
+            if reply.end_after_events is not None and count >= reply.end_after_events:
+                break
             if reply.error_event_after is not None and count >= reply.error_event_after:
                 err_type = reply.error_type or "overloaded_error"
                 error = {

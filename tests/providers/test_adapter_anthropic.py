@@ -27,7 +27,11 @@ WEATHER_TOOL = {
         },
     },
 }
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+# A 1x1 PNG.
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE"
+    + "hQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture
@@ -379,6 +383,16 @@ async def test_mid_stream_error_event_raises_retryable_503(fake: FakeAnthropic) 
     assert seen, "chunks before the error event are delivered"
     assert info.value.status == 503
     assert info.value.retryable is True
+    assert "overloaded_error" in info.value.message
+
+
+async def test_stream_ending_before_message_stop_raises(fake: FakeAnthropic) -> None:
+    fake.enqueue(AnthropicReply(text="an answer that stops early", end_after_events=4))
+    with pytest.raises(UpstreamError) as info:
+        await collect(
+            AnthropicAdapter(), make_target(fake), {"messages": [{"role": "user", "content": "x"}]}
+        )
+    assert "before it was complete" in info.value.message
 
 
 async def test_mid_stream_invalid_request_error_is_not_retryable(fake: FakeAnthropic) -> None:

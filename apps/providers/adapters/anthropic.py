@@ -125,8 +125,17 @@ class AnthropicAdapter(Adapter):
 
     def _stream_error(self, target: Target, obj: dict[str, Any]) -> UpstreamError:
         err = obj.get("error") if isinstance(obj.get("error"), dict) else {}
-        status = _ERROR_STATUS.get(str(err.get("type")), 500)
-        return error_from_status(self, target, status, obj)
+        err_type = str(err.get("type") or "api_error")
+        mapped = error_from_status(self, target, _ERROR_STATUS.get(err_type, 500), obj)
+        # Keep the mapping (status, code, retryable) but say what actually happened: the
+        # HTTP status was 200 and the failure arrived as an event.
+        detail = self.error_message(obj)[:500]
+        mapped.message = (
+            f"Provider '{target.provider_name}' failed mid-stream ({err_type})"
+            f"{': ' + detail if detail and detail != err_type else '.'}"
+        )
+        mapped.args = (mapped.message,)
+        return mapped
 
     def error_message(self, payload: Any) -> str:
         # Anthropic's envelope: {"type": "error", "error": {"type": ..., "message": ...}}.
