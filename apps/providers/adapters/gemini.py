@@ -22,6 +22,9 @@ Translation notes, where the two protocols do not line up:
   reported as cached input (it is already part of `promptTokenCount`).
 - Gemini answers an invalid API key with HTTP 400 `API_KEY_INVALID`; that is reported as an
   authentication failure like a 401.
+- `n` becomes `candidateCount`; `logprobs` is refused; `user` and `logit_bias` are ignored.
+
+`Target.options` may carry `headers` (extra request headers).
 """
 
 from __future__ import annotations
