@@ -190,7 +190,7 @@ class SimulatorAdapter(Adapter):
         sent = 0
         for step in _stream_steps(answer.choices):
             if options.tokens_per_second > 0:
-                # Choices are generated side by side, so a step takes as long as its
+                # Choices are produced side by side, so a step takes as long as its
                 # longest piece.
                 step_tokens = max(tokens.count_text(piece) for _, _, _, piece in step)
                 await _sleep_ms(1000 * step_tokens / options.tokens_per_second)
