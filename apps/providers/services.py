@@ -134,7 +134,7 @@ def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields
     """
     _reject_unknown(fields, PROVIDER_FIELDS, "provider_update")
     new_env = fields.get("api_key_env", "")
-    if api_key and new_env:
+    if api_key is not UNSET and api_key and new_env:
         raise ValidationError(
             {"api_key_env": "Give either an API key or an environment variable, not both."}
         )
