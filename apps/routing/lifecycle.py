@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from django.urls import re_path
 
+from apps.providers import tokens
 from apps.providers.http import close_sessions
 from apps.routing.writebehind import request_logs
 
@@ -23,10 +25,12 @@ async def shutdown() -> None:
 
 
 async def lifespan(scope, receive, send) -> None:
-    """ASGI lifespan protocol: nothing to prepare at start-up; drain on shutdown."""
+    """ASGI lifespan protocol: warm the tokenizer at start-up; drain on shutdown."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            # Load the tokenizer now rather than in the first request that needs it.
+            await asyncio.to_thread(tokens.preload)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:

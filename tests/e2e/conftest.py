@@ -240,8 +240,10 @@ def live_config(openai_url: str, anthropic_url: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory) -> Iterator[Live]:
-    openai_upstream = FakeOpenAI(api_key=UPSTREAM_OPENAI_KEY).start_in_thread()
-    anthropic_upstream = FakeAnthropic(api_key=UPSTREAM_ANTHROPIC_KEY).start_in_thread()
+    openai_upstream = FakeOpenAI(api_key=UPSTREAM_OPENAI_KEY)
+    openai_upstream.start_in_thread()
+    anthropic_upstream = FakeAnthropic(api_key=UPSTREAM_ANTHROPIC_KEY)
+    anthropic_upstream.start_in_thread()
     data_dir = tmp_path_factory.mktemp("atp-live")
     db = make_database(data_dir)
     env = {

@@ -16,9 +16,14 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import LineTooLong
 
 from apps.providers.exceptions import UpstreamError, UpstreamTimeout
 from apps.providers.http import get_session
+
+# Longest single line accepted from a streamed body: inline base64 images in a Gemini or
+# Ollama stream arrive as one line.
+MAX_LINE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +306,9 @@ class UpstreamCall:
         content = self.response.content
         while True:
             try:
-                line = await asyncio.wait_for(content.readline(), timeout=self.remaining())
+                line = await asyncio.wait_for(
+                    content.readline(max_line_length=MAX_LINE_BYTES), timeout=self.remaining()
+                )
             except TimeoutError:
                 raise UpstreamTimeout(
                     f"Provider '{self.target.provider_name}' stream stalled or ran past "
@@ -311,6 +318,11 @@ class UpstreamCall:
                 raise UpstreamError(
                     f"Provider '{self.target.provider_name}' broke the stream "
                     f"({type(exc).__name__})."
+                ) from None
+            except LineTooLong:
+                raise UpstreamError(
+                    f"Provider '{self.target.provider_name}' sent a stream line longer than "
+                    f"{MAX_LINE_BYTES // 2**20} MiB."
                 ) from None
             if not line:
                 return
