@@ -145,7 +145,11 @@ class Live:
 def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -158,12 +162,28 @@ def start_server(env: dict[str, str], data_dir: Path) -> LiveServer:
     log = open(log_path, "w")  # noqa: SIM115 - the server process owns it until it exits
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "atp_site.asgi:application",
-            "--host", "127.0.0.1", "--port", str(port),
-            "--loop", "uvloop", "--http", "httptools", "--lifespan", "on",
-            "--no-access-log", "--timeout-graceful-shutdown", "20",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "atp_site.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--lifespan",
+            "on",
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "20",
         ],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -191,18 +211,32 @@ def live_config(openai_url: str, anthropic_url: str) -> dict[str, Any]:
                 "name": "simulator",
                 "kind": "simulator",
                 "models": [
-                    {"name": "sim-fast", "upstream": "sim-fast", "capabilities": chat,
-                     "prices": {"input": 1, "output": 2}},
-                    {"name": "sim-embed", "upstream": "sim-embed",
-                     "capabilities": ["embeddings"], "prices": {"input": 0.1, "output": 0}},
+                    {
+                        "name": "sim-fast",
+                        "upstream": "sim-fast",
+                        "capabilities": chat,
+                        "prices": {"input": 1, "output": 2},
+                    },
+                    {
+                        "name": "sim-embed",
+                        "upstream": "sim-embed",
+                        "capabilities": ["embeddings"],
+                        "prices": {"input": 0.1, "output": 0},
+                    },
                 ],
             },
             {
                 "name": "sim-broken",
                 "kind": "simulator",
                 "options": {"fail_after_chunks": 3},
-                "models": [{"name": "sim-breaks", "upstream": "sim-breaks",
-                            "capabilities": chat, "prices": {"input": 1, "output": 2}}],
+                "models": [
+                    {
+                        "name": "sim-breaks",
+                        "upstream": "sim-breaks",
+                        "capabilities": chat,
+                        "prices": {"input": 1, "output": 2},
+                    }
+                ],
             },
             {
                 "name": "upstream-openai",
@@ -211,10 +245,18 @@ def live_config(openai_url: str, anthropic_url: str) -> dict[str, Any]:
                 "api_key": "env:LIVE_UPSTREAM_OPENAI_KEY",
                 "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
                 "models": [
-                    {"name": "gpt-test", "upstream": "gpt-4o-mini", "capabilities": chat,
-                     "prices": {"input": 0.15, "output": 0.6, "cached_input": 0.075}},
-                    {"name": "embed-test", "upstream": "text-embedding-3-small",
-                     "capabilities": ["embeddings"], "prices": {"input": 0.02, "output": 0}},
+                    {
+                        "name": "gpt-test",
+                        "upstream": "gpt-4o-mini",
+                        "capabilities": chat,
+                        "prices": {"input": 0.15, "output": 0.6, "cached_input": 0.075},
+                    },
+                    {
+                        "name": "embed-test",
+                        "upstream": "text-embedding-3-small",
+                        "capabilities": ["embeddings"],
+                        "prices": {"input": 0.02, "output": 0},
+                    },
                 ],
             },
             {
@@ -224,16 +266,26 @@ def live_config(openai_url: str, anthropic_url: str) -> dict[str, Any]:
                 "api_key": "env:LIVE_UPSTREAM_ANTHROPIC_KEY",
                 "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
                 "models": [
-                    {"name": "claude-test", "upstream": "claude-3-5-haiku-latest",
-                     "capabilities": chat,
-                     "prices": {"input": 0.8, "output": 4, "cached_input": 0.08,
-                                "cache_write": 1}},
+                    {
+                        "name": "claude-test",
+                        "upstream": "claude-3-5-haiku-latest",
+                        "capabilities": chat,
+                        "prices": {
+                            "input": 0.8,
+                            "output": 4,
+                            "cached_input": 0.08,
+                            "cache_write": 1,
+                        },
+                    },
                 ],
             },
         ],
         "tenants": [
-            {"slug": "live", "name": "Live tests",
-             "api_keys": [{"name": "live", "key": "env:LIVE_ATP_KEY"}]},
+            {
+                "slug": "live",
+                "name": "Live tests",
+                "api_keys": [{"name": "live", "key": "env:LIVE_ATP_KEY"}],
+            },
         ],
     }
 
@@ -247,8 +299,7 @@ def live(tmp_path_factory) -> Iterator[Live]:
     data_dir = tmp_path_factory.mktemp("atp-live")
     db = make_database(data_dir)
     env = {
-        k: v for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
     }
     env.update(db.env())
     env.update(
@@ -263,8 +314,9 @@ def live(tmp_path_factory) -> Iterator[Live]:
         }
     )
     config_path = data_dir / "atp.yaml"
-    config_path.write_text(yaml.safe_dump(live_config(openai_upstream.base_url,
-                                                      anthropic_upstream.base_url)))
+    config_path.write_text(
+        yaml.safe_dump(live_config(openai_upstream.base_url, anthropic_upstream.base_url))
+    )
     server = None
     try:
         run_manage(env, "migrate", "--noinput")

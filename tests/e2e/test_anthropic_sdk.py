@@ -12,14 +12,15 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture
 def client(live) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=live.base_url, api_key=live.key, max_retries=0,
-                               timeout=20)
+    return anthropic.Anthropic(base_url=live.base_url, api_key=live.key, max_retries=0, timeout=20)
 
 
 @pytest.mark.parametrize("model", ["sim-fast", "claude-test", "gpt-test"])
 def test_messages_create(client, model):
     message = client.messages.create(
-        model=model, max_tokens=100, system="Be brief.",
+        model=model,
+        max_tokens=100,
+        system="Be brief.",
         messages=[{"role": "user", "content": "Say hello"}],
     )
     assert message.type == "message" and message.role == "assistant"
@@ -42,10 +43,17 @@ def test_tool_use_from_an_openai_upstream_reaches_the_sdk_as_tool_use(client, li
     live.openai_upstream.enqueue(
         Script(tool_calls=[{"id": "call_9", "name": "lookup", "arguments": {"q": "atp"}}])
     )
-    tools = [{"name": "lookup", "description": "Search",
-              "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+    tools = [
+        {
+            "name": "lookup",
+            "description": "Search",
+            "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+        }
+    ]
     with client.messages.stream(
-        model="gpt-test", max_tokens=100, tools=tools,
+        model="gpt-test",
+        max_tokens=100,
+        tools=tools,
         messages=[{"role": "user", "content": "Find atp"}],
     ) as stream:
         final = stream.get_final_message()
@@ -56,10 +64,13 @@ def test_tool_use_from_an_openai_upstream_reaches_the_sdk_as_tool_use(client, li
 
 def test_errors_reach_the_sdk_in_anthropic_shape(client, live):
     with pytest.raises(anthropic.NotFoundError):
-        client.messages.create(model="nope", max_tokens=10,
-                               messages=[{"role": "user", "content": "x"}])
-    bad = anthropic.Anthropic(base_url=live.base_url, api_key="atp_wrong-key-xxxxxxxxxxxxx",
-                              max_retries=0)
+        client.messages.create(
+            model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
+    bad = anthropic.Anthropic(
+        base_url=live.base_url, api_key="atp_wrong-key-xxxxxxxxxxxxx", max_retries=0
+    )
     with pytest.raises(anthropic.AuthenticationError):
-        bad.messages.create(model="sim-fast", max_tokens=10,
-                            messages=[{"role": "user", "content": "x"}])
+        bad.messages.create(
+            model="sim-fast", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )

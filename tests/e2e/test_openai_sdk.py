@@ -19,14 +19,16 @@ MESSAGES = [{"role": "user", "content": "Write one line about gateways."}]
 
 @pytest.fixture
 def client(live) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live.base_url}/v1", api_key=live.key, max_retries=0,
-                         timeout=20)
+    return openai.OpenAI(
+        base_url=f"{live.base_url}/v1", api_key=live.key, max_retries=0, timeout=20
+    )
 
 
 @pytest.fixture
 def aclient(live) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{live.base_url}/v1", api_key=live.key, max_retries=0,
-                              timeout=30)
+    return openai.AsyncOpenAI(
+        base_url=f"{live.base_url}/v1", api_key=live.key, max_retries=0, timeout=30
+    )
 
 
 def test_sync_chat_through_simulator(client, live):
@@ -41,17 +43,35 @@ def test_sync_chat_through_simulator(client, live):
 
 
 def test_sync_chat_through_openai_upstream_passes_parameters(client, live):
-    live.openai_upstream.enqueue(Script(text="Forty-two.", prompt_tokens=50, cached_tokens=20,
-                                        completion_tokens=7, reasoning_tokens=3))
+    live.openai_upstream.enqueue(
+        Script(
+            text="Forty-two.",
+            prompt_tokens=50,
+            cached_tokens=20,
+            completion_tokens=7,
+            reasoning_tokens=3,
+        )
+    )
     completion = client.chat.completions.create(
         model="gpt-test",
-        messages=[{"role": "system", "content": "Be brief."},
-                  {"role": "user", "content": [
-                      {"type": "text", "text": "What is this?"},
-                      {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
-                  ]}],
-        temperature=0.2, top_p=0.9, max_completion_tokens=100, seed=7, stop=["\n\n"],
-        user="end-user-1", n=1, response_format={"type": "text"},
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                ],
+            },
+        ],
+        temperature=0.2,
+        top_p=0.9,
+        max_completion_tokens=100,
+        seed=7,
+        stop=["\n\n"],
+        user="end-user-1",
+        n=1,
+        response_format={"type": "text"},
         extra_headers={"x-request-id": "sdk-pass-through"},
     )
     assert completion.choices[0].message.content == "Forty-two."
@@ -59,49 +79,78 @@ def test_sync_chat_through_openai_upstream_passes_parameters(client, live):
     assert completion.usage.prompt_tokens_details.cached_tokens == 20
     _, _, sent = live.openai_upstream.requests[-1]
     assert sent["model"] == "gpt-4o-mini"
-    for name, value in [("temperature", 0.2), ("top_p", 0.9), ("max_completion_tokens", 100),
-                        ("seed", 7), ("stop", ["\n\n"]), ("user", "end-user-1")]:
+    for name, value in [
+        ("temperature", 0.2),
+        ("top_p", 0.9),
+        ("max_completion_tokens", 100),
+        ("seed", 7),
+        ("stop", ["\n\n"]),
+        ("user", "end-user-1"),
+    ]:
         assert sent[name] == value
     assert sent["messages"][1]["content"][1]["image_url"]["url"] == "https://example.com/a.png"
     row = live.log_rows(["sdk-pass-through"])["sdk-pass-through"]
     # 30 uncached at 0.15, 20 cached at 0.075, 7 output at 0.6 (reasoning priced as output).
-    expected = (Decimal(30) * Decimal("0.15") + Decimal(20) * Decimal("0.075")
-                + Decimal(7) * Decimal("0.6")) / 10**6
+    expected = (
+        Decimal(30) * Decimal("0.15") + Decimal(20) * Decimal("0.075") + Decimal(7) * Decimal("0.6")
+    ) / 10**6
     assert Decimal(str(row[7])) == expected.quantize(Decimal("0.00000001"))
     assert row[5] == 20 and row[6] == 3
 
 
 def test_tool_calling_round_trip(client, live):
-    tools = [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]}}}]
-    live.openai_upstream.enqueue(Script(tool_calls=[{"id": "call_1", "name": "get_weather",
-                                                     "arguments": {"city": "Oslo"}}]))
-    first = client.chat.completions.create(model="gpt-test", messages=MESSAGES, tools=tools,
-                                           tool_choice="auto")
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        }
+    ]
+    live.openai_upstream.enqueue(
+        Script(tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}])
+    )
+    first = client.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, tools=tools, tool_choice="auto"
+    )
     call = first.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Oslo"}
     assert first.choices[0].finish_reason == "tool_calls"
     live.openai_upstream.enqueue(Script(text="It is sunny in Oslo."))
     second = client.chat.completions.create(
-        model="gpt-test", tools=tools,
-        messages=[*MESSAGES, first.choices[0].message.model_dump(exclude_none=True),
-                  {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "clear"}'}],
+        model="gpt-test",
+        tools=tools,
+        messages=[
+            *MESSAGES,
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "clear"}'},
+        ],
     )
     assert second.choices[0].message.content == "It is sunny in Oslo."
     _, _, sent = live.openai_upstream.requests[-1]
-    assert sent["messages"][-1] == {"role": "tool", "tool_call_id": "call_1",
-                                    "content": '{"sky": "clear"}'}
+    assert sent["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "content": '{"sky": "clear"}',
+    }
     assert sent["tools"] == tools
 
 
 def test_streaming_with_usage(client, live):
-    live.openai_upstream.enqueue(Script(text="one two three four five six", chunks=6,
-                                        prompt_tokens=12, completion_tokens=6))
+    live.openai_upstream.enqueue(
+        Script(text="one two three four five six", chunks=6, prompt_tokens=12, completion_tokens=6)
+    )
     stream = client.chat.completions.create(
-        model="gpt-test", messages=MESSAGES, stream=True,
+        model="gpt-test",
+        messages=MESSAGES,
+        stream=True,
         stream_options={"include_usage": True},
     )
     text, usage = "", None
@@ -123,7 +172,9 @@ def test_streaming_from_simulator(client):
 def test_upstream_failure_mid_stream_raises_in_the_sdk(client, live):
     live.openai_upstream.enqueue(Script(text="a b c d e f g h", chunks=8, break_after=3))
     stream = client.chat.completions.create(
-        model="gpt-test", messages=MESSAGES, stream=True,
+        model="gpt-test",
+        messages=MESSAGES,
+        stream=True,
         extra_headers={"x-request-id": "sdk-broken-stream"},
     )
     received = []
@@ -143,8 +194,9 @@ def test_simulated_mid_stream_failure_raises_in_the_sdk(client):
 
 
 def test_errors_map_to_sdk_exceptions(client, live):
-    bad = openai.OpenAI(base_url=f"{live.base_url}/v1", api_key="atp_wrong-key-xxxxxxxxxxxx",
-                        max_retries=0)
+    bad = openai.OpenAI(
+        base_url=f"{live.base_url}/v1", api_key="atp_wrong-key-xxxxxxxxxxxx", max_retries=0
+    )
     with pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="sim-fast", messages=MESSAGES)
     with pytest.raises(openai.NotFoundError):
@@ -186,7 +238,8 @@ async def test_hundred_concurrent_async_requests(aclient, live):
     async def one(i: int, rid: str):
         model = "sim-fast" if i % 2 else "gpt-test"
         return await aclient.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": f"Request {i}"}],
+            model=model,
+            messages=[{"role": "user", "content": f"Request {i}"}],
             extra_headers={"x-request-id": rid},
         )
 
@@ -200,8 +253,7 @@ async def test_hundred_concurrent_async_requests(aclient, live):
 
 
 async def test_async_streaming(aclient):
-    stream = await aclient.chat.completions.create(model="sim-fast", messages=MESSAGES,
-                                                   stream=True)
+    stream = await aclient.chat.completions.create(model="sim-fast", messages=MESSAGES, stream=True)
     text = ""
     async for chunk in stream:
         if chunk.choices:

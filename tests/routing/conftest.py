@@ -30,9 +30,7 @@ class Response:
     def sse(self) -> list[bytes]:
         """The `data:` payloads of an event stream, in order."""
         return [
-            line[len(b"data: ") :]
-            for line in self.body.split(b"\n")
-            if line.startswith(b"data: ")
+            line[len(b"data: ") :] for line in self.body.split(b"\n") if line.startswith(b"data: ")
         ]
 
 
@@ -44,7 +42,7 @@ async def call(
     body: bytes | None = None,
     key: str | None = None,
     headers: dict[str, str] | None = None,
-    timeout: float = 5,
+    wait: float = 5,
 ) -> Response:
     """One request through the real ASGI application, in process."""
     from atp_site.asgi import application
@@ -70,16 +68,16 @@ async def call(
     }
     comm = ApplicationCommunicator(application, scope)
     await comm.send_input({"type": "http.request", "body": raw, "more_body": False})
-    start = await comm.receive_output(timeout)
+    start = await comm.receive_output(wait)
     assert start["type"] == "http.response.start", start
     chunks = []
     while True:
-        message = await comm.receive_output(timeout)
+        message = await comm.receive_output(wait)
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             break
     await comm.send_input({"type": "http.disconnect"})
-    await comm.wait(timeout)
+    await comm.wait(wait)
     headers_out = {k.decode().lower(): v.decode() for k, v in start.get("headers", [])}
     return Response(start["status"], headers_out, b"".join(chunks))
 

@@ -37,21 +37,28 @@ async def test_chat_completion_answers_with_usage_cost_and_request_id(gateway):
     usage = body["usage"]
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
     assert resp.headers["x-request-id"].startswith("req_")
-    expected = (Decimal(usage["prompt_tokens"]) * 1 + Decimal(usage["completion_tokens"]) * 2) / 10**6
+    expected = (
+        Decimal(usage["prompt_tokens"]) * 1 + Decimal(usage["completion_tokens"]) * 2
+    ) / 10**6
     assert Decimal(resp.headers["x-atp-cost-usd"]) == expected.quantize(Decimal("0.00000001"))
     assert resp.headers["x-atp-provider"] == "sim"
 
 
 async def test_callers_request_id_is_echoed(gateway):
     resp = await call(
-        "POST", "/v1/chat/completions", json=CHAT, key=gateway.key,
+        "POST",
+        "/v1/chat/completions",
+        json=CHAT,
+        key=gateway.key,
         headers={"x-request-id": "trace-123"},
     )
     assert resp.headers["x-request-id"] == "trace-123"
 
 
 async def test_alias_resolves_to_deployment(gateway):
-    resp = await call("POST", "/v1/chat/completions", json={**CHAT, "model": "fast"}, key=gateway.key)
+    resp = await call(
+        "POST", "/v1/chat/completions", json={**CHAT, "model": "fast"}, key=gateway.key
+    )
     assert resp.status == 200
     assert resp.json()["model"] == "sim-fast"
 
@@ -68,14 +75,14 @@ async def test_streamed_chat_ends_with_done_and_reports_usage_when_asked(gateway
     assert all(c["model"] == "sim-fast" for c in chunks)
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
     assert Decimal(chunks[-1]["atp"]["cost_usd"]) > 0
-    text = "".join(
-        c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
-    )
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text
 
 
 async def test_stream_without_include_usage_has_no_usage_chunk(gateway):
-    resp = await call("POST", "/v1/chat/completions", json={**CHAT, "stream": True}, key=gateway.key)
+    resp = await call(
+        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, key=gateway.key
+    )
     chunks = [orjson.loads(e) for e in resp.sse()[:-1]]
     assert all(c["choices"] for c in chunks)
 
@@ -120,18 +127,25 @@ async def test_expired_key_gets_401(gateway):
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
         ({"model": "sim-fast"}, "messages"),
         ({"model": "sim-fast", "messages": []}, "messages"),
-        ({"model": "sim-fast", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        (
+            {"model": "sim-fast", "messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role",
+        ),
         ({**CHAT, "temperature": 3}, "temperature"),
         ({**CHAT, "n": 0}, "n"),
         ({**CHAT, "max_tokens": "ten"}, "max_tokens"),
         ({**CHAT, "stream": "yes"}, "stream"),
         ({**CHAT, "stream_options": {"include_usage": True}}, "stream_options"),
-        ({**CHAT, "tools": [{"type": "function", "function": {"name": "bad name!"}}]},
-         "tools[0].function.name"),
+        (
+            {**CHAT, "tools": [{"type": "function", "function": {"name": "bad name!"}}]},
+            "tools[0].function.name",
+        ),
         ({**CHAT, "response_format": {"type": "xml"}}, "response_format.type"),
         ({**CHAT, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-        ({"model": "sim-fast", "messages": [{"role": "tool", "content": "x"}]},
-         "messages[0].tool_call_id"),
+        (
+            {"model": "sim-fast", "messages": [{"role": "tool", "content": "x"}]},
+            "messages[0].tool_call_id",
+        ),
     ],
 )
 async def test_invalid_body_gets_400_naming_the_field(gateway, payload, param):
@@ -150,7 +164,9 @@ async def test_malformed_json_gets_400(gateway, raw):
 
 
 async def test_unknown_model_gets_404(gateway):
-    resp = await call("POST", "/v1/chat/completions", json={**CHAT, "model": "nope"}, key=gateway.key)
+    resp = await call(
+        "POST", "/v1/chat/completions", json={**CHAT, "model": "nope"}, key=gateway.key
+    )
     assert resp.status == 404
     err = _error(resp)
     assert err["code"] == "model_not_found" and err["param"] == "model"
@@ -193,27 +209,36 @@ async def test_models_lists_only_what_the_key_may_use(gateway):
 
 async def test_embeddings(gateway):
     resp = await call(
-        "POST", "/v1/embeddings", json={"model": "sim-embed", "input": ["a", "b c"]},
+        "POST",
+        "/v1/embeddings",
+        json={"model": "sim-embed", "input": ["a", "b c"]},
         key=gateway.key,
     )
     assert resp.status == 200, resp.body
     body = resp.json()
     assert [d["index"] for d in body["data"]] == [0, 1]
     assert body["usage"]["prompt_tokens"] > 0
-    resp = await call("POST", "/v1/embeddings", json={"model": "sim-embed", "input": []},
-                      key=gateway.key)
+    resp = await call(
+        "POST", "/v1/embeddings", json={"model": "sim-embed", "input": []}, key=gateway.key
+    )
     assert resp.status == 400 and _error(resp)["param"] == "input"
 
 
 async def test_embedding_with_a_chat_only_model_is_refused(gateway):
-    resp = await call("POST", "/v1/embeddings", json={"model": "sim-fast", "input": "x"},
-                      key=gateway.key)
+    resp = await call(
+        "POST", "/v1/embeddings", json={"model": "sim-fast", "input": "x"}, key=gateway.key
+    )
     assert resp.status == 400 and _error(resp)["param"] == "model"
 
 
 async def test_request_log_is_written_behind_with_tokens_and_cost(gateway):
-    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=gateway.key,
-                      headers={"x-request-id": "log-me"})
+    resp = await call(
+        "POST",
+        "/v1/chat/completions",
+        json=CHAT,
+        key=gateway.key,
+        headers={"x-request-id": "log-me"},
+    )
     usage = resp.json()["usage"]
     await flush_logs()
     row = await RequestLog.objects.aget(request_id="log-me")
@@ -227,8 +252,13 @@ async def test_request_log_is_written_behind_with_tokens_and_cost(gateway):
 
 
 async def test_failed_request_is_logged_with_its_error(gateway):
-    await call("POST", "/v1/chat/completions", json={**CHAT, "model": "nope"}, key=gateway.key,
-               headers={"x-request-id": "bad-model"})
+    await call(
+        "POST",
+        "/v1/chat/completions",
+        json={**CHAT, "model": "nope"},
+        key=gateway.key,
+        headers={"x-request-id": "bad-model"},
+    )
     await flush_logs()
     row = await RequestLog.objects.aget(request_id="bad-model")
     assert row.status == "error" and row.http_status == 404
@@ -241,16 +271,20 @@ async def test_warm_request_makes_no_database_query(gateway, django_db_blocker):
     with django_db_blocker.block():
         resp = await call("POST", "/v1/chat/completions", json=CHAT, key=gateway.key)
         assert resp.status == 200
-        resp = await call("POST", "/v1/chat/completions", json={**CHAT, "stream": True},
-                          key=gateway.key)
+        resp = await call(
+            "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, key=gateway.key
+        )
         assert resp.sse()[-1] == b"[DONE]"
     # A change bumps the version; the next request sees the new deployment.
     await sync_to_async(ModelDeployment.objects.create)(
-        provider=gateway.provider, public_name="sim-new", upstream_model="sim-new",
+        provider=gateway.provider,
+        public_name="sim-new",
+        upstream_model="sim-new",
     )
     await sync_to_async(config_version.bump)()
-    resp = await call("POST", "/v1/chat/completions", json={**CHAT, "model": "sim-new"},
-                      key=gateway.key)
+    resp = await call(
+        "POST", "/v1/chat/completions", json={**CHAT, "model": "sim-new"}, key=gateway.key
+    )
     assert resp.status == 200
 
 
@@ -259,8 +293,13 @@ async def test_mid_stream_failure_ends_with_an_error_event_and_no_done(gateway):
         options={"fail_after_chunks": 3}
     )
     await sync_to_async(config_version.bump)()
-    resp = await call("POST", "/v1/chat/completions", json={**CHAT, "stream": True},
-                      key=gateway.key, headers={"x-request-id": "broken-stream"})
+    resp = await call(
+        "POST",
+        "/v1/chat/completions",
+        json={**CHAT, "stream": True},
+        key=gateway.key,
+        headers={"x-request-id": "broken-stream"},
+    )
     events = resp.sse()
     assert b"[DONE]" not in events
     last = orjson.loads(events[-1])
@@ -276,7 +315,10 @@ async def test_failing_deployment_falls_back_to_the_next(gateway):
         name="sim-broken", kind="simulator", options={"failure_rate": 1.0}
     )
     await sync_to_async(ModelDeployment.objects.create)(
-        provider=broken, public_name="sim-fast", upstream_model="sim-x", weight=1_000_000,
+        provider=broken,
+        public_name="sim-fast",
+        upstream_model="sim-x",
+        weight=1_000_000,
     )
     await sync_to_async(config_version.bump)()
     holder.invalidate()
@@ -294,8 +336,9 @@ async def test_all_candidates_failing_gives_one_clean_retryable_error(gateway):
     assert resp.status == 503
     err = _error(resp)
     assert err["retryable"] is True and err["code"] == "upstream_unavailable"
-    resp = await call("POST", "/v1/chat/completions", json={**CHAT, "stream": True},
-                      key=gateway.key)
+    resp = await call(
+        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, key=gateway.key
+    )
     assert resp.status == 503 and resp.headers["content-type"] == "application/json"
 
 
@@ -306,16 +349,23 @@ async def test_anthropic_messages_endpoint_speaks_anthropic(gateway):
     out = resp.json()
     assert out["type"] == "message" and out["content"][0]["type"] == "text"
     assert out["usage"]["output_tokens"] > 0
-    resp = await call("POST", "/v1/messages", json={**body, "stream": True},
-                      headers={"x-api-key": gateway.key})
-    types = [line.split(b": ", 1)[1] for line in resp.body.split(b"\n") if line.startswith(b"event:")]
+    resp = await call(
+        "POST", "/v1/messages", json={**body, "stream": True}, headers={"x-api-key": gateway.key}
+    )
+    types = [
+        line.split(b": ", 1)[1] for line in resp.body.split(b"\n") if line.startswith(b"event:")
+    ]
     assert types[:2] == [b"message_start", b"ping"]
     assert types[-2:] == [b"message_delta", b"message_stop"]
 
 
 async def test_anthropic_errors_use_anthropic_shape(gateway):
-    resp = await call("POST", "/v1/messages", json={"model": "sim-fast", "messages": []},
-                      headers={"x-api-key": gateway.key})
+    resp = await call(
+        "POST",
+        "/v1/messages",
+        json={"model": "sim-fast", "messages": []},
+        headers={"x-api-key": gateway.key},
+    )
     assert resp.status == 400
     body = resp.json()
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
