@@ -10,8 +10,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
 
 app = Celery("atp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(lambda: ["apps.tenants", "apps.providers", "apps.routing",
-                                "apps.policies", "apps.costs", "apps.audit"])
+app.autodiscover_tasks(
+    lambda: [
+        "apps.tenants",
+        "apps.providers",
+        "apps.routing",
+        "apps.policies",
+        "apps.costs",
+        "apps.audit",
+    ]
+)
 
 # The periodic schedule lives here, one entry per job with its cadence and purpose.
 app.conf.beat_schedule = {}

@@ -58,7 +58,9 @@ def env_secret(name: str, default: str = "") -> str:
             with open(path, encoding="utf-8") as fh:
                 return fh.read().strip()
         except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which cannot be read: {exc.strerror}.") from None
+            raise ImproperlyConfigured(
+                f"{name}_FILE points at {path!r}, which cannot be read: {exc.strerror}."
+            ) from None
     return os.environ.get(name, default)
 
 

@@ -154,23 +154,35 @@ def error_from_status(
         # Never echo the upstream's text: it can quote part of ATP's credential.
         return UpstreamError(
             f"{who} rejected ATP's credentials (HTTP {status}).",
-            status=502, code="upstream_auth_error", retryable=False, upstream_status=status,
+            status=502,
+            code="upstream_auth_error",
+            retryable=False,
+            upstream_status=status,
         )
     if status in (400, 422):
         return UpstreamError(
             f"{who} rejected the request: {detail or 'bad request'}",
-            status=400, type="invalid_request_error", code="upstream_bad_request",
-            retryable=False, upstream_status=status,
+            status=400,
+            type="invalid_request_error",
+            code="upstream_bad_request",
+            retryable=False,
+            upstream_status=status,
         )
     if status == 404:
         return UpstreamError(
             f"{who} does not know model '{target.upstream_model}': {detail or 'not found'}",
-            status=502, code="upstream_not_found", retryable=False, upstream_status=status,
+            status=502,
+            code="upstream_not_found",
+            retryable=False,
+            upstream_status=status,
         )
     if status == 413:
         return UpstreamError(
-            f"{who} says the request is too large.", status=413,
-            type="invalid_request_error", code="request_too_large", retryable=False,
+            f"{who} says the request is too large.",
+            status=413,
+            type="invalid_request_error",
+            code="request_too_large",
+            retryable=False,
             upstream_status=status,
         )
     if status == 408:
@@ -178,18 +190,26 @@ def error_from_status(
     if status == 429:
         return UpstreamError(
             f"{who} is rate limiting: {detail or 'too many requests'}",
-            status=429, type="rate_limit_error", code="upstream_rate_limited",
-            retry_after=retry_after, upstream_status=status,
+            status=429,
+            type="rate_limit_error",
+            code="upstream_rate_limited",
+            retry_after=retry_after,
+            upstream_status=status,
         )
     if status in (503, 529):
         return UpstreamError(
             f"{who} is overloaded or unavailable (HTTP {status}).",
-            status=503, code="upstream_unavailable", retry_after=retry_after,
+            status=503,
+            code="upstream_unavailable",
+            retry_after=retry_after,
             upstream_status=status,
         )
     return UpstreamError(
         f"{who} failed (HTTP {status}){': ' + detail if detail else '.'}",
-        status=502, code="upstream_error", retry_after=retry_after, upstream_status=status,
+        status=502,
+        code="upstream_error",
+        retry_after=retry_after,
+        upstream_status=status,
     )
 
 
