@@ -1,0 +1,261 @@
+"""Applying declarative configuration: create, idempotence, updates, prune, dry run, errors."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.providers.models import ModelDeployment, Provider
+from apps.tenants.config import ConfigError, apply_config
+from apps.tenants.keys import hash_key
+from apps.tenants.models import ApiKey, Tenant
+
+pytestmark = pytest.mark.django_db
+
+CI_KEY = "atp_ci-key-from-the-environment-0123"
+LITERAL_PROVIDER_KEY = "sk-literal-provider-key"
+
+DOCUMENT = """
+version: 1
+providers:
+  - name: openai
+    kind: openai
+    base_url: https://api.openai.com/v1
+    api_key: env:OPENAI_API_KEY
+    region: us
+    timeouts: {connect: 5, first_byte: 60, total: 600}
+    models:
+      - name: gpt-4o-mini
+        aliases: [fast]
+        prices: {input: 0.15, output: 0.60, cached_input: 0.075}
+        context_window: 128000
+        max_output_tokens: 16384
+        capabilities: [chat, tools, vision, json, streaming]
+        quality: 0.7
+        region: us
+      - name: gpt-4o
+        upstream: gpt-4o-2024-08-06
+        prices: {input: 2.5, output: 10}
+        quality: 0.9
+  - name: local
+    kind: simulator
+    api_key: sk-literal-provider-key
+    models:
+      - name: sim
+tenants:
+  - slug: acme
+    name: Acme Corp
+    api_keys:
+      - name: ci
+        key: env:ACME_CI_KEY
+        allowed_models: [gpt-4o-mini]
+        expires_at: 2099-01-01T00:00:00Z
+      - name: dev
+"""
+
+
+@pytest.fixture
+def document(monkeypatch) -> dict:
+    monkeypatch.setenv("ACME_CI_KEY", CI_KEY)
+    return yaml.safe_load(DOCUMENT)
+
+
+def test_apply_creates_everything(document):
+    report = apply_config(document)
+
+    assert report.count("created") == 8
+    openai = Provider.objects.get(name="openai")
+    assert (openai.api_key_env, openai.has_stored_api_key) == ("OPENAI_API_KEY", False)
+    assert (openai.connect_timeout, openai.total_timeout) == (5.0, 600.0)
+    local = Provider.objects.get(name="local")
+    assert local.has_stored_api_key and local.api_key_env == ""
+    mini = ModelDeployment.objects.get(public_name="gpt-4o-mini")
+    assert mini.upstream_model == "gpt-4o-mini"
+    assert (mini.input_price, mini.cached_input_price) == (Decimal("0.15"), Decimal("0.075"))
+    assert mini.aliases == ["fast"] and mini.quality_score == 0.7
+    assert ModelDeployment.objects.get(public_name="gpt-4o").upstream_model == "gpt-4o-2024-08-06"
+
+    ci = ApiKey.objects.get(name="ci")
+    assert ci.key_hash == hash_key(CI_KEY) and ci.allowed_models == ["gpt-4o-mini"]
+    dev_change = next(c for c in report.changes if c.name == "acme/dev")
+    assert ApiKey.objects.get(name="dev").key_hash == hash_key(dev_change.secret)
+    # A key supplied by the file is never echoed back.
+    assert CI_KEY not in "\n".join(report.lines())
+
+
+def test_second_apply_changes_nothing(document, django_capture_on_commit_callbacks):
+    apply_config(document)
+    with django_capture_on_commit_callbacks() as callbacks:
+        report = apply_config(copy.deepcopy(document))
+    assert not report.changed
+    assert report.count("unchanged") == len(report.changes) == 8
+    assert all(c.secret is None for c in report.changes)
+    assert callbacks == []
+    assert ApiKey.objects.count() == 2
+
+
+def test_changed_fields_update_in_place(document):
+    apply_config(document)
+    before = ModelDeployment.objects.get(public_name="gpt-4o-mini").pk
+    document["providers"][0]["models"][0]["prices"]["input"] = 0.2
+    document["providers"][0]["models"][0]["aliases"] = ["fast", "cheap"]
+    document["providers"][1]["api_key"] = "env:LOCAL_KEY"
+    document["tenants"][0]["name"] = "Acme Corporation"
+    document["tenants"][0]["api_keys"][1]["allowed_models"] = ["gpt-4o"]
+
+    report = apply_config(document)
+
+    updated = {(c.name, c.fields) for c in report.changes if c.action == "updated"}
+    assert updated == {
+        ("openai/gpt-4o-mini", ("aliases", "input_price")),
+        ("local", ("api_key",)),
+        ("acme", ("name",)),
+        ("acme/dev", ("allowed_models",)),
+    }
+    mini = ModelDeployment.objects.get(public_name="gpt-4o-mini")
+    assert mini.pk == before and mini.input_price == Decimal("0.2")
+    local = Provider.objects.get(name="local")
+    assert (local.api_key_env, local.has_stored_api_key) == ("LOCAL_KEY", False)
+    assert Tenant.objects.get().name == "Acme Corporation"
+
+
+def test_a_different_key_in_the_file_replaces_the_stored_one(document, monkeypatch):
+    apply_config(document)
+    old = ApiKey.objects.get(name="ci")
+    monkeypatch.setenv("ACME_CI_KEY", "atp_the-new-ci-key-0123456789")
+
+    report = apply_config(document)
+
+    assert [c.action for c in report.changes if c.name == "acme/ci"] == ["replaced"]
+    old.refresh_from_db()
+    assert old.is_revoked
+    new = ApiKey.objects.get(name="ci", revoked_at__isnull=True)
+    assert new.key_hash == hash_key("atp_the-new-ci-key-0123456789")
+
+
+def test_prune_removes_what_the_file_no_longer_lists(document, tenant_factory):
+    apply_config(document)
+    tenant_factory(slug="stray")
+    document["providers"][0]["models"].pop()  # gpt-4o
+    document["providers"].pop()  # local
+    document["tenants"][0]["api_keys"].pop()  # dev
+
+    kept = apply_config(copy.deepcopy(document))
+    assert not kept.changed and Provider.objects.count() == 2
+
+    report = apply_config(document, prune=True)
+
+    done = {(c.kind, c.name, c.action) for c in report.changes if c.action != "unchanged"}
+    assert done == {
+        ("deployment", "openai/gpt-4o", "deleted"),
+        ("provider", "local", "deleted"),
+        ("api key", "acme/dev", "revoked"),
+        ("tenant", "stray", "deleted"),
+    }
+    assert list(Provider.objects.values_list("name", flat=True)) == ["openai"]
+    assert list(ModelDeployment.objects.values_list("public_name", flat=True)) == ["gpt-4o-mini"]
+    assert ApiKey.objects.get(name="dev").is_revoked
+    assert list(Tenant.objects.values_list("slug", flat=True)) == ["acme"]
+
+
+def test_prune_leaves_sections_absent_from_the_file_alone(document):
+    apply_config(document)
+    report = apply_config({"version": 1, "tenants": document["tenants"]}, prune=True)
+    assert not report.changed
+    assert Provider.objects.count() == 2
+
+
+def test_dry_run_reports_but_changes_nothing(document, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        report = apply_config(document, dry_run=True)
+    assert report.count("created") == 8
+    assert all(c.secret is None for c in report.changes)
+    assert "Dry run" in report.summary()
+    assert not Provider.objects.exists() and not Tenant.objects.exists()
+    assert callbacks == []
+
+
+def _set(document: dict, path: tuple, value) -> None:
+    target = document
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("providers", 0, "models", 0, "prices", "input"),
+            -1,
+            "providers[0].models[0].prices.input: must be a number >= 0",
+        ),
+        (("providers", 1, "kind"), "skynet", "providers[1].kind: must be one of"),
+        (("providers", 0, "modles"), [], "providers[0].modles: unknown key"),
+        (("providers", 0, "models", 1, "name"), "gpt-4o-mini", "duplicate model name"),
+        (("providers", 0, "models", 0, "quality"), 2, "models[0].quality: must be a number"),
+        (("providers", 0, "timeouts", "connect"), 0, "providers[0].timeouts.connect"),
+        (("providers", 0, "base_url"), None, "providers[0].base_url: A base URL is required"),
+        (("tenants", 0, "api_keys", 0, "key"), "short", "api_keys[0].key: must be at least 20"),
+        (("tenants", 0, "api_keys", 0, "expires_at"), "soon", "expires_at: must be a date"),
+        (
+            ("tenants", 0, "api_keys", 0, "expires_at"),
+            "2001-01-01T00:00:00Z",
+            "tenants[0].api_keys[0].expires_at: Must be in the future",
+        ),
+        (("tenants", 0, "slug"), "Not A Slug", "tenants[0].slug:"),
+        (("version",), 2, "version: must be 1"),
+    ],
+)
+def test_invalid_documents_name_the_path_and_apply_nothing(document, path, value, message):
+    _set(document, path, value)
+    with pytest.raises(ConfigError) as exc:
+        apply_config(document)
+    assert message in str(exc.value)
+    assert not Provider.objects.exists()
+    assert not Tenant.objects.exists()
+
+
+def test_missing_environment_variable_for_a_key_is_an_error(document, monkeypatch):
+    monkeypatch.delenv("ACME_CI_KEY")
+    with pytest.raises(ConfigError) as exc:
+        apply_config(document)
+    assert str(exc.value) == (
+        "tenants[0].api_keys[0].key: environment variable ACME_CI_KEY is not set"
+    )
+
+
+def test_provider_env_reference_is_never_resolved(document, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-should-not-be-stored")
+    apply_config(document)
+    stored = " ".join(str(v) for v in Provider.objects.values_list("api_key_encrypted", flat=True))
+    assert "sk-from-env" not in stored
+    assert Provider.objects.get(name="openai").api_key_encrypted == ""
+
+
+def test_command_applies_and_prints_the_report(document, tmp_path, capsys):
+    path = tmp_path / "atp.yaml"
+    path.write_text(yaml.safe_dump(document))
+    call_command("atp_apply", str(path))
+    out = capsys.readouterr().out
+    assert "provider openai: created" in out
+    assert "key (shown once" in out
+    call_command("atp_apply", str(path), "--dry-run")
+    assert "Dry run, nothing applied: 0 created" in capsys.readouterr().out
+
+
+def test_command_exits_2_on_an_invalid_file(tmp_path):
+    path = tmp_path / "atp.yaml"
+    path.write_text("version: 1\nproviders:\n  - name: x\n    kind: openai\n    bogus: 1\n")
+    with pytest.raises(CommandError) as exc:
+        call_command("atp_apply", str(path))
+    assert exc.value.returncode == 2
+    assert "providers[0].bogus: unknown key" in str(exc.value)
+    with pytest.raises(CommandError) as exc:
+        call_command("atp_apply", str(tmp_path / "missing.yaml"))
+    assert exc.value.returncode == 2
