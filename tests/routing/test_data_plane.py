@@ -371,3 +371,43 @@ async def test_anthropic_errors_use_anthropic_shape(gateway):
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     resp = await call("POST", "/v1/messages", json={})
     assert resp.status == 401 and resp.json()["error"]["type"] == "authentication_error"
+
+
+async def test_client_leaving_mid_stream_cancels_the_upstream_and_logs_it(gateway):
+    from channels.testing import ApplicationCommunicator
+
+    from atp_site.asgi import application
+
+    await sync_to_async(Provider.objects.filter(pk=gateway.provider.pk).update)(
+        options={"tokens_per_second": 40, "output_tokens": 200}
+    )
+    await sync_to_async(config_version.bump)()
+    raw = orjson.dumps({**CHAT, "stream": True})
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "scheme": "http",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {gateway.key}".encode()),
+            (b"x-request-id", b"walked-away"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "http.request", "body": raw, "more_body": False})
+    start = await comm.receive_output(5)
+    assert start["status"] == 200
+    first = await comm.receive_output(5)
+    assert first["more_body"] is True
+    await comm.send_input({"type": "http.disconnect"})
+    await comm.wait(5)
+    await flush_logs()
+    row = await RequestLog.objects.aget(request_id="walked-away")
+    assert row.status == "cancelled"
+    assert row.output_tokens < 200
