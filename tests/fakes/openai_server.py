@@ -302,7 +302,7 @@ class FakeUpstream:
                 # Drop the connection mid-body, as a crashed upstream or a proxy reset would.
                 # The short wait lets the client read what was sent first: aiohttp discards
                 # buffered data once it sees the connection fail.
-                await self.pause(0.02)
+                await self.pause(0.05)
                 assert request.transport is not None
                 request.transport.abort()
             return response

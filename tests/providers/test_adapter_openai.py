@@ -71,7 +71,6 @@ WEATHER_TOOL = {
 
 def test_registry_serves_openai_and_compatible_kinds():
     assert isinstance(get_adapter("openai"), OpenAIAdapter)
-    assert get_adapter("openai_compatible") is not None
     assert isinstance(get_adapter("openai_compatible"), OpenAIAdapter)
 
 
@@ -237,6 +236,19 @@ async def test_stream_of_tool_call_fragments(fake):
     assert [c for c in chunks if c["choices"]][-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+async def test_stream_usage_can_be_turned_off_for_servers_that_refuse_it():
+    async with FakeOpenAI(api_key=None) as server:
+        target = make_target(
+            server.base_url, kind="openai_compatible", options={"stream_usage": False}
+        )
+        chunks = await collect(OpenAIAdapter().chat_stream(target, chat_body(stream=True)))
+        assert "stream_options" not in server.bodies()[-1]
+    await close_sessions()
+
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("usage" not in c for c in chunks)
+
+
 async def test_stream_without_usage_still_ends_cleanly(fake):
     fake.enqueue(Script(text="short answer", include_usage=False))
 
@@ -394,3 +406,39 @@ async def test_fake_served_from_a_thread():
     finally:
         server.stop()
         await close_sessions()
+
+
+def test_fake_satisfies_the_official_sdk():
+    """The fake speaks the real protocol: the OpenAI SDK parses its answers and errors."""
+    openai = pytest.importorskip("openai")
+    server = FakeOpenAI(api_key=KEY).start_in_thread()
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key=KEY, max_retries=0, timeout=5)
+        server.enqueue(Script(tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}]))
+        completion = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Weather?"}],
+            tools=[WEATHER_TOOL],
+        )
+        assert completion.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "one two"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
+            "You said: one two"
+        )
+        assert chunks[-1].usage.total_tokens == chunks[-1].usage.prompt_tokens + 4
+
+        vectors = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+        assert len(vectors.data) == 2
+
+        wrong = openai.OpenAI(base_url=server.base_url, api_key="sk-wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.models.list()
+    finally:
+        server.stop()

@@ -32,7 +32,11 @@ _INCLUDE_USAGE: dict[str, Any] = {"include_usage": True}
 
 
 class OpenAIAdapter(Adapter):
-    """Speaks https://platform.openai.com/docs/api-reference/chat to any compatible server."""
+    """Speaks https://platform.openai.com/docs/api-reference/chat to any compatible server.
+
+    `target.options` may hold `organization`, `project`, `headers` (extra request headers)
+    and `stream_usage` (False for servers that refuse `stream_options`).
+    """
 
     kind = "openai"
 
@@ -82,14 +86,19 @@ class OpenAIAdapter(Adapter):
     ) -> AsyncIterator[dict[str, Any]]:
         payload = self.payload(target, body)
         payload["stream"] = True
-        # Usage must always come back so the request can be accounted for; the data plane
-        # hides the usage chunk from callers who did not ask for it.
         caller_options = body.get("stream_options")
-        payload["stream_options"] = (
-            {**caller_options, "include_usage": True}
-            if isinstance(caller_options, dict)
-            else _INCLUDE_USAGE
-        )
+        if target.options.get("stream_usage", True):
+            # Usage must come back so the request can be accounted for; the data plane hides
+            # the usage chunk from callers who did not ask for it.
+            payload["stream_options"] = (
+                {**caller_options, "include_usage": True}
+                if isinstance(caller_options, dict)
+                else _INCLUDE_USAGE
+            )
+        elif caller_options is not None:
+            # Some compatible servers refuse `stream_options`; their operators set
+            # `stream_usage: false` and usage then comes only if the server sends it anyway.
+            payload["stream_options"] = caller_options
         call = UpstreamCall(
             self,
             target,
