@@ -5,7 +5,7 @@ Use it in an async test::
     async with FakeOpenAI() as fake:
         fake.enqueue(Script(text="Hi", prompt_tokens=10))
         ... call fake.base_url (ends in /v1) ...
-        path, headers, body = fake.requests[-1]
+        path, headers, body = fake.requests[-1]  # header names lower-cased
 
 or, to serve a separate process, from synchronous code::
 
