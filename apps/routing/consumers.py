@@ -129,11 +129,7 @@ class V1Consumer(AsyncHttpConsumer):
             )
             return
         if isinstance(result, JsonResult):
-            await self.send_response(
-                result.status,
-                result.encode(),
-                headers=[JSON, (b"x-request-id", self.request_id.encode()), *result.headers],
-            )
+            await self._send_json(result.status, result.encode(), result.headers)
             return
         self.stream_task = asyncio.ensure_future(self._pump(result))
 
@@ -164,10 +160,24 @@ class V1Consumer(AsyncHttpConsumer):
             body = anthropic_error_body(err, self.request_id)
         else:
             body = openai_error_body(err, self.request_id)
-        headers = [JSON, (b"x-request-id", self.request_id.encode())]
+        headers = []
         if err.retry_after is not None:
             headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
-        await self.send_response(err.status, _dumps(body), headers=headers)
+        await self._send_json(err.status, _dumps(body), headers)
+
+    async def _send_json(
+        self, status: int, payload: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        await self.send_response(
+            status,
+            payload,
+            headers=[
+                JSON,
+                (b"content-length", str(len(payload)).encode()),
+                (b"x-request-id", self.request_id.encode()),
+                *headers,
+            ],
+        )
 
 
 def _dumps(body) -> bytes:
