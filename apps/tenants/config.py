@@ -602,7 +602,7 @@ def _apply_api_keys(
                 expires_at=spec.expires_at,
                 plaintext=spec.plaintext,
             )
-            # Only a generated key is shown; a dry run's key is discarded with the rollback.
+            # Only a key ATP made up is shown; a dry run's key is discarded with the rollback.
             secret = plaintext if spec.plaintext is None and not dry_run else None
             report.add("api key", label, "created" if current is None else "replaced", (), secret)
     if prune:

@@ -102,7 +102,7 @@ def api_key_create(
     """Create a key and return it with its plaintext, which is never stored or shown again.
 
     A given `plaintext` (a key already distributed, e.g. from a config file) is used as it
-    is when it is long enough and not in use; otherwise a random key is generated.
+    is when it is long enough and not in use; otherwise a new random key is made.
     """
     if plaintext is not None:
         if len(plaintext) < MIN_KEY_LENGTH:
