@@ -26,12 +26,15 @@ import pytest
 import yaml
 
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE_KEY = "atp_live-test-key-0123456789abcdefghij"
 UPSTREAM_OPENAI_KEY = "sk-fake-test-key"
 UPSTREAM_ANTHROPIC_KEY = "sk-ant-fake-test-key"
+UPSTREAM_GEMINI_KEY = "AIza-fake-live-key"
 
 
 def free_port() -> int:
@@ -116,6 +119,8 @@ class Live:
     data_dir: Path
     openai_upstream: FakeOpenAI
     anthropic_upstream: FakeAnthropic
+    gemini_upstream: FakeGemini
+    ollama_upstream: FakeOllama
     key: str = LIVE_KEY
     extra_servers: list[LiveServer] = field(default_factory=list)
 
@@ -202,7 +207,9 @@ def start_server(env: dict[str, str], data_dir: Path) -> LiveServer:
     return LiveServer(base_url=base_url, process=process, log_path=log_path)
 
 
-def live_config(openai_url: str, anthropic_url: str) -> dict[str, Any]:
+def live_config(
+    openai_url: str, anthropic_url: str, gemini_url: str, ollama_url: str
+) -> dict[str, Any]:
     chat = ["chat", "tools", "vision", "json", "streaming"]
     return {
         "version": 1,
@@ -279,6 +286,35 @@ def live_config(openai_url: str, anthropic_url: str) -> dict[str, Any]:
                     },
                 ],
             },
+            {
+                "name": "upstream-gemini",
+                "kind": "gemini",
+                "base_url": gemini_url,
+                "api_key": "env:LIVE_UPSTREAM_GEMINI_KEY",
+                "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
+                "models": [
+                    {
+                        "name": "gemini-test",
+                        "upstream": "gemini-2.0-flash",
+                        "capabilities": chat,
+                        "prices": {"input": 0.1, "output": 0.4},
+                    },
+                ],
+            },
+            {
+                "name": "upstream-ollama",
+                "kind": "ollama",
+                "base_url": ollama_url,
+                "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
+                "models": [
+                    {
+                        "name": "ollama-test",
+                        "upstream": "llama3.2",
+                        "capabilities": chat,
+                        "prices": {"input": 0, "output": 0},
+                    },
+                ],
+            },
         ],
         "tenants": [
             {
@@ -296,6 +332,10 @@ def live(tmp_path_factory) -> Iterator[Live]:
     openai_upstream.start_in_thread()
     anthropic_upstream = FakeAnthropic(api_key=UPSTREAM_ANTHROPIC_KEY)
     anthropic_upstream.start_in_thread()
+    gemini_upstream = FakeGemini(api_key=UPSTREAM_GEMINI_KEY)
+    gemini_upstream.start_in_thread()
+    ollama_upstream = FakeOllama()
+    ollama_upstream.start_in_thread()
     data_dir = tmp_path_factory.mktemp("atp-live")
     db = make_database(data_dir)
     env = {
@@ -310,25 +350,42 @@ def live(tmp_path_factory) -> Iterator[Live]:
             "ATP_REDIS_PREFIX": f"atp-live-{uuid.uuid4().hex[:8]}",
             "LIVE_UPSTREAM_OPENAI_KEY": UPSTREAM_OPENAI_KEY,
             "LIVE_UPSTREAM_ANTHROPIC_KEY": UPSTREAM_ANTHROPIC_KEY,
+            "LIVE_UPSTREAM_GEMINI_KEY": UPSTREAM_GEMINI_KEY,
             "LIVE_ATP_KEY": LIVE_KEY,
         }
     )
     config_path = data_dir / "atp.yaml"
     config_path.write_text(
-        yaml.safe_dump(live_config(openai_upstream.base_url, anthropic_upstream.base_url))
+        yaml.safe_dump(
+            live_config(
+                openai_upstream.base_url,
+                anthropic_upstream.base_url,
+                gemini_upstream.base_url,
+                ollama_upstream.base_url,
+            )
+        )
     )
     server = None
     try:
         run_manage(env, "migrate", "--noinput")
         run_manage(env, "atp_apply", str(config_path))
         server = start_server(env, data_dir)
-        live = Live(server, db, env, data_dir, openai_upstream, anthropic_upstream)
+        live = Live(
+            server,
+            db,
+            env,
+            data_dir,
+            openai_upstream,
+            anthropic_upstream,
+            gemini_upstream,
+            ollama_upstream,
+        )
         yield live
         for extra in live.extra_servers:
             extra.stop()
     finally:
         if server is not None:
             server.stop()
-        openai_upstream.stop()
-        anthropic_upstream.stop()
+        for upstream in (openai_upstream, anthropic_upstream, gemini_upstream, ollama_upstream):
+            upstream.stop()
         db.drop()

@@ -15,7 +15,9 @@ def client(live) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=live.base_url, api_key=live.key, max_retries=0, timeout=20)
 
 
-@pytest.mark.parametrize("model", ["sim-fast", "claude-test", "gpt-test"])
+@pytest.mark.parametrize(
+    "model", ["sim-fast", "claude-test", "gpt-test", "gemini-test", "ollama-test"]
+)
 def test_messages_create(client, model):
     message = client.messages.create(
         model=model,
@@ -28,7 +30,9 @@ def test_messages_create(client, model):
     assert message.usage.output_tokens > 0
 
 
-@pytest.mark.parametrize("model", ["sim-fast", "claude-test", "gpt-test"])
+@pytest.mark.parametrize(
+    "model", ["sim-fast", "claude-test", "gpt-test", "gemini-test", "ollama-test"]
+)
 def test_messages_stream(client, model):
     with client.messages.stream(
         model=model, max_tokens=100, messages=[{"role": "user", "content": "Say hello"}]

@@ -259,3 +259,16 @@ async def test_async_streaming(aclient):
         if chunk.choices:
             text += chunk.choices[0].delta.content or ""
     assert text
+
+
+@pytest.mark.parametrize("model", ["claude-test", "gemini-test", "ollama-test"])
+def test_every_provider_protocol_behind_the_openai_api(client, model):
+    completion = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=50)
+    assert completion.choices[0].message.content
+    assert completion.usage.completion_tokens > 0
+    stream = client.chat.completions.create(
+        model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].usage.completion_tokens > 0
