@@ -8,7 +8,9 @@ from typing import Any
 
 import orjson
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.testing import ApplicationCommunicator
+from django.db import connections
 
 from apps.providers.models import ModelDeployment, Provider
 from apps.routing.snapshot import holder
@@ -136,6 +138,9 @@ def gateway(transactional_db, settings) -> Gateway:
     yield Gateway(tenant, raw, api_key, provider, deployment)
     request_logs._take()
     holder.invalidate()
+    # The snapshot and log writer ran ORM calls in asgiref's worker thread; close that
+    # thread's connection so the test database can be dropped at the end of the session.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
 async def flush_logs() -> None:
