@@ -1,0 +1,64 @@
+"""Site-wide behaviour: health probe, landing page, request ids, settings readers."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from atp_site.lib import env
+
+
+def test_health_probe_and_home_page(client):
+    resp = client.get("/healthz")
+    assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+    assert resp.headers["X-Request-ID"].startswith("req_")
+    resp = client.get("/")
+    assert resp.status_code == 200 and b"/v1" in resp.content
+
+
+def test_callers_request_id_is_echoed_on_django_responses(client):
+    resp = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["X-Request-ID"] == "abc-123"
+    resp = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert resp.headers["X-Request-ID"].startswith("req_")
+
+
+def test_openapi_schema_is_served_to_staff(admin_client):
+    resp = admin_client.get("/api/v1/schema/")
+    assert resp.status_code == 200
+    assert b"/api/v1/providers/" in resp.content
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("FALSE", False), ("", True)])
+def test_boolean_reader_accepts_only_true_or_false(monkeypatch, raw, expected):
+    monkeypatch.setenv("ATP_X", raw)
+    assert env.env_bool("ATP_X", True) is expected
+
+
+@pytest.mark.parametrize("raw", ["yes", "1", "on"])
+def test_boolean_reader_rejects_anything_else(monkeypatch, raw):
+    monkeypatch.setenv("ATP_X", raw)
+    with pytest.raises(ImproperlyConfigured, match="ATP_X"):
+        env.env_bool("ATP_X", False)
+
+
+def test_integer_reader_checks_type_and_minimum(monkeypatch):
+    monkeypatch.setenv("ATP_N", "12")
+    assert env.env_int("ATP_N", 1, minimum=1) == 12
+    monkeypatch.setenv("ATP_N", "x")
+    with pytest.raises(ImproperlyConfigured):
+        env.env_int("ATP_N", 1)
+    monkeypatch.setenv("ATP_N", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env.env_int("ATP_N", 1, minimum=1)
+
+
+def test_secret_reader_prefers_the_file(monkeypatch, tmp_path):
+    path = tmp_path / "secret"
+    path.write_text("from-file\n")
+    monkeypatch.setenv("ATP_S", "from-env")
+    monkeypatch.setenv("ATP_S_FILE", str(path))
+    assert env.env_secret("ATP_S") == "from-file"
+    monkeypatch.setenv("ATP_S_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ImproperlyConfigured, match="ATP_S_FILE"):
+        env.env_secret("ATP_S")
