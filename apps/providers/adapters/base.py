@@ -284,7 +284,8 @@ class UpstreamCall:
             status = self.response.status
             headers = self.response.headers
             try:
-                raw = await asyncio.wait_for(self.response.read(), timeout=self.remaining())
+                async with asyncio.timeout(self.remaining()):
+                    raw = await self.response.read()
                 payload: Any = orjson.loads(raw) if raw else None
             except (orjson.JSONDecodeError, aiohttp.ClientError, TimeoutError):
                 payload = None
@@ -302,7 +303,8 @@ class UpstreamCall:
     async def json(self) -> Any:
         assert self.response is not None
         try:
-            raw = await asyncio.wait_for(self.response.read(), timeout=self.remaining())
+            async with asyncio.timeout(self.remaining()):
+                raw = await self.response.read()
         except TimeoutError:
             raise UpstreamTimeout(
                 f"Provider '{self.target.provider_name}' did not finish within "
@@ -326,9 +328,9 @@ class UpstreamCall:
         content = self.response.content
         while True:
             try:
-                line = await asyncio.wait_for(
-                    content.readline(max_line_length=MAX_LINE_BYTES), timeout=self.remaining()
-                )
+                # asyncio.timeout, not wait_for: no task per line.
+                async with asyncio.timeout(self.remaining()):
+                    line = await content.readline(max_line_length=MAX_LINE_BYTES)
             except TimeoutError:
                 raise UpstreamTimeout(
                     f"Provider '{self.target.provider_name}' stream stalled or ran past "
