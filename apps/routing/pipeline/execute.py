@@ -8,17 +8,19 @@ first chunk arrived, since nothing has reached the caller before that.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from apps.providers.adapters import get_adapter
-from apps.providers.adapters.base import ChatResult, EmbeddingsResult
+from apps.providers.adapters.base import Adapter, ChatResult, EmbeddingsResult
 from apps.providers.exceptions import UpstreamError
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.snapshot import DeploymentInfo
 from atp_site.lib.errors import ATPError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def _record(ctx: RequestContext, dep: DeploymentInfo, err: ATPError) -> None:
@@ -38,14 +40,16 @@ def _final_error(ctx: RequestContext, last: ATPError) -> ATPError:
     return last
 
 
-async def chat(
-    ctx: RequestContext, cands: list[DeploymentInfo], body: dict[str, Any]
-) -> ChatResult:
+async def _first_answer(
+    ctx: RequestContext,
+    cands: list[DeploymentInfo],
+    call: Callable[[Adapter, DeploymentInfo], Awaitable[T]],
+) -> T:
     last: ATPError | None = None
     for dep in cands:
         ctx.deployment = dep
         try:
-            return await get_adapter(dep.target.kind).chat(dep.target, body)
+            return await call(get_adapter(dep.target.kind), dep)
         except UpstreamError as err:
             _record(ctx, dep, err)
             last = err
@@ -53,23 +57,20 @@ async def chat(
                 break
     assert last is not None
     raise _final_error(ctx, last)
+
+
+async def chat(
+    ctx: RequestContext, cands: list[DeploymentInfo], body: dict[str, Any]
+) -> ChatResult:
+    return await _first_answer(ctx, cands, lambda adapter, dep: adapter.chat(dep.target, body))
 
 
 async def embeddings(
     ctx: RequestContext, cands: list[DeploymentInfo], body: dict[str, Any]
 ) -> EmbeddingsResult:
-    last: ATPError | None = None
-    for dep in cands:
-        ctx.deployment = dep
-        try:
-            return await get_adapter(dep.target.kind).embeddings(dep.target, body)
-        except UpstreamError as err:
-            _record(ctx, dep, err)
-            last = err
-            if not err.retryable:
-                break
-    assert last is not None
-    raise _final_error(ctx, last)
+    return await _first_answer(
+        ctx, cands, lambda adapter, dep: adapter.embeddings(dep.target, body)
+    )
 
 
 async def open_stream(

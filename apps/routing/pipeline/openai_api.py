@@ -13,26 +13,30 @@ from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
 from apps.routing.pipeline import execute
 from apps.routing.pipeline.auth import authenticate
+from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.results import SSE_DONE, JsonResult, StreamResult, sse
 from apps.routing.pipeline.route import candidates, visible_models
 from apps.routing.pipeline.settle import cost_of, settle
 from apps.routing.schemas import parse_json_object, validate_chat, validate_embeddings
-from apps.routing.snapshot import holder
+from apps.routing.snapshot import DeploymentInfo, holder
 from atp_site.lib.errors import ATPError, NotFound, openai_error_body
 
 # Request fields that are ATP's own and never go upstream.
 _LOCAL_FIELDS = ("model", "stream", "stream_options", "atp")
 
 
-def _served_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+def served_headers(ctx: RequestContext, cost=None) -> list[tuple[bytes, bytes]]:
     dep = ctx.deployment
     if dep is None:
         return []
-    return [
+    headers = [
         (b"x-atp-model", dep.public_name.encode()),
         (b"x-atp-provider", dep.provider_name.encode()),
     ]
+    if cost is not None:
+        headers.append((b"x-atp-cost-usd", format_usd(cost).encode()))
+    return headers
 
 
 async def chat_completions(
@@ -54,31 +58,17 @@ async def chat_completions(
             ctx.first_token_at = time.monotonic()
             return StreamResult(
                 events=_relay_stream(ctx, upstream_body, first, rest, include_usage),
-                headers=_served_headers(ctx),
+                headers=served_headers(ctx),
             )
-        result = await execute.chat(ctx, cands, upstream_body)
+        done = await complete(ctx, cands, upstream_body)
     except ATPError as err:
         settle(ctx, http_status=err.status, error=err)
         raise
-
-    response = result.response
-    usage = result.usage
-    estimated = usage is None
-    if usage is None:
-        usage = Usage(
-            input_tokens=tokens.estimate_prompt_tokens(upstream_body),
-            output_tokens=tokens.count_completion(response),
-        )
-        response["usage"] = usage.to_openai()
-    assert ctx.deployment is not None
+    response = done.response
+    if done.estimated:
+        response["usage"] = done.usage.to_openai()
     response["model"] = ctx.deployment.public_name
-    cost = cost_of(ctx, usage)
-    settle(ctx, http_status=200, usage=usage, usage_estimated=estimated, cost=cost)
-    return JsonResult(
-        200,
-        response,
-        headers=[*_served_headers(ctx), (b"x-atp-cost-usd", format_usd(cost).encode())],
-    )
+    return JsonResult(200, response, headers=served_headers(ctx, done.cost))
 
 
 async def _relay_stream(
@@ -88,73 +78,37 @@ async def _relay_stream(
     rest: AsyncIterator[dict[str, Any]],
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
-    """Relay upstream chunks to the caller; settle once however the stream ends."""
-    assert ctx.deployment is not None
+    """Relay upstream chunks as OpenAI SSE; settle once however the stream ends."""
     public = ctx.deployment.public_name
-    usage: Usage | None = None
-    usage_chunk: dict[str, Any] | None = None
-    pieces: list[str] = []
-
-    def collect(chunk: dict[str, Any]) -> None:
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if content:
-                pieces.append(content)
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") or {}
-                pieces.append(fn.get("name") or "")
-                pieces.append(fn.get("arguments") or "")
-
-    def estimate() -> Usage:
-        return Usage(
-            input_tokens=tokens.estimate_prompt_tokens(body),
-            output_tokens=tokens.count_text("".join(pieces)),
-        )
-
+    account = StreamAccount(ctx, body)
+    chunks = relay(first, rest)
     try:
-        chunk: dict[str, Any] | None = first
-        while chunk is not None:
-            if chunk.get("usage") and not chunk.get("choices"):
-                usage = Usage.from_openai(chunk["usage"])
-                usage_chunk = chunk
-            else:
-                collect(chunk)
-                chunk["model"] = public
-                yield sse(chunk)
-            try:
-                chunk = await anext(rest)
-            except StopAsyncIteration:
-                chunk = None
+        async for chunk in chunks:
+            if account.observe(chunk):
+                continue
+            chunk["model"] = public
+            yield sse(chunk)
     except UpstreamError as err:
-        partial = usage or estimate()
-        settle(ctx, http_status=err.status, usage=partial, usage_estimated=usage is None, error=err)
+        account.fail(err)
         yield sse(openai_error_body(err, ctx.request_id))
         return
     except (asyncio.CancelledError, GeneratorExit):
-        partial = usage or estimate()
-        settle(ctx, http_status=499, usage=partial, usage_estimated=usage is None, cancelled=True)
+        account.cancel()
         raise
     finally:
-        await execute.close_stream(rest)
-
-    estimated = usage is None
-    if usage is None:
-        usage = estimate()
-    cost = cost_of(ctx, usage)
-    settle(ctx, http_status=200, usage=usage, usage_estimated=estimated, cost=cost)
+        await chunks.aclose()
+    usage, estimated, cost = account.succeed()
     if include_usage:
-        if usage_chunk is None:
-            usage_chunk = {
-                "id": first.get("id"),
-                "object": "chat.completion.chunk",
-                "created": first.get("created"),
-                "choices": [],
-            }
-        usage_chunk["usage"] = usage.to_openai()
-        usage_chunk["model"] = public
-        usage_chunk["atp"] = {"cost_usd": format_usd(cost), "usage_estimated": estimated}
-        yield sse(usage_chunk)
+        chunk = account.usage_chunk or {
+            "id": first.get("id"),
+            "object": "chat.completion.chunk",
+            "created": first.get("created"),
+            "choices": [],
+        }
+        chunk["usage"] = usage.to_openai()
+        chunk["model"] = public
+        chunk["atp"] = {"cost_usd": format_usd(cost), "usage_estimated": estimated}
+        yield sse(chunk)
     yield SSE_DONE
 
 
@@ -180,34 +134,27 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
             "prompt_tokens": usage.input_tokens,
             "total_tokens": usage.input_tokens,
         }
-    assert ctx.deployment is not None
     result.response["model"] = ctx.deployment.public_name
     cost = cost_of(ctx, usage)
     settle(ctx, http_status=200, usage=usage, usage_estimated=estimated, cost=cost)
-    return JsonResult(
-        200,
-        result.response,
-        headers=[*_served_headers(ctx), (b"x-atp-cost-usd", format_usd(cost).encode())],
-    )
+    return JsonResult(200, result.response, headers=served_headers(ctx, cost))
 
 
 def _count_embedding_input(value: Any) -> int:
     if isinstance(value, str):
         return tokens.count_text(value)
-    if isinstance(value, list):
-        total = 0
-        for item in value:
-            if isinstance(item, str):
-                total += tokens.count_text(item)
-            elif isinstance(item, list):
-                total += len(item)
-            else:
-                total += 1
-        return total
-    return 0
+    total = 0
+    for item in value or ():
+        if isinstance(item, str):
+            total += tokens.count_text(item)
+        elif isinstance(item, list):
+            total += len(item)
+        else:
+            total += 1
+    return total
 
 
-def _model_object(name: str, dep) -> dict[str, Any]:
+def _model_object(name: str, dep: DeploymentInfo) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": dep.created, "owned_by": dep.provider_name}
 
 
