@@ -184,7 +184,8 @@ class Command(BaseCommand):
                 "name": "simulator",
                 "kind": "simulator",
                 "region": "local",
-                "options": {"ttft_ms": 0, "tokens_per_second": 0},
+                # Realistic pacing so streams look like a real model's in the demo.
+                "options": {"ttft_ms": 150, "tokens_per_second": 150},
                 "models": SIMULATOR_MODELS,
             }
         ]
