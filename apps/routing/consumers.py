@@ -144,8 +144,9 @@ class V1Consumer(AsyncHttpConsumer):
                     *result.headers,
                 ],
             )
+            send = self.base_send  # straight to the server: one frame per upstream event
             async for frame in events:
-                await self.send_body(frame, more_body=True)
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
             await self.send_body(b"", more_body=False)
         except asyncio.CancelledError:
             raise
