@@ -756,10 +756,10 @@ class Row:
     delay_ms: int
     stream: bool
     rps: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
     errors: int
     non2xx: int
     socket_errors: int
@@ -863,10 +863,11 @@ def measure(
         delay_ms=sc.delay_ms,
         stream=sc.stream,
         rps=res["in_window"] / res["window_s"],
-        p50_ms=res["p50_us"] / 1000,
-        p90_ms=res["p90_us"] / 1000,
-        p99_ms=res["p99_us"] / 1000,
-        max_ms=res["latency_max_us"] / 1000,
+        # No response, no latency: wrk then reports zeros.
+        p50_ms=res["p50_us"] / 1000 if res["responses"] else None,
+        p90_ms=res["p90_us"] / 1000 if res["responses"] else None,
+        p99_ms=res["p99_us"] / 1000 if res["responses"] else None,
+        max_ms=res["latency_max_us"] / 1000 if res["responses"] else None,
         errors=non2xx + socket_errors,
         non2xx=non2xx,
         socket_errors=socket_errors,
@@ -892,7 +893,8 @@ def measure(
         extra={"wrk": res, "drain_s": drain},
     )
     log(
-        f"{target:8s} {sc.name:17s} {row.rps:8.1f} req/s  p50 {row.p50_ms:8.1f} ms  p99 {row.p99_ms:8.1f} ms"
+        f"{target:8s} {sc.name:17s} {row.rps:8.1f} req/s  p50 {fmt(row.p50_ms):>8s} ms"
+        f"  p99 {fmt(row.p99_ms):>8s} ms"
         f"  errors {row.errors}  timeouts {row.timeouts}  unfinished {row.unfinished}"
         + (
             f"  peak {row.peak_mib} MiB  cpu {row.gateway_cpu_pct}%  {row.req_per_cpu_s} req/cpu-s"
@@ -920,7 +922,7 @@ def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None:
         return "-"
     if b == 0:
-        return "inf" if a > 0 else "-"
+        return "all vs none" if a > 0 else "-"
     return f"{a / b:.2f}x"
 
 
@@ -929,8 +931,10 @@ def add_latency_overheads(rows: list[Row]) -> None:
     for r in rows:
         d = direct.get(r.scenario)
         if d is not None and r.target != "upstream":
-            r.added_p50_ms = round(r.p50_ms - d.p50_ms, 2)
-            r.added_p99_ms = round(r.p99_ms - d.p99_ms, 2)
+            if r.p50_ms is not None and d.p50_ms is not None:
+                r.added_p50_ms = round(r.p50_ms - d.p50_ms, 2)
+            if r.p99_ms is not None and d.p99_ms is not None:
+                r.added_p99_ms = round(r.p99_ms - d.p99_ms, 2)
 
 
 def evaluate_targets(rows: list[Row]) -> list[dict[str, Any]]:
@@ -974,7 +978,7 @@ def evaluate_targets(rows: list[Row]) -> list[dict[str, Any]]:
             checks.append(
                 {
                     "check": f"{sc.name}: throughput vs LiteLLM",
-                    "value": f"{ratio:.1f}x"
+                    "value": (f"{ratio:.1f}x" if lt.rps else "LiteLLM answered nothing")
                     + (
                         f" (at most {direct.rps / lt.rps:.1f}x possible)"
                         if direct is not None and sc.slow and lt.rps
@@ -1173,7 +1177,8 @@ def main() -> int:
         live: list[tuple[str, Target, Endpoint]] = []
         for name in targets:
             target = TARGET_CLASSES[name](upstream, work)
-            log(f"starting {name} (CPU {GATEWAY_CPU})")
+            if name != "upstream":
+                log(f"starting {name} (CPU {GATEWAY_CPU})")
             try:
                 ep = target.start()
                 versions[name] = ep.version
@@ -1202,7 +1207,7 @@ def main() -> int:
     stamp = started.strftime("%Y-%m-%dT%H%M%SZ")
     meta = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
         "host": {
             "cpus": os.cpu_count(),
             "kernel": platform.release(),
