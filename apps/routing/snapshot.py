@@ -168,8 +168,16 @@ class SnapshotHolder:
         now = time.monotonic()
         if snap is not None and now - self._checked_at < settings.ATP_SNAPSHOT_CHECK_SECONDS:
             return snap
-        version = await config_version.acurrent()
+        # Claim this interval's check before awaiting, so requests arriving meanwhile keep
+        # using the current snapshot instead of piling up behind the same look-up.
         self._checked_at = now
+        try:
+            version = await config_version.acurrent()
+        except Exception:
+            if snap is None:
+                raise
+            logger.warning("configuration version check failed; keeping the current snapshot")
+            return snap
         if snap is not None and snap.version == version:
             return snap
         async with self._get_lock():

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 
-from django.core.cache import cache
+from asgiref.sync import sync_to_async
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.locmem import LocMemCache
 
 KEY = "atp:config-version"
 
@@ -32,9 +34,12 @@ def bump() -> int:
 
 
 async def acurrent() -> int:
-    value = await cache.aget(KEY)
-    if value is None:
-        value = time.time_ns()
-        await cache.aadd(KEY, value, timeout=None)
-        value = await cache.aget(KEY, value)
-    return int(value)
+    """`current()` for the event loop.
+
+    The in-process cache answers without I/O, so it is read directly; any other backend is
+    read from a worker thread of the default pool, never the single thread that serialises
+    database work (a version check must not wait behind a batch of log inserts).
+    """
+    if isinstance(caches[DEFAULT_CACHE_ALIAS], LocMemCache):
+        return current()
+    return await sync_to_async(current, thread_sensitive=False)()
