@@ -663,9 +663,12 @@ def atp_version() -> str:
             ["git", *args], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
 
-    commit = git("rev-parse", "--short=12", "HEAD")
+    head = git("rev-parse", "--short=12", "HEAD")
+    code = git("log", "-1", "--format=%h", "--abbrev=12", "--", "apps", "atp_site")
     dirty = git("status", "--porcelain", "--", "apps", "atp_site")
-    return f"ATP {commit}" + (" (with uncommitted changes)" if dirty else "")
+    return f"ATP at {head} (last change to apps/ and atp_site/: {code})" + (
+        " with uncommitted changes" if dirty else ""
+    )
 
 
 # --------------------------------------------------------------------------- checks
