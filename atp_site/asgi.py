@@ -15,11 +15,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.routing import lifecycle  # noqa: E402
-from apps.routing.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
+from apps.routing.routing import http_router, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_urlpatterns, lifecycle.django_fallback(django_asgi_app)]),
+        "http": http_router(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -53,13 +53,23 @@ class V1Consumer(AsyncHttpConsumer):
     """Serves every /v1 path. No channel layer and no database connection handling:
     the data plane never touches the database on the request path."""
 
-    channel_layer_alias = "__data_plane_has_no_channel_layer__"
-
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.size = 0
         self.stream_task: asyncio.Task | None = None
         self.shape = "openai"
+
+    async def __call__(self, scope, receive, send) -> None:
+        # AsyncConsumer.__call__ looks up a channel layer and runs a task per received
+        # message; an HTTP request needs neither, so read messages in a plain loop.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message) -> None:
         # AsyncConsumer.dispatch closes old DB connections through a thread hop on
@@ -134,7 +144,26 @@ class V1Consumer(AsyncHttpConsumer):
         self.stream_task = asyncio.ensure_future(self._pump(result))
 
     async def _pump(self, result: StreamResult) -> None:
+        """Send the stream's frames, coalescing those that are ready at the same moment.
+
+        A producer task drains the frame iterator into a queue without suspending while
+        the upstream's data is already buffered; the sender then writes everything queued
+        in one body message. A fast upstream's whole answer costs a few socket writes
+        instead of one per event; a slow one still gets each event out as it arrives.
+        """
         events = result.events
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            try:
+                async for frame in events:
+                    queue.put_nowait(frame)
+            finally:
+                queue.put_nowait(None)
+
+        producer = asyncio.ensure_future(produce())
+        send = self.base_send
+        finished = False
         try:
             await self.send_headers(
                 status=result.status,
@@ -144,16 +173,37 @@ class V1Consumer(AsyncHttpConsumer):
                     *result.headers,
                 ],
             )
-            send = self.base_send  # straight to the server: one frame per upstream event
-            async for frame in events:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-            await self.send_body(b"", more_body=False)
+            while not finished:
+                frame = await queue.get()
+                parts = []
+                while True:
+                    if frame is None:
+                        finished = True
+                        break
+                    parts.append(frame)
+                    if queue.empty():
+                        break
+                    frame = queue.get_nowait()
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"".join(parts),
+                        "more_body": not finished,
+                    }
+                )
+            await producer  # re-raises what the producer failed with
         except asyncio.CancelledError:
+            producer.cancel()
             raise
         except Exception:
             logger.exception("stream %s failed unexpectedly", self.request_id)
-            await self.send_body(b"", more_body=False)
+            if not finished:
+                await self.send_body(b"", more_body=False)
         finally:
+            if not producer.done():
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
             await events.aclose()
 
     async def _send_error(self, err: ATPError) -> None:

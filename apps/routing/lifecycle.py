@@ -6,18 +6,11 @@ import asyncio
 import gc
 import logging
 
-from django.urls import re_path
-
 from apps.providers import tokens
 from apps.providers.http import close_sessions
 from apps.routing.writebehind import request_logs
 
 logger = logging.getLogger(__name__)
-
-
-def django_fallback(app):
-    """Everything that is not /v1 goes to Django (console, admin, management API)."""
-    return re_path(r"", app)
 
 
 async def shutdown() -> None:

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from django.urls import re_path
-
 from apps.routing.consumers import V1Consumer
 
-http_urlpatterns = [re_path(r"^v1/", V1Consumer.as_asgi())]
+V1_PREFIX = "/v1/"
+v1_app = V1Consumer.as_asgi()
+
+
+def http_router(django_app):
+    """/v1/* to the data plane, everything else to Django.
+
+    A prefix test instead of a URL resolver: the data plane sees every request first,
+    so its dispatch is kept to a string comparison.
+    """
+
+    async def app(scope, receive, send):
+        path = scope["path"]
+        if path.startswith(V1_PREFIX) or path == "/v1":
+            return await v1_app(scope, receive, send)
+        return await django_app(scope, receive, send)
+
+    return app
+
 
 websocket_urlpatterns: list = []

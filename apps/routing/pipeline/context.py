@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,7 +20,7 @@ def request_id_from(headers: dict[bytes, bytes]) -> str:
         text = given.decode("latin-1")
         if _REQUEST_ID.match(text):
             return text
-    return f"req_{uuid.uuid4().hex}"
+    return f"req_{os.urandom(16).hex()}"
 
 
 @dataclass(slots=True)
