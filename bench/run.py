@@ -6,7 +6,7 @@ scenario is also run against the upstream directly, so the latency a gateway add
 measured in the same run. Results go to bench/results/<date>.json and
 bench/results/latest.md. See docs/benchmarks.md for what each figure means.
 
-    python bench/run.py                          # everything (about 20 minutes)
+    python bench/run.py                          # everything (about 13 minutes)
     python bench/run.py --targets upstream,atp   # a subset of gateways
     python bench/run.py --scenarios json-0ms-16c,json-300ms-1024c --window 5
     python bench/run.py --targets atp --profile json-0ms-64c   # py-spy during that scenario
@@ -53,7 +53,6 @@ ATP_KEY = "atp_benchmark_key_0123456789abcdef"
 LITELLM_KEY = "sk-bench-litellm-master"
 UPSTREAM_KEY = "sk-upstream-bench"
 
-MIB = 1024 * 1024
 # The shortest idle keep-alive timeout among the servers measured (uvicorn's and Node's).
 KEEPALIVE_S = 5.0
 
