@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import aiohttp
@@ -222,6 +223,14 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
+@lru_cache(maxsize=64)
+def _client_timeout(connect: float, first_byte: float) -> aiohttp.ClientTimeout:
+    """aiohttp's per-call timeouts; the total deadline is enforced by UpstreamCall itself."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=connect, sock_connect=connect, sock_read=first_byte
+    )
+
+
 class UpstreamCall:
     """One HTTP call to an upstream with connect, first-byte and total deadlines.
 
@@ -253,12 +262,7 @@ class UpstreamCall:
 
     async def __aenter__(self) -> UpstreamCall:
         session = get_session()
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=self.target.connect_timeout,
-            sock_connect=self.target.connect_timeout,
-            sock_read=self.target.first_byte_timeout,
-        )
+        timeout = _client_timeout(self.target.connect_timeout, self.target.first_byte_timeout)
         try:
             async with asyncio.timeout(min(self.target.first_byte_timeout, self.remaining())):
                 self.response = await session.request(
