@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
 
@@ -22,4 +23,10 @@ app.autodiscover_tasks(
 )
 
 # The periodic schedule lives here, one entry per job with its cadence and purpose.
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # Nightly at 03:17 UTC: walk the audit chain; a break is logged and audited as an alert.
+    "audit-verify-chain": {
+        "task": "audit.verify_chain",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}

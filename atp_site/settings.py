@@ -36,6 +36,12 @@ ATP_ENCRYPTION_KEYS = env_list("ATP_ENCRYPTION_KEYS") or [
     env_secret("ATP_ENCRYPTION_KEY") or _embedded_secret("encryption_key")
 ]
 
+# Audit chain signing keys as KEY_ID:SECRET, comma-separated; the first signs new events,
+# all verify (rotate by putting a new key first and keeping the old ones).
+ATP_AUDIT_SIGNING_KEYS = env_list("ATP_AUDIT_SIGNING_KEYS") or [
+    "k1:" + (env_secret("ATP_AUDIT_SIGNING_KEY") or _embedded_secret("audit_signing_key"))
+]
+
 ALLOWED_HOSTS = env_list("ATP_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("ATP_CSRF_TRUSTED_ORIGINS")
 

@@ -1,1 +1,93 @@
-"""Models of apps.audit; see ARCHITECTURE.md for what this app owns."""
+"""The audit log: hash-chained, signed, append-only events, and the chain's head."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class AuditEvent(models.Model):
+    """One thing that happened, linked to the event before it.
+
+    `hash` is SHA-256 over the canonical serialisation of the event's fields and
+    `prev_hash` (see apps.audit.chain); `signature` is an HMAC of `hash` under the signing
+    key named by `key_id`. Rows are never updated or deleted by the application; on
+    PostgreSQL a trigger rejects both (retention purges go through
+    apps.audit.services, which replaces a purged range with a signed checkpoint).
+    Tenant and user are plain values, not foreign keys: events outlive what they describe.
+    """
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+        DENIED = "denied", "Denied"
+
+    class Source(models.TextChoices):
+        CONSOLE = "console", "Console"
+        ADMIN = "admin", "Django admin"
+        API = "api", "Management API"
+        CONFIG = "config", "Configuration file"
+        CLI = "cli", "Command line"
+        DATA_PLANE = "data_plane", "Data plane"
+        SYSTEM = "system", "System"
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event_type = models.CharField(max_length=100)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    tenant_id = models.UUIDField(null=True, blank=True)
+    user_id = models.CharField(max_length=64, blank=True)
+    actor = models.CharField(max_length=200, blank=True, help_text="Who acted, as shown.")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SYSTEM)
+    session_id = models.CharField(
+        max_length=64, blank=True, help_text="A digest of the session, never the session key."
+    )
+    request_id = models.CharField(max_length=128, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    resource_type = models.CharField(max_length=100, blank=True)
+    resource_id = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    data = models.JSONField(default=dict, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    classification = models.CharField(max_length=32, default="internal")
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["sequence"]
+        indexes = [
+            models.Index(fields=["tenant_id", "occurred_at"], name="audit_tenant_time"),
+            models.Index(fields=["event_type", "occurred_at"], name="audit_type_time"),
+            models.Index(fields=["occurred_at"], name="audit_time"),
+            models.Index(fields=["user_id", "occurred_at"], name="audit_user_time"),
+            models.Index(fields=["resource_type", "resource_id"], name="audit_resource"),
+            models.Index(fields=["request_id"], name="audit_request"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.event_type} {self.outcome}"
+
+
+class AuditChainHead(models.Model):
+    """The single row holding the chain's last sequence number and hash.
+
+    Appenders lock this row (SELECT ... FOR UPDATE) so concurrent writers in any number
+    of processes extend one gap-free chain.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    sequence = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_single_head")]
+
+    def __str__(self) -> str:
+        return f"head #{self.sequence}"

@@ -1,0 +1,154 @@
+"""Writing the audit log: append events to the chain, one at a time or in batches."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit import chain
+from apps.audit.context import AuditActor, current_actor
+from apps.audit.models import AuditChainHead, AuditEvent
+
+MASK = "***"
+# Field names whose values are secrets: masked wherever they appear in before/after/data.
+SECRET_NAME = re.compile(
+    r"(pass(word)?|secret|token|api_?key|key_hash|token_hash|encrypted|credential|authorization)",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy of `value` with every secret-looking field's value replaced by '***'."""
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if SECRET_NAME.search(str(k)) and v not in (None, "") else mask_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+@dataclass(slots=True)
+class PendingEvent:
+    """An event not yet on the chain (what callers and the write-behind queue hold)."""
+
+    event_type: str
+    action: str
+    outcome: str = AuditEvent.Outcome.SUCCESS
+    tenant_id: str | uuid.UUID | None = None
+    resource_type: str = ""
+    resource_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    classification: str = "internal"
+    retention_days: int | None = None
+    occurred_at: datetime | None = None
+    actor: AuditActor | None = None
+
+
+def _fields(pending: PendingEvent, sequence: int, prev_hash: str) -> dict[str, Any]:
+    actor = pending.actor or current_actor()
+    return {
+        "sequence": sequence,
+        "event_id": uuid.uuid4(),
+        "event_type": pending.event_type,
+        "occurred_at": pending.occurred_at or timezone.now(),
+        "tenant_id": uuid.UUID(str(pending.tenant_id)) if pending.tenant_id else None,
+        "user_id": actor.user_id,
+        "actor": actor.actor,
+        "source": actor.source,
+        "session_id": actor.session_id,
+        "request_id": actor.request_id,
+        "ip_address": actor.ip_address,
+        "resource_type": pending.resource_type,
+        "resource_id": str(pending.resource_id),
+        "action": pending.action,
+        "outcome": pending.outcome,
+        "data": mask_secrets(pending.data or {}),
+        "before": mask_secrets(pending.before) if pending.before is not None else None,
+        "after": mask_secrets(pending.after) if pending.after is not None else None,
+        "classification": pending.classification,
+        "retention_days": pending.retention_days,
+        "prev_hash": prev_hash,
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """Round-trip through the canonical encoder so stored JSON equals what was hashed."""
+    import orjson
+
+    return orjson.loads(orjson.dumps(value, default=str)) if value is not None else None
+
+
+def audit_append(events: Iterable[PendingEvent]) -> list[AuditEvent]:
+    """Append events to the chain in one transaction, in order.
+
+    The chain head row is locked for the transaction, so appends from any number of
+    threads and processes serialise into one gap-free sequence. Call it inside the
+    transaction of the change being recorded, so the event commits (or not) with it.
+    """
+    pending = list(events)
+    if not pending:
+        return []
+    with transaction.atomic():
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+        sequence, prev_hash = head.sequence, head.hash
+        rows = []
+        for item in pending:
+            sequence += 1
+            fields = _fields(item, sequence, prev_hash)
+            for name in ("data", "before", "after"):
+                fields[name] = _json_safe(fields[name])
+            digest = chain.event_hash(fields)
+            key_id, signature = chain.sign(digest)
+            rows.append(AuditEvent(**fields, hash=digest, key_id=key_id, signature=signature))
+            prev_hash = digest
+        AuditEvent.objects.bulk_create(rows)
+        head.sequence, head.hash = sequence, prev_hash
+        head.save(update_fields=["sequence", "hash"])
+    return rows
+
+
+def audit_record(
+    *,
+    event_type: str,
+    action: str,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    tenant_id: str | uuid.UUID | None = None,
+    resource_type: str = "",
+    resource_id: str = "",
+    data: dict[str, Any] | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    classification: str = "internal",
+    retention_days: int | None = None,
+    actor: AuditActor | None = None,
+) -> AuditEvent:
+    """Append one event (secrets in data/before/after masked) and return it."""
+    return audit_append(
+        [
+            PendingEvent(
+                event_type=event_type,
+                action=action,
+                outcome=outcome,
+                tenant_id=tenant_id,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                data=data or {},
+                before=before,
+                after=after,
+                classification=classification,
+                retention_days=retention_days,
+                actor=actor,
+            )
+        ]
+    )[0]
