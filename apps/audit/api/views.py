@@ -1,13 +1,208 @@
-"""Management API of the audit log."""
+"""Management API of the audit log: search, export, compliance report, verification."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Max, QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit import reports
+from apps.audit.api.filters import AuditEventFilterSet
+from apps.audit.api.serializers import AuditEventSerializer, ReportInputSerializer
+from apps.audit.context import AuditActor, session_digest
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_event_list, audit_event_scope
+from apps.audit.services import audit_record
 from apps.audit.verify import verify_chain
+
+EXPORT_FORMATS = ("csv", "json", "jsonl")
+EXPORT_CONTENT_TYPES = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+}
+EXPORT_CHUNK = 2000
+
+
+class FormatIsNotARenderer(DefaultContentNegotiation):
+    """Negotiate on Accept only: here `?format=` picks the file format, not a DRF renderer."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
+
+
+def request_actor(request: Request) -> AuditActor:
+    """Who is reading the log, for the audit event the read itself leaves."""
+    user = request.user
+    session = getattr(request, "session", None)
+    return AuditActor(
+        user_id=str(user.pk or ""),
+        actor=user.get_username(),
+        source=AuditEvent.Source.API,
+        session_id=session_digest(session.session_key if session else None),
+        request_id=getattr(request._request, "request_id", ""),
+        ip_address=request.META.get("REMOTE_ADDR") or None,
+    )
+
+
+def _format(request: Request, allowed: tuple[str, ...], default: str) -> str:
+    fmt = request.query_params.get("format", default).strip().lower()
+    if fmt not in allowed:
+        raise ValidationError({"format": f"Must be one of: {', '.join(allowed)}."})
+    return fmt
+
+
+def _valid_filters(request: Request, queryset: QuerySet) -> AuditEventFilterSet:
+    filterset = AuditEventFilterSet(request.query_params, queryset=queryset, request=request)
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    return filterset
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("event_type_prefix", str, description="event_type starts with this.")
+    ]
+)
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """Search the audit log, newest first. One event is addressed by its `sequence`."""
+
+    serializer_class = AuditEventSerializer
+    filterset_class = AuditEventFilterSet
+    ordering_fields = ["sequence", "occurred_at"]
+    ordering = ["-sequence"]
+    search_fields = ["event_type", "actor", "resource_id", "request_id", "action"]
+    lookup_field = "sequence"
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        return audit_event_scope(user=self.request.user)
+
+
+def _export_rows(events: QuerySet, fmt: str) -> Iterator[str]:
+    """Serialise events in chain order, a chunk at a time, without holding them all."""
+    names = AuditEventSerializer.Meta.fields
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(names)
+    elif fmt == "json":
+        yield "["
+    first = True
+    for event in events.iterator(chunk_size=EXPORT_CHUNK):
+        row = AuditEventSerializer(event).data
+        if fmt == "csv":
+            writer.writerow(
+                [json.dumps(row[n]) if isinstance(row[n], dict | list) else row[n] for n in names]
+            )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        elif fmt == "json":
+            yield ("" if first else ",") + "\n" + json.dumps(row)
+        else:
+            yield json.dumps(row) + "\n"
+        first = False
+    if fmt == "json":
+        yield "\n]\n"
+
+
+class AuditExportView(APIView):
+    """Download every event matching the search filters (`format=csv|json|jsonl`).
+
+    The export is unpaginated, in sequence order, and leaves an `audit.exported` event
+    naming the filters and the number of rows.
+    """
+
+    content_negotiation_class = FormatIsNotARenderer
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS))],
+        responses={200: OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        fmt = _format(request, EXPORT_FORMATS, "csv")
+        filterset = _valid_filters(request, audit_event_scope(user=request.user))
+        filters = filterset.filters_value()
+        events = audit_event_list(filters, user=request.user)
+        # Fix the exported set to what exists now, so the row count recorded below is
+        # exactly what is streamed, and the export's own event is not part of it.
+        last = events.aggregate(last=Max("sequence"))["last"] or 0
+        events = events.filter(sequence__lte=last).order_by("sequence")
+        rows = events.count()
+        audit_record(
+            event_type="audit.exported",
+            action="export",
+            resource_type="audit_event",
+            data={"filters": filters.as_dict(), "format": fmt, "rows": rows, "last": last},
+            actor=request_actor(request),
+        )
+        response = StreamingHttpResponse(
+            _export_rows(events, fmt), content_type=EXPORT_CONTENT_TYPES[fmt]
+        )
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="atp-audit-{stamp}.{fmt}"'
+        response["X-ATP-Rows"] = str(rows)
+        return response
+
+
+class AuditReportView(APIView):
+    """The compliance report of a tenant (or all) for a period, as JSON, CSV or PDF.
+
+    `since` and `until` take ISO 8601 dates or datetimes; a date `until` includes that
+    whole day. Downloading a report leaves an `audit.report_exported` event.
+    """
+
+    content_negotiation_class = FormatIsNotARenderer
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(parameters=[ReportInputSerializer], responses={200: OpenApiTypes.BINARY})
+    def get(self, request: Request) -> HttpResponse:
+        params = ReportInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data: dict[str, Any] = params.validated_data
+        fmt = data["format"]
+        report = reports.report_build(
+            tenant=data.get("tenant"), since=data["since"], until=data["until"]
+        )
+        body = reports.report_render(report, fmt)
+        audit_record(
+            event_type="audit.report_exported",
+            action="export",
+            tenant_id=report.tenant["id"] if report.tenant else None,
+            resource_type="compliance_report",
+            data={
+                "format": fmt,
+                "since": data["since"].isoformat(),
+                "until": data["until"].isoformat(),
+                "tenant": report.tenant["slug"] if report.tenant else "",
+                "head_sequence": report.verification["head_sequence"],
+                "head_hash": report.verification["head_hash"],
+            },
+            actor=request_actor(request),
+        )
+        response = HttpResponse(body, content_type=reports.CONTENT_TYPES[fmt])
+        filename = reports.report_filename(report, fmt)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
 class AuditVerifyView(APIView):

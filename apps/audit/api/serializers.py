@@ -1,0 +1,93 @@
+"""Serializers of the audit log's management API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from django.utils.dateparse import parse_date, parse_datetime
+from rest_framework import serializers
+
+from apps.audit.models import AuditEvent
+from apps.audit.reports import FORMATS, period_bound
+from apps.audit.selectors import tenant_resolve
+from apps.tenants.models import Tenant
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    """Every field of an event. Hashes, signature and key id are evidence, not secrets."""
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "sequence",
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "tenant_id",
+            "user_id",
+            "actor",
+            "source",
+            "session_id",
+            "request_id",
+            "ip_address",
+            "resource_type",
+            "resource_id",
+            "action",
+            "outcome",
+            "data",
+            "before",
+            "after",
+            "classification",
+            "retention_days",
+            "prev_hash",
+            "hash",
+            "key_id",
+            "signature",
+        ]
+        read_only_fields = fields
+
+
+class PeriodBoundField(serializers.Field):
+    """An ISO 8601 date or datetime; a date `until` means the end of that day."""
+
+    default_error_messages = {"invalid": "Enter an ISO 8601 date or datetime."}
+
+    def __init__(self, *, end: bool, **kwargs: Any) -> None:
+        self.end = end
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> datetime:
+        text = str(data).strip()
+        try:
+            parsed: date | datetime | None = parse_datetime(text) or parse_date(text)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            self.fail("invalid")
+        return period_bound(parsed, end=self.end)
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class ReportInputSerializer(serializers.Serializer):
+    tenant = serializers.CharField(
+        required=False, allow_blank=True, help_text="Slug or UUID; all tenants when absent."
+    )
+    since = PeriodBoundField(end=False)
+    until = PeriodBoundField(end=True)
+    format = serializers.ChoiceField(choices=FORMATS, default="json")
+
+    def validate_tenant(self, value: str) -> Tenant | None:
+        if not value:
+            return None
+        tenant = tenant_resolve(value)
+        if tenant is None:
+            raise serializers.ValidationError(f"No tenant '{value}'.")
+        return tenant
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "Must be later than 'since'."})
+        return attrs
