@@ -1,7 +1,8 @@
-"""Writes to providers and model deployments, bumping the config version on commit."""
+"""Writes to providers and model deployments: audited, bumping the config version on commit."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 from apps.providers.models import ModelDeployment, Provider
 from atp_site.lib import config_version
 
@@ -77,6 +79,20 @@ def _reject_unknown(fields: dict[str, Any], allowed: frozenset[str], service: st
 # --- providers ------------------------------------------------------------------------------
 
 
+def _provider_state(provider: Provider | None) -> dict[str, Any] | None:
+    """The provider's snapshot plus a fingerprint of its stored key.
+
+    The ciphertext is left out of snapshots; its digest under the name `api_key` (masked to
+    '***' in the log) still lets a replaced key show up as a change.
+    """
+    if provider is None:
+        return None
+    state = snapshot_of(provider)
+    secret = provider.api_key_encrypted
+    state["api_key"] = hashlib.sha256(secret.encode()).hexdigest() if secret else ""
+    return state
+
+
 def _clean_provider(provider: Provider) -> None:
     if not isinstance(provider.options, dict):
         raise ValidationError({"options": "Must be an object."})
@@ -120,6 +136,9 @@ def provider_create(
         provider.set_api_key(api_key)
     _clean_provider(provider)
     provider.save()
+    audit_change(
+        event_type="provider.created", resource_id=provider.pk, after=_provider_state(provider)
+    )
     _bump_on_commit()
     return provider
 
@@ -138,6 +157,8 @@ def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields
         raise ValidationError(
             {"api_key_env": "Give either an API key or an environment variable, not both."}
         )
+    stored = Provider.objects.filter(pk=provider.pk).first() if provider.pk else None
+    before = _provider_state(stored)
     for field, value in fields.items():
         setattr(provider, field, value)
     if api_key is not UNSET:
@@ -149,6 +170,12 @@ def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields
         provider.api_key_encrypted = ""
     _clean_provider(provider)
     provider.save()
+    audit_change(
+        event_type="provider.updated",
+        resource_id=provider.pk,
+        before=before,
+        after=_provider_state(provider),
+    )
     _bump_on_commit()
     return provider
 
@@ -156,7 +183,15 @@ def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields
 @transaction.atomic
 def provider_delete(*, provider: Provider) -> None:
     """Delete the provider and, by cascade, its deployments."""
+    provider_id, before = provider.pk, _provider_state(provider)
+    deployments = list(provider.deployments.values_list("id", flat=True))
     provider.delete()
+    audit_change(
+        event_type="provider.deleted",
+        resource_id=provider_id,
+        before=before,
+        data={"deleted_deployments": [str(d) for d in deployments]},
+    )
     _bump_on_commit()
 
 
@@ -232,6 +267,9 @@ def deployment_create(
     )
     _clean_deployment(deployment)
     deployment.save()
+    audit_change(
+        event_type="deployment.created", resource_id=deployment.pk, after=snapshot_of(deployment)
+    )
     _bump_on_commit()
     return deployment
 
@@ -240,6 +278,7 @@ def deployment_create(
 def deployment_update(*, deployment: ModelDeployment, **fields: Any) -> ModelDeployment:
     """Change any deployment field except its provider."""
     _reject_unknown(fields, DEPLOYMENT_FIELDS, "deployment_update")
+    before = stored_snapshot(deployment)
     for field, value in fields.items():
         if field in PRICE_FIELDS:
             value = _to_price(field, value)
@@ -248,11 +287,19 @@ def deployment_update(*, deployment: ModelDeployment, **fields: Any) -> ModelDep
         setattr(deployment, field, value)
     _clean_deployment(deployment)
     deployment.save()
+    audit_change(
+        event_type="deployment.updated",
+        resource_id=deployment.pk,
+        before=before,
+        after=snapshot_of(deployment),
+    )
     _bump_on_commit()
     return deployment
 
 
 @transaction.atomic
 def deployment_delete(*, deployment: ModelDeployment) -> None:
+    deployment_id, before = deployment.pk, snapshot_of(deployment)
     deployment.delete()
+    audit_change(event_type="deployment.deleted", resource_id=deployment_id, before=before)
     _bump_on_commit()

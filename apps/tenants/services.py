@@ -1,4 +1,4 @@
-"""Writes to tenants, API keys and admin tokens, bumping the config version on commit."""
+"""Writes to tenants, API keys and admin tokens: audited, bumping the config version on commit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 from apps.tenants.keys import (
     MIN_KEY_LENGTH,
     generate_admin_token,
@@ -46,6 +47,12 @@ def tenant_create(*, slug: str, name: str, is_active: bool = True) -> Tenant:
     tenant = Tenant(slug=slug, name=name, is_active=is_active)
     tenant.full_clean()
     tenant.save()
+    audit_change(
+        event_type="tenant.created",
+        resource_id=tenant.pk,
+        tenant_id=tenant.pk,
+        after=snapshot_of(tenant),
+    )
     _bump_on_commit()
     return tenant
 
@@ -56,10 +63,18 @@ def tenant_update(*, tenant: Tenant, **fields: Any) -> Tenant:
     unknown = set(fields) - TENANT_FIELDS
     if unknown:
         raise TypeError(f"tenant_update() got unexpected fields: {sorted(unknown)}")
+    before = stored_snapshot(tenant)
     for field, value in fields.items():
         setattr(tenant, field, value)
     tenant.full_clean()
     tenant.save()
+    audit_change(
+        event_type="tenant.updated",
+        resource_id=tenant.pk,
+        tenant_id=tenant.pk,
+        before=before,
+        after=snapshot_of(tenant),
+    )
     _bump_on_commit()
     return tenant
 
@@ -67,7 +82,16 @@ def tenant_update(*, tenant: Tenant, **fields: Any) -> Tenant:
 @transaction.atomic
 def tenant_delete(*, tenant: Tenant) -> None:
     """Delete the tenant and, by cascade, its API keys."""
+    tenant_id, before = tenant.pk, snapshot_of(tenant)
+    keys = list(tenant.api_keys.values_list("id", flat=True))
     tenant.delete()
+    audit_change(
+        event_type="tenant.deleted",
+        resource_id=tenant_id,
+        tenant_id=tenant_id,
+        before=before,
+        data={"deleted_api_keys": [str(k) for k in keys]},
+    )
     _bump_on_commit()
 
 
@@ -104,6 +128,32 @@ def api_key_create(
     A given `plaintext` (a key already distributed, e.g. from a config file) is used as it
     is when it is long enough and not in use; otherwise a new random key is made.
     """
+    api_key, plaintext = _api_key_create(
+        tenant=tenant,
+        name=name,
+        allowed_models=allowed_models,
+        expires_at=expires_at,
+        plaintext=plaintext,
+        created_by=created_by,
+    )
+    audit_change(
+        event_type="api_key.created",
+        resource_id=api_key.pk,
+        tenant_id=api_key.tenant_id,
+        after=snapshot_of(api_key),
+    )
+    return api_key, plaintext
+
+
+def _api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    allowed_models: Iterable[str] = (),
+    expires_at: datetime | None = None,
+    plaintext: str | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> tuple[ApiKey, str]:
     if plaintext is not None:
         if len(plaintext) < MIN_KEY_LENGTH:
             raise ValidationError({"key": f"A key must be at least {MIN_KEY_LENGTH} characters."})
@@ -140,6 +190,7 @@ def api_key_update(
     """Change a live key's name, model allow-list or expiry; revoked keys are frozen."""
     if api_key.is_revoked:
         raise ValidationError("A revoked key cannot be changed.")
+    before = stored_snapshot(api_key)
     if name is not UNSET:
         _check_name_free(tenant=api_key.tenant, name=name, exclude_pk=api_key.pk)
         api_key.name = name
@@ -149,6 +200,13 @@ def api_key_update(
         api_key.expires_at = expires_at
     api_key.full_clean()
     api_key.save()
+    audit_change(
+        event_type="api_key.updated",
+        resource_id=api_key.pk,
+        tenant_id=api_key.tenant_id,
+        before=before,
+        after=snapshot_of(api_key),
+    )
     _bump_on_commit()
     return api_key
 
@@ -157,10 +215,22 @@ def api_key_update(
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     """Revoke the key; revoking an already revoked key keeps its original revocation time."""
     if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
-        _bump_on_commit()
+        before = snapshot_of(api_key)
+        _api_key_revoke(api_key)
+        audit_change(
+            event_type="api_key.revoked",
+            resource_id=api_key.pk,
+            tenant_id=api_key.tenant_id,
+            before=before,
+            after=snapshot_of(api_key),
+        )
     return api_key
+
+
+def _api_key_revoke(api_key: ApiKey) -> None:
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked_at"])
+    _bump_on_commit()
 
 
 @transaction.atomic
@@ -170,13 +240,16 @@ def api_key_rotate(
     """Revoke the key and create its replacement with the same name and settings.
 
     `plaintext` sets the replacement's key (as in `api_key_create`); by default it is random.
+    One `api_key.rotated` event records it: `before` is the old key as it was, `after` the
+    replacement, and `resource_id` the old key's id.
     """
     if api_key.is_revoked:
         raise ValidationError("A revoked key cannot be rotated; create a new key instead.")
-    api_key_revoke(api_key=api_key)
+    before = snapshot_of(api_key)
+    _api_key_revoke(api_key)
     # A past expiry is carried over as none: the replacement should be usable.
     expires_at = api_key.expires_at if not api_key.is_expired else None
-    return api_key_create(
+    new_key, new_plaintext = _api_key_create(
         tenant=api_key.tenant,
         name=api_key.name,
         allowed_models=api_key.allowed_models,
@@ -184,6 +257,15 @@ def api_key_rotate(
         plaintext=plaintext,
         created_by=created_by or api_key.created_by,
     )
+    audit_change(
+        event_type="api_key.rotated",
+        resource_id=api_key.pk,
+        tenant_id=api_key.tenant_id,
+        before=before,
+        after=snapshot_of(new_key),
+        data={"replaced_by": str(new_key.pk), "revoked_at": api_key.revoked_at.isoformat()},
+    )
+    return new_key, new_plaintext
 
 
 # --- admin tokens ---------------------------------------------------------------------------
@@ -206,12 +288,20 @@ def admin_token_create(
     )
     token.full_clean()
     token.save()
+    audit_change(event_type="admin_token.created", resource_id=token.pk, after=snapshot_of(token))
     return token, plaintext
 
 
 @transaction.atomic
 def admin_token_revoke(*, token: AdminToken) -> AdminToken:
     if token.revoked_at is None:
+        before = snapshot_of(token)
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        audit_change(
+            event_type="admin_token.revoked",
+            resource_id=token.pk,
+            before=before,
+            after=snapshot_of(token),
+        )
     return token
