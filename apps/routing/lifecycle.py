@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 
+from apps.audit.writebehind import audit_events
 from apps.providers import tokens
 from apps.providers.http import close_sessions
 from apps.routing.writebehind import request_logs
@@ -14,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 async def shutdown() -> None:
+    await audit_events.drain()
     await request_logs.drain()
     await close_sessions()
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.audit.context import AuditActor, acting_as, current_actor
 from apps.providers import selectors as provider_selectors
 from apps.providers import services as provider_services
 from apps.providers.models import ModelDeployment, Provider
@@ -654,7 +655,11 @@ def apply_config(
     """
     spec = parse_config(data, environ=environ)
     report = ApplyReport(dry_run=dry_run)
-    with transaction.atomic():
+    # Changes from a document with no one else named as acting are the config file's.
+    actor = current_actor()
+    if actor.source == "system":
+        actor = AuditActor(actor="config", source="config")
+    with acting_as(actor), transaction.atomic():
         if spec.providers is not None:
             _apply_providers(spec.providers, report, prune)
         if spec.tenants is not None:

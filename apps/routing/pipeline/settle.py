@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from apps.audit.writebehind import record_gateway_request
 from apps.costs.pricing import cost_usd
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline.context import RequestContext
@@ -30,7 +31,7 @@ def settle(
     error: ATPError | None = None,
     cancelled: bool = False,
 ) -> None:
-    """Queue the request log row; never raises into the response path."""
+    """Queue the request log row and its audit event; never raises into the response path."""
     dep = ctx.deployment
     key = ctx.key
     usage = usage or Usage()
@@ -40,33 +41,33 @@ def settle(
         status = "error"
     else:
         status = "success"
-    request_logs.put(
-        {
-            "request_id": ctx.request_id,
-            "created_at": ctx.created_at,
-            "completed_at": datetime.now(UTC),
-            "endpoint": ctx.endpoint,
-            "tenant_id": key.tenant_id if key else None,
-            "api_key_id": key.id if key else None,
-            "end_user": ctx.end_user[:256],
-            "requested_model": ctx.requested_model[:200],
-            "model": dep.public_name if dep else "",
-            "upstream_model": dep.target.upstream_model if dep else "",
-            "deployment_id": dep.id if dep else None,
-            "provider_id": dep.provider_id if dep else None,
-            "stream": ctx.stream,
-            "status": status,
-            "http_status": http_status,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cached_input_tokens": usage.cached_input_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "usage_estimated": usage_estimated,
-            "cost_usd": cost if cost is not None else cost_of(ctx, usage),
-            "latency_ms": ctx.elapsed_ms(),
-            "ttft_ms": ctx.elapsed_ms(ctx.first_token_at) if ctx.first_token_at else None,
-            "error_type": (error.code or error.type)[:64] if error else "",
-            "error_message": error.message[:2000] if error else "",
-        }
-    )
+    row = {
+        "request_id": ctx.request_id,
+        "created_at": ctx.created_at,
+        "completed_at": datetime.now(UTC),
+        "endpoint": ctx.endpoint,
+        "tenant_id": key.tenant_id if key else None,
+        "api_key_id": key.id if key else None,
+        "end_user": ctx.end_user[:256],
+        "requested_model": ctx.requested_model[:200],
+        "model": dep.public_name if dep else "",
+        "upstream_model": dep.target.upstream_model if dep else "",
+        "deployment_id": dep.id if dep else None,
+        "provider_id": dep.provider_id if dep else None,
+        "stream": ctx.stream,
+        "status": status,
+        "http_status": http_status,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "usage_estimated": usage_estimated,
+        "cost_usd": cost if cost is not None else cost_of(ctx, usage),
+        "latency_ms": ctx.elapsed_ms(),
+        "ttft_ms": ctx.elapsed_ms(ctx.first_token_at) if ctx.first_token_at else None,
+        "error_type": (error.code or error.type)[:64] if error else "",
+        "error_message": error.message[:2000] if error else "",
+    }
+    request_logs.put(row)
+    record_gateway_request(row, provider=dep.provider_name if dep else "")

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from apps.audit.context import AuditActor, acting_as
 from apps.tenants.config import apply_config
 from apps.tenants.keys import generate_api_key
 
@@ -232,7 +233,8 @@ class Command(BaseCommand):
                 }
             ],
         }
-        apply_config(config)
+        with acting_as(AuditActor(actor="cli:atp_bootstrap", source="cli")):
+            apply_config(config)
 
         if quiet:
             return

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.audit.context import AuditActor, acting_as
 from apps.tenants.services import admin_token_create
 
 
@@ -29,7 +30,8 @@ class Command(BaseCommand):
                 f"Warning: {options['user']} is not staff; the API will refuse the token (403)."
             )
         try:
-            _, plaintext = admin_token_create(user=user, name=options["name"])
+            with acting_as(AuditActor(actor="cli:atp_admin_token", source="cli")):
+                _, plaintext = admin_token_create(user=user, name=options["name"])
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         # Only the token on stdout, so scripts can capture it.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.audit.context import AuditActor, acting_as
 from apps.tenants.config import ConfigError, apply_config, load_config_file
 
 
@@ -27,9 +29,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        name = "stdin" if options["file"] == "-" else Path(options["file"]).name
         try:
             data = load_config_file(options["file"])
-            report = apply_config(data, prune=options["prune"], dry_run=options["dry_run"])
+            with acting_as(AuditActor(actor=f"config:{name}", source="config")):
+                report = apply_config(data, prune=options["prune"], dry_run=options["dry_run"])
         except ConfigError as exc:
             raise CommandError(f"Invalid configuration: {exc}", returncode=2) from None
         for line in report.lines():

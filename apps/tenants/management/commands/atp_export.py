@@ -7,6 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from apps.audit.context import AuditActor, acting_as
+from apps.audit.services import audit_record
 from apps.tenants.config import export_config_yaml
 
 
@@ -21,6 +23,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         text = export_config_yaml()
+        # Exports are audited: the file describes every provider, tenant and key.
+        with acting_as(AuditActor(actor="cli:atp_export", source="cli")):
+            audit_record(
+                event_type="config.exported",
+                action="export",
+                resource_type="config",
+                data={"output": options["output"] or "stdout"},
+            )
         if options["output"]:
             Path(options["output"]).write_text(text, encoding="utf-8")
             self.stderr.write(f"Wrote {options['output']}.")
