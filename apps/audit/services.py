@@ -6,10 +6,10 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit import chain
@@ -152,3 +152,70 @@ def audit_record(
             )
         ]
     )[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    purged: int
+    first_sequence: int | None  # the chain's first event after the purge
+    checkpoint: AuditEvent | None
+
+
+def audit_purge_through(*, sequence: int, reason: str) -> PurgeReport:
+    """Delete events 1..`sequence` (what is left of them) and record a signed checkpoint.
+
+    Only a prefix of the chain can go, so what remains still verifies: the checkpoint,
+    appended at the end like any event, carries the hash the first remaining event links
+    to (`anchor_hash`) and that event's number, and the verifier starts from it.
+    """
+    with transaction.atomic():
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+        sequence = min(sequence, head.sequence)
+        doomed = AuditEvent.objects.filter(sequence__lte=sequence)
+        last = doomed.order_by("-sequence").first()
+        if last is None:
+            return PurgeReport(purged=0, first_sequence=None, checkpoint=None)
+        first_purged = doomed.order_by("sequence").values_list("sequence", flat=True).first()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # Lifts the append-only trigger's DELETE ban for this transaction only.
+                cursor.execute("SET LOCAL atp.audit_purge = 'on'")
+        purged, _ = doomed.delete()
+        checkpoint = audit_record(
+            event_type="audit.checkpoint",
+            action="purge",
+            resource_type="audit_chain",
+            data={
+                "first_sequence": last.sequence + 1,
+                "anchor_hash": last.hash,
+                "purged_from": first_purged,
+                "purged_through": last.sequence,
+                "purged_count": purged,
+                "reason": reason,
+            },
+            classification="restricted",
+        )
+    return PurgeReport(purged=purged, first_sequence=last.sequence + 1, checkpoint=checkpoint)
+
+
+def audit_purge_expired(*, now: datetime | None = None, default_days: int) -> PurgeReport:
+    """Purge the longest prefix of the chain whose events are all past retention.
+
+    An event's retention is its own `retention_days`, else `default_days`. The prefix
+    stops at the first event still to be kept, so a long-lived event protects the
+    events after it until it expires too.
+    """
+    now = now or timezone.now()
+    through = 0
+    for sequence, occurred_at, days in (
+        AuditEvent.objects.order_by("sequence")
+        .values_list("sequence", "occurred_at", "retention_days")
+        .iterator(chunk_size=5000)
+    ):
+        keep_until = occurred_at + timedelta(days=days if days is not None else default_days)
+        if keep_until > now:
+            break
+        through = sequence
+    if not through:
+        return PurgeReport(purged=0, first_sequence=None, checkpoint=None)
+    return audit_purge_through(sequence=through, reason="retention")

@@ -83,6 +83,19 @@ def _classify(
     )
 
 
+def _checkpoint_for(first: AuditEvent) -> AuditEvent | None:
+    """The purge checkpoint that vouches for `first` being the chain's first event."""
+    return (
+        AuditEvent.objects.filter(
+            event_type="audit.checkpoint",
+            data__first_sequence=first.sequence,
+            data__anchor_hash=first.prev_hash,
+        )
+        .order_by("-sequence")
+        .first()
+    )
+
+
 def verify_chain(*, batch_size: int = 2000) -> VerificationResult:
     """Walk the whole chain in sequence order; stop at the first problem."""
     head = AuditChainHead.objects.get(pk=1)
@@ -104,17 +117,24 @@ def verify_chain(*, batch_size: int = 2000) -> VerificationResult:
             problem=problem,
         )
 
+    anchor = chain.GENESIS_HASH
+    if e is not None and (e.sequence != 1 or e.prev_hash != chain.GENESIS_HASH):
+        checkpoint = _checkpoint_for(e)
+        if checkpoint is not None:
+            # The start of the chain was purged; a signed checkpoint vouches for the link.
+            anchor = checkpoint.data["anchor_hash"]
+
     while e is not None:
         nxt = next(events, None)
         if chain.event_hash(_fields(e)) != e.hash:
             return result(
                 Problem("modified", e.sequence, f"event {e.sequence} does not match its hash")
             )
-        expected_prev = p.hash if p else chain.GENESIS_HASH
+        expected_prev = p.hash if p else anchor
         if e.prev_hash != expected_prev:
             return result(_classify(pp, p, e, nxt))
         expected_sequence = (p.sequence + 1) if p else e.sequence
-        if p is None and e.sequence != 1 and e.prev_hash == chain.GENESIS_HASH:
+        if p is None and e.sequence != 1 and anchor == chain.GENESIS_HASH:
             return result(Problem("reordered", e.sequence, "the chain does not start at 1"))
         if e.sequence != expected_sequence:
             return result(

@@ -195,10 +195,11 @@ def test_verify_command_reports_ok_and_broken(tamper):
 
 
 def test_verify_api_reports_the_head(admin_client):
-    events = record(2)
+    record(2)
     body = admin_client.get("/api/v1/audit/verify/").json()
-    assert body["status"] == "ok" and body["head_hash"] == events[-1].hash
-    assert body["head_sequence"] == 2 and body["problem"] is None
+    last = AuditEvent.objects.order_by("-sequence").first()
+    assert body["status"] == "ok" and body["head_hash"] == last.hash
+    assert body["head_sequence"] == last.sequence >= 2 and body["problem"] is None
 
 
 def test_verify_api_needs_staff(client):
