@@ -47,8 +47,13 @@ def gateway_event(log: Row, *, provider: str = "") -> Row:
             "stream": log.get("stream", False),
             "status": log.get("status", ""),
             "http_status": log.get("http_status"),
-            "input_tokens": log.get("input_tokens", 0),
-            "output_tokens": log.get("output_tokens", 0),
+            # Not "*_tokens": names with "token" in them are masked as secrets.
+            "usage": {
+                "input": log.get("input_tokens", 0),
+                "output": log.get("output_tokens", 0),
+                "cached_input": log.get("cached_input_tokens", 0),
+                "reasoning": log.get("reasoning_tokens", 0),
+            },
             "cost_usd": str(cost if cost is not None else Decimal(0)),
             "latency_ms": log.get("latency_ms"),
             "error_code": log.get("error_type", ""),
