@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import AuditEventFilters, audit_event_list
@@ -30,6 +31,7 @@ BUDGET_PREFIX = "budget."
 ADMIN_SOURCES = ("admin", "api", "console", "config", "cli")
 # Reads of the log and sign-ins come from admin sources too, but change nothing.
 NOT_CHANGES = ("audit.exported", "audit.report_exported", "audit.verified")
+AUTH_PREFIX = "auth."
 LOGIN_TYPES = ("auth.login", "user.login")
 FAILED_LOGIN_TYPES = ("auth.login_failed", "user.login_failed")
 LATEST_ADMIN_CHANGES = 100
@@ -87,6 +89,20 @@ def period_bound(value: date | datetime, *, end: bool) -> datetime:
     return timezone.make_aware(start)
 
 
+def parse_period_bound(text: str, *, end: bool) -> datetime | None:
+    """An ISO 8601 date or datetime as a period bound, or None when it is neither.
+
+    The date is tried first: Python's datetime parser also accepts a bare date and would
+    turn an `until` date into its midnight, dropping the day it names.
+    """
+    text = text.strip()
+    try:
+        parsed: date | datetime | None = parse_date(text) or parse_datetime(text)
+    except ValueError:
+        return None
+    return period_bound(parsed, end=end) if parsed is not None else None
+
+
 def _grouped(events: QuerySet, name: str) -> dict[str, int]:
     rows = events.values(name).annotate(n=Count("pk")).order_by("-n", name)
     return {row[name] or "": row["n"] for row in rows}
@@ -129,6 +145,7 @@ def _admin_changes(events: QuerySet) -> dict[str, Any]:
     changes = (
         events.filter(source__in=ADMIN_SOURCES)
         .exclude(event_type__in=NOT_CHANGES + LOGIN_TYPES + FAILED_LOGIN_TYPES)
+        .exclude(event_type__startswith=AUTH_PREFIX)
         .exclude(outcome=AuditEvent.Outcome.DENIED)
     )
     by_type = _grouped(changes, "event_type")

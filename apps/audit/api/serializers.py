@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 
 from apps.audit.models import AuditEvent
-from apps.audit.reports import FORMATS, period_bound
+from apps.audit.reports import FORMATS, parse_period_bound
 from apps.audit.selectors import tenant_resolve
 from apps.tenants.models import Tenant
 
@@ -58,14 +57,10 @@ class PeriodBoundField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> datetime:
-        text = str(data).strip()
-        try:
-            parsed: date | datetime | None = parse_datetime(text) or parse_date(text)
-        except ValueError:
-            parsed = None
-        if parsed is None:
+        bound = parse_period_bound(str(data), end=self.end)
+        if bound is None:
             self.fail("invalid")
-        return period_bound(parsed, end=self.end)
+        return bound
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import date, datetime
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.audit import reports
 from apps.audit.context import AuditActor
@@ -17,13 +16,10 @@ from apps.audit.services import audit_record
 
 
 def _bound(value: str, *, name: str, end: bool) -> datetime:
-    try:
-        parsed: date | datetime | None = parse_datetime(value) or parse_date(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
+    bound = reports.parse_period_bound(value, end=end)
+    if bound is None:
         raise CommandError(f"--{name}: '{value}' is not an ISO 8601 date or datetime.")
-    return reports.period_bound(parsed, end=end)
+    return bound
 
 
 class Command(BaseCommand):
