@@ -17,18 +17,43 @@ from apps.audit.context import AuditActor, current_actor
 from apps.audit.models import AuditChainHead, AuditEvent
 
 MASK = "***"
-# Field names whose values are secrets: masked wherever they appear in before/after/data.
-SECRET_NAME = re.compile(
-    r"(pass(word)?|secret|token|api_?key|key_hash|token_hash|encrypted|credential|authorization)",
-    re.IGNORECASE,
+# A field is secret when one of its words is one of these ("admin_token", "password",
+# "client_secret") or it holds one of these word pairs ("api_key", "key_hash"). Whole
+# words, so usage counters such as "input_tokens" stay readable.
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "credential",
+        "credentials",
+        "authorization",
+        "cookie",
+        "apikey",
+        "encrypted",
+        "ciphertext",
+        "plaintext",
+    }
 )
+SECRET_PAIRS = frozenset({("api", "key"), ("key", "hash"), ("private", "key"), ("access", "key")})
+_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def is_secret_name(name: str) -> bool:
+    words = [w.lower() for w in _WORDS.findall(str(name))]
+    if words and words[-1] == "env":
+        return False  # the name of an environment variable holding a secret, not the secret
+    if any(w in SECRET_WORDS for w in words):
+        return True
+    return any(pair in SECRET_PAIRS for pair in zip(words, words[1:], strict=False))
 
 
 def mask_secrets(value: Any) -> Any:
     """A copy of `value` with every secret-looking field's value replaced by '***'."""
     if isinstance(value, Mapping):
         return {
-            k: (MASK if SECRET_NAME.search(str(k)) and v not in (None, "") else mask_secrets(v))
+            k: (MASK if is_secret_name(k) and v not in (None, "") else mask_secrets(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
