@@ -108,14 +108,22 @@ def _grouped(events: QuerySet, name: str) -> dict[str, int]:
     return {row[name] or "": row["n"] for row in rows}
 
 
+def _denial_reason(data: dict[str, Any], action: str) -> str:
+    """The most specific reason an event gives: its own, its policy's, or its error code."""
+    policy = data.get("policy")
+    if isinstance(policy, dict):
+        policy = policy.get("reason") or policy.get("name") or policy.get("id")
+    reason = data.get("reason") or policy or data.get("error_code") or action
+    return str(reason or "unspecified")
+
+
 def _policy_denials(events: QuerySet) -> dict[str, Any]:
     denied = events.filter(outcome=AuditEvent.Outcome.DENIED).filter(
         Q(event_type=GATEWAY_REQUEST) | Q(event_type__startswith=POLICY_PREFIX)
     )
     reasons: Counter[str] = Counter()
     for data, action in denied.values_list("data", "action").iterator():
-        data = data if isinstance(data, dict) else {}
-        reasons[str(data.get("reason") or data.get("policy") or action or "unspecified")] += 1
+        reasons[_denial_reason(data if isinstance(data, dict) else {}, action)] += 1
     return {
         "count": sum(reasons.values()),
         "top_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(TOP)],
@@ -440,7 +448,14 @@ def render_pdf(report: ComplianceReport) -> bytes:
             )
         )
         story += [table, Spacer(1, 4 * mm)]
-    doc.build(story)
+    footer = f"ATP compliance report - {report.tenant_label}"
+
+    def on_page(canvas: Any, page_doc: Any) -> None:
+        canvas.setFont("Helvetica", 7)
+        canvas.drawString(doc.leftMargin, 6 * mm, footer)
+        canvas.drawRightString(doc.leftMargin + doc.width, 6 * mm, f"page {page_doc.page}")
+
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return buffer.getvalue()
 
 

@@ -68,7 +68,7 @@ def _populate(api_key_factory, tenant_factory, period):
         action="evaluate",
         outcome="denied",
         tenant_id=tenant.pk,
-        data={"policy": "no-pii-egress"},
+        data={"policy": {"name": "no-pii-egress"}},
         actor=GATEWAY,
     )
     audit_record(event_type="budget.exceeded", action="reserve", tenant_id=tenant.pk)
