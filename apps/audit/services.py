@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
@@ -15,6 +16,7 @@ from django.utils import timezone
 from apps.audit import chain
 from apps.audit.context import AuditActor, current_actor
 from apps.audit.models import AuditChainHead, AuditEvent
+from atp_site.lib.bulk import RowInserter
 
 MASK = "***"
 # A field is secret when one of its words is one of these ("admin_token", "password",
@@ -40,6 +42,7 @@ SECRET_PAIRS = frozenset({("api", "key"), ("key", "hash"), ("private", "key"), (
 _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     words = [w.lower() for w in _WORDS.findall(str(name))]
     if words and words[-1] == "env":
@@ -78,6 +81,15 @@ class PendingEvent:
     retention_days: int | None = None
     occurred_at: datetime | None = None
     actor: AuditActor | None = None
+    # Set by producers whose payload is built from known, secret-free fields (the data
+    # plane), to skip the masking walk.
+    masked: bool = False
+
+
+def _masked(value: Any, already: bool) -> Any:
+    if value is None or already:
+        return value
+    return mask_secrets(value)
 
 
 def _fields(pending: PendingEvent, sequence: int, prev_hash: str) -> dict[str, Any]:
@@ -98,9 +110,9 @@ def _fields(pending: PendingEvent, sequence: int, prev_hash: str) -> dict[str, A
         "resource_id": str(pending.resource_id),
         "action": pending.action,
         "outcome": pending.outcome,
-        "data": mask_secrets(pending.data or {}),
-        "before": mask_secrets(pending.before) if pending.before is not None else None,
-        "after": mask_secrets(pending.after) if pending.after is not None else None,
+        "data": (pending.data or {}) if pending.masked else mask_secrets(pending.data or {}),
+        "before": _masked(pending.before, pending.masked),
+        "after": _masked(pending.after, pending.masked),
         "classification": pending.classification,
         "retention_days": pending.retention_days,
         "prev_hash": prev_hash,
@@ -114,12 +126,17 @@ def _json_safe(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, default=str)) if value is not None else None
 
 
-def audit_append(events: Iterable[PendingEvent]) -> list[AuditEvent]:
+_inserter = RowInserter("audit.AuditEvent")
+
+
+def audit_append(events: Iterable[PendingEvent], *, returning: bool = True) -> list[AuditEvent]:
     """Append events to the chain in one transaction, in order.
 
     The chain head row is locked for the transaction, so appends from any number of
     threads and processes serialise into one gap-free sequence. Call it inside the
     transaction of the change being recorded, so the event commits (or not) with it.
+    `returning=False` (the data plane's batches) skips building model instances and
+    returns nothing.
     """
     pending = list(events)
     if not pending:
@@ -135,12 +152,16 @@ def audit_append(events: Iterable[PendingEvent]) -> list[AuditEvent]:
                 fields[name] = _json_safe(fields[name])
             digest = chain.event_hash(fields)
             key_id, signature = chain.sign(digest)
-            rows.append(AuditEvent(**fields, hash=digest, key_id=key_id, signature=signature))
+            rows.append({**fields, "hash": digest, "key_id": key_id, "signature": signature})
             prev_hash = digest
-        AuditEvent.objects.bulk_create(rows)
+        if returning:
+            created = AuditEvent.objects.bulk_create([AuditEvent(**row) for row in rows])
+        else:
+            _inserter.insert(rows)
+            created = []
         head.sequence, head.hash = sequence, prev_hash
         head.save(update_fields=["sequence", "hash"])
-    return rows
+    return created
 
 
 def audit_record(

@@ -15,93 +15,16 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from functools import partial
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from atp_site.lib.bulk import Row, RowInserter
+
 logger = logging.getLogger(__name__)
 
-Row = dict[str, Any]
 
-# Field types whose Python values every backend takes as they are.
-PLAIN_TYPES = frozenset(
-    {
-        "CharField",
-        "TextField",
-        "BooleanField",
-        "IntegerField",
-        "PositiveIntegerField",
-        "PositiveSmallIntegerField",
-        "SmallIntegerField",
-        "BigIntegerField",
-    }
-)
-
-
-def _prep(field, connection, value: Any) -> Any:
-    return field.get_db_prep_save(value, connection)
-
-
-class RowInserter:
-    """Batched INSERT of plain row dicts into one model's table.
-
-    `bulk_create` builds a model instance per row and resolves every field on each call;
-    at thousands of rows a second that is most of the write cost, so the statement and
-    the per-column value adapters are prepared once and rows go in with executemany.
-    """
-
-    def __init__(self, model_label: str) -> None:
-        self.model_label = model_label
-        self._prepared: dict[str, tuple] = {}
-
-    def _prepare(
-        self, connection
-    ) -> tuple[str, str, list[tuple[str, Callable[[Any], Any] | None]]]:
-        from django.apps import apps
-
-        model = apps.get_model(self.model_label)
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in fields)
-        marks = ", ".join(["%s"] * len(fields))
-        table = quote(model._meta.db_table)
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-        copy_sql = f"COPY {table} ({columns}) FROM STDIN"
-        adapters = []
-        for f in fields:
-            if f.get_internal_type() in PLAIN_TYPES:
-                adapters.append((f.attname, None))
-            else:
-                adapters.append((f.attname, partial(_prep, f, connection)))
-        return sql, copy_sql, adapters
-
-    def __call__(self, rows: list[Row]) -> None:
-        from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
-
-        close_old_connections()
-        # The wrapper itself, not the `connection` proxy: adapters are called per value.
-        connection = connections[DEFAULT_DB_ALIAS]
-        prepared = self._prepared.get(connection.vendor)
-        if prepared is None or prepared[2] is not connection:
-            prepared = self._prepared[connection.vendor] = (*self._prepare(connection), connection)
-        sql, copy_sql, adapters, _ = prepared
-        params = [
-            [row.get(key) if adapt is None else adapt(row.get(key)) for key, adapt in adapters]
-            for row in rows
-        ]
-        with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # COPY is several times cheaper than INSERTs for batches.
-                with cursor.cursor.copy(copy_sql) as copy:
-                    for values in params:
-                        copy.write_row(values)
-            else:
-                cursor.executemany(sql, params)
-
-
-insert_request_logs = RowInserter("routing.RequestLog")
+request_logs_writer = RowInserter("routing.RequestLog")
 
 
 class WriteBehindQueue:
@@ -198,4 +121,4 @@ class WriteBehindQueue:
             logger.exception("write-behind %s: %d rows lost at exit", self.name, len(rows))
 
 
-request_logs = WriteBehindQueue(insert_request_logs, "request-log")
+request_logs = WriteBehindQueue(request_logs_writer, "request-log")

@@ -12,6 +12,7 @@ from asgiref.sync import SyncToAsync
 from channels.testing import ApplicationCommunicator
 from django.db import connections
 
+from apps.audit.writebehind import audit_events
 from apps.providers.models import ModelDeployment, Provider
 from apps.routing.snapshot import holder
 from apps.routing.writebehind import request_logs
@@ -136,7 +137,10 @@ def gateway(transactional_db, settings) -> Gateway:
     )
     config_version.bump()
     yield Gateway(tenant, raw, api_key, provider, deployment)
+    # Rows a test left queued must not be written at interpreter exit, when the test
+    # database is gone.
     request_logs._take()
+    audit_events._take()
     holder.invalidate()
     # The snapshot and log writer ran ORM calls in asgiref's worker thread; close that
     # thread's connection so the test database can be dropped at the end of the session.
