@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from apps.audit.context import AuditActor, _current, acting_as, session_digest
+from apps.audit.context import (
+    SYSTEM,
+    AuditActor,
+    _current,
+    acting_as,
+    current_actor,
+    session_digest,
+)
 
 
 def source_of(path: str) -> str:
@@ -40,8 +47,11 @@ def adopt_actor(actor: AuditActor) -> None:
 
     For authentication that happens inside the view (DRF's token authentication), after
     the middleware has set the context; the middleware's reset still restores the value
-    from before the request when it ends.
+    from before the request when it ends. Outside a request (no middleware context, as
+    with a test client's `login()`), nothing would reset it, so it is left alone.
     """
+    if current_actor() is SYSTEM:
+        return
     _current.set(actor)
 
 
