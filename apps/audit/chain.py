@@ -53,7 +53,7 @@ def _normalise(name: str, value: Any) -> Any:
             value = datetime.fromisoformat(value)
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if name in ("event_id", "tenant_id"):
-        return str(uuid.UUID(str(value)))
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -81,8 +82,8 @@ class PendingEvent:
     retention_days: int | None = None
     occurred_at: datetime | None = None
     actor: AuditActor | None = None
-    # Set by producers whose payload is built from known, secret-free fields (the data
-    # plane), to skip the masking walk.
+    # Set by producers whose payload is built from known, secret-free, JSON-native fields
+    # (the data plane), to skip the masking walk and the JSON normalisation.
     masked: bool = False
 
 
@@ -92,11 +93,13 @@ def _masked(value: Any, already: bool) -> Any:
     return mask_secrets(value)
 
 
-def _fields(pending: PendingEvent, sequence: int, prev_hash: str) -> dict[str, Any]:
+def _fields(
+    pending: PendingEvent, sequence: int, prev_hash: str, event_id: uuid.UUID
+) -> dict[str, Any]:
     actor = pending.actor or current_actor()
     return {
         "sequence": sequence,
-        "event_id": uuid.uuid4(),
+        "event_id": event_id,
         "event_type": pending.event_type,
         "occurred_at": pending.occurred_at or timezone.now(),
         "tenant_id": uuid.UUID(str(pending.tenant_id)) if pending.tenant_id else None,
@@ -145,11 +148,16 @@ def audit_append(events: Iterable[PendingEvent], *, returning: bool = True) -> l
         head = AuditChainHead.objects.select_for_update().get(pk=1)
         sequence, prev_hash = head.sequence, head.hash
         rows = []
-        for item in pending:
+        # Random version-4 ids for the whole batch from one system call.
+        entropy = os.urandom(16 * len(pending))
+        for index, item in enumerate(pending):
             sequence += 1
-            fields = _fields(item, sequence, prev_hash)
-            for name in ("data", "before", "after"):
-                fields[name] = _json_safe(fields[name])
+            event_id = uuid.UUID(bytes=entropy[16 * index : 16 * index + 16], version=4)
+            fields = _fields(item, sequence, prev_hash, event_id)
+            if not item.masked:
+                # Trusted producers (masked=True) hand over JSON-native values already.
+                for name in ("data", "before", "after"):
+                    fields[name] = _json_safe(fields[name])
             digest = chain.event_hash(fields)
             key_id, signature = chain.sign(digest)
             rows.append({**fields, "hash": digest, "key_id": key_id, "signature": signature})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -9,6 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from apps.routing.snapshot import DeploymentInfo, KeyInfo
+
+# Request ids: a random per-process prefix and a counter. Unique across processes without a
+# system call per request (os.urandom per id showed in profiles).
+_PROCESS_PREFIX = os.urandom(8).hex()
+_counter = itertools.count(1)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -20,7 +26,7 @@ def request_id_from(headers: dict[bytes, bytes]) -> str:
         text = given.decode("latin-1")
         if _REQUEST_ID.match(text):
             return text
-    return f"req_{os.urandom(16).hex()}"
+    return f"req_{_PROCESS_PREFIX}{next(_counter):012x}"
 
 
 @dataclass(slots=True)
