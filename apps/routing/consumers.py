@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import orjson
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
@@ -214,7 +215,7 @@ class V1Consumer(AsyncHttpConsumer):
         headers = []
         if err.retry_after is not None:
             headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
-        await self._send_json(err.status, _dumps(body), headers)
+        await self._send_json(err.status, orjson.dumps(body), headers)
 
     async def _send_json(
         self, status: int, payload: bytes, headers: list[tuple[bytes, bytes]]
@@ -229,7 +230,3 @@ class V1Consumer(AsyncHttpConsumer):
                 *headers,
             ],
         )
-
-
-def _dumps(body) -> bytes:
-    return JsonResult(0, body).encode()
