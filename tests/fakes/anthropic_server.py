@@ -30,6 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.serving import LoopbackServer
+
 API_KEY = "sk-ant-fake-key"
 
 _ALLOWED_FIELDS = {
@@ -123,19 +125,18 @@ def _error(status: int, message: str, err_type: str | None = None, **headers: st
     return web.json_response(body, status=status, headers=headers)
 
 
-class FakeAnthropic:
+class FakeAnthropic(LoopbackServer):
     """An aiohttp server speaking Anthropic's `/v1/messages`, scripted per test."""
 
+    name = "fake Anthropic server"
+
     def __init__(self, *, api_key: str = API_KEY) -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self._replies: deque[AnthropicReply] = deque()
         self._lock = threading.Lock()
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._counter = 0
-        self.base_url = ""
 
     # -- scripting ---------------------------------------------------------------------
     def enqueue(self, *replies: AnthropicReply) -> None:
@@ -161,57 +162,9 @@ class FakeAnthropic:
             self._counter += 1
             return self._replies.popleft() if self._replies else AnthropicReply()
 
-    # -- lifecycle ---------------------------------------------------------------------
-    async def start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    # -- routes ------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-        return self.base_url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeAnthropic:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def start_in_thread(self) -> str:
-        """Serve from a daemon thread with its own loop; returns `base_url`."""
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self.start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout=10):
-            raise RuntimeError("fake Anthropic server did not start")
-        return self.base_url
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        future = asyncio.run_coroutine_threadsafe(self.close(), self._loop)
-        future.result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-        self._loop = self._thread = None
 
     # -- handler -----------------------------------------------------------------------
     async def _messages(self, request: web.Request) -> web.StreamResponse:
