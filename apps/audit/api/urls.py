@@ -7,6 +7,8 @@ from apps.audit.api.views import (
     AuditExportView,
     AuditReportView,
     AuditVerifyView,
+    SubjectEraseView,
+    SubjectExportView,
 )
 
 app_name = "audit-api"
@@ -16,6 +18,8 @@ urlpatterns = [
     path("audit/export/", AuditExportView.as_view(), name="export"),
     path("audit/report/", AuditReportView.as_view(), name="report"),
     path("audit/verify/", AuditVerifyView.as_view(), name="verify"),
+    path("privacy/subjects/export/", SubjectExportView.as_view(), name="subject-export"),
+    path("privacy/subjects/erase/", SubjectEraseView.as_view(), name="subject-erase"),
     path(
         "audit/<int:sequence>/",
         AuditEventViewSet.as_view({"get": "retrieve"}),

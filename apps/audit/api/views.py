@@ -13,7 +13,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -24,8 +24,9 @@ from rest_framework.views import APIView
 from apps.audit import reports
 from apps.audit.api.filters import AuditEventFilterSet
 from apps.audit.api.serializers import AuditEventSerializer, ReportInputSerializer
-from apps.audit.context import AuditActor, session_digest
+from apps.audit.context import AuditActor, acting_as, session_digest
 from apps.audit.models import AuditEvent
+from apps.audit.privacy import subject_erase, subject_export
 from apps.audit.selectors import audit_event_list, audit_event_scope
 from apps.audit.services import audit_record
 from apps.audit.verify import verify_chain
@@ -211,3 +212,29 @@ class AuditVerifyView(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request: Request) -> Response:
         return Response(verify_chain().as_dict())
+
+
+class SubjectInputSerializer(serializers.Serializer):
+    subject = serializers.CharField(max_length=256, trim_whitespace=True)
+
+
+class SubjectExportView(APIView):
+    """Everything held about a data subject, as JSON (the export is audited)."""
+
+    @extend_schema(request=SubjectInputSerializer, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = SubjectInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with acting_as(request_actor(request)):
+            return Response(subject_export(subject=data.validated_data["subject"]))
+
+
+class SubjectEraseView(APIView):
+    """Erase a data subject from the request log; a tombstone event is audited."""
+
+    @extend_schema(request=SubjectInputSerializer, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = SubjectInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with acting_as(request_actor(request)):
+            return Response(subject_erase(subject=data.validated_data["subject"]))

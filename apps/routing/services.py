@@ -1,0 +1,42 @@
+"""Writes to the request log that are not the data plane's own (privacy requests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from apps.routing.models import RequestLog
+
+# What a data-subject export shows of each request.
+EXPORT_FIELDS = (
+    "request_id",
+    "created_at",
+    "endpoint",
+    "tenant_id",
+    "end_user",
+    "requested_model",
+    "model",
+    "status",
+    "http_status",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "error_type",
+    "error_message",
+)
+
+
+def request_log_for_subject(*, subject: str) -> list[dict[str, Any]]:
+    """Every request an end user (the `user` field callers send) made, oldest first."""
+    return list(
+        RequestLog.objects.filter(end_user=subject).order_by("created_at").values(*EXPORT_FIELDS)
+    )
+
+
+@transaction.atomic
+def request_log_erase_subject(*, subject: str, tombstone: str) -> int:
+    """Replace the end user's identity with `tombstone` and drop free text; keep the
+    counts and costs, which accounting still needs. Returns the rows changed."""
+    return RequestLog.objects.filter(end_user=subject).update(end_user=tombstone, error_message="")

@@ -1,0 +1,100 @@
+"""Data-subject requests: export everything about a person, erase them from the log."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.audit.privacy import subject_erase, subject_export, tombstone_for
+from apps.audit.verify import verify_chain
+from apps.routing.models import RequestLog
+
+pytestmark = pytest.mark.django_db
+
+
+def log(end_user: str, request_id: str, **fields) -> RequestLog:
+    return RequestLog.objects.create(
+        request_id=request_id,
+        endpoint="chat.completions",
+        end_user=end_user,
+        status="success",
+        http_status=200,
+        input_tokens=10,
+        output_tokens=5,
+        cost_usd=Decimal("0.0001"),
+        created_at=timezone.now(),
+        **fields,
+    )
+
+
+def test_export_lists_the_subjects_requests_and_is_audited():
+    log("user-42", "r1")
+    log("user-42", "r2", error_message="mentions user-42")
+    log("someone-else", "r3")
+    document = subject_export(subject="user-42")
+    assert [r["request_id"] for r in document["requests"]] == ["r1", "r2"]
+    json.dumps(document, default=str)  # JSON-ready
+    event = AuditEvent.objects.get(event_type="privacy.subject_exported")
+    assert event.data == {"requests": 2, "audit_events": 0}
+    assert "user-42" not in json.dumps(event.data) and event.resource_id == tombstone_for("user-42")
+
+
+def test_erase_replaces_the_subject_with_a_tombstone_and_keeps_accounting():
+    log("user-42", "r1", error_message="user-42 said something")
+    log("someone-else", "r2")
+    result = subject_erase(subject="user-42")
+    assert result["requests_anonymised"] == 1
+    row = RequestLog.objects.get(request_id="r1")
+    assert row.end_user == result["tombstone"] and row.error_message == ""
+    assert row.cost_usd == Decimal("0.0001") and row.input_tokens == 10
+    assert RequestLog.objects.get(request_id="r2").end_user == "someone-else"
+    assert subject_export(subject="user-42")["requests"] == []
+    event = AuditEvent.objects.get(event_type="privacy.subject_erased")
+    assert event.resource_id == result["tombstone"] and "user-42" not in str(event.data)
+    assert verify_chain().ok
+
+
+def test_command_exports_and_erases_with_confirmation(tmp_path):
+    log("user-7", "r1")
+    out = tmp_path / "export.json"
+    call_command("atp_subject", "export", "user-7", "-o", str(out))
+    assert json.loads(out.read_text())["requests"][0]["request_id"] == "r1"
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("atp_subject", "erase", "user-7")
+    stdout = io.StringIO()
+    call_command("atp_subject", "erase", "user-7", "--yes", stdout=stdout)
+    assert "erased: 1 requests" in stdout.getvalue()
+    assert AuditEvent.objects.get(event_type="privacy.subject_erased").actor == "cli:atp_subject"
+
+
+def test_api_export_and_erase(admin_client, admin_user):
+    log("user-9", "r1")
+    resp = admin_client.post(
+        "/api/v1/privacy/subjects/export/", {"subject": "user-9"}, content_type="application/json"
+    )
+    assert resp.status_code == 200 and resp.json()["requests"][0]["request_id"] == "r1"
+    resp = admin_client.post(
+        "/api/v1/privacy/subjects/erase/", {"subject": "user-9"}, content_type="application/json"
+    )
+    assert resp.status_code == 200 and resp.json()["requests_anonymised"] == 1
+    event = AuditEvent.objects.get(event_type="privacy.subject_erased")
+    assert event.actor == admin_user.get_username() and event.source == "api"
+
+
+def test_api_names_the_missing_field(admin_client):
+    resp = admin_client.post("/api/v1/privacy/subjects/erase/", {}, content_type="application/json")
+    assert resp.status_code == 400 and "subject" in resp.json()
+
+
+def test_api_needs_staff(client):
+    resp = client.post(
+        "/api/v1/privacy/subjects/export/", {"subject": "x"}, content_type="application/json"
+    )
+    assert resp.status_code in (401, 403)
