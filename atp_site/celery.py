@@ -29,4 +29,9 @@ app.conf.beat_schedule = {
         "task": "audit.verify_chain",
         "schedule": crontab(hour=3, minute=17),
     },
+    # Daily at 02:41 UTC, before the verification: purge what retention policies expired.
+    "audit-retention-run": {
+        "task": "audit.retention_run",
+        "schedule": crontab(hour=2, minute=41),
+    },
 }

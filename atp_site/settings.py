@@ -42,6 +42,10 @@ ATP_AUDIT_SIGNING_KEYS = env_list("ATP_AUDIT_SIGNING_KEYS") or [
     "k1:" + (env_secret("ATP_AUDIT_SIGNING_KEY") or _embedded_secret("audit_signing_key"))
 ]
 
+# Retention defaults in days, when no retention policy covers a record.
+ATP_AUDIT_RETENTION_DAYS = env_int("ATP_AUDIT_RETENTION_DAYS", 2555, minimum=1)
+ATP_REQUEST_LOG_RETENTION_DAYS = env_int("ATP_REQUEST_LOG_RETENTION_DAYS", 400, minimum=1)
+
 ALLOWED_HOSTS = env_list("ATP_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("ATP_CSRF_TRUSTED_ORIGINS")
 

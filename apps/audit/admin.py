@@ -7,7 +7,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditEvent, RetentionPolicy
+from apps.audit.retention import retention_policy_delete, retention_policy_save
 
 
 @admin.register(AuditEvent)
@@ -53,3 +54,21 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    list_display = ("tenant_id", "classification", "days", "updated_at")
+    list_filter = ("classification",)
+    search_fields = ("tenant_id", "classification")
+
+    # Writes go through the retention services, which audit them.
+    def save_model(self, request, obj, form, change) -> None:
+        retention_policy_save(policy=obj)
+
+    def delete_model(self, request, obj) -> None:
+        retention_policy_delete(policy=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for policy in queryset:
+            retention_policy_delete(policy=policy)

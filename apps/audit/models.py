@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -91,3 +92,37 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.sequence}"
+
+
+class RetentionPolicy(models.Model):
+    """How long records of one data classification are kept, for one tenant or all.
+
+    The most specific policy wins: tenant and classification, then tenant with any
+    classification (blank), then the same two for all tenants (no tenant), then the
+    ATP_*_RETENTION_DAYS settings. Request logs use the classification "requests".
+    """
+
+    tenant_id = models.UUIDField(null=True, blank=True, help_text="Empty: every tenant.")
+    classification = models.CharField(max_length=32, blank=True, help_text="Empty: any.")
+    days = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant_id", "classification"]
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "classification"],
+                condition=models.Q(tenant_id__isnull=False),
+                name="retention_unique_per_tenant",
+            ),
+            models.UniqueConstraint(
+                fields=["classification"],
+                condition=models.Q(tenant_id__isnull=True),
+                name="retention_unique_global",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id or 'all tenants'} / {self.classification or 'any'}: {self.days} d"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -252,22 +252,28 @@ def audit_purge_through(*, sequence: int, reason: str) -> PurgeReport:
     return PurgeReport(purged=purged, first_sequence=last.sequence + 1, checkpoint=checkpoint)
 
 
-def audit_purge_expired(*, now: datetime | None = None, default_days: int) -> PurgeReport:
+def audit_purge_expired(
+    *,
+    now: datetime | None = None,
+    default_days: int,
+    days_for: Callable[[uuid.UUID | None, str], int] | None = None,
+) -> PurgeReport:
     """Purge the longest prefix of the chain whose events are all past retention.
 
-    An event's retention is its own `retention_days`, else `default_days`. The prefix
-    stops at the first event still to be kept, so a long-lived event protects the
-    events after it until it expires too.
+    An event's retention is its own `retention_days`, else `days_for(tenant_id,
+    classification)` (the retention policies), else `default_days`. The prefix stops at
+    the first event still to be kept, so a long-lived event protects the events after it
+    until it expires too.
     """
     now = now or timezone.now()
     through = 0
-    for sequence, occurred_at, days in (
-        AuditEvent.objects.order_by("sequence")
-        .values_list("sequence", "occurred_at", "retention_days")
-        .iterator(chunk_size=5000)
-    ):
-        keep_until = occurred_at + timedelta(days=days if days is not None else default_days)
-        if keep_until > now:
+    rows = AuditEvent.objects.order_by("sequence").values_list(
+        "sequence", "occurred_at", "retention_days", "tenant_id", "classification"
+    )
+    for sequence, occurred_at, days, tenant_id, classification in rows.iterator(chunk_size=5000):
+        if days is None:
+            days = days_for(tenant_id, classification) if days_for else default_days
+        if occurred_at + timedelta(days=days) > now:
             break
         through = sequence
     if not through:
