@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import uuid
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+from atp_site.lib.request_ids import request_id_or_new
 
 
 class RequestIdMiddleware:
@@ -16,7 +13,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         given = request.headers.get("X-Request-ID", "")
-        request.request_id = given if _REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex}"
+        request.request_id = request_id_or_new(given)
         response = self.get_response(request)
         response.headers.setdefault("X-Request-ID", request.request_id)
         return response
