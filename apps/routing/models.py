@@ -1,7 +1,8 @@
-"""The request log: one row per data-plane request, written behind the response."""
+"""The request log (one row per data-plane request, written behind) and routing configuration."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django.db import models
@@ -77,6 +78,17 @@ class RequestLog(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token.")
     error_type = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    route = models.CharField(max_length=200, blank=True, help_text="Route that chose the model.")
+    decision = models.JSONField(
+        null=True, blank=True, help_text="The RouteDecision: ranking, estimates, reasoning."
+    )
+    task_cluster = models.IntegerField(null=True, blank=True)
+    cache = models.CharField(
+        max_length=16, blank=True, help_text="Response cache outcome: hit, semantic_hit, miss."
+    )
+    shadow_of = models.CharField(
+        max_length=128, blank=True, help_text="A challenger's mirrored call: the champion request."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -90,3 +102,115 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.status}"
+
+
+class Route(models.Model):
+    """A named way of choosing a model: `auto`, `atp/fast`, ... or an admin's route group.
+
+    The built-in routes exist without a row; a row with the same name overrides one.
+    Candidates are either listed (public model names, in order) or selected by a filter.
+    """
+
+    class Strategy(models.TextChoices):
+        SCORE = "score", "Score (quality, cost, latency, errors, carbon)"
+        LEARNED = "learned", "Learned per task cluster (bandit)"
+        ORDERED = "ordered", "Ordered: first healthy candidate"
+        WEIGHTED = "weighted", "Weighted random"
+        LEAST_INFLIGHT = "least_inflight", "Least in-flight requests"
+        LOWEST_LATENCY = "lowest_latency", "Lowest observed latency"
+        CHEAPEST = "cheapest", "Cheapest estimated cost"
+
+    class Tier(models.TextChoices):
+        FAST = "fast", "Fast"
+        BALANCED = "balanced", "Balanced"
+        HIGH = "high", "High"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    candidates = models.JSONField(
+        default=list, blank=True, help_text="Public model names in order; empty: use the filter."
+    )
+    candidate_filter = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "Select candidates among all models: capabilities, regions, providers, "
+            "min_quality, max_input_price, max_output_price."
+        ),
+    )
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.SCORE)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.BALANCED)
+    fallbacks = models.JSONField(
+        default=list, blank=True, help_text="Public model names tried after the candidates."
+    )
+    retry = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="max_attempts, initial_backoff_ms, multiplier, max_backoff_ms, jitter.",
+    )
+    timeouts = models.JSONField(
+        default=dict, blank=True, help_text="connect, first_byte, total (seconds) overrides."
+    )
+    exploration = models.BooleanField(
+        default=True, help_text="Let the learned strategy try models it knows little about."
+    )
+    exploration_rate = models.FloatField(
+        default=0.1, help_text="Upper bound on the share of requests spent exploring."
+    )
+    challenger = models.CharField(
+        max_length=200, blank=True, help_text="Public model name mirrored in the background."
+    )
+    challenger_share = models.FloatField(
+        default=0.0, help_text="Share of traffic (0..1) mirrored to the challenger."
+    )
+    cache_ttl_seconds = models.PositiveIntegerField(
+        default=0, help_text="Exact response cache lifetime; 0 turns the cache off."
+    )
+    semantic_cache = models.BooleanField(default=False)
+    semantic_threshold = models.FloatField(default=0.92)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BanditArm(models.Model):
+    """Persisted learning statistics of one model on one route and task cluster."""
+
+    route = models.CharField(max_length=200)
+    cluster = models.IntegerField()
+    model = models.CharField(max_length=200)
+    pulls = models.FloatField(default=0)
+    reward_sum = models.FloatField(default=0)
+    reward_sq_sum = models.FloatField(default=0)
+    cost_sum = models.FloatField(default=0)
+    latency_ms_sum = models.FloatField(default=0)
+    failures = models.FloatField(default=0)
+    feedback_count = models.FloatField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["route", "cluster", "model"]
+        constraints = [
+            models.UniqueConstraint(fields=["route", "cluster", "model"], name="bandit_arm_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.route}/{self.cluster}/{self.model}"
+
+
+class LearnedState(models.Model):
+    """Any other learned state persisted periodically (e.g. task cluster centroids)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -37,6 +37,10 @@ class KeyInfo:
     expires_at: float | None  # epoch seconds
     revoked: bool
     tenant_active: bool
+    store_bodies: bool = False
+    cost_mode: str = "balanced"
+    preferred_regions: tuple[str, ...] = ()
+    carbon_aware: bool = False
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
@@ -90,6 +94,10 @@ def build_snapshot(version: int) -> Snapshot:
             expires_at=key.expires_at.timestamp() if key.expires_at else None,
             revoked=key.revoked_at is not None,
             tenant_active=key.tenant.is_active,
+            store_bodies=key.tenant.store_bodies,
+            cost_mode=key.tenant.cost_mode,
+            preferred_regions=tuple(key.tenant.preferred_regions or ()),
+            carbon_aware=key.tenant.carbon_aware,
         )
 
     deployments = ModelDeployment.objects.select_related("provider").filter(

@@ -40,8 +40,8 @@ class RevokedFilter(admin.SimpleListFilter):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "is_active", "created_at"]
-    list_filter = ["is_active"]
+    list_display = ["slug", "name", "is_active", "store_bodies", "cost_mode", "created_at"]
+    list_filter = ["is_active", "store_bodies", "cost_mode"]
     search_fields = ["slug", "name"]
     readonly_fields = ["id", "created_at", "updated_at"]
 

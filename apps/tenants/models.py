@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -17,6 +18,26 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
+    store_bodies = models.BooleanField(
+        default=False,
+        help_text="Keep prompt and response bodies, encrypted at rest, for audit and review.",
+    )
+    # Routing preferences, applied when a request gives no hint of its own.
+    cost_mode = models.CharField(
+        max_length=16,
+        choices=[
+            ("aggressive", "Aggressive cost optimisation"),
+            ("balanced", "Balanced"),
+            ("quality_first", "Quality first"),
+        ],
+        default="balanced",
+    )
+    preferred_regions = models.JSONField(
+        default=list, blank=True, help_text="Regions to prefer, e.g. [\"eu\", \"us-east\"]."
+    )
+    carbon_aware = models.BooleanField(
+        default=False, help_text="Prefer deployments in regions with lower carbon intensity."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -25,6 +46,13 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        regions = self.preferred_regions
+        if not isinstance(regions, list) or not all(
+            isinstance(r, str) and r.strip() for r in regions
+        ):
+            raise ValidationError({"preferred_regions": "Give a list of region names."})
 
 
 class ApiKeyQuerySet(models.QuerySet):

@@ -32,7 +32,9 @@ class _Unset:
 
 UNSET: Any = _Unset()
 
-TENANT_FIELDS = frozenset({"slug", "name", "is_active"})
+TENANT_FIELDS = frozenset(
+    {"slug", "name", "is_active", "store_bodies", "cost_mode", "preferred_regions", "carbon_aware"}
+)
 
 
 def _bump_on_commit() -> None:
@@ -43,8 +45,12 @@ def _bump_on_commit() -> None:
 
 
 @transaction.atomic
-def tenant_create(*, slug: str, name: str, is_active: bool = True) -> Tenant:
-    tenant = Tenant(slug=slug, name=name, is_active=is_active)
+def tenant_create(*, slug: str, name: str, is_active: bool = True, **options: Any) -> Tenant:
+    """Create a tenant; `options` are any other of TENANT_FIELDS (body storage, routing)."""
+    unknown = set(options) - TENANT_FIELDS
+    if unknown:
+        raise TypeError(f"tenant_create() got unexpected fields: {sorted(unknown)}")
+    tenant = Tenant(slug=slug, name=name, is_active=is_active, **options)
     tenant.full_clean()
     tenant.save()
     audit_change(

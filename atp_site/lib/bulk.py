@@ -68,7 +68,15 @@ class RowInserter:
         table = quote(model._meta.db_table)
         sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
         copy_sql = f"COPY {table} ({columns}) FROM STDIN"
-        adapters = [(f.attname, _adapter(f, connection)) for f in fields]
+        # A key a row leaves out takes the field's static default ("" for text, etc.).
+        adapters = [
+            (
+                f.attname,
+                _adapter(f, connection),
+                None if f.has_default() and callable(f.default) else f.get_default(),
+            )
+            for f in fields
+        ]
         return sql, copy_sql, adapters
 
     def insert(self, rows: list[Row]) -> None:
@@ -82,7 +90,10 @@ class RowInserter:
             prepared = self._prepared[connection.vendor] = (*self._prepare(connection), connection)
         sql, copy_sql, adapters, _ = prepared
         params = [
-            [row.get(key) if adapt is None else adapt(row.get(key)) for key, adapt in adapters]
+            [
+                row.get(key, default) if adapt is None else adapt(row.get(key, default))
+                for key, adapt, default in adapters
+            ]
             for row in rows
         ]
         with connection.cursor() as cursor:

@@ -29,6 +29,15 @@ class RequestContext:
     end_user: str = ""
     first_token_at: float | None = None
     attempts: list[dict] = field(default_factory=list)
+    # Routing: the route named by the request, the decision taken and the task cluster.
+    route: str = ""
+    decision: dict | None = None
+    task_cluster: int | None = None
+    cache: str = ""  # response cache outcome: "", "hit", "semantic_hit", "miss"
+    shadow_of: str = ""  # set on a challenger's mirrored call
+    # Bodies kept for the tenant's audit when it stores them (see apps.audit.bodies).
+    request_body: dict | None = None
+    response_body: dict | None = None
 
     def elapsed_ms(self, since: float | None = None) -> int:
         return int(((since or time.monotonic()) - self.started) * 1000)

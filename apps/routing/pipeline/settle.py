@@ -68,6 +68,11 @@ def settle(
         "ttft_ms": ctx.elapsed_ms(ctx.first_token_at) if ctx.first_token_at else None,
         "error_type": (error.code or error.type)[:64] if error else "",
         "error_message": error.message[:2000] if error else "",
+        "route": ctx.route[:200],
+        "decision": ctx.decision,
+        "task_cluster": ctx.task_cluster,
+        "cache": ctx.cache,
+        "shadow_of": ctx.shadow_of,
     }
     request_logs.put(row)
     record_gateway_request(row, provider=dep.provider_name if dep else "")

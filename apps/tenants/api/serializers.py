@@ -10,7 +10,18 @@ from apps.tenants.models import AdminToken, ApiKey, Tenant
 class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
-        fields = ["id", "slug", "name", "is_active", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "is_active",
+            "store_bodies",
+            "cost_mode",
+            "preferred_regions",
+            "carbon_aware",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
