@@ -65,6 +65,63 @@ class DeploymentInfo:
     created: int
 
 
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """A route as the data plane sees it (see apps.routing.models.Route)."""
+
+    name: str
+    description: str = ""
+    candidates: tuple[str, ...] = ()
+    candidate_filter: dict = field(default_factory=dict)
+    strategy: str = "score"
+    tier: str = "balanced"
+    fallbacks: tuple[str, ...] = ()
+    retry: dict = field(default_factory=dict)
+    timeouts: dict = field(default_factory=dict)
+    exploration: bool = True
+    exploration_rate: float = 0.1
+    challenger: str = ""
+    challenger_share: float = 0.0
+    cache_ttl_seconds: int = 0
+    semantic_cache: bool = False
+    semantic_threshold: float = 0.92
+    builtin: bool = False
+    created: int = 0
+
+
+# The routes every installation has; a Route row of the same name overrides one.
+BUILTIN_ROUTES: dict[str, RouteInfo] = {
+    "auto": RouteInfo(
+        name="auto",
+        description="Learns per kind of request; the request's or tenant's quality tier.",
+        strategy="learned",
+        tier="",
+        builtin=True,
+    ),
+    "atp/fast": RouteInfo(
+        name="atp/fast",
+        description="The quickest adequate model, cost second.",
+        strategy="score",
+        tier="fast",
+        builtin=True,
+    ),
+    "atp/balanced": RouteInfo(
+        name="atp/balanced",
+        description="Learns per kind of request which model gives the most quality per cost.",
+        strategy="learned",
+        tier="balanced",
+        builtin=True,
+    ),
+    "atp/high": RouteInfo(
+        name="atp/high",
+        description="The highest-quality model that meets the constraints.",
+        strategy="score",
+        tier="high",
+        builtin=True,
+    ),
+}
+
+
 @dataclass(slots=True)
 class Snapshot:
     version: int
@@ -72,6 +129,9 @@ class Snapshot:
     # Every name a caller may use (public names and aliases) -> its deployments.
     models: dict[str, list[DeploymentInfo]] = field(default_factory=dict)
     public_names: list[str] = field(default_factory=list)
+    # Every enabled deployment once, and the routes by name (built-ins included).
+    deployments: list[DeploymentInfo] = field(default_factory=list)
+    routes: dict[str, RouteInfo] = field(default_factory=lambda: dict(BUILTIN_ROUTES))
 
 
 def _decimal_or_none(value: Decimal | None) -> Decimal | None:
@@ -149,9 +209,36 @@ def build_snapshot(version: int) -> Snapshot:
             quality=dep.quality_score,
             created=int(dep.created_at.timestamp()),
         )
+        snap.deployments.append(info)
         for name in (dep.public_name, *info.aliases):
             snap.models.setdefault(name, []).append(info)
     snap.public_names = sorted(snap.models)
+
+    from apps.routing.models import Route
+
+    for route in Route.objects.all():
+        if not route.enabled:
+            snap.routes.pop(route.name, None)
+            continue
+        snap.routes[route.name] = RouteInfo(
+            name=route.name,
+            description=route.description,
+            candidates=tuple(route.candidates or ()),
+            candidate_filter=dict(route.candidate_filter or {}),
+            strategy=route.strategy,
+            tier=route.tier,
+            fallbacks=tuple(route.fallbacks or ()),
+            retry=dict(route.retry or {}),
+            timeouts=dict(route.timeouts or {}),
+            exploration=route.exploration,
+            exploration_rate=route.exploration_rate,
+            challenger=route.challenger,
+            challenger_share=route.challenger_share,
+            cache_ttl_seconds=route.cache_ttl_seconds,
+            semantic_cache=route.semantic_cache,
+            semantic_threshold=route.semantic_threshold,
+            created=int(route.created_at.timestamp()),
+        )
     return snap
 
 

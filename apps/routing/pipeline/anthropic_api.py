@@ -34,6 +34,8 @@ async def messages(
         openai_body, meta = ap.request_to_openai(body)
         ctx.requested_model = meta.model
         ctx.stream = meta.stream
+        if ctx.key.store_bodies:
+            ctx.request_body = body
         ctx.end_user = openai_body.get("user") or ""
         cands = candidates(snapshot, ctx.key, meta.model)
         if ctx.stream:

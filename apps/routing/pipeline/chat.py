@@ -42,6 +42,8 @@ async def complete(
             output_tokens=tokens.count_completion(result.response),
         )
     cost = cost_of(ctx, usage)
+    if ctx.key is not None and ctx.key.store_bodies:
+        ctx.response_body = result.response
     settle(ctx, http_status=200, usage=usage, usage_estimated=estimated, cost=cost)
     return Completed(result.response, usage, estimated, cost)
 
@@ -93,7 +95,13 @@ class StreamAccount:
                 self.pieces.append(fn.get("arguments") or "")
         return False
 
+    def _keep_text(self) -> None:
+        ctx = self.ctx
+        if ctx.key is not None and ctx.key.store_bodies:
+            ctx.response_body = {"stream": True, "text": "".join(self.pieces)}
+
     def _usage(self) -> tuple[Usage, bool]:
+        self._keep_text()
         if self.usage is not None:
             return self.usage, False
         estimate = Usage(

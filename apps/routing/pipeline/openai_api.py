@@ -48,6 +48,8 @@ async def chat_completions(
         body = parse_json_object(raw)
         model = validate_chat(body)
         ctx.requested_model = model
+        if ctx.key.store_bodies:
+            ctx.request_body = body
         ctx.stream = bool(body.get("stream"))
         ctx.end_user = body.get("user") or ""
         cands = candidates(snapshot, ctx.key, model)
@@ -119,6 +121,8 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
         body = parse_json_object(raw)
         model = validate_embeddings(body)
         ctx.requested_model = model
+        if ctx.key.store_bodies:
+            ctx.request_body = body
         ctx.end_user = body.get("user") or ""
         cands = candidates(snapshot, ctx.key, model, capability="embeddings")
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
@@ -136,6 +140,8 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
         }
     result.response["model"] = ctx.deployment.public_name
     cost = cost_of(ctx, usage)
+    if ctx.key.store_bodies:
+        ctx.response_body = {"object": "list", "embeddings": len(result.response.get("data") or ())}
     settle(ctx, http_status=200, usage=usage, usage_estimated=estimated, cost=cost)
     return JsonResult(200, result.response, headers=served_headers(ctx, cost))
 
