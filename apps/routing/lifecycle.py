@@ -9,14 +9,18 @@ import logging
 from apps.audit.writebehind import audit_events
 from apps.providers import tokens
 from apps.providers.http import close_sessions
-from apps.routing.writebehind import request_logs
+from apps.routing.pipeline.ensemble import drain_mirrors
+from apps.routing.writebehind import feedback, request_logs
 
 logger = logging.getLogger(__name__)
 
 
 async def shutdown() -> None:
+    # Challenger calls still running settle into the queues below, so they go first.
+    await drain_mirrors()
     await audit_events.drain()
     await request_logs.drain()
+    await feedback.drain()
     await close_sessions()
 
 

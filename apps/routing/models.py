@@ -214,3 +214,37 @@ class LearnedState(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Feedback(models.Model):
+    """A caller's score for one answer (`POST /v1/feedback`); feeds the learned routes."""
+
+    request_id = models.CharField(max_length=128, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    api_key = models.ForeignKey(
+        "tenants.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    score = models.FloatField()
+    comment = models.TextField(blank=True)
+    route = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    task_cluster = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.score}"

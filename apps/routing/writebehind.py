@@ -122,3 +122,6 @@ class WriteBehindQueue:
 
 
 request_logs = WriteBehindQueue(request_logs_writer, "request-log")
+
+# Scores sent to POST /v1/feedback.
+feedback = WriteBehindQueue(RowInserter("routing.Feedback"), "feedback")

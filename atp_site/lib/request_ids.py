@@ -21,3 +21,8 @@ def new_request_id() -> str:
 
 def request_id_or_new(given: str | None) -> str:
     return given if given and SANE.match(given) else new_request_id()
+
+
+def child_request_id(parent: str, part: object) -> str:
+    """The id of a call made on behalf of `parent` (a consensus vote, a challenger)."""
+    return f"{parent[:100]}.{part}"
