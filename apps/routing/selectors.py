@@ -107,9 +107,8 @@ def route_usage(*, since: datetime | None = None) -> list[dict[str, Any]]:
 
 def decision_for(request_id: str) -> dict[str, Any] | None:
     """The stored RouteDecision of one request, for the console's request page."""
-    row = (
+    return (
         RequestLog.objects.filter(request_id=request_id, shadow_of="")
         .values("route", "model", "decision", "task_cluster", "cache")
         .first()
     )
-    return row
