@@ -16,10 +16,10 @@ from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.results import SSE_DONE, JsonResult, StreamResult, sse
-from apps.routing.pipeline.route import candidates, visible_models
+from apps.routing.pipeline.route import candidates, visible_models, visible_routes
 from apps.routing.pipeline.settle import cost_of, settle
 from apps.routing.schemas import parse_json_object, validate_chat, validate_embeddings
-from apps.routing.snapshot import DeploymentInfo, holder
+from apps.routing.snapshot import DeploymentInfo, RouteInfo, holder
 from atp_site.lib.errors import ATPError, NotFound, openai_error_body
 
 # Request fields that are ATP's own and never go upstream.
@@ -164,10 +164,26 @@ def _model_object(name: str, dep: DeploymentInfo) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": dep.created, "owned_by": dep.provider_name}
 
 
+def _route_object(route: RouteInfo) -> dict[str, Any]:
+    return {
+        "id": route.name,
+        "object": "model",
+        "created": route.created,
+        "owned_by": "atp",
+        "atp": {
+            "route": True,
+            "description": route.description,
+            "strategy": route.strategy,
+            "tier": route.tier or "auto",
+        },
+    }
+
+
 async def list_models(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> JsonResult:
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers)
     data = [_model_object(name, dep) for name, dep in visible_models(snapshot, ctx.key)]
+    data.extend(_route_object(route) for route in visible_routes(snapshot, ctx.key))
     return JsonResult(200, {"object": "list", "data": data})
 
 
@@ -179,6 +195,9 @@ async def retrieve_model(
     for name, dep in visible_models(snapshot, ctx.key):
         if name == model:
             return JsonResult(200, _model_object(name, dep))
+    for route in visible_routes(snapshot, ctx.key):
+        if route.name == model:
+            return JsonResult(200, _route_object(route))
     raise NotFound(
         f"The model '{model}' does not exist or you do not have access to it.", param="model"
     )

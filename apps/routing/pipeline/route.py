@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from apps.routing.snapshot import DeploymentInfo, KeyInfo, Snapshot
+from apps.routing.snapshot import DeploymentInfo, KeyInfo, RouteInfo, Snapshot
 from atp_site.lib.errors import InvalidRequest, NotFound, PermissionDenied
 
 
@@ -59,3 +59,27 @@ def visible_models(snapshot: Snapshot, key: KeyInfo) -> list[tuple[str, Deployme
         if key.may_use(name) or any(key.may_use(d.public_name) for d in deployments):
             out.append((name, deployments[0]))
     return out
+
+
+def may_use_route(key: KeyInfo, route: RouteInfo) -> bool:
+    return key.allowed_models is None or route.name in key.allowed_models
+
+
+def allowed_for_route(snapshot: Snapshot, key: KeyInfo) -> frozenset[str] | None:
+    """The model names a key restricts a route to; None when it may use every model.
+
+    A key's allow-list may name routes and models: the models named bound what any route
+    may choose for that key; a list naming only routes leaves the choice open.
+    """
+    if key.allowed_models is None:
+        return None
+    models = frozenset(m for m in key.allowed_models if m not in snapshot.routes)
+    return models or None
+
+
+def visible_routes(snapshot: Snapshot, key: KeyInfo) -> list[RouteInfo]:
+    return [
+        route
+        for name, route in sorted(snapshot.routes.items())
+        if name not in snapshot.models and may_use_route(key, route)
+    ]
