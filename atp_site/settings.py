@@ -45,6 +45,8 @@ ATP_AUDIT_SIGNING_KEYS = env_list("ATP_AUDIT_SIGNING_KEYS") or [
 # Retention defaults in days, when no retention policy covers a record.
 ATP_AUDIT_RETENTION_DAYS = env_int("ATP_AUDIT_RETENTION_DAYS", 2555, minimum=1)
 ATP_REQUEST_LOG_RETENTION_DAYS = env_int("ATP_REQUEST_LOG_RETENTION_DAYS", 400, minimum=1)
+# Stored prompt and response bodies (tenants with store_bodies on), classification "bodies".
+ATP_BODY_RETENTION_DAYS = env_int("ATP_BODY_RETENTION_DAYS", 30, minimum=1)
 
 ALLOWED_HOSTS = env_list("ATP_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("ATP_CSRF_TRUSTED_ORIGINS")
@@ -219,6 +221,35 @@ ATP_SNAPSHOT_CHECK_SECONDS = env_float("ATP_SNAPSHOT_CHECK_SECONDS", 1.0, minimu
 # Write-behind queue for request logs: flush interval (seconds) and batch size.
 ATP_WRITE_BEHIND_INTERVAL = env_float("ATP_WRITE_BEHIND_INTERVAL", 0.5, minimum=0.01)
 ATP_WRITE_BEHIND_BATCH = env_int("ATP_WRITE_BEHIND_BATCH", 500, minimum=1)
+
+# Retries of one deployment (a route's `retry` overrides them): tries in total, backoff
+# start (ms), growth factor, ceiling (ms) and jitter (a fraction, +/-).
+ATP_RETRY_MAX_ATTEMPTS = env_int("ATP_RETRY_MAX_ATTEMPTS", 2, minimum=1)
+ATP_RETRY_INITIAL_BACKOFF_MS = env_float("ATP_RETRY_INITIAL_BACKOFF_MS", 100.0, minimum=0.0)
+ATP_RETRY_MULTIPLIER = env_float("ATP_RETRY_MULTIPLIER", 2.0, minimum=1.0)
+ATP_RETRY_MAX_BACKOFF_MS = env_float("ATP_RETRY_MAX_BACKOFF_MS", 30_000.0, minimum=0.0)
+ATP_RETRY_JITTER = env_float("ATP_RETRY_JITTER", 0.25, minimum=0.0)
+# A request's latency budget (seconds from arrival): no retry or fallback starts after it,
+# and backoff waits never reach it. Attempts already running keep their own timeouts.
+ATP_RETRY_BUDGET_SECONDS = env_float("ATP_RETRY_BUDGET_SECONDS", 60.0, minimum=0.1)
+
+# Circuit breakers, one per deployment: the breaker opens when at least MIN_REQUESTS calls
+# in the last WINDOW_SECONDS failed at FAILURE_RATE or more; after COOLDOWN_SECONDS it lets
+# HALF_OPEN_PROBES calls through, and closes on a probe's success. With Redis, a process
+# re-reads a closed breaker's shared state at most every SYNC_SECONDS.
+ATP_BREAKER_ENABLED = env_bool("ATP_BREAKER_ENABLED", True)
+ATP_BREAKER_WINDOW_SECONDS = env_float("ATP_BREAKER_WINDOW_SECONDS", 30.0, minimum=1.0)
+ATP_BREAKER_MIN_REQUESTS = env_int("ATP_BREAKER_MIN_REQUESTS", 10, minimum=1)
+ATP_BREAKER_FAILURE_RATE = env_float("ATP_BREAKER_FAILURE_RATE", 0.5, minimum=0.01)
+ATP_BREAKER_COOLDOWN_SECONDS = env_float("ATP_BREAKER_COOLDOWN_SECONDS", 30.0, minimum=0.1)
+ATP_BREAKER_HALF_OPEN_PROBES = env_int("ATP_BREAKER_HALF_OPEN_PROBES", 1, minimum=1)
+ATP_BREAKER_SYNC_SECONDS = env_float("ATP_BREAKER_SYNC_SECONDS", 1.0, minimum=0.0)
+
+# Provider health checks: probe timeout (seconds), latency above which a provider that
+# answered is "degraded" (ms), and how many checks are kept per provider.
+ATP_HEALTH_TIMEOUT_SECONDS = env_float("ATP_HEALTH_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+ATP_HEALTH_DEGRADED_MS = env_int("ATP_HEALTH_DEGRADED_MS", 3000, minimum=1)
+ATP_HEALTH_HISTORY = env_int("ATP_HEALTH_HISTORY", 100, minimum=1)
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

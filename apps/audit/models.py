@@ -99,7 +99,8 @@ class RetentionPolicy(models.Model):
 
     The most specific policy wins: tenant and classification, then tenant with any
     classification (blank), then the same two for all tenants (no tenant), then the
-    ATP_*_RETENTION_DAYS settings. Request logs use the classification "requests".
+    ATP_*_RETENTION_DAYS settings. Request logs use the classification "requests", stored
+    prompt and response bodies "bodies"; audit events use their own classification.
     """
 
     tenant_id = models.UUIDField(null=True, blank=True, help_text="Empty: every tenant.")
@@ -126,3 +127,42 @@ class RetentionPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id or 'all tenants'} / {self.classification or 'any'}: {self.days} d"
+
+
+class StoredExchange(models.Model):
+    """The prompt and response bodies of one /v1 request, encrypted at rest.
+
+    Kept only for tenants that turned `store_bodies` on. Bodies are JSON encrypted with
+    atp_site.lib.crypto (Fernet under ATP_ENCRYPTION_KEYS, so keys rotate); the other
+    fields are plain so exchanges can be listed, scoped and purged without decrypting.
+    Rows are written behind the response (apps.audit.bodies), removed by retention under
+    the classification "bodies" and by data-subject erasure.
+    """
+
+    request_id = models.CharField(max_length=128, db_index=True)
+    tenant_id = models.UUIDField(null=True, blank=True)
+    api_key_id = models.UUIDField(null=True, blank=True)
+    end_user = models.CharField(max_length=256, blank=True)
+    endpoint = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    classification = models.CharField(
+        max_length=32, default="confidential", help_text="Data classification of the bodies."
+    )
+    request_encrypted = models.TextField(blank=True)
+    response_encrypted = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant_id", "created_at"], name="exchange_tenant_time"),
+            models.Index(fields=["end_user"], name="exchange_end_user"),
+            models.Index(fields=["created_at"], name="exchange_time"),
+        ]
+        permissions = [
+            ("view_exchange_body", "Can view stored prompt and response bodies"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} ({self.created_at:%Y-%m-%d %H:%M})"

@@ -1,9 +1,10 @@
 """Data-subject requests: export everything held about a person, and erase it.
 
 A subject is named by the id a tenant's application sends as `user` on /v1 requests, or
-by a console user's id or user name. Erasure replaces the subject in the request log with
-a tombstone (a digest that cannot be turned back into the id) and drops free text that
-may quote them; usage and cost stay for accounting. Audit events are append-only and are
+by a console user's id or user name. The export includes the subject's stored prompt and
+response bodies, decrypted. Erasure deletes those bodies, replaces the subject in the
+request log with a tombstone (a digest that cannot be turned back into the id) and drops
+free text that may quote them; usage and cost stay for accounting. Audit events are append-only and are
 kept as the legal record of what happened: the export lists them, erasure does not touch
 them, and the erasure itself is audited under the same tombstone.
 """
@@ -17,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.audit.bodies import exchanges_erase_subject, exchanges_for_subject
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.routing.services import request_log_erase_subject, request_log_for_subject
@@ -53,9 +55,11 @@ def subject_export(*, subject: str) -> dict[str, Any]:
         "subject": subject,
         "generated_at": timezone.now().isoformat(),
         "requests": request_log_for_subject(subject=subject),
+        "exchanges": exchanges_for_subject(subject=subject),
         "audit_events": _audit_events_about(subject),
         "notes": [
-            "Prompt and response bodies are not stored by this deployment.",
+            "Prompt and response bodies are stored only for tenants that turned it on; "
+            "'exchanges' lists the subject's, decrypted.",
             "Audit events are kept as the legal record and are not erased.",
         ],
     }
@@ -66,6 +70,7 @@ def subject_export(*, subject: str) -> dict[str, Any]:
         resource_id=tombstone_for(subject),
         data={
             "requests": len(document["requests"]),
+            "exchanges": len(document["exchanges"]),
             "audit_events": len(document["audit_events"]),
         },
         classification="restricted",
@@ -75,15 +80,16 @@ def subject_export(*, subject: str) -> dict[str, Any]:
 
 @transaction.atomic
 def subject_erase(*, subject: str) -> dict[str, Any]:
-    """Erase `subject` from the request log; record a tombstone event."""
+    """Delete `subject`'s stored bodies, erase them from the request log; audit a tombstone."""
     tombstone = tombstone_for(subject)
+    deleted = exchanges_erase_subject(subject=subject)
     changed = request_log_erase_subject(subject=subject, tombstone=tombstone)
     audit_record(
         event_type="privacy.subject_erased",
         action="erase",
         resource_type="data_subject",
         resource_id=tombstone,
-        data={"requests_anonymised": changed},
+        data={"requests_anonymised": changed, "exchanges_deleted": deleted},
         classification="restricted",
     )
-    return {"tombstone": tombstone, "requests_anonymised": changed}
+    return {"tombstone": tombstone, "requests_anonymised": changed, "exchanges_deleted": deleted}

@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.audit.models import RetentionPolicy
+from apps.audit.models import RetentionPolicy, StoredExchange
 from apps.audit.services import audit_purge_expired, audit_record
 
 REQUESTS = "requests"  # the classification request logs are kept under
+BODIES = "bodies"  # the classification stored prompt and response bodies are kept under
 
 
 class PolicyBook:
@@ -50,6 +53,14 @@ def retention_policy_save(*, policy: RetentionPolicy) -> RetentionPolicy:
     from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 
     before = stored_snapshot(policy) if policy.pk else None
+    policy.classification = (policy.classification or "").strip()
+    clash = RetentionPolicy.objects.filter(
+        tenant_id=policy.tenant_id, classification=policy.classification
+    ).exclude(pk=policy.pk)
+    if clash.exists():
+        raise ValidationError(
+            {"classification": "A policy for this tenant and classification already exists."}
+        )
     policy.full_clean()
     policy.save()
     audit_change(
@@ -77,28 +88,40 @@ def retention_policy_delete(*, policy: RetentionPolicy) -> None:
 class RetentionReport:
     request_logs_purged: int
     audit_events_purged: int
+    exchanges_purged: int = 0
+
+
+def _purge_expired(rows: QuerySet, *, now: datetime, book: PolicyBook, classification: str) -> int:
+    """Delete `rows` (with `tenant_id` and `created_at`) past their tenant's retention."""
+    purged = 0
+    special = book.tenants_with_own_policy(classification)
+    for tenant, days in special.items():
+        count, _ = rows.filter(tenant_id=tenant, created_at__lt=now - timedelta(days=days)).delete()
+        purged += count
+    everyone_else = rows.exclude(tenant_id__in=list(special)).filter(
+        created_at__lt=now - timedelta(days=book.days_for(None, classification))
+    )
+    count, _ = everyone_else.delete()
+    return purged + count
 
 
 def request_logs_purge_expired(*, now: datetime, book: PolicyBook) -> int:
     """Delete request logs past their tenant's retention for the 'requests' class."""
     from apps.routing.models import RequestLog
 
-    purged = 0
-    special = book.tenants_with_own_policy(REQUESTS)
-    for tenant, days in special.items():
-        count, _ = RequestLog.objects.filter(
-            tenant_id=tenant, created_at__lt=now - timedelta(days=days)
-        ).delete()
-        purged += count
-    everyone_else = RequestLog.objects.exclude(tenant_id__in=list(special)).filter(
-        created_at__lt=now - timedelta(days=book.days_for(None, REQUESTS))
-    )
-    count, _ = everyone_else.delete()
-    return purged + count
+    return _purge_expired(RequestLog.objects.all(), now=now, book=book, classification=REQUESTS)
+
+
+def exchanges_purge_expired(*, now: datetime, book: PolicyBook) -> int:
+    """Delete stored bodies past their tenant's retention for the 'bodies' class."""
+    return _purge_expired(StoredExchange.objects.all(), now=now, book=book, classification=BODIES)
 
 
 def retention_run(*, now: datetime | None = None) -> RetentionReport:
-    """Purge expired request logs and the expired prefix of the audit chain (audited)."""
+    """Purge expired request logs, stored bodies and the audit chain's expired prefix.
+
+    Each purge that removed anything is audited.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         book = PolicyBook(settings.ATP_REQUEST_LOG_RETENTION_DAYS)
@@ -110,8 +133,20 @@ def retention_run(*, now: datetime | None = None) -> RetentionReport:
                 resource_type="request_log",
                 data={"purged": logs},
             )
+    with transaction.atomic():
+        bodies_book = PolicyBook(settings.ATP_BODY_RETENTION_DAYS)
+        exchanges = exchanges_purge_expired(now=now, book=bodies_book)
+        if exchanges:
+            audit_record(
+                event_type="retention.exchanges_purged",
+                action="purge",
+                resource_type="exchange",
+                data={"purged": exchanges},
+            )
     audit_book = PolicyBook(settings.ATP_AUDIT_RETENTION_DAYS)
     report = audit_purge_expired(
         now=now, default_days=settings.ATP_AUDIT_RETENTION_DAYS, days_for=audit_book.days_for
     )
-    return RetentionReport(request_logs_purged=logs, audit_events_purged=report.purged)
+    return RetentionReport(
+        request_logs_purged=logs, audit_events_purged=report.purged, exchanges_purged=exchanges
+    )

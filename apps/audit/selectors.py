@@ -10,10 +10,17 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
+from guardian.shortcuts import get_objects_for_user
 
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditEvent, StoredExchange
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import tenant_list
+
+AUDIT_TENANT = "tenants.audit_tenant"
+VIEW_TENANT_BODIES = "tenants.view_tenant_bodies"
+VIEW_EXCHANGE_BODY = "audit.view_exchange_body"
+
+User = AbstractBaseUser | AnonymousUser
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +54,69 @@ class AuditEventFilters:
         return result
 
 
+def audit_tenant_ids(*, user: User | None) -> frozenset[uuid.UUID] | None:
+    """The tenants whose audit records `user` may read; None means every tenant.
+
+    Staff and superusers read everything, as does a user holding `tenants.audit_tenant`
+    globally (through a group or directly) and internal callers (no user). Anyone else
+    reads the tenants on which they were granted that permission as a django-guardian
+    object permission; anonymous and inactive users read nothing.
+    """
+    if user is None:
+        return None
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if user.is_staff or user.is_superuser or user.has_perm(AUDIT_TENANT):
+        return None
+    tenants = get_objects_for_user(
+        user, AUDIT_TENANT, klass=Tenant, accept_global_perms=False, with_superuser=False
+    )
+    return frozenset(tenants.values_list("pk", flat=True))
+
+
+def audit_reader(user: User | None) -> bool:
+    """Whether `user` may read any part of the audit log at all."""
+    return audit_tenant_ids(user=user) != frozenset()
+
+
 def audit_event_scope(*, user: AbstractBaseUser | AnonymousUser | None = None) -> QuerySet:
     """Every audit event `user` may read: the one place read access to the log narrows.
 
-    Staff read the whole log (the management API admits only staff). Per-tenant auditor
-    roles narrow here once they exist, so the API, exports and reports follow together.
+    A per-tenant auditor sees only events recorded for their tenants (never the
+    tenant-less ones: sign-ins, providers, other tenants' changes). The API, exports and
+    reports all start here, so they narrow together.
     """
     events = AuditEvent.objects.all()
-    if user is None or getattr(user, "is_staff", False):
+    tenants = audit_tenant_ids(user=user)
+    if tenants is None:
         return events
-    return events.none()
+    return events.filter(tenant_id__in=tenants) if tenants else events.none()
+
+
+def exchange_scope(*, user: User | None = None) -> QuerySet[StoredExchange]:
+    """The stored exchanges whose metadata `user` may list (the audit log's tenant scope)."""
+    exchanges = StoredExchange.objects.all()
+    tenants = audit_tenant_ids(user=user)
+    if tenants is None:
+        return exchanges
+    return exchanges.filter(tenant_id__in=tenants) if tenants else exchanges.none()
+
+
+def exchange_body_allowed(*, user: User, exchange: StoredExchange) -> bool:
+    """Whether `user` may read `exchange`'s decrypted bodies.
+
+    Superusers may; so may a user holding `audit.view_exchange_body` (every tenant) or
+    `tenants.view_tenant_bodies` globally or on the exchange's tenant (django-guardian).
+    Being staff or an auditor is not enough: bodies are the most sensitive data ATP keeps.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser or user.has_perm(VIEW_EXCHANGE_BODY) or user.has_perm(VIEW_TENANT_BODIES):
+        return True
+    if exchange.tenant_id is None:
+        return False
+    tenant = Tenant.objects.filter(pk=exchange.tenant_id).first()
+    return tenant is not None and user.has_perm(VIEW_TENANT_BODIES, tenant)
 
 
 def audit_event_list(

@@ -37,11 +37,12 @@ def verify_chain_task() -> dict:
 
 @shared_task(name="audit.retention_run", time_limit=3600, soft_time_limit=3300)
 def retention_run_task() -> dict:
-    """Daily: purge request logs and the audit chain's prefix past their retention."""
+    """Daily: purge request logs, stored bodies and the audit chain's prefix past retention."""
     from apps.audit.retention import retention_run
 
     report = retention_run()
     return {
         "request_logs_purged": report.request_logs_purged,
         "audit_events_purged": report.audit_events_purged,
+        "exchanges_purged": report.exchanges_purged,
     }

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 
+from apps.audit.bodies import stored_exchanges
 from apps.audit.writebehind import audit_events
 from apps.providers import tokens
 from apps.providers.http import close_sessions
@@ -19,6 +20,7 @@ async def shutdown() -> None:
     # Challenger calls still running settle into the queues below, so they go first.
     await drain_mirrors()
     await audit_events.drain()
+    await stored_exchanges.drain()
     await request_logs.drain()
     await feedback.drain()
     await close_sessions()

@@ -33,7 +33,7 @@ class Tenant(models.Model):
         default="balanced",
     )
     preferred_regions = models.JSONField(
-        default=list, blank=True, help_text="Regions to prefer, e.g. [\"eu\", \"us-east\"]."
+        default=list, blank=True, help_text='Regions to prefer, e.g. ["eu", "us-east"].'
     )
     carbon_aware = models.BooleanField(
         default=False, help_text="Prefer deployments in regions with lower carbon intensity."
@@ -43,6 +43,11 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        # Granted per tenant object with django-guardian (or globally, for every tenant).
+        permissions = [
+            ("audit_tenant", "Can read the audit records of this tenant"),
+            ("view_tenant_bodies", "Can view the stored prompt and response bodies of this tenant"),
+        ]
 
     def __str__(self) -> str:
         return self.slug

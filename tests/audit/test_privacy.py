@@ -42,7 +42,7 @@ def test_export_lists_the_subjects_requests_and_is_audited():
     assert [r["request_id"] for r in document["requests"]] == ["r1", "r2"]
     json.dumps(document, default=str)  # JSON-ready
     event = AuditEvent.objects.get(event_type="privacy.subject_exported")
-    assert event.data == {"requests": 2, "audit_events": 0}
+    assert event.data == {"requests": 2, "exchanges": 0, "audit_events": 0}
     assert "user-42" not in json.dumps(event.data) and event.resource_id == tombstone_for("user-42")
 
 

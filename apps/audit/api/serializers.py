@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.reports import FORMATS, parse_period_bound
 from apps.audit.selectors import tenant_resolve
 from apps.tenants.models import Tenant
@@ -89,3 +89,60 @@ class ReportInputSerializer(serializers.Serializer):
         if attrs["since"] >= attrs["until"]:
             raise serializers.ValidationError({"until": "Must be later than 'since'."})
         return attrs
+
+
+class ExchangeSerializer(serializers.ModelSerializer):
+    """A stored exchange's metadata; the bodies are only in ExchangeBodySerializer."""
+
+    class Meta:
+        model = StoredExchange
+        fields = [
+            "id",
+            "request_id",
+            "tenant_id",
+            "api_key_id",
+            "end_user",
+            "endpoint",
+            "model",
+            "http_status",
+            "created_at",
+            "classification",
+        ]
+        read_only_fields = fields
+
+
+class ExchangeBodySerializer(ExchangeSerializer):
+    """A stored exchange with its bodies decrypted (each read is audited)."""
+
+    request_body = serializers.JSONField(read_only=True, allow_null=True)
+    response_body = serializers.JSONField(read_only=True, allow_null=True)
+    body_error = serializers.CharField(read_only=True, allow_blank=True)
+
+    class Meta(ExchangeSerializer.Meta):
+        fields = [*ExchangeSerializer.Meta.fields, "request_body", "response_body", "body_error"]
+        read_only_fields = fields
+
+
+class RetentionPolicySerializer(serializers.ModelSerializer):
+    """A retention policy. `tenant_id` empty: every tenant; `classification` empty: any."""
+
+    tenant_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    classification = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, default=""
+    )
+    days = serializers.IntegerField(min_value=1, max_value=36500)
+
+    class Meta:
+        model = RetentionPolicy
+        fields = ["id", "tenant_id", "classification", "days", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # Uniqueness per tenant and classification is checked by the service, naming a field.
+        validators: list = []
+
+    def validate_tenant_id(self, value: Any) -> Any:
+        if value is not None and not Tenant.objects.filter(pk=value).exists():
+            raise serializers.ValidationError(f"No tenant with id '{value}'.")
+        return value
+
+    def validate_classification(self, value: str) -> str:
+        return value.strip()

@@ -1,17 +1,24 @@
 """Management API routes of apps.audit."""
 
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from apps.audit.api.views import (
     AuditEventViewSet,
     AuditExportView,
     AuditReportView,
     AuditVerifyView,
+    ExchangeViewSet,
+    RetentionPolicyViewSet,
     SubjectEraseView,
     SubjectExportView,
 )
 
 app_name = "audit-api"
+
+router = SimpleRouter()
+router.register("exchanges", ExchangeViewSet, basename="exchange")
+router.register("retention-policies", RetentionPolicyViewSet, basename="retention-policy")
 
 urlpatterns = [
     path("audit/", AuditEventViewSet.as_view({"get": "list"}), name="event-list"),
@@ -25,4 +32,5 @@ urlpatterns = [
         AuditEventViewSet.as_view({"get": "retrieve"}),
         name="event-detail",
     ),
+    *router.urls,
 ]

@@ -8,13 +8,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import django_filters
 from django.db.models import Max, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -23,13 +24,29 @@ from rest_framework.views import APIView
 
 from apps.audit import reports
 from apps.audit.api.filters import AuditEventFilterSet
-from apps.audit.api.serializers import AuditEventSerializer, ReportInputSerializer
+from apps.audit.api.serializers import (
+    AuditEventSerializer,
+    ExchangeBodySerializer,
+    ExchangeSerializer,
+    ReportInputSerializer,
+    RetentionPolicySerializer,
+)
+from apps.audit.bodies import exchange_reveal
 from apps.audit.context import AuditActor, acting_as, session_digest
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.privacy import subject_erase, subject_export
-from apps.audit.selectors import audit_event_list, audit_event_scope
+from apps.audit.retention import retention_policy_delete, retention_policy_save
+from apps.audit.selectors import (
+    audit_event_list,
+    audit_event_scope,
+    audit_reader,
+    audit_tenant_ids,
+    exchange_body_allowed,
+    exchange_scope,
+)
 from apps.audit.services import audit_record
 from apps.audit.verify import verify_chain
+from apps.tenants.api.views import ServiceModelViewSet
 
 EXPORT_FORMATS = ("csv", "json", "jsonl")
 EXPORT_CONTENT_TYPES = {
@@ -47,6 +64,19 @@ class FormatIsNotARenderer(DefaultContentNegotiation):
         self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
         return renderers[0], renderers[0].media_type
+
+
+class IsAuditReader(permissions.BasePermission):
+    """Staff, superusers, and users granted `tenants.audit_tenant` on at least one tenant.
+
+    What each of them then sees is narrowed by apps.audit.selectors.audit_event_scope.
+    """
+
+    message = "You may not read the audit log."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and audit_reader(user))
 
 
 def request_actor(request: Request) -> AuditActor:
@@ -92,6 +122,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     search_fields = ["event_type", "actor", "resource_id", "request_id", "action"]
     lookup_field = "sequence"
     lookup_value_regex = r"[0-9]+"
+    permission_classes = [IsAuditReader]
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         return audit_event_scope(user=self.request.user)
@@ -134,6 +165,7 @@ class AuditExportView(APIView):
 
     content_negotiation_class = FormatIsNotARenderer
     renderer_classes = [JSONRenderer]
+    permission_classes = [IsAuditReader]
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS))],
@@ -169,11 +201,13 @@ class AuditReportView(APIView):
     """The compliance report of a tenant (or all) for a period, as JSON, CSV or PDF.
 
     `since` and `until` take ISO 8601 dates or datetimes; a date `until` includes that
-    whole day. Downloading a report leaves an `audit.report_exported` event.
+    whole day. Downloading a report leaves an `audit.report_exported` event. A per-tenant
+    auditor must name one of their tenants.
     """
 
     content_negotiation_class = FormatIsNotARenderer
     renderer_classes = [JSONRenderer]
+    permission_classes = [IsAuditReader]
 
     @extend_schema(parameters=[ReportInputSerializer], responses={200: OpenApiTypes.BINARY})
     def get(self, request: Request) -> HttpResponse:
@@ -181,6 +215,12 @@ class AuditReportView(APIView):
         params.is_valid(raise_exception=True)
         data: dict[str, Any] = params.validated_data
         fmt = data["format"]
+        scope = audit_tenant_ids(user=request.user)
+        if scope is not None:
+            if data.get("tenant") is None:
+                raise ValidationError({"tenant": "Required: you may read only some tenants."})
+            if data["tenant"].pk not in scope:
+                raise PermissionDenied("You may not read this tenant's audit records.")
         report = reports.report_build(
             tenant=data.get("tenant"), since=data["since"], until=data["until"]
         )
@@ -208,6 +248,8 @@ class AuditReportView(APIView):
 
 class AuditVerifyView(APIView):
     """Walk the audit chain and report OK with the head, or the first broken link."""
+
+    permission_classes = [IsAuditReader]
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request) -> Response:
@@ -238,3 +280,77 @@ class SubjectEraseView(APIView):
         data.is_valid(raise_exception=True)
         with acting_as(request_actor(request)):
             return Response(subject_erase(subject=data.validated_data["subject"]))
+
+
+# --- stored exchanges -------------------------------------------------------------------------
+
+
+class ExchangeFilterSet(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = StoredExchange
+        fields = ["request_id", "tenant_id", "end_user", "model", "classification"]
+
+
+class ExchangeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Stored prompt and response bodies (tenants with `store_bodies` on).
+
+    The list shows metadata to every audit reader, narrowed to their tenants. One
+    exchange's decrypted bodies need `audit.view_exchange_body`, or
+    `tenants.view_tenant_bodies` on its tenant (403 otherwise); each viewing leaves an
+    `exchange.viewed` audit event.
+    """
+
+    serializer_class = ExchangeSerializer
+    filterset_class = ExchangeFilterSet
+    permission_classes = [IsAuditReader]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+    search_fields: list[str] = []
+
+    def get_queryset(self) -> QuerySet[StoredExchange]:
+        if getattr(self, "swagger_fake_view", False):
+            return StoredExchange.objects.none()
+        return exchange_scope(user=self.request.user)
+
+    @extend_schema(responses={200: ExchangeBodySerializer})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        exchange = self.get_object()
+        if not exchange_body_allowed(user=request.user, exchange=exchange):
+            raise PermissionDenied("You may not view stored bodies of this tenant.")
+        revealed = exchange_reveal(exchange=exchange, actor=request_actor(request))
+        data = {
+            **ExchangeSerializer(exchange).data,
+            "request_body": revealed.request_body,
+            "response_body": revealed.response_body,
+            "body_error": revealed.error,
+        }
+        return Response(data)
+
+
+# --- retention policies -----------------------------------------------------------------------
+
+
+class RetentionPolicyViewSet(ServiceModelViewSet):
+    """Retention policies per tenant and classification (staff only); writes are audited."""
+
+    serializer_class = RetentionPolicySerializer
+    filterset_fields = ["tenant_id", "classification"]
+    ordering_fields = ["tenant_id", "classification", "days"]
+    search_fields: list[str] = []
+
+    def get_queryset(self) -> QuerySet[RetentionPolicy]:
+        return RetentionPolicy.objects.all()
+
+    def create_object(self, data: dict[str, Any]) -> RetentionPolicy:
+        return retention_policy_save(policy=RetentionPolicy(**data))
+
+    def update_object(self, instance: RetentionPolicy, data: dict[str, Any]) -> RetentionPolicy:
+        for name, value in data.items():
+            setattr(instance, name, value)
+        return retention_policy_save(policy=instance)
+
+    def delete_object(self, instance: RetentionPolicy) -> None:
+        retention_policy_delete(policy=instance)

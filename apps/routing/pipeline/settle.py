@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from apps.audit.bodies import record_exchange
 from apps.audit.writebehind import record_gateway_request
 from apps.costs.pricing import cost_usd
 from apps.providers.adapters.base import Usage
@@ -76,3 +77,5 @@ def settle(
     }
     request_logs.put(row)
     record_gateway_request(row, provider=dep.provider_name if dep else "")
+    if key is not None and key.store_bodies:
+        record_exchange(row, ctx.request_body, ctx.response_body)

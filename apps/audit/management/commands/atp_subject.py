@@ -36,5 +36,6 @@ class Command(BaseCommand):
                 raise CommandError("Erasure cannot be undone: add --yes to confirm.", returncode=2)
             result = subject_erase(subject=subject)
         self.stdout.write(
-            f"erased: {result['requests_anonymised']} requests now name {result['tombstone']}"
+            f"erased: {result['requests_anonymised']} requests now name {result['tombstone']}; "
+            f"{result['exchanges_deleted']} stored exchanges deleted"
         )
