@@ -1,0 +1,119 @@
+"""Per-tenant auditors: they read their tenants' events, reports and exports, nothing else."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Permission
+from guardian.shortcuts import assign_perm
+from rest_framework.test import APIClient
+
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_event_scope, audit_tenant_ids
+from apps.audit.services import audit_record
+from apps.tenants.models import Tenant
+from apps.tenants.services import admin_token_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cast(user_factory):
+    """Two tenants with an event each, one tenant-less event, and an auditor of acme."""
+    acme = Tenant.objects.create(slug="acme", name="Acme")
+    other = Tenant.objects.create(slug="other", name="Other")
+    audit_record(event_type="test.acme", action="write", tenant_id=acme.pk)
+    audit_record(event_type="test.other", action="write", tenant_id=other.pk)
+    audit_record(event_type="test.global", action="write")
+    auditor = user_factory(username="auditor")
+    assign_perm("tenants.audit_tenant", auditor, acme)
+    return acme, other, auditor
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def types(resp) -> set[str]:
+    return {e["event_type"] for e in resp.json()["results"] if e["event_type"].startswith("test.")}
+
+
+def test_scope_is_everything_for_staff_and_internal_callers(cast, staff_user):
+    acme, _, auditor = cast
+    assert audit_tenant_ids(user=None) is None
+    assert audit_tenant_ids(user=staff_user) is None
+    assert audit_tenant_ids(user=auditor) == {acme.pk}
+    assert audit_event_scope(user=staff_user).filter(event_type__startswith="test.").count() == 3
+
+
+def test_an_auditor_searches_only_their_tenants_events(cast):
+    acme, other, auditor = cast
+    client = client_for(auditor)
+    assert types(client.get("/api/v1/audit/")) == {"test.acme"}
+    other_event = AuditEvent.objects.get(event_type="test.other")
+    assert client.get(f"/api/v1/audit/{other_event.sequence}/").status_code == 404
+    # Filtering by another tenant finds nothing rather than leaking it.
+    assert types(client.get("/api/v1/audit/", {"tenant": "other"})) == set()
+
+
+def test_staff_search_everything(cast, staff_client):
+    assert types(staff_client.get("/api/v1/audit/")) == {"test.acme", "test.other", "test.global"}
+
+
+def test_an_auditors_export_holds_only_their_tenants_events(cast):
+    _, _, auditor = cast
+    resp = client_for(auditor).get("/api/v1/audit/export/", {"format": "csv"})
+    assert resp.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(b"".join(resp.streaming_content).decode())))
+    assert {r["event_type"] for r in rows if r["event_type"].startswith("test.")} == {"test.acme"}
+    assert int(resp["X-ATP-Rows"]) == len(rows)
+
+
+def test_an_auditors_report_must_name_one_of_their_tenants(cast):
+    _, _, auditor = cast
+    client = client_for(auditor)
+    period = {"since": "2000-01-01", "until": "2100-01-01"}
+    resp = client.get("/api/v1/audit/report/", period)
+    assert resp.status_code == 400 and "tenant" in resp.json()
+    assert client.get("/api/v1/audit/report/", {**period, "tenant": "other"}).status_code == 403
+    resp = client.get("/api/v1/audit/report/", {**period, "tenant": "acme"})
+    assert resp.status_code == 200 and resp.json()["tenant"]["slug"] == "acme"
+    assert client.get("/api/v1/audit/verify/").json()["ok"] is True
+
+
+def test_a_global_grant_reads_every_tenant(cast, user_factory):
+    reader = user_factory(username="reader")
+    reader.user_permissions.add(Permission.objects.get(codename="audit_tenant"))
+    assert types(client_for(reader).get("/api/v1/audit/")) == {
+        "test.acme",
+        "test.other",
+        "test.global",
+    }
+
+
+def test_users_without_a_grant_and_anonymous_callers_are_refused(cast, plain_user, api_client):
+    assert api_client.get("/api/v1/audit/").status_code == 401
+    assert api_client.get("/api/v1/audit/export/").status_code == 401
+    client = client_for(plain_user)
+    for path in ("/api/v1/audit/", "/api/v1/audit/export/", "/api/v1/audit/verify/"):
+        assert client.get(path).status_code == 403
+    # Privacy requests stay with staff.
+    resp = client_for(cast[2]).post(
+        "/api/v1/privacy/subjects/export/", {"subject": "x"}, format="json"
+    )
+    assert resp.status_code == 403
+
+
+def test_an_admin_token_acts_as_its_user(cast):
+    _, _, auditor = cast
+    _, plaintext = admin_token_create(user=auditor, name="ci")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert types(client.get("/api/v1/audit/")) == {"test.acme"}
+    client.get("/api/v1/audit/export/", {"format": "json"})
+    exported = AuditEvent.objects.get(event_type="audit.exported")
+    assert exported.actor == "auditor" and exported.user_id == str(auditor.pk)
