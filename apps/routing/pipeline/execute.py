@@ -1,20 +1,36 @@
-"""Step: call the chosen deployment's adapter, falling back to the next candidate.
+"""Step: call the chosen deployments in order, retrying, falling back and breaking circuits.
 
-A retryable failure (timeouts, 5xx, 429, connection errors) moves on to the next
-candidate; anything else is the caller's answer. A stream may fall back only until its
-first chunk arrived, since nothing has reached the caller before that.
+For each candidate in the route's order:
+- its circuit breaker is asked first; an open breaker skips it (half-open admits probes);
+- a retryable failure (timeout, 5xx, 429, connection error) is retried on the same
+  deployment per the RetryPolicy, with exponential backoff capped by the request's
+  remaining latency budget; then the next candidate is tried;
+- a deployment fault that retrying cannot fix (ATP's upstream credential refused, the model
+  unknown upstream) goes straight to the next candidate;
+- a client error (a 4xx: bad request, content-policy refusal) is the caller's answer.
+Every outcome feeds the breaker and the deployment's observed statistics. A stream may
+retry or fall back only until its first chunk, since nothing reached the caller before it.
+When every candidate fails, the caller gets one error listing the attempts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.conf import settings
+
 from apps.providers.adapters import get_adapter
-from apps.providers.adapters.base import Adapter, ChatResult, EmbeddingsResult
+from apps.providers.adapters.base import Adapter, ChatResult, EmbeddingsResult, Target
 from apps.providers.exceptions import UpstreamError
 from apps.routing.pipeline.context import RequestContext
+from apps.routing.resilience import stats as observed
+from apps.routing.resilience.backoff import RetryPolicy, is_deployment_fault, is_retryable
+from apps.routing.resilience.breaker import Breakers, get_breakers
 from apps.routing.snapshot import DeploymentInfo
 from atp_site.lib.errors import ATPError
 
@@ -22,82 +38,341 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_TIMEOUT_FIELDS = {
+    "connect": "connect_timeout",
+    "first_byte": "first_byte_timeout",
+    "total": "total_timeout",
+}
 
-def _record(ctx: RequestContext, dep: DeploymentInfo, err: ATPError) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """A route's settings for this step: its retry policy, its timeouts (seconds:
+    `connect`, `first_byte`, `total`, replacing each provider's) and the request's latency
+    budget in seconds (default ATP_RETRY_BUDGET_SECONDS)."""
+
+    retry: RetryPolicy | None = None
+    timeouts: Mapping[str, float] | None = None
+    budget: float | None = None
+
+    @classmethod
+    def from_route(
+        cls,
+        retry: Mapping[str, Any] | None,
+        timeouts: Mapping[str, Any] | None,
+        *,
+        budget: float | None = None,
+    ) -> Overrides:
+        """From a Route's `retry` and `timeouts` JSON (validated here)."""
+        clean: dict[str, float] = {}
+        for name, value in (timeouts or {}).items():
+            if name not in _TIMEOUT_FIELDS:
+                raise ValueError(f"unknown timeout {name!r}; use connect, first_byte or total")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"timeouts.{name} must be a positive number of seconds")
+            clean[name] = float(value)
+        return cls(
+            retry=RetryPolicy.from_config(retry) if retry else None,
+            timeouts=clean or None,
+            budget=budget,
+        )
+
+
+NO_OVERRIDES = Overrides()
+_default_policy: tuple[tuple, RetryPolicy] | None = None
+
+
+def _policy(overrides: Overrides) -> RetryPolicy:
+    global _default_policy
+    if overrides.retry is not None:
+        return overrides.retry
+    key = (
+        settings.ATP_RETRY_MAX_ATTEMPTS,
+        settings.ATP_RETRY_INITIAL_BACKOFF_MS,
+        settings.ATP_RETRY_MULTIPLIER,
+        settings.ATP_RETRY_MAX_BACKOFF_MS,
+        settings.ATP_RETRY_JITTER,
+    )
+    if _default_policy is None or _default_policy[0] != key:
+        _default_policy = (key, RetryPolicy.from_settings())
+    return _default_policy[1]
+
+
+def _target(dep: DeploymentInfo, overrides: Overrides) -> Target:
+    if not overrides.timeouts:
+        return dep.target
+    changes = {_TIMEOUT_FIELDS[name]: value for name, value in overrides.timeouts.items()}
+    return dataclasses.replace(dep.target, **changes)
+
+
+def _record(
+    ctx: RequestContext, dep: DeploymentInfo, err: ATPError, try_number: int, ms: float
+) -> None:
+    entry: dict[str, Any] = {
+        "deployment": dep.public_name,
+        "provider": dep.provider_name,
+        "try": try_number,
+        "status": err.status,
+        "code": err.code,
+        "error": err.message,
+        "retryable": is_retryable(err),
+        "latency_ms": int(ms),
+    }
+    if err.retry_after is not None:
+        entry["retry_after"] = err.retry_after
+    ctx.attempts.append(entry)
+
+
+def _record_skip(ctx: RequestContext, dep: DeploymentInfo, retry_after: float) -> None:
     ctx.attempts.append(
         {
             "deployment": dep.public_name,
             "provider": dep.provider_name,
-            "status": err.status,
-            "error": err.message,
+            "skipped": "circuit_open",
+            "retry_after": round(retry_after, 3),
         }
     )
 
 
-def _final_error(ctx: RequestContext, last: ATPError) -> ATPError:
-    if len(ctx.attempts) > 1:
-        last.details = {**last.details, "attempts": ctx.attempts}
-    return last
+def _final_error(
+    ctx: RequestContext, last: ATPError | None, *, out_of_time: bool = False
+) -> ATPError:
+    """One error for a request no candidate answered, listing every attempt.
 
-
-async def _first_answer(
-    ctx: RequestContext,
-    cands: list[DeploymentInfo],
-    call: Callable[[Adapter, DeploymentInfo], Awaitable[T]],
-) -> T:
-    last: ATPError | None = None
-    for dep in cands:
-        ctx.deployment = dep
-        try:
-            return await call(get_adapter(dep.target.kind), dep)
-        except UpstreamError as err:
-            _record(ctx, dep, err)
-            last = err
-            if not err.retryable:
-                break
-    assert last is not None
-    raise _final_error(ctx, last)
-
-
-async def chat(
-    ctx: RequestContext, cands: list[DeploymentInfo], body: dict[str, Any]
-) -> ChatResult:
-    return await _first_answer(ctx, cands, lambda adapter, dep: adapter.chat(dep.target, body))
-
-
-async def embeddings(
-    ctx: RequestContext, cands: list[DeploymentInfo], body: dict[str, Any]
-) -> EmbeddingsResult:
-    return await _first_answer(
-        ctx, cands, lambda adapter, dep: adapter.embeddings(dep.target, body)
+    Status: 504 when every call timed out (or the latency budget ran out), 503 when the
+    deployments are unavailable, overloaded, rate limited or their breakers open, else 502.
+    `retry_after` is the earliest moment a retry may succeed, when anyone said so.
+    """
+    tried = [a for a in ctx.attempts if "skipped" not in a]
+    skipped = [a for a in ctx.attempts if "skipped" in a]
+    hints = [a["retry_after"] for a in ctx.attempts if a.get("retry_after") is not None]
+    retry_after = round(min(hints), 3) if hints else None
+    details = {"attempts": ctx.attempts}
+    if last is None:
+        return UpstreamError(
+            f"Every deployment that can serve '{ctx.requested_model}' is paused after "
+            "repeated failures; try again shortly.",
+            status=503,
+            code="circuit_open",
+            retryable=True,
+            retry_after=retry_after,
+            details=details,
+        )
+    if not is_deployment_fault(last):
+        # The caller's own request was refused: their answer, with the history attached.
+        last.details = {**last.details, **details}
+        return last
+    retryable = bool(skipped) or any(a["retryable"] for a in tried)
+    if out_of_time or all(a["status"] == 504 for a in tried):
+        status, code, err_type = 504, "upstream_timeout", "timeout_error"
+    elif skipped or last.status in (429, 503):
+        status, code, err_type = 503, last.code or "upstream_unavailable", "upstream_error"
+    else:
+        status, code, err_type = 502, last.code or "upstream_error", "upstream_error"
+    if len(tried) == 1 and not skipped and not out_of_time:
+        message = last.message
+    else:
+        deployments = len({(a["deployment"], a["provider"]) for a in ctx.attempts})
+        message = (
+            f"No deployment answered: {len(tried)} attempt(s) on {deployments} "
+            f"deployment(s) failed{' within the latency budget' if out_of_time else ''}. "
+            f"Last error: {last.message}"
+        )
+    return UpstreamError(
+        message,
+        status=status,
+        type=err_type,
+        code=code,
+        retryable=retryable,
+        retry_after=retry_after,
+        details=details,
+        upstream_status=getattr(last, "upstream_status", None),
     )
 
 
+OnSuccess = Callable[[DeploymentInfo, Any, float, bool, Breakers], Awaitable[Any]]
+
+
+async def _attempts(
+    ctx: RequestContext,
+    cands: list[DeploymentInfo],
+    call: Callable[[Adapter, Target], Awaitable[Any]],
+    overrides: Overrides,
+    on_success: OnSuccess,
+) -> Any:
+    policy = _policy(overrides)
+    breakers = get_breakers() if settings.ATP_BREAKER_ENABLED else None
+    budget = overrides.budget if overrides.budget is not None else settings.ATP_RETRY_BUDGET_SECONDS
+    # The deadline on the policy's clock, so an injected clock sees a consistent budget.
+    deadline = policy.clock() + budget - (time.monotonic() - ctx.started)
+    last: ATPError | None = None
+    out_of_time = False
+    for dep in cands:
+        if last is not None and policy.clock() >= deadline:
+            out_of_time = True
+            break
+        probe = False
+        if breakers is not None:
+            decision = await breakers.allow(dep.id)
+            if not decision.allowed:
+                _record_skip(ctx, dep, decision.retry_after)
+                continue
+            probe = decision.probe
+        ctx.deployment = dep
+        adapter = get_adapter(dep.target.kind)
+        target = _target(dep, overrides)
+        stats = observed.get(dep.id)
+        try_number = 1
+        while True:
+            stats.started()
+            started = time.monotonic()
+            try:
+                result = await call(adapter, target)
+            except UpstreamError as err:
+                ms = (time.monotonic() - started) * 1000
+                _record(ctx, dep, err, try_number, ms)
+                last = err
+                if not is_deployment_fault(err):
+                    stats.finished(None, ok=True)
+                    if breakers is not None and probe:
+                        # The upstream answered; the probe proved it alive.
+                        await breakers.record(dep.id, ok=True, probe=True)
+                    raise _final_error(ctx, err) from None
+                stats.finished(ms, ok=False)
+                if breakers is not None:
+                    await breakers.record(dep.id, ok=False, probe=probe)
+                if not is_retryable(err) or probe:
+                    # A failed probe re-opened the breaker: no more calls to it now.
+                    break
+                wait = policy.delay(
+                    try_number, remaining=deadline - policy.clock(), retry_after=err.retry_after
+                )
+                if wait is None:
+                    break
+                await policy.sleep(wait)
+                try_number += 1
+                continue
+            except BaseException:
+                # Cancelled, or a bug below: count the call as ended, then let it propagate.
+                stats.finished(None, ok=True)
+                raise
+            ms = (time.monotonic() - started) * 1000
+            return await on_success(dep, result, ms, probe, breakers)
+    raise _final_error(ctx, last, out_of_time=out_of_time)
+
+
+async def _finished(
+    dep: DeploymentInfo, result: Any, ms: float, probe: bool, breakers: Breakers | None
+) -> Any:
+    observed.get(dep.id).finished(ms, ok=True)
+    if breakers is not None:
+        await breakers.record(dep.id, ok=True, probe=probe)
+    return result
+
+
+async def chat(
+    ctx: RequestContext,
+    cands: list[DeploymentInfo],
+    body: dict[str, Any],
+    overrides: Overrides = NO_OVERRIDES,
+) -> ChatResult:
+    return await _attempts(
+        ctx, cands, lambda adapter, target: adapter.chat(target, body), overrides, _finished
+    )
+
+
+async def embeddings(
+    ctx: RequestContext,
+    cands: list[DeploymentInfo],
+    body: dict[str, Any],
+    overrides: Overrides = NO_OVERRIDES,
+) -> EmbeddingsResult:
+    return await _attempts(
+        ctx, cands, lambda adapter, target: adapter.embeddings(target, body), overrides, _finished
+    )
+
+
+class TrackedStream:
+    """The rest of an upstream stream; when it ends, the deployment's statistics and (on a
+    mid-stream failure) its breaker learn how it went."""
+
+    __slots__ = ("_inner", "_dep", "_started", "_breakers", "_done")
+
+    def __init__(
+        self,
+        inner: AsyncIterator[dict[str, Any]],
+        dep: DeploymentInfo,
+        started: float,
+        breakers: Breakers | None,
+    ) -> None:
+        self._inner = inner
+        self._dep = dep
+        self._started = started
+        self._breakers = breakers
+        self._done = False
+
+    def __aiter__(self) -> TrackedStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            return await self._inner.__anext__()
+        except StopAsyncIteration:
+            self._end(ok=True)
+            raise
+        except UpstreamError as err:
+            failed = is_deployment_fault(err)
+            self._end(ok=not failed)
+            if failed and self._breakers is not None:
+                await self._breakers.record(self._dep.id, ok=False)
+            raise
+
+    def _end(self, *, ok: bool, cancelled: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        ms = None if cancelled else (time.monotonic() - self._started) * 1000
+        observed.get(self._dep.id).finished(ms, ok=ok)
+
+    async def aclose(self) -> None:
+        self._end(ok=True, cancelled=True)
+        await close_stream(self._inner)
+
+
 async def open_stream(
-    ctx: RequestContext, cands: list[DeploymentInfo], body: dict[str, Any]
+    ctx: RequestContext,
+    cands: list[DeploymentInfo],
+    body: dict[str, Any],
+    overrides: Overrides = NO_OVERRIDES,
 ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
     """Start a stream and return its first chunk with the rest of the iterator."""
-    last: ATPError | None = None
-    for dep in cands:
-        ctx.deployment = dep
-        stream = get_adapter(dep.target.kind).chat_stream(dep.target, body)
+    opened: dict[str, float] = {}
+
+    async def first_chunk(adapter: Adapter, target: Target):
+        opened["at"] = time.monotonic()
+        stream = adapter.chat_stream(target, body)
         try:
             first = await anext(stream)
         except StopAsyncIteration:
-            err = UpstreamError(f"Provider '{dep.provider_name}' sent an empty stream.")
-            _record(ctx, dep, err)
-            last = err
-            continue
-        except UpstreamError as err:
-            _record(ctx, dep, err)
-            last = err
+            raise UpstreamError(
+                f"Provider '{target.provider_name}' sent an empty stream."
+            ) from None
+        except BaseException:
             await close_stream(stream)
-            if not err.retryable:
-                break
-            continue
+            raise
         return first, stream
-    assert last is not None
-    raise _final_error(ctx, last)
+
+    async def started(
+        dep: DeploymentInfo, result: Any, ms: float, probe: bool, breakers: Breakers | None
+    ):
+        first, stream = result
+        observed.get(dep.id).first_byte(ms)
+        if breakers is not None:
+            # The first chunk arrived: the deployment works, whatever happens later.
+            await breakers.record(dep.id, ok=True, probe=probe)
+        return first, TrackedStream(stream, dep, opened["at"], breakers)
+
+    return await _attempts(ctx, cands, first_chunk, overrides, started)
 
 
 async def close_stream(stream: AsyncIterator[Any]) -> None:
