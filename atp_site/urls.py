@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("apps.tenants.api.urls")),
     path("api/v1/", include("apps.providers.api.urls")),
     path("api/v1/", include("apps.audit.api.urls")),
+    path("api/v1/", include("apps.routing.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),

@@ -1,11 +1,19 @@
-"""Django admin for the request log: read-only, since rows are the record of what happened."""
+"""Django admin for routing: the request log and learned statistics (read-only), routes."""
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.routing.models import RequestLog
+from apps.routing import route_services
+from apps.routing.models import BanditArm, RequestLog, Route
+from apps.routing.route_services import ROUTE_FIELDS, route_clean
 
 
 @admin.register(RequestLog)
@@ -39,4 +47,98 @@ class RequestLogAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: RequestLog | None = None) -> bool:
+        return False
+
+
+class RouteForm(forms.ModelForm):
+    """Runs the route service's checks so mistakes come back as form errors, not 500s."""
+
+    class Meta:
+        model = Route
+        fields = sorted(ROUTE_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        candidate = copy.copy(self.instance)
+        for field in ROUTE_FIELDS:
+            if field in cleaned:
+                setattr(candidate, field, cleaned[field])
+        try:
+            route_clean(candidate)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                self.add_error(None if field == NON_FIELD_ERRORS else field, messages)
+        return cleaned
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    """Routes; every write goes through apps.routing.route_services (audited, versioned)."""
+
+    form = RouteForm
+    list_display = ["name", "enabled", "strategy", "tier", "challenger", "updated_at"]
+    list_filter = ["enabled", "strategy", "tier", "semantic_cache"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+
+    def save_model(self, request: HttpRequest, obj: Route, form: forms.ModelForm, change: bool):
+        data = {f: form.cleaned_data[f] for f in ROUTE_FIELDS if f in form.cleaned_data}
+        if change:
+            route_services.route_update(route=obj, **data)
+        else:
+            obj.__dict__.update(route_services.route_create(**data).__dict__)
+
+    def delete_model(self, request: HttpRequest, obj: Route) -> None:
+        route_services.route_delete(route=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+        for route in queryset:
+            route_services.route_delete(route=route)
+
+
+@admin.register(BanditArm)
+class BanditArmAdmin(admin.ModelAdmin):
+    """What the learned strategy knows per route, task cluster and model (read-only)."""
+
+    list_display = [
+        "route",
+        "cluster",
+        "model",
+        "pulls",
+        "mean_reward",
+        "failures",
+        "feedback_count",
+        "mean_cost_usd",
+        "mean_latency_ms",
+        "updated_at",
+    ]
+    list_filter = ["route", "cluster"]
+    search_fields = ["route", "model"]
+    ordering = ["route", "cluster", "-pulls"]
+    actions = None
+
+    @admin.display(description="mean reward")
+    def mean_reward(self, arm: BanditArm) -> str:
+        return f"{arm.reward_sum / arm.pulls:.3f}" if arm.pulls else "-"
+
+    @admin.display(description="mean cost (USD)")
+    def mean_cost_usd(self, arm: BanditArm) -> str:
+        return f"{arm.cost_sum / arm.pulls:.6f}" if arm.pulls else "-"
+
+    @admin.display(description="mean latency (ms)")
+    def mean_latency_ms(self, arm: BanditArm) -> str:
+        return f"{arm.latency_ms_sum / arm.pulls:.0f}" if arm.pulls else "-"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

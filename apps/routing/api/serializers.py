@@ -1,0 +1,65 @@
+"""Serializers of the routes management API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.routing.models import Route
+
+
+class RouteSerializer(serializers.ModelSerializer):
+    """A route. The JSON settings are checked key by key by apps.routing.route_services."""
+
+    candidates = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        help_text="Public model names in order; empty: select by candidate_filter.",
+    )
+    fallbacks = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        help_text="Public model names tried after the candidates.",
+    )
+    candidate_filter = serializers.DictField(
+        required=False,
+        help_text=(
+            "capabilities, regions, providers (lists of strings); min_quality (0..1); "
+            "max_input_price, max_output_price (USD per million tokens)."
+        ),
+    )
+    retry = serializers.DictField(
+        required=False,
+        help_text="max_attempts, initial_backoff_ms, multiplier, max_backoff_ms, jitter.",
+    )
+    timeouts = serializers.DictField(
+        required=False, help_text="connect, first_byte, total: seconds (> 0)."
+    )
+
+    class Meta:
+        model = Route
+        fields = [
+            "id",
+            "name",
+            "description",
+            "enabled",
+            "strategy",
+            "tier",
+            "candidates",
+            "candidate_filter",
+            "fallbacks",
+            "retry",
+            "timeouts",
+            "exploration",
+            "exploration_rate",
+            "challenger",
+            "challenger_share",
+            "cache_ttl_seconds",
+            "semantic_cache",
+            "semantic_threshold",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # Name uniqueness is checked by the service, which names the field.
+        validators: list = []
+        extra_kwargs = {"name": {"validators": []}}
