@@ -259,3 +259,170 @@ def test_command_exits_2_on_an_invalid_file(tmp_path):
     with pytest.raises(CommandError) as exc:
         call_command("atp_apply", str(tmp_path / "missing.yaml"))
     assert exc.value.returncode == 2
+
+
+# --- routes, retention policies and tenant settings -----------------------------------------
+
+ROUTES_DOCUMENT = """
+version: 1
+tenants:
+  - slug: acme
+    store_bodies: true
+    cost_mode: aggressive
+    preferred_regions: [eu]
+    carbon_aware: true
+routes:
+  - name: team/coding
+    description: Code first
+    strategy: learned
+    tier: high
+    candidates: [code-model, frontier]
+    candidate_filter: {capabilities: [tools], min_quality: 0.6}
+    fallbacks: [cheap]
+    retry: {max_attempts: 3, initial_backoff_ms: 50, multiplier: 2, jitter: 0.2}
+    timeouts: {connect: 2, total: 120}
+    challenger: new-model
+    challenger_share: 0.1
+    cache_ttl_seconds: 300
+  - name: atp/fast
+    strategy: cheapest
+    tier: fast
+retention:
+  - days: 365
+  - classification: requests
+    days: 90
+  - tenant: acme
+    classification: bodies
+    days: 7
+"""
+
+
+@pytest.fixture
+def routes_document() -> dict:
+    return yaml.safe_load(ROUTES_DOCUMENT)
+
+
+def test_apply_creates_routes_retention_policies_and_tenant_settings(routes_document):
+    from apps.audit.models import AuditEvent, RetentionPolicy
+    from apps.routing.models import Route
+
+    report = apply_config(routes_document)
+
+    assert report.count("created") == 6
+    acme = Tenant.objects.get(slug="acme")
+    assert acme.store_bodies and acme.cost_mode == "aggressive" and acme.carbon_aware
+    assert acme.preferred_regions == ["eu"]
+    coding = Route.objects.get(name="team/coding")
+    assert (coding.strategy, coding.tier) == ("learned", "high")
+    assert coding.candidates == ["code-model", "frontier"]
+    assert coding.retry == {
+        "max_attempts": 3,
+        "initial_backoff_ms": 50,
+        "multiplier": 2,
+        "jitter": 0.2,
+    }
+    assert (coding.challenger, coding.challenger_share) == ("new-model", 0.1)
+    fast = Route.objects.get(name="atp/fast")
+    assert (fast.exploration_rate, fast.semantic_threshold, fast.candidates) == (0.1, 0.92, [])
+    policies = {(p.tenant_id, p.classification, p.days) for p in RetentionPolicy.objects.all()}
+    assert policies == {(None, "", 365), (None, "requests", 90), (acme.pk, "bodies", 7)}
+    sources = set(
+        AuditEvent.objects.filter(resource_type__in=["route", "retention_policy"]).values_list(
+            "source", flat=True
+        )
+    )
+    assert sources == {"config"}
+
+
+def test_routes_and_retention_apply_idempotently_and_update_in_place(routes_document):
+    from apps.audit.models import RetentionPolicy
+    from apps.routing.models import Route
+
+    apply_config(routes_document)
+    assert not apply_config(copy.deepcopy(routes_document)).changed
+    route_pk = Route.objects.get(name="team/coding").pk
+
+    routes_document["routes"][0]["tier"] = "balanced"
+    routes_document["routes"][0]["retry"] = {"max_attempts": 2}
+    routes_document["retention"][2]["days"] = 14
+    report = apply_config(routes_document)
+
+    updated = {(c.kind, c.name, c.fields) for c in report.changes if c.action == "updated"}
+    assert updated == {
+        ("route", "team/coding", ("retry", "tier")),
+        ("retention policy", "acme/bodies", ("days",)),
+    }
+    coding = Route.objects.get(name="team/coding")
+    assert coding.pk == route_pk and coding.retry == {"max_attempts": 2}
+    assert RetentionPolicy.objects.get(classification="bodies").days == 14
+
+
+def test_prune_deletes_unlisted_routes_and_policies_only_in_present_sections(routes_document):
+    from apps.audit.models import RetentionPolicy
+    from apps.routing.models import Route
+
+    apply_config(routes_document)
+    routes_document["routes"].pop()  # atp/fast
+    routes_document["retention"].pop(0)  # the 365-day default
+    report = apply_config(routes_document, prune=True)
+
+    done = {(c.kind, c.name, c.action) for c in report.changes if c.action != "unchanged"}
+    assert done == {("route", "atp/fast", "deleted"), ("retention policy", "*/*", "deleted")}
+    assert list(Route.objects.values_list("name", flat=True)) == ["team/coding"]
+    assert RetentionPolicy.objects.count() == 2
+
+    # A document without the sections leaves them alone, even with --prune.
+    assert not apply_config({"version": 1}, prune=True).changed
+    assert Route.objects.count() == 1 and RetentionPolicy.objects.count() == 2
+    # An empty section prunes everything in it.
+    apply_config({"version": 1, "routes": []}, prune=True)
+    assert not Route.objects.exists() and RetentionPolicy.objects.count() == 2
+
+
+def test_dry_run_of_routes_and_retention_changes_nothing(
+    routes_document, django_capture_on_commit_callbacks
+):
+    from apps.audit.models import RetentionPolicy
+    from apps.routing.models import Route
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        report = apply_config(routes_document, dry_run=True)
+    assert report.count("created") == 6
+    assert not Route.objects.exists() and not RetentionPolicy.objects.exists()
+    assert not Tenant.objects.exists()
+    assert callbacks == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("routes", 0, "strategy"), "psychic", "routes[0].strategy: must be one of"),
+        (("routes", 0, "tier"), "ultra", "routes[0].tier: must be one of"),
+        (("routes", 0, "candidates"), "one", "routes[0].candidates: must be a list"),
+        (("routes", 0, "retry"), {"max_attempts": 0}, "routes[0].retry: max_attempts: must be"),
+        (("routes", 0, "retry"), {"tries": 2}, "routes[0].retry: Unknown key 'tries'"),
+        (("routes", 0, "timeouts"), {"total": -1}, "routes[0].timeouts: total: must be"),
+        (("routes", 0, "candidate_filter"), {"x": 1}, "routes[0].candidate_filter: Unknown"),
+        (("routes", 0, "challenger_share"), 2, "routes[0].challenger_share: must be a number"),
+        (("routes", 1, "name"), "team/coding", "duplicate route name 'team/coding'"),
+        (("routes", 1, "name"), "bad name", "routes[1].name: Use letters"),
+        (("routes", 1, "colour"), "red", "routes[1].colour: unknown key"),
+        (("retention", 2, "tenant"), "nobody", "retention[2].tenant: no tenant with slug"),
+        (("retention", 0, "days"), 0, "retention[0].days: must be a whole number >= 1"),
+        (("retention", 1, "classification"), "", "duplicate retention policy"),
+        (("tenants", 0, "cost_mode"), "stingy", "tenants[0].cost_mode: must be one of"),
+        (("tenants", 0, "store_bodies"), "yes", "tenants[0].store_bodies: must be true or false"),
+    ],
+)
+def test_invalid_routes_and_retention_name_the_path_and_apply_nothing(
+    routes_document, path, value, message
+):
+    from apps.audit.models import RetentionPolicy
+    from apps.routing.models import Route
+
+    _set(routes_document, path, value)
+    with pytest.raises(ConfigError) as exc:
+        apply_config(routes_document)
+    assert message in str(exc.value)
+    assert not Route.objects.exists() and not RetentionPolicy.objects.exists()
+    assert not Tenant.objects.exists()

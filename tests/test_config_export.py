@@ -94,3 +94,59 @@ def test_export_command_writes_stdout_or_a_file(tmp_path, capsys, tenant_factory
     target = tmp_path / "out.yaml"
     call_command("atp_export", "-o", str(target))
     assert yaml.safe_load(target.read_text())["version"] == 1
+
+
+ROUTES_DOCUMENT = """
+version: 1
+tenants:
+  - slug: acme
+    store_bodies: true
+    cost_mode: quality_first
+    preferred_regions: [eu, us-east]
+routes:
+  - name: team/coding
+    strategy: learned
+    tier: high
+    candidates: [code-model]
+    candidate_filter: {regions: [eu], max_input_price: 5}
+    retry: {max_attempts: 3, jitter: 0.1}
+    timeouts: {first_byte: 10.5}
+    challenger: new-model
+    challenger_share: 0.25
+  - name: auto
+    description: Overrides the built-in
+    exploration: false
+retention:
+  - days: 400
+  - tenant: acme
+    classification: bodies
+    days: 7
+"""
+
+
+def test_routes_retention_and_tenant_settings_round_trip():
+    from apps.audit.models import RetentionPolicy
+    from apps.tenants.models import Tenant
+
+    apply_config(yaml.safe_load(ROUTES_DOCUMENT))
+    # A policy of a tenant that no longer exists is exported by the tenant's id.
+    gone = Tenant.objects.create(slug="gone", name="Gone")
+    RetentionPolicy.objects.create(tenant_id=gone.pk, classification="requests", days=5)
+    Tenant.objects.filter(pk=gone.pk).delete()
+
+    exported = export_config()
+
+    assert [r["name"] for r in exported["routes"]] == ["auto", "team/coding"]
+    coding = exported["routes"][1]
+    assert coding["retry"] == {"max_attempts": 3, "jitter": 0.1}
+    assert coding["challenger"] == "new-model"
+    retention = exported["retention"]
+    assert {"tenant": "acme", "classification": "bodies", "days": 7} in retention
+    assert {"tenant": str(gone.pk), "classification": "requests", "days": 5} in retention
+    acme = exported["tenants"][0]
+    assert (acme["store_bodies"], acme["cost_mode"]) == (True, "quality_first")
+    assert acme["preferred_regions"] == ["eu", "us-east"]
+
+    assert not apply_config(exported, prune=True).changed
+    assert not apply_config(yaml.safe_load(export_config_yaml()), prune=True).changed
+    assert export_config() == exported

@@ -1,4 +1,5 @@
-"""Declarative configuration: apply a YAML document of providers, models and tenants, or export one.
+"""Declarative configuration: apply a YAML document of providers, models, tenants, routes and
+retention policies, or export one.
 
 The file format is documented in docs/configuration.md. `apply_config` validates the whole
 document first, then converges the database on it in one transaction through the services,
@@ -10,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,9 +26,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.audit.context import AuditActor, acting_as, current_actor
+from apps.audit.models import RetentionPolicy
+from apps.audit.retention import retention_policy_delete, retention_policy_save
 from apps.providers import selectors as provider_selectors
 from apps.providers import services as provider_services
 from apps.providers.models import ModelDeployment, Provider
+from apps.routing import route_services
+from apps.routing.models import Route
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants import services as tenant_services
 from apps.tenants.keys import MIN_KEY_LENGTH, hash_key
@@ -54,7 +60,7 @@ class ConfigError(Exception):
 class Change:
     """What applying did (or, in a dry run, would do) to one object."""
 
-    kind: str  # provider | deployment | tenant | api key
+    kind: str  # provider | deployment | tenant | api key | route | retention policy
     name: str
     action: str  # created | updated | unchanged | replaced | deleted | revoked
     fields: tuple[str, ...] = ()
@@ -134,10 +140,31 @@ class TenantSpec:
 
 
 @dataclass
+class RouteSpec:
+    path: str
+    name: str
+    fields: dict[str, Any]  # route service keyword arguments, except name
+
+
+@dataclass
+class RetentionSpec:
+    path: str
+    tenant: str  # a tenant slug or id as written; "" for every tenant
+    classification: str
+    days: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.tenant or '*'}/{self.classification or '*'}"
+
+
+@dataclass
 class ConfigSpec:
     # None: the section is absent, so it is neither applied nor pruned.
     providers: list[ProviderSpec] | None
     tenants: list[TenantSpec] | None
+    routes: list[RouteSpec] | None = None
+    retention: list[RetentionSpec] | None = None
 
 
 def _mapping(value: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
@@ -314,7 +341,37 @@ TIMEOUT_KEYS = {
     "first_byte": "first_byte_timeout",
     "total": "total_timeout",
 }
-TENANT_KEYS = {"slug", "name", "active", "api_keys"}
+TENANT_KEYS = {
+    "slug",
+    "name",
+    "active",
+    "store_bodies",
+    "cost_mode",
+    "preferred_regions",
+    "carbon_aware",
+    "api_keys",
+}
+COST_MODES = ("aggressive", "balanced", "quality_first")
+ROUTE_KEYS = {
+    "name",
+    "description",
+    "enabled",
+    "strategy",
+    "tier",
+    "candidates",
+    "candidate_filter",
+    "fallbacks",
+    "retry",
+    "timeouts",
+    "exploration",
+    "exploration_rate",
+    "challenger",
+    "challenger_share",
+    "cache_ttl_seconds",
+    "semantic_cache",
+    "semantic_threshold",
+}
+RETENTION_KEYS = {"tenant", "classification", "days"}
 API_KEY_KEYS = {"name", "key", "prefix", "allowed_models", "expires_at"}
 
 
@@ -411,18 +468,68 @@ def _parse_tenant(data: Any, path: str, environ: Mapping[str, str]) -> TenantSpe
     fields = {
         "name": _get(data, "name", path, _string, slug),
         "is_active": _get(data, "active", path, _boolean, True),
+        "store_bodies": _get(data, "store_bodies", path, _boolean, False),
+        "cost_mode": _get(data, "cost_mode", path, _choice(COST_MODES), "balanced"),
+        "preferred_regions": _get(data, "preferred_regions", path, _string_list, []),
+        "carbon_aware": _get(data, "carbon_aware", path, _boolean, False),
     }
     return TenantSpec(path, slug, fields, api_keys)
+
+
+def _choice(choices: Sequence[str]) -> Callable[[Any, str], str]:
+    def check(value: Any, path: str) -> str:
+        if value not in choices:
+            raise ConfigError(path, f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _parse_route(data: Any, path: str) -> RouteSpec:
+    """Types are checked here; ranges and keys inside the objects by the route service."""
+    data = _mapping(data, path, ROUTE_KEYS)
+    name = _get(data, "name", path, _string, _MISSING)
+    fields: dict[str, Any] = {
+        "description": _get(data, "description", path, _optional_string, ""),
+        "enabled": _get(data, "enabled", path, _boolean, True),
+        "strategy": _get(data, "strategy", path, _choice(Route.Strategy.values), "score"),
+        "tier": _get(data, "tier", path, _choice(Route.Tier.values), "balanced"),
+        "candidates": _get(data, "candidates", path, _string_list, []),
+        "candidate_filter": _get(data, "candidate_filter", path, _object, {}),
+        "fallbacks": _get(data, "fallbacks", path, _string_list, []),
+        "retry": _get(data, "retry", path, _object, {}),
+        "timeouts": _get(data, "timeouts", path, _object, {}),
+        "exploration": _get(data, "exploration", path, _boolean, True),
+        "exploration_rate": _get(data, "exploration_rate", path, _fraction, 0.1),
+        "challenger": _get(data, "challenger", path, _optional_string, ""),
+        "challenger_share": _get(data, "challenger_share", path, _fraction, 0.0),
+        "cache_ttl_seconds": _get(data, "cache_ttl_seconds", path, _non_negative_int, 0),
+        "semantic_cache": _get(data, "semantic_cache", path, _boolean, False),
+        "semantic_threshold": _get(data, "semantic_threshold", path, _fraction, 0.92),
+    }
+    return RouteSpec(path, name, fields)
+
+
+def _parse_retention(data: Any, path: str) -> RetentionSpec:
+    data = _mapping(data, path, RETENTION_KEYS)
+    return RetentionSpec(
+        path=path,
+        tenant=_get(data, "tenant", path, _string, ""),
+        classification=_get(data, "classification", path, _optional_string, ""),
+        days=_get(data, "days", path, _positive_int, _MISSING),
+    )
 
 
 def parse_config(data: Any, *, environ: Mapping[str, str] | None = None) -> ConfigSpec:
     """Validate a whole document; `env:` references of API keys are resolved here."""
     environ = os.environ if environ is None else environ
-    data = _mapping(data, "", {"version", "providers", "tenants"})
+    data = _mapping(data, "", {"version", "providers", "tenants", "routes", "retention"})
     if data.get("version") != VERSION:
         raise ConfigError("version", f"must be {VERSION}")
     providers = _list(data, "providers", "")
     tenants = _list(data, "tenants", "")
+    routes = _list(data, "routes", "")
+    retention = _list(data, "retention", "")
     spec = ConfigSpec(
         providers=None
         if providers is None
@@ -430,9 +537,17 @@ def parse_config(data: Any, *, environ: Mapping[str, str] | None = None) -> Conf
         tenants=None
         if tenants is None
         else [_parse_tenant(item, _join("tenants", i), environ) for i, item in enumerate(tenants)],
+        routes=None
+        if routes is None
+        else [_parse_route(item, _join("routes", i)) for i, item in enumerate(routes)],
+        retention=None
+        if retention is None
+        else [_parse_retention(item, _join("retention", i)) for i, item in enumerate(retention)],
     )
     _unique(spec.providers or [], "name", "providers", "provider name")
     _unique(spec.tenants or [], "slug", "tenants", "tenant slug")
+    _unique(spec.routes or [], "name", "routes", "route name")
+    _unique(spec.retention or [], "label", "retention", "retention policy (tenant/classification)")
     return spec
 
 
@@ -640,6 +755,74 @@ def _apply_tenants(
                 report.add("tenant", slug, "deleted", ("with its API keys",))
 
 
+def _apply_routes(specs: list[RouteSpec], report: ApplyReport, prune: bool) -> None:
+    existing = {r.name: r for r in Route.objects.all()}
+    for spec in specs:
+        current = existing.get(spec.name)
+        with _at(spec.path):
+            if current is None:
+                route_services.route_create(name=spec.name, **spec.fields)
+                report.add("route", spec.name, "created")
+                continue
+            changed = _diff(current, spec.fields)
+            if changed:
+                route_services.route_update(route=current, **changed)
+                report.add("route", spec.name, "updated", tuple(sorted(changed)))
+            else:
+                report.add("route", spec.name, "unchanged")
+    if prune:
+        wanted = {s.name for s in specs}
+        for name, route in existing.items():
+            if name not in wanted:
+                route_services.route_delete(route=route)
+                report.add("route", name, "deleted")
+
+
+def _retention_tenant_id(spec: RetentionSpec) -> uuid.UUID | None:
+    """The tenant a policy names by slug, or by id (a deleted tenant's policies stay)."""
+    if not spec.tenant:
+        return None
+    tenant = tenant_selectors.tenant_list().filter(slug=spec.tenant).first()
+    if tenant is not None:
+        return tenant.pk
+    try:
+        return uuid.UUID(spec.tenant)
+    except ValueError:
+        raise ConfigError(
+            _join(spec.path, "tenant"), f"no tenant with slug {spec.tenant!r}"
+        ) from None
+
+
+def _apply_retention(specs: list[RetentionSpec], report: ApplyReport, prune: bool) -> None:
+    existing = {(p.tenant_id, p.classification): p for p in RetentionPolicy.objects.all()}
+    wanted = set()
+    for spec in specs:
+        key = (_retention_tenant_id(spec), spec.classification)
+        wanted.add(key)
+        current = existing.get(key)
+        with _at(spec.path):
+            if current is None:
+                retention_policy_save(
+                    policy=RetentionPolicy(
+                        tenant_id=key[0], classification=spec.classification, days=spec.days
+                    )
+                )
+                report.add("retention policy", spec.label, "created")
+            elif current.days != spec.days:
+                current.days = spec.days
+                retention_policy_save(policy=current)
+                report.add("retention policy", spec.label, "updated", ("days",))
+            else:
+                report.add("retention policy", spec.label, "unchanged")
+    if prune:
+        labels = _retention_labels()
+        for key, policy in existing.items():
+            if key not in wanted:
+                label = f"{labels.get(key[0], key[0]) or '*'}/{key[1] or '*'}"
+                retention_policy_delete(policy=policy)
+                report.add("retention policy", label, "deleted")
+
+
 def apply_config(
     data: Any,
     *,
@@ -664,6 +847,10 @@ def apply_config(
             _apply_providers(spec.providers, report, prune)
         if spec.tenants is not None:
             _apply_tenants(spec.tenants, report, prune, dry_run)
+        if spec.routes is not None:
+            _apply_routes(spec.routes, report, prune)
+        if spec.retention is not None:
+            _apply_retention(spec.retention, report, prune)
         if dry_run:
             transaction.set_rollback(True)
     return report
@@ -739,8 +926,51 @@ def _export_api_key(k: ApiKey) -> dict[str, Any]:
     return out
 
 
+def _export_route(r: Route) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": r.name}
+    if r.description:
+        out["description"] = r.description
+    out.update(
+        {
+            "enabled": r.enabled,
+            "strategy": r.strategy,
+            "tier": r.tier,
+            "candidates": list(r.candidates or []),
+            "candidate_filter": dict(r.candidate_filter or {}),
+            "fallbacks": list(r.fallbacks or []),
+            "retry": dict(r.retry or {}),
+            "timeouts": dict(r.timeouts or {}),
+            "exploration": r.exploration,
+            "exploration_rate": r.exploration_rate,
+        }
+    )
+    if r.challenger:
+        out["challenger"] = r.challenger
+    out["challenger_share"] = r.challenger_share
+    out["cache_ttl_seconds"] = r.cache_ttl_seconds
+    out["semantic_cache"] = r.semantic_cache
+    out["semantic_threshold"] = r.semantic_threshold
+    return out
+
+
+def _retention_labels() -> dict[Any, str]:
+    """Tenant slugs by id, to name tenants in exported retention policies."""
+    return dict(tenant_selectors.tenant_list().values_list("pk", "slug"))
+
+
+def _export_retention(p: RetentionPolicy, slugs: dict[Any, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if p.tenant_id is not None:
+        out["tenant"] = slugs.get(p.tenant_id, str(p.tenant_id))
+    if p.classification:
+        out["classification"] = p.classification
+    out["days"] = p.days
+    return out
+
+
 def _export() -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = []
+    slugs = _retention_labels()
     providers = provider_selectors.provider_list().prefetch_related("deployments")
     tenants = tenant_selectors.tenant_list()
     live_keys: dict[Any, list[ApiKey]] = {}
@@ -754,10 +984,16 @@ def _export() -> tuple[dict[str, Any], list[str]]:
                 "slug": t.slug,
                 "name": t.name,
                 "active": t.is_active,
+                "store_bodies": t.store_bodies,
+                "cost_mode": t.cost_mode,
+                "preferred_regions": list(t.preferred_regions or []),
+                "carbon_aware": t.carbon_aware,
                 "api_keys": [_export_api_key(k) for k in live_keys.get(t.pk, [])],
             }
             for t in tenants
         ],
+        "routes": [_export_route(r) for r in Route.objects.order_by("name")],
+        "retention": [_export_retention(p, slugs) for p in RetentionPolicy.objects.all()],
     }
     return data, notes
 
