@@ -30,7 +30,7 @@ from apps.providers.exceptions import UpstreamError
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.resilience import stats as observed
 from apps.routing.resilience.backoff import RetryPolicy, is_deployment_fault, is_retryable
-from apps.routing.resilience.breaker import Breakers, get_breakers
+from apps.routing.resilience.breaker import OPEN, Breakers, get_breakers
 from apps.routing.snapshot import DeploymentInfo
 from atp_site.lib.errors import ATPError
 
@@ -243,6 +243,8 @@ async def _attempts(
                     await breakers.record(dep.id, ok=False, probe=probe)
                 if not is_retryable(err) or probe:
                     # A failed probe re-opened the breaker: no more calls to it now.
+                    break
+                if breakers is not None and breakers.peek(dep.id) == OPEN:
                     break
                 wait = policy.delay(
                     try_number, remaining=deadline - policy.clock(), retry_after=err.retry_after
