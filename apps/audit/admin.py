@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.audit.models import AuditEvent, RetentionPolicy
+from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.retention import retention_policy_delete, retention_policy_save
 
 
@@ -72,3 +72,37 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for policy in queryset:
             retention_policy_delete(policy=policy)
+
+
+@admin.register(StoredExchange)
+class StoredExchangeAdmin(admin.ModelAdmin):
+    """Stored exchanges' metadata only: bodies are read through the audited API, never here."""
+
+    list_display = [
+        "request_id",
+        "created_at",
+        "tenant_id",
+        "end_user",
+        "endpoint",
+        "model",
+        "http_status",
+        "classification",
+    ]
+    list_filter = ["classification", "endpoint"]
+    search_fields = ["=request_id", "=tenant_id", "end_user", "model"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    exclude = ["request_encrypted", "response_encrypted"]
+    actions = None
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

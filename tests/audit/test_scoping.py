@@ -117,3 +117,53 @@ def test_an_admin_token_acts_as_its_user(cast):
     client.get("/api/v1/audit/export/", {"format": "json"})
     exported = AuditEvent.objects.get(event_type="audit.exported")
     assert exported.actor == "auditor" and exported.user_id == str(auditor.pk)
+
+
+def test_the_auditor_command_grants_and_revokes_audited(cast, user_factory):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    acme, other, _ = cast
+    newcomer = user_factory(username="newcomer")
+    assert audit_tenant_ids(user=newcomer) == frozenset()
+
+    out = io.StringIO()
+    call_command("atp_auditor", "grant", "newcomer", "other", "--bodies", stdout=out)
+    assert "tenants.view_tenant_bodies" in out.getvalue()
+    assert audit_tenant_ids(user=newcomer) == {other.pk}
+    assert newcomer.has_perm("tenants.view_tenant_bodies", other)
+
+    call_command("atp_auditor", "revoke", "newcomer", "other", "--bodies", stdout=io.StringIO())
+    newcomer = type(newcomer).objects.get(pk=newcomer.pk)  # fresh permission cache
+    assert not newcomer.has_perm("tenants.view_tenant_bodies", other)
+    assert audit_tenant_ids(user=newcomer) == {other.pk}
+    call_command("atp_auditor", "revoke", "newcomer", "other", stdout=io.StringIO())
+    assert audit_tenant_ids(user=newcomer) == frozenset()
+
+    events = AuditEvent.objects.filter(event_type__startswith="auditor.").order_by("sequence")
+    assert [(e.event_type, e.source, e.tenant_id) for e in events] == [
+        ("auditor.granted", "cli", other.pk),
+        ("auditor.revoked", "cli", other.pk),
+        ("auditor.revoked", "cli", other.pk),
+    ]
+    with pytest.raises(CommandError):
+        call_command("atp_auditor", "grant", "nobody", "acme")
+    with pytest.raises(CommandError):
+        call_command("atp_auditor", "grant", "newcomer", "no-such-tenant")
+
+
+def test_the_exchange_admin_shows_metadata_never_bodies(admin_client):
+    from apps.audit.bodies import exchange_row
+    from apps.audit.models import StoredExchange
+
+    exchange = StoredExchange.objects.create(
+        **exchange_row({"request_id": "r-adm", "model": "m"}, {"q": "secret prompt"}, None)
+    )
+    listing = admin_client.get("/admin/audit/storedexchange/")
+    assert listing.status_code == 200 and "r-adm" in listing.content.decode()
+    page = admin_client.get(f"/admin/audit/storedexchange/{exchange.pk}/change/").content.decode()
+    assert "r-adm" in page
+    assert exchange.request_encrypted not in page and "secret prompt" not in page
+    assert admin_client.get("/admin/audit/storedexchange/add/").status_code == 403
