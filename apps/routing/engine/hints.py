@@ -1,0 +1,271 @@
+"""Routing hints: what a request asks of the router, from its `atp` object, headers and tenant.
+
+Sources, strongest first: the `atp` object in the body (what OpenAI SDKs send through
+`extra_body`), the `X-ATP-*` request headers, then the tenant's routing preferences. Needs
+the request itself implies (tools, images, JSON mode, a context window that fits the
+prompt plus the output) are detected from the body and cannot be switched off.
+
+A region given by the request is a hard constraint (data residency); the tenant's
+preferred regions only make candidates in those regions score higher.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.providers.tokens import estimate_prompt_tokens
+from apps.routing.snapshot import KeyInfo
+from atp_site.lib.errors import InvalidRequest
+
+TIERS = ("fast", "balanced", "high")
+COST_MODES = ("aggressive", "balanced", "quality_first")
+# The capability names deployments declare (apps.providers.models.Capability).
+CAPABILITIES = frozenset({"chat", "embeddings", "tools", "vision", "json", "streaming"})
+
+# When a request sets no output limit, cost is estimated for this many output tokens: a
+# typical chat answer. The context-window check then only needs the prompt to fit.
+DEFAULT_EXPECTED_OUTPUT_TOKENS = 256
+
+# The prompt text kept for task clustering: the kind of request shows in its first
+# thousands of characters; a long document pasted after the instruction adds nothing.
+MAX_PROMPT_CHARS = 4000
+
+_IMAGE_PART_TYPES = frozenset({"image_url", "image", "input_image"})
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(slots=True)
+class RoutingRequest:
+    """Everything the router needs to know about one request, already validated."""
+
+    tier: str | None = None  # None: the route's own tier
+    cost_mode: str = "balanced"
+    max_cost_usd: float | None = None
+    latency_slo_ms: float | None = None
+    regions: tuple[str, ...] = ()  # hard constraint; empty: any region
+    preferred_regions: tuple[str, ...] = ()  # soft preference (tenant)
+    required_capabilities: frozenset[str] = frozenset()  # asked for and detected together
+    carbon_aware: bool = False
+    prompt_tokens: int = 0
+    max_output_tokens: int | None = None
+    detected_needs: frozenset[str] = frozenset()
+    prompt_text: str = ""
+    sources: dict[str, str] = field(default_factory=dict)  # hint -> body|header|tenant
+
+    @property
+    def expected_output_tokens(self) -> int:
+        return self.max_output_tokens or DEFAULT_EXPECTED_OUTPUT_TOKENS
+
+    @property
+    def min_context_window(self) -> int:
+        return self.prompt_tokens + (self.max_output_tokens or 0)
+
+
+def _bad(param: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param, code="invalid_routing_hint")
+
+
+def _tier(value: Any, param: str) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in TIERS:
+        raise _bad(param, f"'{param}' must be one of fast, balanced or high.")
+    return value.strip().lower()
+
+
+def _positive(value: Any, param: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise _bad(param, f"'{param}' must be a positive number.") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(param, f"'{param}' must be a positive number.")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise _bad(param, f"'{param}' must be a positive number.")
+    return number
+
+
+def _names(value: Any, param: str) -> tuple[str, ...]:
+    """A list of names, or one string of comma-separated names (the header form)."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise _bad(param, f"'{param}' must be a name or a list of names.")
+    if not items or not all(items):
+        raise _bad(param, f"'{param}' must not contain empty names.")
+    return tuple(dict.fromkeys(item.lower() for item in items))
+
+
+def _capabilities(value: Any, param: str) -> frozenset[str]:
+    names = _names(value, param)
+    unknown = [n for n in names if n not in CAPABILITIES]
+    if unknown:
+        raise _bad(
+            param,
+            f"'{param}' has unknown capabilities {unknown}; choose from {sorted(CAPABILITIES)}.",
+        )
+    return frozenset(names)
+
+
+def _boolean(value: Any, param: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _bad(param, f"'{param}' must be true or false.")
+
+
+# hint name in the `atp` object -> (header, parser)
+_HINTS = {
+    "quality": ("x-atp-quality", _tier),
+    "max_cost_usd": ("x-atp-max-cost-usd", _positive),
+    "latency_slo_ms": ("x-atp-latency-slo-ms", _positive),
+    "region": ("x-atp-region", _names),
+    "required_capabilities": ("x-atp-required-capabilities", _capabilities),
+    "carbon_aware": ("x-atp-carbon-aware", _boolean),
+}
+_HEADER_TITLES = {
+    "x-atp-quality": "X-ATP-Quality",
+    "x-atp-max-cost-usd": "X-ATP-Max-Cost-USD",
+    "x-atp-latency-slo-ms": "X-ATP-Latency-SLO-MS",
+    "x-atp-region": "X-ATP-Region",
+    "x-atp-required-capabilities": "X-ATP-Required-Capabilities",
+    "x-atp-carbon-aware": "X-ATP-Carbon-Aware",
+}
+
+
+def _explicit_hints(body: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> dict:
+    atp = body.get("atp")
+    if atp is None:
+        atp = {}
+    elif not isinstance(atp, Mapping):
+        raise _bad("atp", "'atp' must be an object.")
+    found: dict[str, tuple[Any, str]] = {}
+    for name, (header, parse) in _HINTS.items():
+        if atp.get(name) is not None:
+            found[name] = (parse(atp[name], f"atp.{name}"), "body")
+            continue
+        raw = headers.get(header.encode())
+        if raw is None:
+            continue
+        try:
+            text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+        except (UnicodeDecodeError, AttributeError):
+            text = ""
+        found[name] = (parse(text, _HEADER_TITLES[header]), "header")
+    return found
+
+
+def _message_parts(messages: list) -> tuple[list[str], bool]:
+    """The text of the conversation (system first, latest user turn last) and whether any
+    message carries an image."""
+    texts: list[str] = []
+    vision = False
+    for message in messages:
+        if not isinstance(message, Mapping):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, Mapping):
+                    continue
+                if part.get("type") in _IMAGE_PART_TYPES:
+                    vision = True
+                elif isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+    return texts, vision
+
+
+def prompt_text(texts: list[str]) -> str:
+    """The text the task clusterer sees: the conversation, head and tail when it is long."""
+    text = "\n".join(texts)
+    if len(text) <= MAX_PROMPT_CHARS:
+        return text
+    # The instruction usually sits at the start of the latest turn or of the system
+    # prompt; keep a third from the start and the rest from the end.
+    head = MAX_PROMPT_CHARS // 3
+    return text[:head] + "\n" + text[-(MAX_PROMPT_CHARS - head) :]
+
+
+def detect_needs(body: Mapping[str, Any]) -> tuple[frozenset[str], list[str], bool]:
+    """Capabilities the body needs by itself: tools, vision, JSON mode."""
+    needs = set()
+    if body.get("tools") or body.get("functions"):
+        needs.add("tools")
+    fmt = body.get("response_format")
+    if isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema"):
+        needs.add("json")
+    messages = body.get("messages")
+    texts, vision = _message_parts(messages if isinstance(messages, list) else [])
+    if vision:
+        needs.add("vision")
+    return frozenset(needs), texts, vision
+
+
+def _max_output(body: Mapping[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def parse_hints(
+    body: Mapping[str, Any],
+    headers: Mapping[bytes, bytes],
+    key: KeyInfo,
+    *,
+    prompt_tokens: int | None = None,
+) -> RoutingRequest:
+    """The RoutingRequest of one chat request; raises InvalidRequest naming a bad hint.
+
+    `headers` are ASGI headers (lower-case names). Pass `prompt_tokens` when the pipeline
+    has already counted them, to skip counting twice.
+    """
+    hints = _explicit_hints(body, headers)
+    needs, texts, _ = detect_needs(body)
+    sources = {name: source for name, (_, source) in hints.items()}
+
+    def hint(name: str, default: Any) -> Any:
+        return hints[name][0] if name in hints else default
+
+    carbon = hint("carbon_aware", None)
+    if carbon is None:
+        carbon = key.carbon_aware
+        if carbon:
+            sources["carbon_aware"] = "tenant"
+    # A request that names its own quality tier has said what it wants; the tenant's
+    # cost mode only steers requests that say nothing.
+    cost_mode = key.cost_mode if key.cost_mode in COST_MODES else "balanced"
+    if "quality" in hints:
+        cost_mode = "balanced"
+    elif cost_mode != "balanced":
+        sources["cost_mode"] = "tenant"
+    preferred = tuple(r.lower() for r in key.preferred_regions)
+    if preferred:
+        sources["preferred_regions"] = "tenant"
+    if prompt_tokens is None:
+        prompt_tokens = estimate_prompt_tokens(body)
+    return RoutingRequest(
+        tier=hint("quality", None),
+        cost_mode=cost_mode,
+        max_cost_usd=hint("max_cost_usd", None),
+        latency_slo_ms=hint("latency_slo_ms", None),
+        regions=hint("region", ()),
+        preferred_regions=preferred,
+        required_capabilities=hint("required_capabilities", frozenset()) | needs,
+        carbon_aware=bool(carbon),
+        prompt_tokens=prompt_tokens,
+        max_output_tokens=_max_output(body),
+        detected_needs=needs,
+        prompt_text=prompt_text(texts),
+        sources=sources,
+    )

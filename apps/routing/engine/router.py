@@ -1,0 +1,257 @@
+"""The routing engine: filter, score, classify the task, choose, explain; learn afterwards.
+
+`RoutingEngine.decide` is synchronous and works on in-memory data only (the snapshot's
+deployments, the injected health, stats and policy callables, the task clusters and the
+bandit's local statistics), so the data plane calls it inline. Learning happens after the
+answer: `learn` (task clusters) and `record_outcome` / `record_feedback` (bandit).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from apps.routing.engine.bandit import (
+    ContextualBandit,
+    MemoryBanditStore,
+    RedisBanditStore,
+)
+from apps.routing.engine.clusters import TaskClusters, TaskMatch
+from apps.routing.engine.hints import RoutingRequest
+from apps.routing.engine.scoring import (
+    HealthCheck,
+    PolicyCheck,
+    Ranked,
+    RouteDecision,
+    StatsProvider,
+    explain_choice,
+    filter_candidates,
+    score_candidates,
+    score_confidence,
+)
+from apps.routing.snapshot import DeploymentInfo, KeyInfo
+
+STRATEGIES = (
+    "score",
+    "learned",
+    "ordered",
+    "weighted",
+    "least_inflight",
+    "lowest_latency",
+    "cheapest",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """What the engine needs of a route (apps.routing.models.Route or a built-in one)."""
+
+    name: str
+    strategy: str = "score"
+    tier: str = "balanced"
+    exploration: bool = True
+    exploration_rate: float = 0.1
+
+    @classmethod
+    def from_model(cls, route: Any) -> RouteConfig:
+        return cls(
+            name=route.name,
+            strategy=route.strategy,
+            tier=route.tier,
+            exploration=route.exploration,
+            exploration_rate=max(0.0, min(1.0, route.exploration_rate)),
+        )
+
+
+# The routes every installation has; a Route row of the same name overrides one.
+BUILTIN_ROUTES: dict[str, RouteConfig] = {
+    "auto": RouteConfig("auto", "learned", "balanced"),
+    "atp/fast": RouteConfig("atp/fast", "learned", "fast"),
+    "atp/balanced": RouteConfig("atp/balanced", "learned", "balanced"),
+    "atp/high": RouteConfig("atp/high", "learned", "high"),
+}
+
+
+def _weighted_order(ranking: list[Ranked], rng: random.Random) -> list[Ranked]:
+    # Efraimidis-Spirakis: sort by u^(1/w); a weighted permutation in one pass.
+    return sorted(
+        ranking,
+        key=lambda r: rng.random() ** (1.0 / max(r.deployment.weight, 1)),
+        reverse=True,
+    )
+
+
+class RoutingEngine:
+    """Task clusters, the bandit and the decision procedure of one process."""
+
+    def __init__(
+        self,
+        *,
+        store: MemoryBanditStore | None = None,
+        clusters: TaskClusters | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.rng = rng or random.Random()
+        self.clusters = clusters or TaskClusters()
+        self.bandit = ContextualBandit(store or MemoryBanditStore(), rng=self.rng)
+
+    @property
+    def store(self) -> MemoryBanditStore:
+        return self.bandit.store
+
+    def decide(
+        self,
+        candidates: Sequence[DeploymentInfo],
+        request: RoutingRequest,
+        route: RouteConfig,
+        *,
+        health: HealthCheck | None = None,
+        stats: StatsProvider | None = None,
+        policy: PolicyCheck | None = None,
+        key: KeyInfo | None = None,
+        inflight: Callable[[DeploymentInfo], int] | None = None,
+    ) -> RouteDecision:
+        """Choose a deployment for `request` among `candidates` (the route's, in order).
+
+        Raises InvalidRequest / PermissionDenied / a 503 ATPError naming the constraint
+        that left nothing to choose from.
+        """
+        tier = request.tier or route.tier
+        reasoning: list[str] = []
+        if request.tier and request.tier != route.tier:
+            reasoning.append(f"quality tier {tier} requested ({request.sources['quality']})")
+        survivors = filter_candidates(
+            candidates,
+            request,
+            route=route.name,
+            health=health,
+            policy=policy,
+            key=key,
+            reasoning=reasoning,
+        )
+        ranking = score_candidates(survivors, request, tier=tier, stats=stats)
+        strategy = route.strategy if route.strategy in STRATEGIES else "score"
+        confidence = score_confidence(ranking)
+        task: TaskMatch | None = None
+        explored = False
+        if strategy == "learned":
+            task = self.clusters.classify(request.prompt_text)
+            choice = self.bandit.choose(
+                route=route.name,
+                cluster=task.cluster,
+                ranking=ranking,
+                request=request,
+                tier=tier,
+                exploration=route.exploration,
+                exploration_rate=route.exploration_rate,
+            )
+            ranking = [r for r in ranking if r.model == choice.model] + [
+                r for r in ranking if r.model != choice.model
+            ]
+            confidence, explored = choice.confidence, choice.explored
+            reasoning.append(
+                f"task cluster {task.cluster} ({self.clusters.label(task.cluster)}), "
+                f"similarity {task.similarity:.2f}"
+            )
+            reasoning.extend(choice.reasoning)
+        elif strategy == "cheapest":
+            ranking.sort(key=lambda r: r.cost_usd)
+            reasoning.append("strategy cheapest: lowest estimated cost first")
+        elif strategy == "lowest_latency":
+            ranking.sort(key=lambda r: r.latency_ms)
+            reasoning.append("strategy lowest_latency: lowest observed latency first")
+        elif strategy == "ordered":
+            order = {id(dep): i for i, (dep, _) in enumerate(survivors)}
+            ranking.sort(key=lambda r: order[id(r.deployment)])
+            reasoning.append("strategy ordered: first available candidate in route order")
+        elif strategy == "weighted":
+            ranking = _weighted_order(ranking, self.rng)
+            reasoning.append("strategy weighted: random by deployment weight")
+        elif strategy == "least_inflight" and inflight is not None:
+            ranking.sort(key=lambda r: inflight(r.deployment))
+            reasoning.append("strategy least_inflight: fewest requests in flight first")
+        chosen = ranking[0]
+        reasoning.extend(explain_choice(chosen, ranking, request))
+        dep = chosen.deployment
+        return RouteDecision(
+            route=route.name,
+            strategy=strategy,
+            tier=tier,
+            provider=dep.provider_name,
+            model=dep.public_name,
+            deployment_id=dep.id,
+            estimated_cost_usd=chosen.cost_usd,
+            estimated_latency_ms=chosen.latency_ms,
+            confidence=confidence,
+            reasoning=reasoning,
+            ranking=ranking,
+            task_cluster=task.cluster if task else None,
+            explored=explored,
+            task=task,
+        )
+
+    # --- learning, after the answer ----------------------------------------------------------
+
+    def learn(self, decision: RouteDecision) -> None:
+        """Let the task clusters learn from the request (about 0.1 ms; after the answer)."""
+        if decision.task is not None:
+            self.clusters.learn(decision.task)
+
+    async def record_outcome(
+        self,
+        decision: RouteDecision,
+        *,
+        model: str | None = None,
+        success: bool,
+        latency_ms: float,
+        cost_usd: float,
+        request_id: str | None = None,
+        score: float | None = None,
+    ) -> None:
+        """Feed one call's outcome to the bandit (learned routes only). `model` is the
+        model that actually answered when a fallback served instead of the choice."""
+        if decision.task_cluster is None:
+            return
+        await self.bandit.record_outcome(
+            route=decision.route,
+            cluster=decision.task_cluster,
+            model=model or decision.model,
+            success=success,
+            latency_ms=latency_ms,
+            cost_usd=cost_usd,
+            request_id=request_id,
+            score=score,
+        )
+
+    async def record_feedback(
+        self, request_id: str, score: float, comment: str | None = None
+    ) -> dict[str, Any] | None:
+        return await self.bandit.record_feedback(request_id, score, comment)
+
+    async def refresh(self) -> None:
+        """Bring the local copy of shared statistics up to date when it is stale; makes no
+        network call when it is fresh. Await it on the async side before `decide`."""
+        await self.store.refresh()
+
+
+_engine: RoutingEngine | None = None
+
+
+def get_engine() -> RoutingEngine:
+    """The process's engine: Redis-shared statistics when REDIS_URL is set."""
+    global _engine
+    if _engine is None:
+        from django.conf import settings
+
+        url = getattr(settings, "REDIS_URL", "")
+        store = RedisBanditStore(url) if url else MemoryBanditStore()
+        _engine = RoutingEngine(store=store)
+    return _engine
+
+
+def reset_engine() -> None:
+    """Forget the process's engine (tests)."""
+    global _engine
+    _engine = None
