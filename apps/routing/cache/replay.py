@@ -49,8 +49,11 @@ def _delta(index: int, delta: dict[str, Any], finish_reason: str | None = None) 
 
 
 def _choice_deltas(message: dict[str, Any], size: int) -> list[dict[str, Any]]:
-    deltas: list[dict[str, Any]] = [{"role": message.get("role") or "assistant", "content": ""}]
     content = message.get("content")
+    # OpenAI opens with the role and an empty content, or a null one when the answer is
+    # tool calls only.
+    head = "" if isinstance(content, str) else None
+    deltas: list[dict[str, Any]] = [{"role": message.get("role") or "assistant", "content": head}]
     if isinstance(content, str):
         deltas.extend({"content": piece} for piece in split_text(content, size))
     refusal = message.get("refusal")
