@@ -34,4 +34,10 @@ app.conf.beat_schedule = {
         "task": "audit.retention_run",
         "schedule": crontab(hour=2, minute=41),
     },
+    # Every minute: probe each enabled provider; results feed the circuit breakers.
+    "providers-health-check": {
+        "task": "providers.health_check",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

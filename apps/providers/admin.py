@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from apps.providers import services
-from apps.providers.models import ModelDeployment, Provider
+from apps.providers import selectors, services
+from apps.providers.models import HealthCheck, ModelDeployment, Provider
+from apps.routing.resilience import breaker
 from apps.tenants.admin import adopt
 
 
@@ -56,7 +58,18 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "base_url", "region", "enabled", "has_api_key", "api_key_env"]
+    list_display = [
+        "name",
+        "kind",
+        "base_url",
+        "region",
+        "enabled",
+        "has_api_key",
+        "api_key_env",
+        "health",
+        "health_latency",
+        "health_checked",
+    ]
     list_filter = ["kind", "enabled", "region"]
     search_fields = ["name", "base_url"]
     readonly_fields = ["id", "has_api_key", "created_at", "updated_at"]
@@ -73,6 +86,26 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="stored key")
     def has_api_key(self, obj: Provider) -> bool:
         return obj.has_stored_api_key
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        return selectors.provider_list_with_health()
+
+    @admin.display(description="health", ordering="health_status")
+    def health(self, obj: Provider) -> str:
+        status = getattr(obj, "health_status", None)
+        if not status:
+            return "not checked"
+        error = getattr(obj, "health_error", "")
+        return f"{status}: {error[:80]}" if error else status
+
+    @admin.display(description="probe ms")
+    def health_latency(self, obj: Provider) -> int | None:
+        return getattr(obj, "health_latency_ms", None)
+
+    @admin.display(description="checked", ordering="health_checked_at")
+    def health_checked(self, obj: Provider) -> str:
+        checked = getattr(obj, "health_checked_at", None)
+        return timezone.localtime(checked).strftime("%Y-%m-%d %H:%M:%S") if checked else ""
 
     def save_model(self, request: HttpRequest, obj: Provider, form: forms.Form, change: bool):
         data = form.cleaned_data
@@ -107,11 +140,32 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
         "weight",
         "region",
         "enabled",
+        "circuit",
     ]
     list_filter = ["enabled", "provider", "region"]
+    actions = ["reset_circuit"]
     search_fields = ["public_name", "upstream_model", "provider__name"]
     list_select_related = ["provider"]
     readonly_fields = ["id", "created_at", "updated_at"]
+
+    @admin.display(description="circuit")
+    def circuit(self, obj: ModelDeployment) -> str:
+        state = breaker.state_of(str(obj.id))
+        if state["state"] == breaker.CLOSED:
+            return f"closed ({state['failures']}/{state['requests']} failed)"
+        if state["state"] == breaker.OPEN and state["open_until"]:
+            left = max(0, int(state["open_until"] - timezone.now().timestamp()))
+            return f"open ({left}s to half-open)"
+        return state["state"]
+
+    @admin.action(description="Close the circuit breaker of the selected deployments")
+    def reset_circuit(self, request: HttpRequest, queryset: QuerySet[ModelDeployment]) -> None:
+        breakers = breaker.get_breakers()
+        for deployment in queryset:
+            breakers.reset_sync(str(deployment.id))
+        self.message_user(
+            request, f"Reset {queryset.count()} circuit breaker(s).", messages.SUCCESS
+        )
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: ModelDeployment | None = None
@@ -137,3 +191,20 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelDeployment]) -> None:
         for deployment in queryset:
             services.deployment_delete(deployment=deployment)
+
+
+@admin.register(HealthCheck)
+class HealthCheckAdmin(admin.ModelAdmin):
+    """Read-only: checks are written by the periodic health job."""
+
+    list_display = ["provider", "status", "latency_ms", "error", "checked_at"]
+    list_filter = ["status", "provider"]
+    search_fields = ["provider__name", "error"]
+    list_select_related = ["provider"]
+    date_hierarchy = "checked_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: HealthCheck | None = None) -> bool:
+        return False

@@ -121,3 +121,29 @@ class ModelDeployment(models.Model):
             raise ValidationError(
                 {"capabilities": f"Capabilities must be a list drawn from {sorted(valid)}."}
             )
+
+
+class HealthCheck(models.Model):
+    """One probe of a provider by the periodic health job; the newest per provider is its
+    current health, and a bounded history (ATP_HEALTH_HISTORY rows) is kept behind it."""
+
+    class Status(models.TextChoices):
+        UP = "up", "Up"
+        DEGRADED = "degraded", "Degraded"
+        DOWN = "down", "Down"
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="health_checks")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [
+            # The latest check per provider, and trimming each provider's history.
+            models.Index(fields=["provider", "-checked_at"], name="healthcheck_provider_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.status} at {self.checked_at:%Y-%m-%d %H:%M:%S}"

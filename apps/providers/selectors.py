@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from typing import Any
 
-from apps.providers.models import ModelDeployment, Provider
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from apps.providers.models import HealthCheck, ModelDeployment, Provider
 
 # Permission scoping is added here, once per entity, so every list narrows the same way.
 
@@ -18,3 +20,46 @@ def deployment_list(*, provider: Provider | None = None) -> QuerySet[ModelDeploy
     if provider is not None:
         deployments = deployments.filter(provider=provider)
     return deployments
+
+
+def provider_list_with_health() -> QuerySet[Provider]:
+    """Providers annotated with their latest health check: `health_status`,
+    `health_latency_ms`, `health_error` and `health_checked_at` (None when never checked)."""
+    latest = HealthCheck.objects.filter(provider=OuterRef("pk")).order_by("-checked_at", "-id")
+    return provider_list().annotate(
+        health_status=Subquery(latest.values("status")[:1]),
+        health_latency_ms=Subquery(latest.values("latency_ms")[:1]),
+        health_error=Subquery(latest.values("error")[:1]),
+        health_checked_at=Subquery(latest.values("checked_at")[:1]),
+    )
+
+
+def health_check_list(*, provider: Provider | None = None) -> QuerySet[HealthCheck]:
+    """Health checks, newest first (each provider keeps ATP_HEALTH_HISTORY of them)."""
+    checks = HealthCheck.objects.select_related("provider")
+    if provider is not None:
+        checks = checks.filter(provider=provider)
+    return checks.order_by("-checked_at", "-id")
+
+
+def deployment_resilience_list(*, provider: Provider | None = None) -> list[dict[str, Any]]:
+    """Each deployment with its circuit breaker (shared state) and what this process
+    observed of it (latency EWMA and p95, error rate, in-flight calls)."""
+    from apps.routing.resilience import stats
+    from apps.routing.resilience.breaker import get_breakers
+
+    breakers = get_breakers()
+    known = breakers.states()
+    rows = []
+    for dep in deployment_list(provider=provider):
+        key = str(dep.id)
+        breaker = known.get(key)
+        observed = stats.peek(key)
+        rows.append(
+            {
+                "deployment": dep,
+                "breaker": breaker.as_dict() if breaker else {"state": "closed"},
+                "stats": observed.as_dict() if observed else None,
+            }
+        )
+    return rows

@@ -141,6 +141,10 @@ class Breakers:
         """Every known breaker by key (deployment id), as shared state shows it."""
         raise NotImplementedError
 
+    def state_of(self, key: str) -> BreakerState:
+        """One breaker as shared state shows it (closed when never used)."""
+        raise NotImplementedError
+
     def reset_sync(self, key: str | None = None) -> None:
         raise NotImplementedError
 
@@ -264,6 +268,11 @@ class MemoryBreakers(Breakers):
                 probes=circuit.probes,
             )
         return out
+
+    def state_of(self, key: str) -> BreakerState:
+        if key not in self._circuits:
+            return BreakerState()
+        return self.states()[key]
 
     def reset_sync(self, key: str | None = None) -> None:
         if key is None:
@@ -558,6 +567,9 @@ class RedisBreakers(Breakers):
             out[key] = self._eval_sync("read", key)
         return out
 
+    def state_of(self, key: str) -> BreakerState:
+        return self._eval_sync("read", key)
+
     def reset_sync(self, key: str | None = None) -> None:
         client = sync_client()
         if key is None:
@@ -596,6 +608,11 @@ def set_breakers(breakers: Breakers | None) -> None:
 def states() -> dict[str, dict[str, Any]]:
     """Every known breaker by deployment id, for the console and metrics."""
     return {key: st.as_dict() for key, st in get_breakers().states().items()}
+
+
+def state_of(deployment_id: str) -> dict[str, Any]:
+    """One deployment's breaker, for the console and the admin."""
+    return get_breakers().state_of(deployment_id).as_dict()
 
 
 def breaker_state(deployment_id: str) -> str:
