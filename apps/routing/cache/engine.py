@@ -150,7 +150,8 @@ class ResponseCache:
 
     async def _vector(self, prepared: _Prepared) -> np.ndarray | None:
         if prepared.vector is _UNSET:
-            assert self.embedder is not None and prepared.semantic is not None
+            if self.embedder is None or prepared.semantic is None:
+                return None
             vector = await self.embedder.embed(prepared.semantic.text)
             if vector is None and self.embedder.state != "ready":
                 return None  # the model is loading: try again when storing
@@ -365,6 +366,8 @@ class ResponseCache:
     async def aclose(self) -> None:
         await self.drain()
         await self.backend.aclose()
+        if self.embedder is not None:
+            self.embedder.close()
 
 
 def _hit(kind: str, entry: entries.Entry, similarity: float | None) -> CacheHit:
