@@ -328,3 +328,34 @@ async def test_concurrent_encodes_never_block_the_event_loop(memory_cache):
     await asyncio.gather(*(ask(memory_cache, p) for p in prompts))
     task.cancel()
     assert ticks > 8
+
+
+async def test_storing_the_same_request_again_keeps_one_vector(memory_cache):
+    await remember(memory_cache, "What is the capital of France?", "Paris.")
+    await remember(memory_cache, "What is the capital of France?", "Paris!")
+    [index] = memory_cache.indexes._scopes.values()
+    assert len(index) == 1
+    hit = await ask(memory_cache, "What's the capital of France?")
+    assert hit.response["choices"][0]["message"]["content"] == "Paris!"
+
+
+def test_scope_indexes_are_bounded_per_scope_and_in_number():
+    from apps.routing.cache.semantic import ScopeIndexes
+
+    rng = np.random.default_rng(0)
+
+    def unit():
+        v = rng.standard_normal(384).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    indexes = ScopeIndexes(max_scopes=2, max_per_scope=3)
+    first = indexes.get(b"a")
+    vectors = [unit() for _ in range(5)]
+    first.add([(2e9, bytes([i]) * 32, v) for i, v in enumerate(vectors)])
+    assert len(first) == 3 and first.keys[0] == bytes([2]) * 32  # the two oldest went
+    key, similarity = first.search(vectors[4], now=1e9)
+    assert key == bytes([4]) * 32 and similarity > 0.999
+    assert first.search(vectors[4], now=3e9) is None  # all expired
+    indexes.get(b"b")
+    indexes.get(b"c")
+    assert len(indexes) == 2 and indexes.get(b"a", create=False) is None

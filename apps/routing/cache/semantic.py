@@ -200,6 +200,11 @@ class ScopeIndex:
     def add(self, items: list[tuple[float, bytes, np.ndarray]]) -> None:
         if not items:
             return
+        # A request stored again (after `no-cache`, or by two processes at once) keeps one
+        # row: the newest.
+        items = list({key: (e, key, v) for e, key, v in items}.values())
+        for _, key, _ in items:
+            self.discard(key)
         self.matrix = np.vstack([self.matrix, np.stack([v for _, _, v in items])])
         self.expires = np.concatenate([self.expires, [e for e, _, _ in items]])
         self.keys.extend(k for _, k, _ in items)
