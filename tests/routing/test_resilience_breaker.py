@@ -254,3 +254,14 @@ def test_two_processes_on_one_redis_share_one_breaker():
         assert run_process(prefix, "check") == "open False 4"
     finally:
         RedisBreakers(CONFIG, prefix=prefix).reset_sync()
+
+
+async def test_memory_breaker_keeps_only_the_windows_buckets():
+    clock = Clock()
+    breakers = MemoryBreakers(CONFIG, clock=clock)
+    for _ in range(200):
+        await breakers.record("d1", ok=True)
+        clock.advance(CONFIG.bucket_width)
+    assert len(breakers._circuits["d1"].buckets) <= 10
+    # The current (empty) bucket and the nine before it.
+    assert breakers.states()["d1"].successes == 9

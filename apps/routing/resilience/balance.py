@@ -22,7 +22,7 @@ from apps.routing.resilience.breaker import OPEN, breaker_state
 from apps.routing.snapshot import DeploymentInfo
 
 WEIGHTED = "weighted"
-LEAST_IN_FLIGHT = "least_in_flight"
+LEAST_IN_FLIGHT = "least_inflight"  # the names of Route.Strategy
 LOWEST_LATENCY = "lowest_latency"
 STRATEGIES = (WEIGHTED, LEAST_IN_FLIGHT, LOWEST_LATENCY)
 

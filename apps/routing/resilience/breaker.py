@@ -190,6 +190,9 @@ class MemoryBreakers(Breakers):
         bucket = math.floor(now / self.config.bucket_width)
         counts = circuit.buckets.get(bucket)
         if counts is None:
+            # Once per bucket: drop the buckets that left the window.
+            for stale in [b for b in circuit.buckets if b <= bucket - BUCKETS]:
+                del circuit.buckets[stale]
             counts = circuit.buckets[bucket] = [0, 0]
         counts[0 if ok else 1] += 1
 
@@ -589,6 +592,13 @@ class RedisBreakers(Breakers):
 # -- the process's breakers ------------------------------------------------------------
 
 _breakers: Breakers | None = None
+
+
+async def close_clients() -> None:
+    """Close the running loop's Redis client (call at shutdown, beside close_sessions)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
 
 
 def get_breakers() -> Breakers:
