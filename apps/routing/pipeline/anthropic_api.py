@@ -9,18 +9,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from apps.providers.exceptions import UpstreamError
+from apps.routing.engine.router import get_engine
 from apps.routing.pipeline import execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.openai_api import served_headers
+from apps.routing.pipeline.plan import plan_chat
 from apps.routing.pipeline.results import JsonResult, StreamResult
-from apps.routing.pipeline.route import candidates
 from apps.routing.pipeline.settle import settle
 from apps.routing.protocols import anthropic as ap
 from apps.routing.schemas import parse_json_object
 from apps.routing.snapshot import holder
-from atp_site.lib.errors import ATPError
+from atp_site.lib.errors import ATPError, InvalidRequest
 
 
 async def messages(
@@ -37,15 +38,21 @@ async def messages(
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = openai_body.get("user") or ""
-        cands = candidates(snapshot, ctx.key, meta.model)
+        if meta.model not in snapshot.models and meta.model in snapshot.routes:
+            await get_engine().refresh()
+        plan = plan_chat(snapshot, ctx, meta.model, openai_body, headers)
+        if plan.consensus is not None:
+            raise InvalidRequest(
+                "Consensus is available on /v1/chat/completions.", param="atp.consensus"
+            )
         if ctx.stream:
-            first, rest = await execute.open_stream(ctx, cands, openai_body)
+            first, rest = await execute.open_stream(ctx, plan.cands, openai_body, plan.overrides)
             ctx.first_token_at = time.monotonic()
             return StreamResult(
                 events=_relay_stream(ctx, openai_body, message_id, first, rest),
                 headers=served_headers(ctx),
             )
-        done = await complete(ctx, cands, openai_body)
+        done = await complete(ctx, plan.cands, openai_body, plan.overrides)
     except ATPError as err:
         settle(ctx, http_status=err.status, error=err)
         raise

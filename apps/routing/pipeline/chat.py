@@ -30,10 +30,13 @@ class Completed:
 
 
 async def complete(
-    ctx: RequestContext, cands: list[DeploymentInfo], body: dict[str, Any]
+    ctx: RequestContext,
+    cands: list[DeploymentInfo],
+    body: dict[str, Any],
+    overrides: execute.Overrides = execute.NO_OVERRIDES,
 ) -> Completed:
     """Call the first deployment that answers and settle the request."""
-    result = await execute.chat(ctx, cands, body)
+    result = await execute.chat(ctx, cands, body, overrides)
     usage = result.usage
     estimated = usage is None
     if usage is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from apps.routing.snapshot import DeploymentInfo, KeyInfo
 from atp_site.lib.request_ids import request_id_or_new
@@ -31,7 +32,8 @@ class RequestContext:
     attempts: list[dict] = field(default_factory=list)
     # Routing: the route named by the request, the decision taken and the task cluster.
     route: str = ""
-    decision: dict | None = None
+    decision: dict | None = None  # the decision as logged (RouteDecision.to_dict())
+    route_decision: Any = None  # the engine's RouteDecision, for learning after the answer
     task_cluster: int | None = None
     cache: str = ""  # response cache outcome: "", "hit", "semantic_hit", "miss"
     shadow_of: str = ""  # set on a challenger's mirrored call

@@ -5,21 +5,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 from apps.costs.pricing import format_usd
 from apps.providers import tokens
 from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
-from apps.routing.pipeline import execute
+from apps.routing import cache
+from apps.routing.engine.router import get_engine
+from apps.routing.pipeline import ensemble, execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
+from apps.routing.pipeline.plan import Plan, plan_chat
 from apps.routing.pipeline.results import SSE_DONE, JsonResult, StreamResult, sse
 from apps.routing.pipeline.route import candidates, visible_models, visible_routes
-from apps.routing.pipeline.settle import cost_of, settle
+from apps.routing.pipeline.settle import ZERO, cost_of, settle
 from apps.routing.schemas import parse_json_object, validate_chat, validate_embeddings
-from apps.routing.snapshot import DeploymentInfo, RouteInfo, holder
+from apps.routing.snapshot import DeploymentInfo, RouteInfo, Snapshot, holder
 from atp_site.lib.errors import ATPError, NotFound, openai_error_body
 
 # Request fields that are ATP's own and never go upstream.
@@ -34,9 +38,19 @@ def served_headers(ctx: RequestContext, cost=None) -> list[tuple[bytes, bytes]]:
         (b"x-atp-model", dep.public_name.encode()),
         (b"x-atp-provider", dep.provider_name.encode()),
     ]
+    if ctx.route:
+        headers.append((b"x-atp-route", ctx.route.encode()))
     if cost is not None:
         headers.append((b"x-atp-cost-usd", format_usd(cost).encode()))
     return headers
+
+
+def _quality_of(plan: Plan):
+    """What consensus' best_of expects of each model: its score in this decision."""
+    scores = {}
+    if plan.decision is not None:
+        scores = {r.deployment.id: r.quality for r in plan.decision.ranking}
+    return lambda dep: scores.get(dep.id, dep.quality)
 
 
 async def chat_completions(
@@ -52,17 +66,28 @@ async def chat_completions(
             ctx.request_body = body
         ctx.stream = bool(body.get("stream"))
         ctx.end_user = body.get("user") or ""
-        cands = candidates(snapshot, ctx.key, model)
+        if model not in snapshot.models and model in snapshot.routes:
+            await get_engine().refresh()
+        plan = plan_chat(snapshot, ctx, model, body, headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
+        policy = cache.policy_for(plan.route, body, headers) if plan.route else None
+        if policy is not None and policy.lookup:
+            hit = await cache.lookup(policy, ctx.key.tenant_id, plan.route.name, body)
+            if hit is not None:
+                return _from_cache(snapshot, ctx, hit, policy, include_usage)
+        if policy is not None and policy.store:
+            ctx.cache = "miss"
+        if plan.consensus is not None:
+            return await _consensus(ctx, plan, upstream_body, include_usage, policy)
         if ctx.stream:
-            first, rest = await execute.open_stream(ctx, cands, upstream_body)
+            first, rest = await execute.open_stream(ctx, plan.cands, upstream_body, plan.overrides)
             ctx.first_token_at = time.monotonic()
             return StreamResult(
-                events=_relay_stream(ctx, upstream_body, first, rest, include_usage),
-                headers=served_headers(ctx),
+                events=_relay_stream(ctx, plan, upstream_body, first, rest, include_usage, policy),
+                headers=served_headers(ctx) + _cache_headers(policy),
             )
-        done = await complete(ctx, cands, upstream_body)
+        done = await complete(ctx, plan.cands, upstream_body, plan.overrides)
     except ATPError as err:
         settle(ctx, http_status=err.status, error=err)
         raise
@@ -70,22 +95,127 @@ async def chat_completions(
     if done.estimated:
         response["usage"] = done.usage.to_openai()
     response["model"] = ctx.deployment.public_name
-    return JsonResult(200, response, headers=served_headers(ctx, done.cost))
+    _after_answer(ctx, plan, upstream_body, response, done.cost, policy)
+    return JsonResult(
+        200, response, headers=served_headers(ctx, done.cost) + _cache_headers(policy)
+    )
+
+
+def _cache_headers(policy: cache.CachePolicy | None) -> list[tuple[bytes, bytes]]:
+    return cache.response_headers(policy, None) if policy is not None else []
+
+
+def _after_answer(
+    ctx: RequestContext,
+    plan: Plan,
+    body: dict[str, Any],
+    response: dict[str, Any],
+    cost: Decimal,
+    policy: cache.CachePolicy | None,
+) -> None:
+    """Background work once the caller has its answer: cache it, mirror to a challenger."""
+    if policy is not None and policy.store:
+        cache.store_later(
+            policy,
+            ctx.key.tenant_id,
+            plan.route.name,
+            body,
+            response,
+            model=ctx.deployment.public_name,
+            provider=ctx.deployment.provider_name,
+            cost=cost,
+        )
+    route = plan.route
+    if plan.challengers and ensemble.should_mirror(route):
+        challengers = [d for d in plan.challengers if d.public_name != ctx.deployment.public_name]
+        ensemble.mirror(ctx, route, challengers, body, ensemble.answer_text(response))
+
+
+def _from_cache(
+    snapshot: Snapshot,
+    ctx: RequestContext,
+    hit: cache.CacheHit,
+    policy: cache.CachePolicy,
+    include_usage: bool,
+) -> JsonResult | StreamResult:
+    """Answer from the cache: the stored response, costing nothing, logged as a hit."""
+    ctx.cache = hit.kind
+    deps = snapshot.models.get(hit.model)
+    ctx.deployment = deps[0] if deps else None
+    response = dict(hit.response)
+    response["id"] = f"chatcmpl-{ctx.request_id}"
+    response["created"] = int(time.time())
+    usage = Usage.from_openai(response.get("usage")) or Usage()
+    settle(ctx, http_status=200, usage=usage, cost=ZERO)
+    headers = [
+        (b"x-atp-model", hit.model.encode()),
+        (b"x-atp-provider", hit.provider.encode()),
+        (b"x-atp-route", ctx.route.encode()),
+        (b"x-atp-cost-usd", format_usd(ZERO).encode()),
+        *cache.response_headers(policy, hit),
+    ]
+    if not ctx.stream:
+        return JsonResult(200, response, headers=headers)
+    ctx.first_token_at = time.monotonic()
+    chunks = cache.replay_chunks(response, include_usage=include_usage)
+    return StreamResult(events=_replay(chunks, cost=ZERO), headers=headers)
+
+
+async def _replay(chunks: list[dict[str, Any]], *, cost: Decimal) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        if chunk.get("usage") and not chunk.get("choices"):
+            chunk["atp"] = {"cost_usd": format_usd(cost)}
+        yield sse(chunk)
+    yield SSE_DONE
+
+
+async def _consensus(
+    ctx: RequestContext,
+    plan: Plan,
+    body: dict[str, Any],
+    include_usage: bool,
+    policy: cache.CachePolicy | None,
+) -> JsonResult | StreamResult:
+    call_body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    result = await ensemble.run_consensus(
+        ctx, plan.cands, call_body, plan.consensus, _quality_of(plan)
+    )
+    response = result.response
+    response["model"] = ctx.deployment.public_name
+    response["usage"] = result.usage.to_openai()
+    response["atp"] = {
+        "consensus": result.metadata(plan.consensus.strategy),
+        "cost_usd": format_usd(result.cost),
+    }
+    _after_answer(ctx, plan, call_body, response, result.cost, policy)
+    headers = served_headers(ctx, result.cost) + _cache_headers(policy)
+    if not ctx.stream:
+        return JsonResult(200, response, headers=headers)
+    ctx.first_token_at = time.monotonic()
+    chunks = cache.replay_chunks(response, include_usage=include_usage)
+    if chunks:
+        chunks[-1]["atp"] = response["atp"]
+    return StreamResult(events=_replay(chunks, cost=result.cost), headers=headers)
 
 
 async def _relay_stream(
     ctx: RequestContext,
+    plan: Plan,
     body: dict[str, Any],
     first: dict[str, Any],
     rest: AsyncIterator[dict[str, Any]],
     include_usage: bool,
+    policy: cache.CachePolicy | None,
 ) -> AsyncIterator[bytes]:
     """Relay upstream chunks as OpenAI SSE; settle once however the stream ends."""
     public = ctx.deployment.public_name
     account = StreamAccount(ctx, body)
+    collector = cache.StreamCollector() if policy is not None and policy.store else None
     chunks = relay(first, rest)
     try:
         async for chunk in chunks:
+            if collector is not None:
+                collector.add(chunk)
             if account.observe(chunk):
                 continue
             chunk["model"] = public
@@ -112,6 +242,13 @@ async def _relay_stream(
         chunk["atp"] = {"cost_usd": format_usd(cost), "usage_estimated": estimated}
         yield sse(chunk)
     yield SSE_DONE
+    if collector is not None or (plan.challengers and ensemble.should_mirror(plan.route)):
+        if collector is not None:
+            response = collector.completion(usage.to_openai())
+            response["model"] = public
+        else:
+            response = {"choices": [{"message": {"content": "".join(account.pieces)}}]}
+        _after_answer(ctx, plan, body, response, cost, policy)
 
 
 async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> JsonResult:

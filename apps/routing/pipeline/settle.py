@@ -10,6 +10,7 @@ from apps.audit.writebehind import record_gateway_request
 from apps.costs.pricing import cost_usd
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline.context import RequestContext
+from apps.routing.pipeline.learning import observe
 from apps.routing.writebehind import request_logs
 from atp_site.lib.errors import ATPError
 
@@ -79,3 +80,5 @@ def settle(
     record_gateway_request(row, provider=dep.provider_name if dep else "")
     if key is not None and key.store_bodies:
         record_exchange(row, ctx.request_body, ctx.response_body)
+    if ctx.route_decision is not None:
+        observe(ctx, row)
