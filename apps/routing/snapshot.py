@@ -93,15 +93,15 @@ class RouteInfo:
 BUILTIN_ROUTES: dict[str, RouteInfo] = {
     "auto": RouteInfo(
         name="auto",
-        description="Learns per kind of request; the request's or tenant's quality tier.",
+        description="Learns per kind of request; quality tier from the request or tenant.",
         strategy="learned",
-        tier="",
+        tier="balanced",
         builtin=True,
     ),
     "atp/fast": RouteInfo(
         name="atp/fast",
-        description="The quickest adequate model, cost second.",
-        strategy="score",
+        description="Quick answers: latency weighs most, then cost; learns per kind of request.",
+        strategy="learned",
         tier="fast",
         builtin=True,
     ),
@@ -114,8 +114,8 @@ BUILTIN_ROUTES: dict[str, RouteInfo] = {
     ),
     "atp/high": RouteInfo(
         name="atp/high",
-        description="The highest-quality model that meets the constraints.",
-        strategy="score",
+        description="The best answer: quality weighs most; learns per kind of request.",
+        strategy="learned",
         tier="high",
         builtin=True,
     ),
