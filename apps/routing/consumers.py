@@ -12,7 +12,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
 
-from apps.routing.pipeline import anthropic_api, openai_api
+from apps.routing.pipeline import anthropic_api, native_api, openai_api
 from apps.routing.pipeline.context import RequestContext, request_id_from
 from apps.routing.pipeline.results import JsonResult, StreamResult
 from atp_site.lib.errors import (
@@ -40,6 +40,9 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler, str]] = {
     ("POST", "/v1/embeddings"): ("embeddings", openai_api.embeddings, "openai"),
     ("GET", "/v1/models"): ("models", openai_api.list_models, "openai"),
     ("POST", "/v1/messages"): ("messages", anthropic_api.messages, "anthropic"),
+    ("POST", "/v1/route"): ("route", native_api.route, "openai"),
+    ("POST", "/v1/ask"): ("ask", native_api.ask, "openai"),
+    ("POST", "/v1/feedback"): ("feedback", native_api.feedback, "openai"),
 }
 PATHS = {path for _, path in ROUTES}
 

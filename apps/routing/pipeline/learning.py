@@ -27,7 +27,7 @@ def learning_key(tenant_id: str | None, request_id: str) -> str:
 def observe(ctx: RequestContext, row: dict[str, Any]) -> None:
     """After settle: teach the engine what happened. Never raises, never waits."""
     decision = ctx.route_decision
-    if decision is None or ctx.shadow_of or ctx.cache:
+    if decision is None or ctx.shadow_of or ctx.cache in ("hit", "semantic_hit"):
         return
     try:
         engine = get_engine()

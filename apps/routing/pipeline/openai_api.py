@@ -76,8 +76,8 @@ async def chat_completions(
             hit = await cache.lookup(policy, ctx.key.tenant_id, plan.route.name, body)
             if hit is not None:
                 return _from_cache(snapshot, ctx, hit, policy, include_usage)
-        if policy is not None and policy.store:
-            ctx.cache = "miss"
+        if policy is not None and policy.enabled:
+            ctx.cache = "miss" if policy.lookup else "bypass"
         if plan.consensus is not None:
             return await _consensus(ctx, plan, upstream_body, include_usage, policy)
         if ctx.stream:
