@@ -359,3 +359,30 @@ def test_scope_indexes_are_bounded_per_scope_and_in_number():
     indexes.get(b"b")
     indexes.get(b"c")
     assert len(indexes) == 2 and indexes.get(b"a", create=False) is None
+
+
+async def test_store_reuses_the_embedding_computed_by_the_lookup(memory_cache, minilm):
+    calls = []
+
+    def counting(text):
+        calls.append(text)
+        return minilm(text)
+
+    c = ResponseCache(MemoryBackend(), embedder=await _ready_embedder(counting))
+    request = body("What is the capital of France?", model="atp/semantic", stream=True)
+    policy = policy_for(RouteCfg(), request, {})
+    assert await c.lookup(policy, "t1", "gpt-x", request) is None
+    upstream = {k: v for k, v in request.items() if k not in ("model", "stream")}
+    assert await c.store(
+        policy,
+        "t1",
+        "gpt-x",
+        upstream,
+        completion("Paris."),
+        model="gpt-x",
+        provider="p",
+        cost=Decimal(0),
+    )
+    assert calls == ["What is the capital of France?"]
+    assert (await ask(c, "What's the capital of France?")).kind == "semantic_hit"
+    c.embedder.close()

@@ -290,14 +290,16 @@ class ResponseCache:
         if prepared is not None and prepared.identity == identity:
             return prepared
         normalised = keys.normalise(body)
+        key = keys.exact_key(tenant_id, scope_model, normalised)
+        if prepared is not None and prepared.key == key:
+            # Another dict of the same request (say, the body without ATP's own fields):
+            # keep the embedding already computed for it.
+            prepared.identity = identity
+            return prepared
         semantic = (
             keys.semantic_prompt(tenant_id, scope_model, normalised) if policy.semantic else None
         )
-        prepared = _Prepared(
-            identity=identity,
-            key=keys.exact_key(tenant_id, scope_model, normalised),
-            semantic=semantic,
-        )
+        prepared = _Prepared(identity=identity, key=key, semantic=semantic)
         policy.prepared = prepared
         return prepared
 
