@@ -87,6 +87,19 @@ async def test_a_storing_tenants_bodies_are_written_behind_and_encrypted(bodies_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_graceful_shutdown_writes_queued_bodies(bodies_gateway):
+    from apps.routing.lifecycle import shutdown
+
+    for n in range(3):
+        resp = await call("POST", "/v1/chat/completions", json=CHAT, key=bodies_gateway.key)
+        assert resp.status == 200, n
+    assert len(stored_exchanges) == 3
+    await shutdown()
+    assert len(stored_exchanges) == 0
+    assert await sync_to_async(StoredExchange.objects.count)() == 3
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_tenant_that_does_not_store_bodies_leaves_none(gateway):
     stored_exchanges._take()
     assert (await call("POST", "/v1/chat/completions", json=CHAT, key=gateway.key)).status == 200
