@@ -68,9 +68,9 @@ stored_exchanges = WriteBehindQueue(RowInserter("audit.StoredExchange"), "exchan
 def record_exchange(row: Row, request_body: dict | None, response_body: dict | None) -> None:
     """Queue the encrypted bodies of a settled request; never raises into the response path.
 
-    `row` is the request log row settle() built. A failure (a body that cannot be
-    serialised, no running loop) is logged with the request id and the bodies are dropped:
-    the caller's answer has already been decided and must not change because of storage.
+    `row` is the request log row settle() built. Bodies that cannot be serialised or
+    encrypted are logged with the request id (never their content) and dropped: the
+    caller's answer has already been decided and must not change because of storage.
     """
     try:
         stored_exchanges.put(exchange_row(row, request_body, response_body))
