@@ -13,13 +13,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+import orjson
 import pytest
+from asgiref.sync import sync_to_async
 from redis import asyncio as aioredis
 
+from apps.routing import cache
 from apps.routing.cache import policy_for
 from apps.routing.cache.backends import MemoryBackend, RedisBackend
 from apps.routing.cache.engine import ResponseCache
 from apps.routing.cache.semantic import Embedder, bundled_model_path, load_minilm
+from apps.routing.engine.router import reset_engine
+from apps.routing.route_services import route_create
+from apps.tenants.keys import generate_api_key, hash_key, visible_prefix
+from apps.tenants.models import ApiKey, Tenant
+from atp_site.lib import config_version
+from tests.routing.conftest import call
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -386,3 +395,108 @@ async def test_store_reuses_the_embedding_computed_by_the_lookup(memory_cache, m
     assert calls == ["What is the capital of France?"]
     assert (await ask(c, "What's the capital of France?")).kind == "semantic_hit"
     c.embedder.close()
+
+
+# --- through the gateway: the pipeline's use of the cache -----------------------------------
+
+
+@pytest.fixture
+async def semantic_route(gateway, minilm):
+    """A route with the semantic cache on, served by the simulator, with the real model."""
+
+    await sync_to_async(route_create)(
+        name="team/faq",
+        candidates=["sim-fast"],
+        strategy="ordered",
+        cache_ttl_seconds=60,
+        semantic_cache=True,
+    )
+    reset_engine()
+    shared = cache.build_from_settings()
+    shared.embedder = await _ready_embedder(minilm)
+    previous = cache.use(shared)
+    yield gateway
+    await shared.aclose()
+    cache.use(previous)
+    reset_engine()
+
+
+def _chat(text, **extra):
+    return {
+        "model": "team/faq",
+        "temperature": 0,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_gateway_answers_a_paraphrase_from_the_semantic_cache(semantic_route):
+
+    key = semantic_route.key
+    first = await call(
+        "POST", "/v1/chat/completions", key=key, json=_chat("What is the capital of France?")
+    )
+    assert first.status == 200, first.body
+    assert first.headers["x-atp-cache"] == "miss"
+    await cache.default().drain()
+    second = await call(
+        "POST", "/v1/chat/completions", key=key, json=_chat("What's the capital of France?")
+    )
+    assert second.status == 200, second.body
+    assert second.headers["x-atp-cache"] == "semantic_hit"
+    assert float(second.headers["x-atp-cache-similarity"]) > 0.92
+    assert Decimal(second.headers["x-atp-cost-usd"]) == 0
+    answer = first.json()["choices"][0]["message"]["content"]
+    assert second.json()["choices"][0]["message"]["content"] == answer
+    unrelated = await call(
+        "POST",
+        "/v1/chat/completions",
+        key=key,
+        json=_chat("How do I bake sourdough bread at home?"),
+    )
+    assert unrelated.headers["x-atp-cache"] == "miss"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_gateway_never_serves_another_tenants_cached_answer(semantic_route):
+
+    def other_key():
+        tenant = Tenant.objects.create(slug="globex", name="Globex")
+        raw = generate_api_key()
+        ApiKey.objects.create(
+            tenant=tenant, name="k", prefix=visible_prefix(raw), key_hash=hash_key(raw)
+        )
+        config_version.bump()
+        return raw
+
+    outsider = await sync_to_async(other_key)()
+    request = _chat("What is the capital of France?")
+    await call("POST", "/v1/chat/completions", key=semantic_route.key, json=request)
+    await cache.default().drain()
+    same = await call("POST", "/v1/chat/completions", key=semantic_route.key, json=request)
+    assert same.headers["x-atp-cache"] == "hit"
+    theirs = await call("POST", "/v1/chat/completions", key=outsider, json=request)
+    assert theirs.status == 200, theirs.body
+    assert theirs.headers["x-atp-cache"] == "miss"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_gateway_stores_a_streamed_answer_and_replays_it(semantic_route):
+
+    key = semantic_route.key
+    streamed = await call(
+        "POST",
+        "/v1/chat/completions",
+        key=key,
+        json=_chat("Name three rivers in Europe.", stream=True),
+    )
+    assert streamed.status == 200 and streamed.headers["x-atp-cache"] == "miss"
+    frames = [orjson.loads(f) for f in streamed.sse() if f != b"[DONE]"]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in frames if c["choices"])
+    await cache.default().drain()
+    again = await call(
+        "POST", "/v1/chat/completions", key=key, json=_chat("Name three rivers in Europe.")
+    )
+    assert again.headers["x-atp-cache"] == "hit"
+    assert again.json()["choices"][0]["message"]["content"] == text
