@@ -405,3 +405,15 @@ def test_default_cache_follows_the_settings(settings):
         assert isinstance(cache.default().backend, RedisBackend)
     finally:
         cache.use(previous)
+
+
+async def test_atp_metadata_of_the_original_call_is_not_stored(make_cache):
+    c = make_cache()
+    response = {**completion(), "atp": {"cost_usd": "0.0100", "consensus": {"votes": []}}}
+    policy = policy_for(RouteCfg(), body(), {})
+    await c.store(
+        policy, "t1", "m", body(), response, model="m", provider="p", cost=Decimal("0.01")
+    )
+    hit = await c.lookup(policy_for(RouteCfg(), body(), {}), "t1", "m", body())
+    assert hit.response == completion() and hit.original_cost == Decimal("0.01")
+    assert "atp" in response

@@ -243,6 +243,10 @@ class ResponseCache:
             return None
         if any(c.get("finish_reason") not in _STORABLE_FINISH for c in choices):
             return None
+        if "atp" in response:
+            # ATP's metadata (cost, consensus votes) describes the call that produced the
+            # answer, not a later hit; the entry keeps the original cost on its own.
+            response = {k: v for k, v in response.items() if k != "atp"}
         entry = entries.Entry(
             response=response, model=model, provider=provider, cost=cost, created=self.clock()
         )
