@@ -6,6 +6,7 @@ Run `python bench/routing_quality.py` (a minute or so). See docs/benchmarks.md, 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 # --- realistic, varied prompt text ------------------------------------------------------------
 
@@ -370,3 +371,377 @@ CATEGORIES = {
 def make_prompt(rng: random.Random, category: str, pad: int = 0) -> str:
     """A prompt of `category`; `pad` makes it longer (more context of the same kind)."""
     return CATEGORIES[category](rng, pad)
+
+
+# --- the simulated models ------------------------------------------------------------------------
+
+CATEGORY_NAMES = list(CATEGORIES)
+
+
+@dataclass(frozen=True)
+class SimModel:
+    """A simulated model: true quality per category, prices, latency, failure rate."""
+
+    name: str
+    provider: str
+    input_price: float  # USD per million tokens
+    output_price: float
+    quality: dict[str, float]
+    base_latency_ms: float
+    ms_per_output_token: float
+    verbosity: float = 1.0
+    failure_rate: float = 0.01
+    listed_quality: float = 0.7  # what an admin configured: one number, no categories
+
+
+def _q(code, extraction, chat, reasoning, summarization, translation) -> dict[str, float]:
+    return dict(
+        zip(
+            CATEGORY_NAMES,
+            (code, extraction, chat, reasoning, summarization, translation),
+            strict=True,
+        )
+    )
+
+
+MODELS = [
+    # name, provider, in, out, quality per category (code, extr, chat, reas, summ, transl)
+    SimModel(
+        "frontier-xl",
+        "bigai",
+        10.0,
+        30.0,
+        _q(0.86, 0.93, 0.92, 0.90, 0.92, 0.91),
+        1200,
+        22,
+        1.1,
+        0.01,
+        0.92,
+    ),
+    SimModel(
+        "reasoner-r1",
+        "thinkco",
+        3.0,
+        12.0,
+        _q(0.84, 0.82, 0.74, 0.95, 0.80, 0.78),
+        2500,
+        30,
+        1.6,
+        0.02,
+        0.85,
+    ),
+    SimModel(
+        "coder-pro",
+        "devmodels",
+        2.0,
+        6.0,
+        _q(0.93, 0.80, 0.70, 0.80, 0.72, 0.66),
+        600,
+        12,
+        1.0,
+        0.01,
+        0.78,
+    ),
+    SimModel(
+        "mid-general",
+        "bigai",
+        1.0,
+        3.0,
+        _q(0.76, 0.90, 0.89, 0.78, 0.89, 0.87),
+        500,
+        10,
+        1.0,
+        0.01,
+        0.80,
+    ),
+    SimModel(
+        "polyglot-m",
+        "lingua",
+        0.5,
+        1.5,
+        _q(0.55, 0.84, 0.84, 0.58, 0.86, 0.94),
+        400,
+        9,
+        1.0,
+        0.01,
+        0.70,
+    ),
+    SimModel(
+        "small-fast",
+        "bigai",
+        0.15,
+        0.6,
+        _q(0.58, 0.91, 0.90, 0.55, 0.84, 0.80),
+        250,
+        6,
+        0.9,
+        0.01,
+        0.68,
+    ),
+    SimModel(
+        "nano", "tinyco", 0.05, 0.2, _q(0.40, 0.83, 0.86, 0.35, 0.70, 0.62), 150, 4, 0.8, 0.02, 0.55
+    ),
+]
+OUTPUT_TOKENS = {
+    "code": 420,
+    "extraction": 140,
+    "chat": 90,
+    "reasoning": 380,
+    "summarization": 180,
+    "translation": 260,
+}
+GRADER_NOISE = 0.12
+
+
+# --- the simulation ------------------------------------------------------------------------------
+
+
+@dataclass
+class SimRequest:
+    category: str
+    body: dict
+    prompt_tokens: int
+
+
+def make_requests(rng: random.Random, n: int) -> list[SimRequest]:
+    """`n` chat requests from a mix of categories, with varied length and wording."""
+    from apps.providers.tokens import estimate_prompt_tokens
+
+    out = []
+    for _ in range(n):
+        category = rng.choice(CATEGORY_NAMES)
+        messages = []
+        if rng.random() < 0.3:
+            messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
+        messages.append({"role": "user", "content": make_prompt(rng, category, rng.randint(0, 2))})
+        body = {"model": "atp/balanced", "messages": messages}
+        out.append(SimRequest(category, body, estimate_prompt_tokens(body)))
+    return out
+
+
+SYSTEM_PROMPTS = [
+    "You are a helpful assistant.",
+    "You are an assistant for Acme Corp employees. Be concise.",
+    "Answer accurately. If you are not sure, say so.",
+]
+
+
+def output_tokens(model: SimModel, req: SimRequest) -> int:
+    return int(OUTPUT_TOKENS[req.category] * model.verbosity)
+
+
+def cost_of(model: SimModel, req: SimRequest) -> float:
+    return (
+        req.prompt_tokens * model.input_price + output_tokens(model, req) * model.output_price
+    ) / 1e6
+
+
+def expected_quality(model: SimModel, req: SimRequest) -> float:
+    return model.quality[req.category] * (1 - model.failure_rate)
+
+
+def deployments() -> list:
+    from decimal import Decimal
+
+    from apps.costs.pricing import Prices
+    from apps.providers.adapters.base import Target
+    from apps.routing.snapshot import DeploymentInfo
+
+    out = []
+    for i, m in enumerate(MODELS):
+        target = Target(
+            provider_id=m.provider,
+            provider_name=m.provider,
+            kind="simulator",
+            base_url="",
+            upstream_model=m.name,
+        )
+        out.append(
+            DeploymentInfo(
+                id=f"dep-{i}",
+                public_name=m.name,
+                aliases=(),
+                provider_id=m.provider,
+                provider_name=m.provider,
+                target=target,
+                prices=Prices(
+                    input=Decimal(str(m.input_price)), output=Decimal(str(m.output_price))
+                ),
+                capabilities=frozenset({"chat", "streaming", "json", "tools"}),
+                context_window=128_000,
+                weight=100,
+                region="us-east",
+                quality=m.listed_quality,
+                created=0,
+            )
+        )
+    return out
+
+
+async def run_router(seed: int, learn: int, evaluate: int) -> dict:
+    """The learned router on atp/balanced: `learn` requests, then `evaluate` measured."""
+    from apps.routing.engine.hints import parse_hints
+    from apps.routing.engine.router import BUILTIN_ROUTES, RoutingEngine
+    from apps.routing.engine.stats import DeploymentStatsTracker
+    from apps.routing.snapshot import KeyInfo
+
+    rng = random.Random(seed)
+    world = random.Random(seed + 1000)
+    requests = make_requests(rng, learn + evaluate)
+    engine = RoutingEngine(rng=random.Random(seed + 2000))
+    tracker = DeploymentStatsTracker()
+    deps = deployments()
+    by_name = {m.name: m for m in MODELS}
+    route = BUILTIN_ROUTES["atp/balanced"]
+    key = KeyInfo(
+        id="k",
+        tenant_id="t",
+        tenant_slug="t",
+        name="bench",
+        allowed_models=None,
+        expires_at=None,
+        revoked=False,
+        tenant_active=True,
+    )
+    chosen: list[tuple[SimRequest, SimModel]] = []
+    explored = 0
+    for i, req in enumerate(requests):
+        request = parse_hints(req.body, {}, key, prompt_tokens=req.prompt_tokens)
+        decision = engine.decide(deps, request, route, stats=tracker)
+        model = by_name[decision.model]
+        success = world.random() >= model.failure_rate
+        latency = model.base_latency_ms + output_tokens(model, req) * model.ms_per_output_token
+        latency *= world.uniform(0.8, 1.25)
+        cost = cost_of(model, req)
+        tracker.record(decision.deployment_id, latency_ms=latency, success=success)
+        engine.learn(decision)
+        request_id = f"req-{seed}-{i}"
+        await engine.record_outcome(
+            decision, success=success, latency_ms=latency, cost_usd=cost, request_id=request_id
+        )
+        if success:
+            grade = min(1.0, max(0.0, world.gauss(model.quality[req.category], GRADER_NOISE)))
+            await engine.record_feedback(request_id, grade)
+        if i >= learn:
+            chosen.append((req, model))
+            explored += decision.explored
+    picks: dict[str, dict[str, int]] = {c: {} for c in CATEGORY_NAMES}
+    for req, model in chosen:
+        picks[req.category][model.name] = picks[req.category].get(model.name, 0) + 1
+    return {
+        "quality": sum(expected_quality(m, r) for r, m in chosen) / len(chosen),
+        "cost": sum(cost_of(m, r) for r, m in chosen) / len(chosen),
+        "explored_share": explored / len(chosen),
+        "clusters": len(engine.clusters.clusters),
+        "picks": picks,
+        "requests": [r for r, _ in chosen],
+    }
+
+
+def fixed_policies(requests: list[SimRequest], seed: int) -> dict[str, dict]:
+    """Quality and cost per request of the fixed policies on the same requests."""
+    rng = random.Random(seed + 3000)
+
+    def measure(pick) -> dict:
+        pairs = [(r, pick(r)) for r in requests]
+        return {
+            "quality": sum(expected_quality(m, r) for r, m in pairs) / len(pairs),
+            "cost": sum(cost_of(m, r) for r, m in pairs) / len(pairs),
+        }
+
+    singles = {m.name: measure(lambda r, m=m: m) for m in MODELS}
+    best = max(MODELS, key=lambda m: singles[m.name]["quality"])
+    cheapest = min(MODELS, key=lambda m: singles[m.name]["cost"])
+    return {
+        "singles": singles,
+        "best_model": best.name,
+        "cheapest_model": cheapest.name,
+        "always-best": singles[best.name],
+        "always-cheapest": singles[cheapest.name],
+        "random": measure(lambda r: rng.choice(MODELS)),
+        "per-category-best": measure(
+            lambda r: max(MODELS, key=lambda m: (m.quality[r.category], -cost_of(m, r)))
+        ),
+    }
+
+
+def zero_router(singles: dict[str, dict], cost: float) -> float:
+    """The best quality a fixed random mix of single models reaches at `cost`: the upper
+    convex hull of the single models' (cost, quality) points (RouterBench's zero router)."""
+    points = [(v["cost"], v["quality"]) for v in singles.values()]
+    best = max((q for c, q in points if c <= cost), default=0.0)
+    for c1, q1 in points:
+        for c2, q2 in points:
+            if c1 < cost < c2:
+                share = (c2 - cost) / (c2 - c1)
+                best = max(best, share * q1 + (1 - share) * q2)
+    return best
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+async def simulate(seed: int, learn: int, evaluate: int) -> dict:
+    router = await run_router(seed, learn, evaluate)
+    fixed = fixed_policies(router.pop("requests"), seed)
+    best = fixed["always-best"]
+    rows = {
+        "learned router (atp/balanced)": router,
+        f"always-best ({fixed['best_model']})": best,
+        f"always-cheapest ({fixed['cheapest_model']})": fixed["always-cheapest"],
+        "random": fixed["random"],
+        "per-category-best (oracle)": fixed["per-category-best"],
+    }
+    zero_quality = zero_router(fixed["singles"], router["cost"])
+    rows["zero router at the learned router's cost"] = {
+        "quality": zero_quality,
+        "cost": router["cost"],
+    }
+    table = {
+        name: {
+            "quality": row["quality"],
+            "cost_usd": row["cost"],
+            "quality_share": row["quality"] / best["quality"],
+            "cost_share": row["cost"] / best["cost"],
+        }
+        for name, row in rows.items()
+    }
+    return {
+        "seed": seed,
+        "table": table,
+        "singles": fixed["singles"],
+        "router_picks": router["picks"],
+        "explored_share": router["explored_share"],
+        "clusters": router["clusters"],
+        "zero_router_quality": zero_quality,
+    }
+
+
+def main() -> None:
+    import argparse
+    import asyncio
+    import json
+    import os
+    import sys
+    import time
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
+    import django
+
+    django.setup()
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--learn", type=int, default=4000)
+    parser.add_argument("--evaluate", type=int, default=2000)
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    started = time.time()
+    runs = [asyncio.run(simulate(int(s), args.learn, args.evaluate)) for s in args.seeds.split(",")]
+    print(json.dumps([r["table"] for r in runs], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,14 +11,16 @@ count, feedback score sum and sum of squares, cost and latency. Its utility is
 
 - `quality` is the mean feedback (grader or `POST /v1/feedback`) score, starting from a
   prior at the deployment's configured quality worth PRIOR_STRENGTH observations; Thompson
-  draws it from a normal posterior whose spread shrinks with the feedback count.
+  draws it from a normal posterior whose spread shrinks with the feedback count. In a
+  cluster founded at run time, the prior is what the parent cluster learnt about the
+  model, worth up to MAX_INHERITED_STRENGTH more observations.
 - `p_success` is drawn from Beta(9 + successes, 1 + failures): a 90% prior worth ten calls.
 - `cost` is the request's estimated cost on that model (tokens x current price) and
   `budget` the request's `max_cost_usd` or, without one, the priciest candidate's estimate:
   cost relative to what the tier would spend at most. `latency` is the model's observed
   mean latency in this cluster (the deployment's EWMA before any), `ref` the request's
   latency SLO or the tier's reference.
-- Weights per tier (cost, latency): fast (0.25, 0.15), balanced (0.15, 0.03), high (0.04,
+- Weights per tier (cost, latency): fast (0.25, 0.15), balanced (0.15, 0.02), high (0.04,
   0.01); the tenant's cost mode scales the cost weight like the scorer's.
 
 Exploration is bounded: a decision explores when the sampled best differs from the best by
@@ -40,6 +42,7 @@ import logging
 import math
 import os
 import random
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -54,12 +57,15 @@ from apps.routing.engine.scoring import COST_MODE_FACTOR, Ranked
 logger = logging.getLogger(__name__)
 
 PRIOR_STRENGTH = 2.0
+MAX_INHERITED_STRENGTH = 6.0
+MIN_INHERITED_FEEDBACK = 5
 SUCCESS_PRIOR = (9.0, 1.0)
 DEFAULT_QUALITY_VARIANCE = 0.04
 MIN_QUALITY_VARIANCE = 0.005
-BANDIT_WEIGHTS = {"fast": (0.25, 0.15), "balanced": (0.15, 0.03), "high": (0.04, 0.01)}
+BANDIT_WEIGHTS = {"fast": (0.25, 0.15), "balanced": (0.15, 0.02), "high": (0.04, 0.01)}
 TIER_LATENCY_REF_MS = {"fast": 1000.0, "balanced": 5000.0, "high": 20000.0}
 BANDIT_REFRESH_SECONDS = 1.0
+CLUSTER_PUBLISH_SECONDS = 60.0
 FEEDBACK_TTL_SECONDS = 7 * 24 * 3600
 MAX_REMEMBERED_REQUESTS = 100_000
 
@@ -160,6 +166,13 @@ class MemoryBanditStore:
     async def refresh(self, *, force: bool = False) -> None:
         return None
 
+    async def publish_clusters(self, state: Any) -> None:
+        """Share this process's task clusters for the persistence job (Redis only)."""
+        return
+
+    def published_clusters(self) -> list[dict[str, Any]]:
+        return []
+
     def snapshot(self) -> dict[ArmKey, dict[str, ArmStats]]:
         return {
             key: {m: ArmStats(**asdict(a)) for m, a in arms.items()}
@@ -197,7 +210,8 @@ class RedisBanditStore(MemoryBanditStore):
         self.prefix = (prefix or os.environ.get("ATP_REDIS_PREFIX", "atp")) + ":bandit:"
         self._clients: dict[int, Any] = {}
         self._refreshed_at = 0.0
-        self._refresh_lock: asyncio.Lock | None = None
+        # Publish the first time the async side runs, then every interval.
+        self._published_at = -CLUSTER_PUBLISH_SECONDS
 
     def _client(self) -> Any:
         import redis.asyncio as aioredis
@@ -279,6 +293,36 @@ class RedisBanditStore(MemoryBanditStore):
         values = await pipe.execute() if keys else []
         return _parse_hashes(self.prefix, keys, values)
 
+    async def publish_clusters(self, state: Any) -> None:
+        """Every CLUSTER_PUBLISH_SECONDS, put this process's clusters where the persistence
+        job (in another process) finds them: `{prefix}clusters:{host}:{pid}`, with a TTL."""
+        if time.monotonic() - self._published_at < CLUSTER_PUBLISH_SECONDS:
+            return
+        self._published_at = time.monotonic()
+        data = state() if callable(state) else state
+        try:
+            await asyncio.wait_for(
+                self._client().set(
+                    f"{self.prefix}clusters:{socket.gethostname()}:{os.getpid()}",
+                    orjson.dumps(data),
+                    ex=int(CLUSTER_PUBLISH_SECONDS * 10),
+                ),
+                timeout=2,
+            )
+        except Exception:
+            logger.warning("task clusters not published")
+
+    def published_clusters(self) -> list[dict[str, Any]]:
+        import redis
+
+        client = redis.from_url(self.url, socket_timeout=5)
+        try:
+            keys = list(client.scan_iter(match=f"{self.prefix}clusters:*", count=100))
+            values = client.mget(keys) if keys else []
+        finally:
+            client.close()
+        return [orjson.loads(v) for v in values if v]
+
     def load_sync(self) -> dict[ArmKey, dict[str, ArmStats]]:
         """Redis's totals read with a blocking client, for the persistence job."""
         import redis
@@ -330,6 +374,7 @@ class RedisBanditStore(MemoryBanditStore):
         try:
             keys = list(client.smembers(self.prefix + "keys"))
             keys += list(client.scan_iter(match=f"{self.prefix}req:*", count=1000))
+            keys += list(client.scan_iter(match=f"{self.prefix}clusters:*", count=100))
             if keys:
                 client.delete(*keys)
             client.delete(self.prefix + "keys")
@@ -402,13 +447,19 @@ class ContextualBandit:
         tier: str,
         exploration: bool = True,
         exploration_rate: float = 0.1,
+        parent: int | None = None,
     ) -> BanditChoice:
-        """Pick a model among `ranking` (scored survivors, best first). Pure and local."""
+        """Pick a model among `ranking` (scored survivors, best first). Pure and local.
+
+        `parent` is the cluster this one split from: its learnt quality is the prior of an
+        arm with little feedback of its own.
+        """
         # One arm per model: its best-scored deployment stands for it.
         candidates: dict[str, Ranked] = {}
         for ranked in ranking:
             candidates.setdefault(ranked.deployment.public_name, ranked)
         arms = self.store.arms(route, cluster)
+        parent_arms = self.store.arms(route, parent) if parent is not None else {}
         cost_weight, latency_weight = BANDIT_WEIGHTS.get(tier, BANDIT_WEIGHTS["balanced"])
         cost_weight *= COST_MODE_FACTOR.get(request.cost_mode, 1.0)
         budget = request.max_cost_usd or max(r.cost_usd for r in candidates.values()) or 1e-9
@@ -432,7 +483,12 @@ class ContextualBandit:
             else:
                 latency = arm.latency_ms_sum / arm.pulls
             penalty = penalty_cost + latency_weight * min(latency / latency_ref, 3.0)
-            q_mean, q_sd, successes, failures = _posterior(arm, ranked.quality)
+            prior, strength = ranked.quality, PRIOR_STRENGTH
+            inherited = parent_arms.get(model)
+            if inherited is not None and inherited.feedback_count >= MIN_INHERITED_FEEDBACK:
+                prior = _posterior(inherited, ranked.quality, PRIOR_STRENGTH)[0]
+                strength += min(inherited.feedback_count, MAX_INHERITED_STRENGTH)
+            q_mean, q_sd, successes, failures = _posterior(arm, prior, strength)
             p_mean = successes / (successes + failures)
             means[model] = p_mean * q_mean - penalty
             if may_explore:
@@ -522,18 +578,20 @@ def _score(score: float) -> float:
     return value
 
 
-def _posterior(arm: ArmStats | None, prior_quality: float) -> tuple[float, float, float, float]:
+def _posterior(
+    arm: ArmStats | None, prior_quality: float, strength: float
+) -> tuple[float, float, float, float]:
     """(quality mean, quality sd, success alpha, failure beta) of an arm."""
     a0, b0 = SUCCESS_PRIOR
     if arm is None:
-        return prior_quality, math.sqrt(DEFAULT_QUALITY_VARIANCE / PRIOR_STRENGTH), a0, b0
+        return prior_quality, math.sqrt(DEFAULT_QUALITY_VARIANCE / strength), a0, b0
     n = arm.feedback_count
-    mean = (arm.reward_sum + PRIOR_STRENGTH * prior_quality) / (n + PRIOR_STRENGTH)
+    mean = (arm.reward_sum + strength * prior_quality) / (n + strength)
     if n >= 2:
         variance = max(arm.reward_sq_sum / n - (arm.reward_sum / n) ** 2, MIN_QUALITY_VARIANCE)
     else:
         variance = DEFAULT_QUALITY_VARIANCE
-    sd = math.sqrt(variance / (n + PRIOR_STRENGTH))
+    sd = math.sqrt(variance / (n + strength))
     return mean, sd, a0 + arm.pulls - arm.failures, b0 + arm.failures
 
 

@@ -14,7 +14,9 @@ Online spherical k-means over the TF-IDF vectors of `features.Featurizer`:
   everywhere. A cluster founded at run time gets an id derived from its founding
   request's strongest features (1000 and above), so two processes that found clusters
   independently never give one id two meanings; the periodic persistence stores the
-  clusters and every process reloads them at start.
+  clusters and every process reloads them at start. A founded cluster remembers its
+  parent, the nearest cluster at the time, whose bandit statistics serve as its prior
+  until it has its own.
 - The sums are kept in an inverted index (bucket -> {cluster: weight}), so similarity to
   every cluster costs one pass over the request's features. Each cluster keeps its
   `MAX_FEATURES` heaviest features, and its sum is halved once it has absorbed
@@ -30,7 +32,7 @@ from typing import Any
 
 from apps.routing.engine.features import Featurizer, SparseVector
 
-DEFAULT_THRESHOLD = 0.15
+DEFAULT_THRESHOLD = 0.1
 DEFAULT_MAX_CLUSTERS = 48
 MAX_FEATURES = 240
 HALF_LIFE = 5000
@@ -108,6 +110,7 @@ class Cluster:
     count: int = 0
     sums: dict[int, float] = field(default_factory=dict)
     sq_norm: float = 0.0
+    parent: int | None = None  # the nearest cluster when this one was founded
 
 
 class TaskClusters:
@@ -133,6 +136,7 @@ class TaskClusters:
                 self.featurizer.learn(text)
                 vec = self.featurizer.transform(text)
                 self._add(cluster, vec, self._dots(vec).get(cluster_id, 0.0))
+        self.seed_documents = self.featurizer.documents
 
     # --- reading ----------------------------------------------------------------------
 
@@ -198,7 +202,7 @@ class TaskClusters:
         if (cluster is None or match.similarity < self.threshold) and len(
             self.clusters
         ) < self.max_clusters:
-            cluster = self._found(vec)
+            cluster = self._found(vec, parent=match.cluster if cluster is not None else None)
         elif cluster is None:
             return match.cluster
         sums = cluster.sums
@@ -223,13 +227,17 @@ class TaskClusters:
         self._add(cluster, vec, dot)
         return cluster.id
 
-    def _found(self, vec: SparseVector) -> Cluster:
+    def parent(self, cluster_id: int) -> int | None:
+        cluster = self.clusters.get(cluster_id)
+        return cluster.parent if cluster else None
+
+    def _found(self, vec: SparseVector, *, parent: int | None) -> Cluster:
         top = sorted(vec, key=vec.__getitem__, reverse=True)[:6]
         cluster_id = SPAWNED_ID_BASE + zlib.crc32(repr(sorted(top)).encode()) % 1_000_000
         while cluster_id in self.clusters:
             cluster_id += 1
         names = [self.featurizer.vocab[b] for b in top if b in self.featurizer.vocab]
-        cluster = Cluster(cluster_id, " ".join(names[:3]) or f"cluster-{cluster_id}")
+        cluster = Cluster(cluster_id, " ".join(names[:3]) or f"cluster-{cluster_id}", parent=parent)
         self.clusters[cluster_id] = cluster
         return cluster
 
@@ -278,11 +286,13 @@ class TaskClusters:
         return {
             "threshold": self.threshold,
             "max_clusters": self.max_clusters,
+            "seed_documents": self.seed_documents,
             "featurizer": self.featurizer.state(),
             "clusters": [
                 {
                     "id": c.id,
                     "label": c.label,
+                    "parent": c.parent,
                     "count": c.count,
                     "sums": {str(b): round(v, 6) for b, v in c.sums.items()},
                 }
@@ -293,10 +303,17 @@ class TaskClusters:
     def load_state(self, state: dict[str, Any]) -> None:
         """Replace the clusters with persisted ones (seeds included, as they were saved)."""
         self.featurizer.load_state(state.get("featurizer") or {})
+        self.seed_documents = int(state.get("seed_documents", 0))
         self.clusters = {}
         self._postings = {}
         for item in state.get("clusters") or ():
-            cluster = Cluster(int(item["id"]), str(item["label"]), int(item.get("count", 0)))
+            parent = item.get("parent")
+            cluster = Cluster(
+                int(item["id"]),
+                str(item["label"]),
+                int(item.get("count", 0)),
+                parent=int(parent) if parent is not None else None,
+            )
             cluster.sums = {int(b): float(v) for b, v in (item.get("sums") or {}).items()}
             cluster.sq_norm = sum(v * v for v in cluster.sums.values())
             self.clusters[cluster.id] = cluster
@@ -310,5 +327,13 @@ class TaskClusters:
         for c in self.clusters.values():
             top = sorted(c.sums, key=c.sums.__getitem__, reverse=True)
             words = [vocab[b] for b in top if b in vocab][:8]
-            out.append({"id": c.id, "label": c.label, "count": c.count, "top_words": words})
+            out.append(
+                {
+                    "id": c.id,
+                    "label": c.label,
+                    "parent": c.parent,
+                    "count": c.count,
+                    "top_words": words,
+                }
+            )
         return out

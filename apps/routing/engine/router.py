@@ -146,6 +146,7 @@ class RoutingEngine:
                 tier=tier,
                 exploration=route.exploration,
                 exploration_rate=route.exploration_rate,
+                parent=self.clusters.parent(task.cluster),
             )
             ranking = [r for r in ranking if r.model == choice.model] + [
                 r for r in ranking if r.model != choice.model
@@ -231,9 +232,11 @@ class RoutingEngine:
         return await self.bandit.record_feedback(request_id, score, comment)
 
     async def refresh(self) -> None:
-        """Bring the local copy of shared statistics up to date when it is stale; makes no
-        network call when it is fresh. Await it on the async side before `decide`."""
+        """Bring the local copy of shared statistics up to date when it is stale, and share
+        the task clusters once a minute; makes no network call in between. Await it on the
+        async side before `decide`."""
         await self.store.refresh()
+        await self.store.publish_clusters(self.clusters.state)
 
 
 _engine: RoutingEngine | None = None
