@@ -230,6 +230,9 @@ async def test_stream_does_not_fall_back_after_its_first_chunk(pair):
     assert b"[DONE]" not in events
     assert orjson.loads(events[-1])["error"]["retryable"] is True
     assert chat_requests(first) == 1 and chat_requests(second) == 0
+    # The break after the first chunk still counts against the deployment.
+    seen = observed.peek(str(pair.a.id))
+    assert seen.failures == 1 and seen.in_flight == 0 and seen.first_byte_ewma_ms is not None
 
 
 async def test_open_breaker_skips_the_deployment(pair, breakers):
@@ -466,3 +469,16 @@ def test_open_breakers_go_last_in_every_order(fresh_stats, breakers):
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError):
         balance.order([_dep("a")], "round_robin")
+
+
+def test_overrides_for_a_route_are_built_once_and_bad_settings_fall_back_to_defaults():
+    from apps.routing.snapshot import RouteInfo
+
+    route = RouteInfo(name="r", retry={"max_attempts": 3}, timeouts={"total": 30})
+    first = execute.overrides_for(route)
+    assert first.retry.max_attempts == 3 and first.timeouts == {"total": 30.0}
+    assert execute.overrides_for(route) is first
+    assert execute.overrides_for(route, budget=2.5).budget == 2.5
+    broken = RouteInfo(name="bad", retry={"max_attempts": "lots"})
+    assert execute.overrides_for(broken) == execute.NO_OVERRIDES
+    assert execute.overrides_for(None) == execute.NO_OVERRIDES

@@ -79,6 +79,43 @@ class Overrides:
 
 
 NO_OVERRIDES = Overrides()
+
+# Overrides built per route object of the current snapshot, so a request pays a dict look-up
+# rather than validation; a new snapshot brings new route objects, and the cache is simply
+# dropped when it grows past its bound.
+_route_overrides: dict[int, tuple[Any, Overrides]] = {}
+_ROUTE_CACHE_LIMIT = 4096
+
+
+def overrides_for(route: Any, *, budget: float | None = None) -> Overrides:
+    """The Overrides of a route (anything with `name`, `retry` and `timeouts`, such as the
+    snapshot's RouteInfo), with the request's latency budget in seconds when it has one.
+
+    A route whose settings do not validate is logged and served with the defaults: a bad
+    admin edit must not fail requests.
+    """
+    if route is None:
+        base = NO_OVERRIDES
+    else:
+        cached = _route_overrides.get(id(route))
+        if cached is not None and cached[0] is route:
+            base = cached[1]
+        else:
+            try:
+                base = Overrides.from_route(route.retry, route.timeouts)
+            except ValueError as exc:
+                logger.error(
+                    "route %s: invalid retry or timeouts (%s); using defaults", route.name, exc
+                )
+                base = NO_OVERRIDES
+            if len(_route_overrides) >= _ROUTE_CACHE_LIMIT:
+                _route_overrides.clear()
+            _route_overrides[id(route)] = (route, base)
+    if budget is None:
+        return base
+    return dataclasses.replace(base, budget=budget)
+
+
 _default_policy: tuple[tuple, RetryPolicy] | None = None
 
 
