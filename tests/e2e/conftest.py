@@ -225,6 +225,13 @@ def live_config(
                         "prices": {"input": 1, "output": 2},
                     },
                     {
+                        "name": "sim-cheap",
+                        "upstream": "sim-cheap",
+                        "capabilities": chat,
+                        "prices": {"input": 0.1, "output": 0.2},
+                        "quality": 0.6,
+                    },
+                    {
                         "name": "sim-embed",
                         "upstream": "sim-embed",
                         "capabilities": ["embeddings"],
@@ -316,6 +323,15 @@ def live_config(
                 ],
             },
         ],
+        "routes": [
+            {
+                "name": "team/sim",
+                "strategy": "learned",
+                "tier": "balanced",
+                "candidates": ["sim-cheap", "sim-fast"],
+                "cache_ttl_seconds": 300,
+            },
+        ],
         "tenants": [
             {
                 "slug": "live",
@@ -347,6 +363,11 @@ def live(tmp_path_factory) -> Iterator[Live]:
             "DJANGO_SETTINGS_MODULE": "atp_site.settings",
             "ATP_DATA_DIR": str(data_dir),
             "ATP_WRITE_BEHIND_INTERVAL": "0.1",
+            # Upstream errors reach the SDK as they are, however many a test provokes;
+            # retries and breakers are tested in process with an injected clock
+            # (tests/routing/test_resilience_*.py) and live in test_resilience_live.py.
+            "ATP_RETRY_MAX_ATTEMPTS": "1",
+            "ATP_BREAKER_ENABLED": "false",
             "ATP_REDIS_PREFIX": f"atp-live-{uuid.uuid4().hex[:8]}",
             "LIVE_UPSTREAM_OPENAI_KEY": UPSTREAM_OPENAI_KEY,
             "LIVE_UPSTREAM_ANTHROPIC_KEY": UPSTREAM_ANTHROPIC_KEY,

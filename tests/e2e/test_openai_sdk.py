@@ -204,11 +204,15 @@ def test_errors_map_to_sdk_exceptions(client, live):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="sim-fast", messages=MESSAGES, temperature=5)
     assert info.value.param == "temperature"
+    # An upstream that rate-limits every try is the gateway's 503 (every candidate failed),
+    # with the upstream's Retry-After and the attempts listed.
     live.openai_upstream.enqueue(Script(status=429, retry_after=7))
-    with pytest.raises(openai.RateLimitError) as limited:
+    with pytest.raises(openai.InternalServerError) as limited:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES)
+    assert limited.value.status_code == 503
     assert limited.value.response.headers["retry-after"] == "7"
     assert limited.value.body["retryable"] is True
+    assert limited.value.body["atp"]["attempts"][0]["status"] == 429
     live.openai_upstream.enqueue(Script(status=401))
     with pytest.raises(openai.APIStatusError) as auth:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES)
@@ -272,3 +276,48 @@ def test_every_provider_protocol_behind_the_openai_api(client, model):
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text and chunks[-1].usage.completion_tokens > 0
+
+
+def test_routes_hints_cache_and_feedback_through_the_sdk(client, live):
+    """A route chosen per request, hints through extra_body, a cached replay, a rating."""
+    import httpx
+
+    listed = {m.id for m in client.models.list().data}
+    assert {"auto", "atp/balanced", "team/sim"} <= listed
+    ask = [{"role": "user", "content": "Extract the city from: flight to Lisbon on Monday."}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="team/sim",
+        messages=ask,
+        temperature=0,
+        extra_body={"atp": {"quality": "balanced", "max_cost_usd": 0.5}},
+    )
+    first = raw.parse()
+    assert raw.headers["x-atp-route"] == "team/sim"
+    assert raw.headers["x-atp-model"] in {"sim-cheap", "sim-fast"}
+    assert raw.headers["x-atp-cache"] == "miss"
+    request_id = raw.headers["x-request-id"]
+    # The cache stores in the background; the same deterministic request is then a hit,
+    # streamed back like a live answer.
+    deadline = __import__("time").monotonic() + 5
+    while True:
+        again = client.chat.completions.with_raw_response.create(
+            model="team/sim", messages=ask, temperature=0, stream=True
+        )
+        if again.headers["x-atp-cache"] == "hit" or __import__("time").monotonic() > deadline:
+            break
+    assert again.headers["x-atp-cache"] == "hit"
+    text = "".join(c.choices[0].delta.content or "" for c in again.parse() if c.choices)
+    assert text == first.choices[0].message.content
+    rated = httpx.post(
+        f"{live.base_url}/v1/feedback",
+        headers={"Authorization": f"Bearer {live.key}"},
+        json={"request_id": request_id, "score": 1.0},
+        timeout=10,
+    )
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["route"] == "team/sim"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="team/sim", messages=ask, extra_body={"atp": {"quality": "ultra"}}
+        )
+    assert err.value.body["param"]

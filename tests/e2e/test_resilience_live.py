@@ -21,6 +21,8 @@ def test_a_breaker_opened_by_one_process_stops_calls_from_another(live):
     # (and the other live tests) are not affected.
     env = {
         "ATP_REDIS_PREFIX": f"atp-breaker-{uuid.uuid4().hex[:8]}",
+        "ATP_BREAKER_ENABLED": "true",
+        "ATP_RETRY_MAX_ATTEMPTS": "2",
         "ATP_BREAKER_MIN_REQUESTS": "2",
         "ATP_BREAKER_COOLDOWN_SECONDS": "120",
     }
