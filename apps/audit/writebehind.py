@@ -25,6 +25,16 @@ def outcome_of(status: str, http_status: int) -> str:
     return "success" if status == "success" else "failure"
 
 
+def _decision_summary(decision: dict | None) -> dict | None:
+    """What the audit keeps of a RouteDecision: the choice and why, not the full ranking."""
+    if not decision:
+        return None
+    keep = ("strategy", "tier", "model", "provider", "confidence", "task_cluster", "explored")
+    out = {k: decision[k] for k in keep if k in decision}
+    out["reasoning"] = list(decision.get("reasoning") or ())[:8]
+    return out
+
+
 def gateway_event(log: Row, *, provider: str = "") -> Row:
     """The audit row for one settled request, from its request log row."""
     key_id = log.get("api_key_id")
@@ -57,6 +67,10 @@ def gateway_event(log: Row, *, provider: str = "") -> Row:
             "cost_usd": str(cost if cost is not None else Decimal(0)),
             "latency_ms": log.get("latency_ms"),
             "error_code": log.get("error_type", ""),
+            "route": log.get("route", ""),
+            "route_decision": _decision_summary(log.get("decision")),
+            "cache": log.get("cache", ""),
+            "shadow_of": log.get("shadow_of", ""),
             # Filled in by the policy and redaction steps when they exist.
             "policy": None,
             "redactions": {},

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 
+from apps.audit.writebehind import audit_events
 from apps.providers.models import ModelDeployment
 from apps.routing import cache
 from apps.routing.engine.router import reset_engine
@@ -71,6 +72,10 @@ async def test_a_route_chooses_a_model_and_explains_why(models):
     assert decision["model"] == chosen and decision["strategy"] == "learned"
     assert decision["reasoning"] and all(isinstance(r, str) for r in decision["reasoning"])
     assert row["task_cluster"] is not None
+    event = audit_events._take()[-1]
+    assert event["data"]["route"] == "auto"
+    assert event["data"]["route_decision"]["model"] == chosen
+    assert event["data"]["route_decision"]["reasoning"] == decision["reasoning"][:8]
 
 
 async def test_hints_constrain_the_choice(models):
