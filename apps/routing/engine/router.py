@@ -20,6 +20,7 @@ from apps.routing.engine.bandit import (
 )
 from apps.routing.engine.clusters import TaskClusters, TaskMatch
 from apps.routing.engine.hints import RoutingRequest
+from apps.routing.engine.ranking import Ranking, rank
 from apps.routing.engine.scoring import (
     HealthCheck,
     PolicyCheck,
@@ -27,8 +28,6 @@ from apps.routing.engine.scoring import (
     RouteDecision,
     StatsProvider,
     explain_choice,
-    filter_candidates,
-    score_candidates,
     score_confidence,
 )
 from apps.routing.snapshot import DeploymentInfo, KeyInfo
@@ -74,13 +73,15 @@ BUILTIN_ROUTES: dict[str, RouteConfig] = {
 }
 
 
-def _weighted_order(ranking: list[Ranked], rng: random.Random) -> list[Ranked]:
-    # Efraimidis-Spirakis: sort by u^(1/w); a weighted permutation in one pass.
-    return sorted(
-        ranking,
-        key=lambda r: rng.random() ** (1.0 / max(r.deployment.weight, 1)),
-        reverse=True,
-    )
+# strategy -> (Ranking.best order, reasoning line)
+_ORDERS = {
+    "score": ("score", None),
+    "cheapest": ("cost", "strategy cheapest: lowest estimated cost first"),
+    "lowest_latency": ("latency", "strategy lowest_latency: lowest observed latency first"),
+    "ordered": ("route", "strategy ordered: first available candidate in route order"),
+    "weighted": ("weighted", "strategy weighted: random by deployment weight"),
+    "least_inflight": ("inflight", "strategy least_inflight: fewest requests in flight first"),
+}
 
 
 class RoutingEngine:
@@ -122,22 +123,24 @@ class RoutingEngine:
         reasoning: list[str] = []
         if request.tier and request.tier != route.tier:
             reasoning.append(f"quality tier {tier} requested ({request.sources['quality']})")
-        survivors = filter_candidates(
+        survivors = rank(
             candidates,
             request,
             route=route.name,
+            tier=tier,
             health=health,
+            stats=stats,
             policy=policy,
             key=key,
             reasoning=reasoning,
         )
-        ranking = score_candidates(survivors, request, tier=tier, stats=stats)
         strategy = route.strategy if route.strategy in STRATEGIES else "score"
-        confidence = score_confidence(ranking)
         task: TaskMatch | None = None
         explored = False
         if strategy == "learned":
             task = self.clusters.classify(request.prompt_text)
+            parent = self.clusters.parent(task.cluster)
+            ranking = self._shortlist(survivors, route.name, task.cluster, parent)
             choice = self.bandit.choose(
                 route=route.name,
                 cluster=task.cluster,
@@ -146,7 +149,7 @@ class RoutingEngine:
                 tier=tier,
                 exploration=route.exploration,
                 exploration_rate=route.exploration_rate,
-                parent=self.clusters.parent(task.cluster),
+                parent=parent,
             )
             ranking = [r for r in ranking if r.model == choice.model] + [
                 r for r in ranking if r.model != choice.model
@@ -157,22 +160,14 @@ class RoutingEngine:
                 f"similarity {task.similarity:.2f}"
             )
             reasoning.extend(choice.reasoning)
-        elif strategy == "cheapest":
-            ranking.sort(key=lambda r: r.cost_usd)
-            reasoning.append("strategy cheapest: lowest estimated cost first")
-        elif strategy == "lowest_latency":
-            ranking.sort(key=lambda r: r.latency_ms)
-            reasoning.append("strategy lowest_latency: lowest observed latency first")
-        elif strategy == "ordered":
-            order = {id(dep): i for i, (dep, _) in enumerate(survivors)}
-            ranking.sort(key=lambda r: order[id(r.deployment)])
-            reasoning.append("strategy ordered: first available candidate in route order")
-        elif strategy == "weighted":
-            ranking = _weighted_order(ranking, self.rng)
-            reasoning.append("strategy weighted: random by deployment weight")
-        elif strategy == "least_inflight" and inflight is not None:
-            ranking.sort(key=lambda r: inflight(r.deployment))
-            reasoning.append("strategy least_inflight: fewest requests in flight first")
+        else:
+            order, line = _ORDERS.get(strategy, ("score", None))
+            if strategy == "least_inflight" and inflight is None:
+                order, line = "score", None
+            ranking = survivors.best(order, rng=self.rng, inflight=inflight)
+            confidence = score_confidence(survivors.best("score", limit=2))
+            if line:
+                reasoning.append(line)
         chosen = ranking[0]
         reasoning.extend(explain_choice(chosen, ranking, request))
         dep = chosen.deployment
@@ -192,6 +187,22 @@ class RoutingEngine:
             explored=explored,
             task=task,
         )
+
+    def _shortlist(
+        self, survivors: Ranking, route: str, cluster: int, parent: int | None
+    ) -> list[Ranked]:
+        """The bandit's arms: the best-scored survivors, plus every surviving model it has
+        learnt something about in this cluster or its parent."""
+        shortlist = survivors.best("score")
+        present = {r.model for r in shortlist}
+        known = set(self.store.arms(route, cluster))
+        if parent is not None:
+            known.update(self.store.arms(route, parent))
+        for model in known - present:
+            extra = survivors.by_model(model)
+            if extra is not None:
+                shortlist.append(extra)
+        return shortlist
 
     # --- learning, after the answer ----------------------------------------------------------
 

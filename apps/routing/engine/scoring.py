@@ -24,7 +24,7 @@ their sum after the cost mode scales the cost weight:
 | balanced | 0.40 | 0.35 | 0.15 | 0.10 |
 | high | 0.65 | 0.10 | 0.10 | 0.15 |
 
-Cost mode multiplies the cost weight: aggressive x2, balanced x1, quality_first x0.4.
+Cost mode multiplies the cost weight: aggressive x2, balanced x1, quality_first x0.25.
 Carbon awareness adds a weight of 0.15 on `1 - intensity / 800` (grams CO2 per kWh of the
 deployment's region, from CARBON_INTENSITY below).
 """
@@ -76,7 +76,7 @@ TIER_WEIGHTS: dict[str, tuple[float, float, float, float]] = {
     "balanced": (0.40, 0.35, 0.15, 0.10),
     "high": (0.65, 0.10, 0.10, 0.15),
 }
-COST_MODE_FACTOR = {"aggressive": 2.0, "balanced": 1.0, "quality_first": 0.4}
+COST_MODE_FACTOR = {"aggressive": 2.0, "balanced": 1.0, "quality_first": 0.25}
 CARBON_WEIGHT = 0.15
 PREFERRED_REGION_BONUS = 0.05
 SLO_PENALTY = 0.25
@@ -391,14 +391,6 @@ def tier_weights(tier: str, cost_mode: str, carbon_aware: bool) -> tuple[float, 
     return (wq / total, wc / total, wl / total, we / total, wcarbon / total)
 
 
-def _log_positions(values: list[float]) -> tuple[float, float]:
-    """(log of the smallest, 1 / log-span) for placing values between 1 and 0."""
-    low = math.log(max(min(values), 1e-12))
-    high = math.log(max(max(values), 1e-12))
-    span = high - low
-    return low, (1.0 / span if span > 1e-9 else 0.0)
-
-
 def score_candidates(
     survivors: list[tuple[DeploymentInfo, float]],
     request: RoutingRequest,
@@ -406,45 +398,11 @@ def score_candidates(
     tier: str,
     stats: StatsProvider | None = None,
 ) -> list[Ranked]:
-    """Score the survivors of `filter_candidates`, best first."""
-    wq, wc, wl, we, wcarbon = tier_weights(tier, request.cost_mode, request.carbon_aware)
-    latencies: list[float] = []
-    p95s: list[float] = []
-    errors: list[float] = []
-    for dep, _ in survivors:
-        observed = stats(dep.id) if stats is not None else None
-        if observed is None:
-            latencies.append(DEFAULT_LATENCY_MS)
-            p95s.append(DEFAULT_LATENCY_MS * 2)
-            errors.append(0.0)
-        else:
-            latencies.append(max(observed.ewma_latency_ms, 1.0))
-            p95s.append(observed.p95_latency_ms)
-            errors.append(observed.error_rate)
-    cost_low, cost_inv = _log_positions([cost for _, cost in survivors])
-    lat_low, lat_inv = _log_positions(latencies)
-    slo = request.latency_slo_ms
-    preferred = request.preferred_regions
-    log = math.log
-    ranked: list[Ranked] = []
-    for i, (dep, cost) in enumerate(survivors):
-        cost_score = 1.0 - (log(max(cost, 1e-12)) - cost_low) * cost_inv
-        latency_score = 1.0 - (log(latencies[i]) - lat_low) * lat_inv
-        quality = dep.quality
-        score = wq * quality + wc * cost_score + wl * latency_score + we * (1.0 - errors[i])
-        if wcarbon:
-            score += wcarbon * max(0.0, 1.0 - _rates(dep)[2] / CARBON_SCALE)
-        if preferred and region_matches(dep.region, preferred):
-            score += PREFERRED_REGION_BONUS
-        if slo is not None and p95s[i] > slo:
-            score -= SLO_PENALTY
-        ranked.append(Ranked(dep, score, cost, latencies[i], p95s[i], errors[i], quality))
-    ranked.sort(key=_by_score, reverse=True)
-    return ranked
+    """Score the survivors of `filter_candidates`, best first (formula in the module
+    docstring; `ranking` holds the one implementation the decision path also uses)."""
+    from apps.routing.engine.ranking import score_rows
 
-
-def _by_score(r: Ranked) -> float:
-    return r.score
+    return score_rows(survivors, request, tier=tier, stats=stats)
 
 
 def score_confidence(ranking: list[Ranked]) -> float:
