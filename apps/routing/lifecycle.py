@@ -10,7 +10,10 @@ from apps.audit.bodies import stored_exchanges
 from apps.audit.writebehind import audit_events
 from apps.providers import tokens
 from apps.providers.http import close_sessions
+from apps.routing import cache
 from apps.routing.pipeline.ensemble import drain_mirrors
+from apps.routing.pipeline.learning import drain_learning
+from apps.routing.resilience.breaker import close_clients as close_breaker_clients
 from apps.routing.writebehind import feedback, request_logs
 
 logger = logging.getLogger(__name__)
@@ -23,6 +26,9 @@ async def shutdown() -> None:
     await stored_exchanges.drain()
     await request_logs.drain()
     await feedback.drain()
+    await drain_learning()
+    await cache.aclose()
+    await close_breaker_clients()
     await close_sessions()
 
 

@@ -54,3 +54,9 @@ def _learned(task: asyncio.Task) -> None:
     _learning.discard(task)
     if not task.cancelled() and task.exception() is not None:
         logger.warning("routing outcome not recorded: %s", task.exception())
+
+
+async def drain_learning(wait_seconds: float = 5.0) -> None:
+    """Let outcome updates still in flight reach the shared statistics (at shutdown)."""
+    if _learning:
+        await asyncio.wait(list(_learning), timeout=wait_seconds)
