@@ -357,8 +357,10 @@ class ResponseCache:
         return self._shape(raw)
 
     def stats_sync(self) -> dict[str, dict[str, Any]]:
+        # Called from a console thread while the event loop counts: copy in one step.
+        pending = dict(self._pending)
         raw = Counter(self.backend.stats_sync())
-        raw.update(self._pending)
+        raw.update(pending)
         return self._shape(raw)
 
     async def drain(self) -> None:
