@@ -32,7 +32,7 @@ from typing import Any
 
 from apps.routing.engine.features import Featurizer, SparseVector
 
-DEFAULT_THRESHOLD = 0.1
+DEFAULT_THRESHOLD = 0.15
 DEFAULT_MAX_CLUSTERS = 48
 MAX_FEATURES = 240
 HALF_LIFE = 5000

@@ -6,7 +6,7 @@ prompt (no numpy: it is not a dependency, and at this size a dict beats array se
 - Words are the whitespace-separated pieces of the lower-cased text once ASCII
   punctuation is turned into spaces (one C-level `str.translate`; a regular expression
   costs four times as much). The symbols that mark code and structured data (`{ } ( ) ;
-  = < > [ ] # :`) are counted separately and become tokens of their own: `{` and `;` say
+  = < > [ ] #`) are counted separately and become tokens of their own: `{` and `;` say
   "code" as clearly as any word does.
 - Each distinct word contributes its unigram and, when it has five letters or more, the
   character 4-gram at its start, `<abc` (scikit-learn's `char_wb` analyzer, kept to the
@@ -16,10 +16,12 @@ prompt (no numpy: it is not a dependency, and at this size a dict beats array se
 - Features are hashed into 2**20 buckets with CRC-32 (stable across processes, unlike
   Python's salted `hash`).
 - Term frequency is sublinear, `1 + log(count)`; a character n-gram weighs half a word.
-- Words of the instruction weigh four times as much: the first line or clause (up to the
-  first newline or colon, at most 240 characters) and a short last line after it. That
-  is where the instruction is; a document pasted after it would otherwise decide the
-  cluster ("summarize" and "translate" the same text look alike).
+- The instruction and the document are weighed apart: the instruction is the first line
+  or clause (up to the first newline or colon, at most 240 characters) plus a short last
+  line after the document. Each part is normalised on its own and the instruction gets
+  INSTRUCTION_SHARE (0.8) of the vector, however long the document: "summarize" and
+  "translate" the same text must land in different clusters, and a long pasted document
+  would otherwise decide the cluster.
 - IDF is learned online, `idf = log((1 + N) / (1 + df)) + 1`. Document frequencies are
   counted for every document; the IDF table is recomputed when the document count has
   doubled (every 65,536 documents once past that many), so between two recomputations a
@@ -46,13 +48,13 @@ CHAR_WEIGHT = 0.5
 MIN_IDF = 1.15
 MIN_DOCUMENTS_FOR_STOPWORDS = 100
 FOCUS_CHARS = 240
-FOCUS_WEIGHT = 4.0
+INSTRUCTION_SHARE = 0.8
 IDF_REFRESH_CAP = 65_536
 # Bounded caches: a long-running process sees an open-ended vocabulary.
 MAX_CACHED_TOKENS = 200_000
 MAX_VOCAB_NAMES = 50_000
 
-SYMBOLS = "{}();=<>[]#:"
+SYMBOLS = "{}();=<>[]#"
 
 # English function words: in almost every prompt, they would tie every cluster to every
 # other before IDF has seen enough documents to weigh them down.
@@ -94,22 +96,31 @@ def tokenize(text: str) -> Counter:
     return counts
 
 
-def _focus_words(text: str) -> set[str] | None:
-    """Words of the instruction: the first line or clause, and a short last line after
-    it. None when the whole prompt is the instruction."""
+def split_instruction(text: str) -> tuple[str, str] | None:
+    """(instruction, document) of a prompt: the instruction is the first line or clause
+    and a short last line after the document. None when the whole prompt is the
+    instruction."""
     cut = FOCUS_CHARS
     for separator in ("\n", ":"):
         at = text.find(separator, 10, FOCUS_CHARS)
         if at != -1 and at + 1 < cut:
             cut = at + 1
-    if len(text) <= cut + 40:
+    if len(text) <= cut + 20:
         return None
-    focus = set(text[:cut].translate(_PUNCTUATION).split())
-    last = text.rfind("\n", cut)
+    last = text.rfind("\n", cut + 20)
     # A short last line after the document is an instruction too ("Summarise the above.").
     if last != -1 and len(text) - last <= FOCUS_CHARS // 2:
-        focus.update(text[last + 1 :].translate(_PUNCTUATION).split())
-    return focus
+        return text[:cut] + " " + text[last + 1 :], text[cut:last]
+    return text[:cut], text[cut:]
+
+
+def _normalise(vector: SparseVector) -> SparseVector:
+    norm = math.sqrt(sum([v * v for v in vector.values()]))
+    if norm > 0:
+        inv = 1.0 / norm
+        for bucket in vector:
+            vector[bucket] *= inv
+    return vector
 
 
 class Featurizer:
@@ -156,10 +167,23 @@ class Featurizer:
     def transform(self, text: str, *, learn: bool = False) -> SparseVector:
         """The vector of `text`; with `learn`, the text also counts towards IDF."""
         text = text.lower()
-        counts = tokenize(text)
         if learn:
-            self.learn_counts(counts)
-        focus = _focus_words(text)
+            self.learn_counts(tokenize(text))
+        parts = split_instruction(text)
+        if parts is None:
+            return self._unit(tokenize(text))
+        instruction = self._unit(tokenize(parts[0]))
+        document = self._unit(tokenize(parts[1]))
+        if not instruction:
+            return document
+        vector = {b: v * INSTRUCTION_SHARE for b, v in instruction.items()}
+        get = vector.get
+        rest = 1.0 - INSTRUCTION_SHARE
+        for bucket, value in document.items():
+            vector[bucket] = get(bucket, 0.0) + value * rest
+        return _normalise(vector)
+
+    def _unit(self, counts: Counter) -> SparseVector:
         weighted = self._weighted.get
         compute = self._weighted_features
         log = math.log
@@ -172,16 +196,9 @@ class Featurizer:
             if not features:
                 continue
             tf = 1.0 + log(count) if count > 1 else 1.0
-            if focus is not None and token in focus:
-                tf *= FOCUS_WEIGHT
             for bucket, weight in features:
                 vector[bucket] = get(bucket, 0.0) + tf * weight
-        norm = math.sqrt(sum([v * v for v in vector.values()]))
-        if norm > 0:
-            inv = 1.0 / norm
-            for bucket in vector:
-                vector[bucket] *= inv
-        return vector
+        return _normalise(vector)
 
     def learn_counts(self, counts: Counter) -> None:
         """Count one document's features towards document frequency."""
