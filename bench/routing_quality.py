@@ -740,7 +740,95 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     runs = [asyncio.run(simulate(int(s), args.learn, args.evaluate)) for s in args.seeds.split(",")]
-    print(json.dumps([r["table"] for r in runs], indent=1))
+    report = summarise(runs, args)
+    report["seconds"] = round(time.time() - started, 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "routing_quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = render(report)
+    (out / "routing_quality.md").write_text(markdown)
+    print(markdown)
+
+
+def summarise(runs: list[dict], args) -> dict:
+    """Mean over seeds of every policy's figures, with the spread of the router's."""
+    names = list(runs[0]["table"])
+    table = {}
+    for name in names:
+        rows = [r["table"][name] for r in runs]
+        table[name] = {
+            key: sum(row[key] for row in rows) / len(rows)
+            for key in ("quality", "cost_usd", "quality_share", "cost_share")
+        }
+        table[name]["quality_share_min"] = min(row["quality_share"] for row in rows)
+        table[name]["cost_share_max"] = max(row["cost_share"] for row in rows)
+    router = table["learned router (atp/balanced)"]
+    zero = table["zero router at the learned router's cost"]
+    return {
+        "learn_requests": args.learn,
+        "evaluated_requests": args.evaluate,
+        "seeds": [r["seed"] for r in runs],
+        "table": table,
+        "bar": {
+            "quality_share_at_least_0.95": router["quality_share_min"] >= 0.95,
+            "cost_share_at_most_0.40": router["cost_share_max"] <= 0.40,
+            "above_zero_router": all(
+                r["table"]["learned router (atp/balanced)"]["quality"]
+                > r["table"]["zero router at the learned router's cost"]["quality"]
+                for r in runs
+            ),
+            "router_minus_zero_router_quality": router["quality"] - zero["quality"],
+        },
+        "models": [
+            {
+                "name": m.name,
+                "input_price": m.input_price,
+                "output_price": m.output_price,
+                "quality": m.quality,
+                "listed_quality": m.listed_quality,
+                "failure_rate": m.failure_rate,
+            }
+            for m in MODELS
+        ],
+        "runs": [{k: v for k, v in r.items() if k != "table"} for r in runs],
+    }
+
+
+def render(report: dict) -> str:
+    lines = [
+        f"Learned router on `atp/balanced` after {report['learn_requests']} requests, measured "
+        f"on the next {report['evaluated_requests']}; mean of seeds "
+        f"{', '.join(map(str, report['seeds']))}. Shares are of the best single model "
+        "(highest mean quality).",
+        "",
+        "| policy | quality | share of best quality | cost per request | share of best cost |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in report["table"].items():
+        lines.append(
+            f"| {name} | {row['quality']:.3f} | {row['quality_share']:.1%} | "
+            f"${row['cost_usd']:.6f} | {row['cost_share']:.1%} |"
+        )
+    bar = report["bar"]
+    lines += [
+        "",
+        f"Bar: >= 95% of the best model's quality in every seed: "
+        f"{'met' if bar['quality_share_at_least_0.95'] else 'NOT met'}; <= 40% of its cost in "
+        f"every seed: {'met' if bar['cost_share_at_most_0.40'] else 'NOT met'}; above the zero "
+        f"router at equal cost in every seed: {'met' if bar['above_zero_router'] else 'NOT met'} "
+        f"(+{bar['router_minus_zero_router_quality']:.3f} quality).",
+        "",
+        f"What the router picked per category (seed {report['seeds'][0]}, measured window):",
+        "",
+        "| category | picks |",
+        "| --- | --- |",
+    ]
+    for category, picks in report["runs"][0]["router_picks"].items():
+        total = sum(picks.values()) or 1
+        top = sorted(picks.items(), key=lambda kv: -kv[1])[:3]
+        lines.append(f"| {category} | " + ", ".join(f"{m} {n / total:.0%}" for m, n in top) + " |")
+    lines.append("")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -162,36 +162,52 @@ def _explicit_hints(body: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> 
     return found
 
 
+def _content_text(content: Any) -> tuple[str, bool]:
+    """The text of one message's content and whether it carries an image."""
+    if isinstance(content, str):
+        return content, False
+    if not isinstance(content, list):
+        return "", False
+    texts = []
+    vision = False
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("type") in _IMAGE_PART_TYPES:
+            vision = True
+        elif isinstance(part.get("text"), str):
+            texts.append(part["text"])
+    return "\n".join(texts), vision
+
+
 def _message_parts(messages: list) -> tuple[list[str], bool]:
-    """The text of the conversation (system first, latest user turn last) and whether any
-    message carries an image."""
+    """The conversation's texts, the latest user turn first (it says what is asked now),
+    then the others in order; and whether any message carries an image."""
     texts: list[str] = []
     vision = False
+    latest = -1
     for message in messages:
         if not isinstance(message, Mapping):
             continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            for part in content:
-                if not isinstance(part, Mapping):
-                    continue
-                if part.get("type") in _IMAGE_PART_TYPES:
-                    vision = True
-                elif isinstance(part.get("text"), str):
-                    texts.append(part["text"])
-    return texts, vision
+        text, has_image = _content_text(message.get("content"))
+        vision = vision or has_image
+        if message.get("role") == "user":
+            latest = len(texts)
+        texts.append(text)
+    if latest > 0:
+        texts.insert(0, texts.pop(latest))
+    return [t for t in texts if t], vision
 
 
 def prompt_text(texts: list[str]) -> str:
-    """The text the task clusterer sees: the conversation, head and tail when it is long."""
+    """The text the task clusterer sees: the latest user turn first, then the rest of the
+    conversation, cut to MAX_PROMPT_CHARS."""
     text = "\n".join(texts)
     if len(text) <= MAX_PROMPT_CHARS:
         return text
-    # The instruction usually sits at the start of the latest turn or of the system
-    # prompt; keep a third from the start and the rest from the end.
-    head = MAX_PROMPT_CHARS // 3
+    # The instruction is at the start of the latest turn, or at its end after a long
+    # document; keep both ends.
+    head = MAX_PROMPT_CHARS * 2 // 3
     return text[:head] + "\n" + text[-(MAX_PROMPT_CHARS - head) :]
 
 
