@@ -397,3 +397,16 @@ async def test_clusters_published_to_redis_are_persisted_by_another_process():
         assert {c["id"] for c in payload["clusters"]} == set(serving.clusters.clusters)
     finally:
         serving.store.clear()
+
+
+@pytest.mark.django_db
+def test_the_decision_path_makes_no_database_query(django_assert_num_queries):
+    engine = RoutingEngine(rng=random.Random(1))
+    route = RouteConfig("atp/balanced", strategy="learned")
+    rng = random.Random(12)
+    with django_assert_num_queries(0):
+        for kind in ("code", "extraction"):
+            decision = engine.decide(MODELS, request_for(prompt(rng, kind)), route)
+            decision.to_dict()
+            decision.headers()
+            engine.learn(decision)

@@ -147,9 +147,8 @@ class TaskClusters:
         """Raw dot products of `vec` with every cluster's sum that shares a feature.
 
         With `significant_only` and a long vector, only the SIGNIFICANT_FEATURES heaviest
-        features count:
-        the instruction's words carry most of the mass, so the nearest cluster rarely
-        changes, and the pass costs a fraction.
+        features count: the instruction's words carry most of the mass, so the nearest
+        cluster rarely changes, and the pass costs a fraction.
         """
         acc: dict[int, float] = {}
         get = acc.get
