@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 
-from apps.routing import route_services
+from apps.providers.selectors import deployment_resilience_list
+from apps.routing import cache, route_services, selectors
+from apps.routing.engine.learning import learned_summary
 from apps.routing.models import BanditArm, RequestLog, Route
 from apps.routing.route_services import ROUTE_FIELDS, route_clean
 
@@ -92,6 +98,34 @@ class RouteAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Route) -> None:
         route_services.route_delete(route=obj)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "overview/",
+                self.admin_site.admin_view(self.overview_view),
+                name="routing_route_overview",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """Routes, challengers, learned statistics, breakers and cache in one page."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        since = timezone.now() - timedelta(days=1)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Routing overview",
+            "since": since,
+            "usage": selectors.route_usage(since=since),
+            "challengers": selectors.challenger_comparison(since=since),
+            "learned": learned_summary(),
+            "deployments": deployment_resilience_list(),
+            "cache": cache.cache_stats(),
+        }
+        return TemplateResponse(request, "admin/routing/overview.html", context)
+
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:

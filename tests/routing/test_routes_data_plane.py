@@ -263,3 +263,41 @@ async def test_feedback_teaches_the_route_and_is_stored(models):
     stored = await sync_to_async(lambda: list(Feedback.objects.values("request_id", "score")))()
     assert stored == [{"request_id": "req-rate-me", "score": 0.9}]
     assert await sync_to_async(RequestLog.objects.filter(route="atp/balanced").count)() == 1
+
+
+async def test_routing_overview_page_shows_usage_challengers_and_learning(models):
+    from django.contrib.auth import get_user_model
+    from django.test import AsyncClient
+
+    from apps.routing.models import BanditArm
+
+    await sync_to_async(route_create)(
+        name="team/shadowed",
+        candidates=["sim-cheap"],
+        strategy="ordered",
+        challenger="sim-best",
+        challenger_share=1.0,
+    )
+    resp = await call(
+        "POST", "/v1/chat/completions", key=models.key, json={**CHAT, "model": "team/shadowed"}
+    )
+    assert resp.status == 200
+    from apps.routing.pipeline.ensemble import drain_mirrors
+
+    await drain_mirrors()
+    await _rows()
+    await sync_to_async(BanditArm.objects.create)(
+        route="atp/balanced", cluster=3, model="sim-cheap", pulls=10, reward_sum=8
+    )
+    admin = await sync_to_async(get_user_model().objects.create_superuser)(
+        "boss", "boss@example.com", "pw-long-enough-1"
+    )
+    client = AsyncClient()
+    await sync_to_async(client.force_login)(admin)
+    page = await client.get("/admin/routing/route/overview/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "team/shadowed" in html and "sim-best" in html  # usage and challenger pair
+    assert "atp/balanced" in html and "sim-cheap" in html  # learned arms
+    listing = await client.get("/admin/routing/route/")
+    assert "/admin/routing/route/overview/" in listing.content.decode()
