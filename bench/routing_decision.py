@@ -344,6 +344,8 @@ def run(args) -> dict:
             decision = engine.decide(members, request, route, health=health, stats=tracker)
         except ATPError:
             continue
+        if decision.task is None:
+            continue  # only learned routes classify, and so learn
         start = time.perf_counter_ns()
         engine.learn(decision)
         samples.append((time.perf_counter_ns() - start) / 1000)
