@@ -279,13 +279,16 @@ def run(args) -> dict:
                 request = parse_hints(
                     body, headers, keys[tenant], prompt_tokens=None if count_tokens else tokens
                 )
+                # The data plane builds the route's pool per request (key allow-list,
+                # capability): a new list with the same deployments.
                 decision = engine.decide(
-                    members,
+                    list(members),
                     request,
                     route,
                     health=health,
                     stats=tracker,
                     policy=policies[tenant],
+                    key=keys[tenant],
                 )
                 decision.headers()
             except ATPError:

@@ -317,3 +317,17 @@ def test_requested_tier_overrides_the_route_tier():
     assert decision.tier == "high"
     assert decision.model == "frontier"
     assert "quality tier high requested (header)" in decision.reasoning
+
+
+def test_prepared_candidates_are_reused_for_a_pool_rebuilt_per_request():
+    from apps.routing.engine.ranking import candidate_set
+
+    first = candidate_set(list(ALL))
+    assert candidate_set(list(ALL)) is first
+    assert candidate_set([MID, CHEAP]) is not first
+    # The cached static filter still explains itself on a hit.
+    eu = dep("eu-model", region="eu-west-1")
+    for _ in range(2):
+        lines: list[str] = []
+        rank([*ALL, eu], req(regions=("eu",)), route="r", tier="balanced", reasoning=lines)
+        assert any("outside region eu" in line for line in lines)

@@ -4,8 +4,8 @@ The rules are those of `scoring` (filters, weights, score formula); this module 
 arranges the work so that 200 candidates cost well under a millisecond in plain Python:
 
 - A route's candidate list is turned once into rows of per-deployment constants (float
-  per-token prices, carbon score, capabilities, region, context window), cached for as
-  long as the snapshot's list object lives.
+  per-token prices, carbon score, capabilities, region, context window), cached by the
+  identities of its deployments (a new snapshot brings new objects, so a new entry).
 - The filters that depend only on the caller and the request's shape (API key, policy,
   capabilities, region, preferred-region bonus) are evaluated once per combination and
   cached on the candidate set with their reasoning lines. Pass the same policy object for
@@ -124,17 +124,31 @@ class CandidateSet:
 
 
 _SETS: dict[int, CandidateSet] = {}
+_SETS_BY_CONTENT: dict[tuple[int, ...], CandidateSet] = {}
 
 
 def candidate_set(candidates: Sequence[DeploymentInfo]) -> CandidateSet:
-    """The prepared form of a candidate list, cached while that list object lives."""
+    """The prepared form of a candidate list.
+
+    Found by the list object first, then by its content (the identities of its
+    deployments, which a snapshot keeps), so a pool rebuilt per request from the same
+    snapshot still hits. An entry holds its deployments, so their ids cannot be reused by
+    other objects while it is cached.
+    """
     cached = _SETS.get(id(candidates))
     if cached is not None and cached.source is candidates:
         return cached
+    content = tuple(map(id, candidates))
+    prepared = _SETS_BY_CONTENT.get(content)
+    if prepared is None:
+        if len(_SETS_BY_CONTENT) >= MAX_CANDIDATE_SETS:
+            _SETS_BY_CONTENT.clear()
+        prepared = CandidateSet(candidates)
+        _SETS_BY_CONTENT[content] = prepared
     if len(_SETS) >= MAX_CANDIDATE_SETS:
         _SETS.clear()
-    prepared = CandidateSet(candidates)
-    _SETS[id(candidates)] = prepared
+    if prepared.source is candidates:
+        _SETS[id(candidates)] = prepared
     return prepared
 
 
