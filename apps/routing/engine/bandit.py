@@ -209,7 +209,7 @@ class RedisBanditStore(MemoryBanditStore):
         super().__init__()
         self.url = url
         self.prefix = (prefix or os.environ.get("ATP_REDIS_PREFIX", "atp")) + ":bandit:"
-        self._clients: dict[int, Any] = {}
+        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._refreshed_at = 0.0
         # Publish the first time the async side runs, then every interval.
         self._published_at = -CLUSTER_PUBLISH_SECONDS
@@ -217,12 +217,16 @@ class RedisBanditStore(MemoryBanditStore):
     def _client(self) -> Any:
         import redis.asyncio as aioredis
 
+        # One client per event loop: a redis.asyncio connection belongs to the loop that
+        # opened it. The loop is kept with its client so its id cannot be reused meanwhile.
         loop = asyncio.get_running_loop()
-        client = self._clients.get(id(loop))
-        if client is None:
+        entry = self._clients.get(id(loop))
+        if entry is None or entry[0] is not loop:
+            if len(self._clients) >= 8:
+                self._clients.pop(next(iter(self._clients)))
             client = aioredis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
-            self._clients[id(loop)] = client
-        return client
+            entry = self._clients[id(loop)] = (loop, client)
+        return entry[1]
 
     def _hash_key(self, route: str, cluster: int) -> str:
         return f"{self.prefix}{route}|{cluster}"

@@ -211,8 +211,9 @@ def prompt_text(texts: list[str]) -> str:
     return text[:head] + "\n" + text[-(MAX_PROMPT_CHARS - head) :]
 
 
-def detect_needs(body: Mapping[str, Any]) -> tuple[frozenset[str], list[str], bool]:
-    """Capabilities the body needs by itself: tools, vision, JSON mode."""
+def detect_needs(body: Mapping[str, Any]) -> tuple[frozenset[str], list[str]]:
+    """Capabilities the body needs by itself (tools, vision, JSON mode), and the
+    conversation's texts for the task clusterer."""
     needs = set()
     if body.get("tools") or body.get("functions"):
         needs.add("tools")
@@ -223,7 +224,7 @@ def detect_needs(body: Mapping[str, Any]) -> tuple[frozenset[str], list[str], bo
     texts, vision = _message_parts(messages if isinstance(messages, list) else [])
     if vision:
         needs.add("vision")
-    return frozenset(needs), texts, vision
+    return frozenset(needs), texts
 
 
 def _max_output(body: Mapping[str, Any]) -> int | None:
@@ -247,7 +248,7 @@ def parse_hints(
     has already counted them, to skip counting twice.
     """
     hints = _explicit_hints(body, headers)
-    needs, texts, _ = detect_needs(body)
+    needs, texts = detect_needs(body)
     sources = {name: source for name, (_, source) in hints.items()}
 
     def hint(name: str, default: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
-from apps.routing.engine.bandit import FIELDS, ArmStats, MemoryBanditStore
+from apps.routing.engine.bandit import FIELDS, ArmStats
 from apps.routing.engine.router import RoutingEngine, get_engine
 from apps.routing.models import BanditArm, LearnedState
 
@@ -121,8 +121,3 @@ def learned_summary(route: str | None = None) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def store_reset(store: MemoryBanditStore) -> None:
-    """Forget every statistic in `store` (tests and a future reset action)."""
-    store.clear()
