@@ -1,6 +1,7 @@
 """Routing-quality simulation: the learned router on `atp/balanced` against fixed policies.
 
-Run `python bench/routing_quality.py` (a minute or so). See docs/benchmarks.md, "Routing".
+Run `.venv/bin/python bench/routing_quality.py` (about ten seconds). See docs/benchmarks.md,
+"Routing".
 """
 
 from __future__ import annotations
@@ -404,84 +405,27 @@ def _q(code, extraction, chat, reasoning, summarization, translation) -> dict[st
     )
 
 
+# fmt: off
 MODELS = [
-    # name, provider, in, out, quality per category (code, extr, chat, reas, summ, transl)
-    SimModel(
-        "frontier-xl",
-        "bigai",
-        10.0,
-        30.0,
-        _q(0.86, 0.93, 0.92, 0.90, 0.92, 0.91),
-        1200,
-        22,
-        1.1,
-        0.01,
-        0.92,
-    ),
-    SimModel(
-        "reasoner-r1",
-        "thinkco",
-        3.0,
-        12.0,
-        _q(0.84, 0.82, 0.74, 0.95, 0.80, 0.78),
-        2500,
-        30,
-        1.6,
-        0.02,
-        0.85,
-    ),
-    SimModel(
-        "coder-pro",
-        "devmodels",
-        2.0,
-        6.0,
-        _q(0.93, 0.80, 0.70, 0.80, 0.72, 0.66),
-        600,
-        12,
-        1.0,
-        0.01,
-        0.78,
-    ),
-    SimModel(
-        "mid-general",
-        "bigai",
-        1.0,
-        3.0,
-        _q(0.76, 0.90, 0.89, 0.78, 0.89, 0.87),
-        500,
-        10,
-        1.0,
-        0.01,
-        0.80,
-    ),
-    SimModel(
-        "polyglot-m",
-        "lingua",
-        0.5,
-        1.5,
-        _q(0.55, 0.84, 0.84, 0.58, 0.86, 0.94),
-        400,
-        9,
-        1.0,
-        0.01,
-        0.70,
-    ),
-    SimModel(
-        "small-fast",
-        "bigai",
-        0.15,
-        0.6,
-        _q(0.58, 0.91, 0.90, 0.55, 0.84, 0.80),
-        250,
-        6,
-        0.9,
-        0.01,
-        0.68,
-    ),
-    SimModel(
-        "nano", "tinyco", 0.05, 0.2, _q(0.40, 0.83, 0.86, 0.35, 0.70, 0.62), 150, 4, 0.8, 0.02, 0.55
-    ),
+    # name, provider, $/M in, $/M out,
+    #   quality per category (code, extraction, chat, reasoning, summarization, translation),
+    #   base latency ms, ms per output token, verbosity, failure rate, listed quality
+    SimModel("frontier-xl", "bigai", 10.0, 30.0, _q(0.86, 0.93, 0.92, 0.90, 0.92, 0.91),
+             1200, 22, 1.1, 0.01, 0.92),
+    SimModel("reasoner-r1", "thinkco", 3.0, 12.0, _q(0.84, 0.82, 0.74, 0.95, 0.80, 0.78),
+             2500, 30, 1.6, 0.02, 0.85),
+    SimModel("coder-pro", "devmodels", 2.0, 6.0, _q(0.93, 0.80, 0.70, 0.80, 0.72, 0.66),
+             600, 12, 1.0, 0.01, 0.78),
+    SimModel("mid-general", "bigai", 1.0, 3.0, _q(0.76, 0.90, 0.89, 0.78, 0.89, 0.87),
+             500, 10, 1.0, 0.01, 0.80),
+    SimModel("polyglot-m", "lingua", 0.5, 1.5, _q(0.55, 0.84, 0.84, 0.58, 0.86, 0.94),
+             400, 9, 1.0, 0.01, 0.70),
+    SimModel("small-fast", "bigai", 0.15, 0.6, _q(0.58, 0.91, 0.90, 0.55, 0.84, 0.80),
+             250, 6, 0.9, 0.01, 0.68),
+    SimModel("nano", "tinyco", 0.05, 0.2, _q(0.40, 0.83, 0.86, 0.35, 0.70, 0.62),
+             150, 4, 0.8, 0.02, 0.55),
 ]
+# fmt: on
 OUTPUT_TOKENS = {
     "code": 420,
     "extraction": 140,

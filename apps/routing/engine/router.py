@@ -122,7 +122,8 @@ class RoutingEngine:
         tier = request.tier or route.tier
         reasoning: list[str] = []
         if request.tier and request.tier != route.tier:
-            reasoning.append(f"quality tier {tier} requested ({request.sources['quality']})")
+            source = request.sources.get("quality", "request")
+            reasoning.append(f"quality tier {tier} requested ({source})")
         survivors = rank(
             candidates,
             request,
