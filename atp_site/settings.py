@@ -224,6 +224,13 @@ ATP_WRITE_BEHIND_BATCH = env_int("ATP_WRITE_BEHIND_BATCH", 500, minimum=1)
 
 # Retries of one deployment (a route's `retry` overrides them): tries in total, backoff
 # start (ms), growth factor, ceiling (ms) and jitter (a fraction, +/-).
+# How a model name's several deployments share its traffic: weighted | least_inflight |
+# lowest_latency (routes choose with their own strategy).
+ATP_LOAD_BALANCING = env_str("ATP_LOAD_BALANCING", "weighted")
+if ATP_LOAD_BALANCING not in ("weighted", "least_inflight", "lowest_latency"):
+    raise ImproperlyConfigured(
+        "ATP_LOAD_BALANCING must be weighted, least_inflight or lowest_latency."
+    )
 ATP_RETRY_MAX_ATTEMPTS = env_int("ATP_RETRY_MAX_ATTEMPTS", 2, minimum=1)
 ATP_RETRY_INITIAL_BACKOFF_MS = env_float("ATP_RETRY_INITIAL_BACKOFF_MS", 100.0, minimum=0.0)
 ATP_RETRY_MULTIPLIER = env_float("ATP_RETRY_MULTIPLIER", 2.0, minimum=1.0)

@@ -20,7 +20,7 @@ from apps.routing.engine.router import RouteConfig, RoutingEngine, get_engine
 from apps.routing.engine.scoring import DeploymentStats, RouteDecision
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.ensemble import ConsensusSpec, parse_consensus
-from apps.routing.pipeline.execute import NO_OVERRIDES, Overrides
+from apps.routing.pipeline.execute import NO_OVERRIDES, Overrides, overrides_for
 from apps.routing.pipeline.route import allowed_for_route, candidates, may_use_route
 from apps.routing.resilience import breaker
 from apps.routing.resilience import stats as observed
@@ -200,11 +200,7 @@ def plan_chat(
                     have.add(dep.id)
                     cands.append(dep)
     budget = request.latency_slo_ms / 1000 if request.latency_slo_ms else None
-    try:
-        overrides = Overrides.from_route(route.retry, route.timeouts, budget=budget)
-    except ValueError as err:  # stored settings are validated on save; be safe anyway
-        logger.error("route %s has invalid retry/timeout settings: %s", route.name, err)
-        overrides = Overrides(budget=budget)
+    overrides = overrides_for(route, budget=budget)
     ctx.route = route.name
     ctx.route_decision = decision
     ctx.decision = decision.to_dict(limit=5)

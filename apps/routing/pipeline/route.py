@@ -1,28 +1,18 @@
 """Step: resolve the requested model to the deployments that may serve it, in try order.
 
-This is the first cut of routing: a name (public name or alias) resolves to its
-deployments, filtered by what the key may use and what the request needs, ordered by
-a weighted random permutation so traffic spreads by weight and the rest serve as
-fallbacks.
+A model name (public name or alias) resolves to its deployments, filtered by what the
+key may use and what the request needs, in the load-balancing order of
+ATP_LOAD_BALANCING (weighted by default; least in-flight or lowest latency), open
+circuits last; the rest serve as fallbacks. Routes go through plan.py and the engine.
 """
 
 from __future__ import annotations
 
-import random
+from django.conf import settings
 
+from apps.routing.resilience import balance
 from apps.routing.snapshot import DeploymentInfo, KeyInfo, RouteInfo, Snapshot
 from atp_site.lib.errors import InvalidRequest, NotFound, PermissionDenied
-
-
-def _weighted_order(deployments: list[DeploymentInfo]) -> list[DeploymentInfo]:
-    if len(deployments) == 1:
-        return deployments
-    # Efraimidis-Spirakis: sort by u^(1/w); a weighted permutation in one pass.
-    return sorted(
-        deployments,
-        key=lambda d: random.random() ** (1.0 / max(d.weight, 1)),
-        reverse=True,
-    )
 
 
 def candidates(
@@ -48,7 +38,7 @@ def candidates(
             param="model",
             code="unsupported_model",
         )
-    return _weighted_order(capable)
+    return balance.order(capable, settings.ATP_LOAD_BALANCING)
 
 
 def visible_models(snapshot: Snapshot, key: KeyInfo) -> list[tuple[str, DeploymentInfo]]:

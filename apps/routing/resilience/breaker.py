@@ -248,7 +248,11 @@ class MemoryBreakers(Breakers):
 
     def peek(self, key: str) -> str:
         circuit = self._circuits.get(key)
-        return circuit.state if circuit is not None else CLOSED
+        if circuit is None:
+            return CLOSED
+        if circuit.state == OPEN and self.clock() >= circuit.open_until:
+            return HALF_OPEN  # cooled down: the next call may probe
+        return circuit.state
 
     def record_sync(self, key: str, *, ok: bool) -> None:
         self._record(key, ok, False)
@@ -550,7 +554,11 @@ class RedisBreakers(Breakers):
 
     def peek(self, key: str) -> str:
         seen = self._seen.get(key)
-        return seen.state if seen is not None else CLOSED
+        if seen is None:
+            return CLOSED
+        if seen.state == OPEN and self.clock() >= seen.open_until:
+            return HALF_OPEN  # cooled down: the next call may probe
+        return seen.state
 
     def record_sync(self, key: str, *, ok: bool) -> None:
         self._eval_sync("record", key, failed=not ok)
