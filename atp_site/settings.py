@@ -224,6 +224,18 @@ ATP_WRITE_BEHIND_BATCH = env_int("ATP_WRITE_BEHIND_BATCH", 500, minimum=1)
 
 # Retries of one deployment (a route's `retry` overrides them): tries in total, backoff
 # start (ms), growth factor, ceiling (ms) and jitter (a fraction, +/-).
+# Response cache (docs/cache.md): in-process LRU bounds when embedded, Redis otherwise.
+ATP_CACHE_MAX_ENTRIES = env_int("ATP_CACHE_MAX_ENTRIES", 10_000, minimum=1)
+ATP_CACHE_MAX_BYTES = env_int("ATP_CACHE_MAX_BYTES", 128 << 20, minimum=1024)
+ATP_CACHE_COMPRESS_ABOVE = env_int("ATP_CACHE_COMPRESS_ABOVE", 2048, minimum=0)
+ATP_CACHE_REDIS_TIMEOUT = env_float("ATP_CACHE_REDIS_TIMEOUT", 0.25, minimum=0.01)
+ATP_CACHE_SEMANTIC = env_bool("ATP_CACHE_SEMANTIC", True)
+ATP_CACHE_SEMANTIC_TIMEOUT = env_float("ATP_CACHE_SEMANTIC_TIMEOUT", 0.5, minimum=0.01)
+ATP_CACHE_SEMANTIC_MAX_PENDING = env_int("ATP_CACHE_SEMANTIC_MAX_PENDING", 32, minimum=1)
+ATP_CACHE_SEMANTIC_MAX_SCOPES = env_int("ATP_CACHE_SEMANTIC_MAX_SCOPES", 1000, minimum=1)
+ATP_CACHE_SEMANTIC_MAX_PER_SCOPE = env_int("ATP_CACHE_SEMANTIC_MAX_PER_SCOPE", 1000, minimum=1)
+ATP_CACHE_EMBED_THREADS = env_int("ATP_CACHE_EMBED_THREADS", 1, minimum=1)
+
 # How a model name's several deployments share its traffic: weighted | least_inflight |
 # lowest_latency (routes choose with their own strategy).
 ATP_LOAD_BALANCING = env_str("ATP_LOAD_BALANCING", "weighted")

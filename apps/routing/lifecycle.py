@@ -6,6 +6,9 @@ import asyncio
 import gc
 import logging
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
 from apps.audit.bodies import stored_exchanges
 from apps.audit.writebehind import audit_events
 from apps.providers import tokens
@@ -17,6 +20,16 @@ from apps.routing.resilience.breaker import close_clients as close_breaker_clien
 from apps.routing.writebehind import feedback, request_logs
 
 logger = logging.getLogger(__name__)
+
+
+async def _semantic_routes() -> bool:
+    from apps.routing.models import Route
+
+    try:
+        return await sync_to_async(Route.objects.filter(enabled=True, semantic_cache=True).exists)()
+    except Exception:  # no tables yet (before migrate): nothing to warm
+        logger.warning("could not read routes at start-up; the embedding model loads lazily")
+        return False
 
 
 async def shutdown() -> None:
@@ -39,6 +52,10 @@ async def lifespan(scope, receive, send) -> None:
         if message["type"] == "lifespan.startup":
             # Load the tokenizer now rather than in the first request that needs it.
             await asyncio.to_thread(tokens.preload)
+            # Load the embedding model now if any route uses the semantic cache: loading
+            # it inside the first such request would stall the event loop.
+            if settings.ATP_CACHE_SEMANTIC and await _semantic_routes():
+                await cache.warm_up()
             # Everything alive now (Django, settings, modules) lives as long as the process:
             # keep it out of the collector's scans so full collections under load stay cheap.
             gc.collect()

@@ -1,0 +1,36 @@
+"""The ASGI lifespan: start-up warms what the first requests would otherwise wait for."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import ApplicationCommunicator
+
+from apps.routing import cache
+from apps.routing.lifecycle import lifespan
+from apps.routing.route_services import route_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _startup() -> None:
+    comm = ApplicationCommunicator(lifespan, {"type": "lifespan"})
+    await comm.send_input({"type": "lifespan.startup"})
+    assert (await comm.receive_output(60))["type"] == "lifespan.startup.complete"
+    await comm.send_input({"type": "lifespan.shutdown"})
+    assert (await comm.receive_output(30))["type"] == "lifespan.shutdown.complete"
+
+
+async def test_startup_loads_the_embedding_model_only_when_a_route_needs_it():
+    previous = cache.use(cache.build_from_settings())
+    try:
+        await _startup()
+        assert cache.default().embedder.state == "idle"  # no semantic route: nothing loaded
+        cache.use(cache.build_from_settings())
+        await sync_to_async(route_create)(
+            name="team/semantic", candidates=[], cache_ttl_seconds=60, semantic_cache=True
+        )
+        await _startup()
+        assert cache.default().embedder.state == "ready"
+    finally:
+        cache.use(previous)
