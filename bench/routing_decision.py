@@ -218,7 +218,7 @@ def run(args) -> dict:
     from apps.providers.tokens import estimate_prompt_tokens, preload
     from apps.routing.engine.hints import parse_hints
     from apps.routing.engine.router import RoutingEngine
-    from apps.routing.engine.stats import DeploymentStatsTracker
+    from apps.routing.engine.stats import ObservedStats
     from apps.routing.snapshot import KeyInfo
     from atp_site.lib.errors import ATPError
 
@@ -248,7 +248,7 @@ def run(args) -> dict:
     def health(dep) -> bool:
         return dep.id not in open_circuits
 
-    tracker = DeploymentStatsTracker()
+    tracker = ObservedStats()
     engine = RoutingEngine(rng=random.Random(11))
     warm_bodies = make_requests(rng, args.warm)
     asyncio.run(warm(engine, deps, routes, warm_bodies, keys[tenants[0]], tracker, rng))

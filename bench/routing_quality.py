@@ -526,14 +526,16 @@ async def run_router(seed: int, learn: int, evaluate: int) -> dict:
     """The learned router on atp/balanced: `learn` requests, then `evaluate` measured."""
     from apps.routing.engine.hints import parse_hints
     from apps.routing.engine.router import BUILTIN_ROUTES, RoutingEngine
-    from apps.routing.engine.stats import DeploymentStatsTracker
+    from apps.routing.engine.stats import ObservedStats
+    from apps.routing.resilience import stats as observed
     from apps.routing.snapshot import KeyInfo
 
     rng = random.Random(seed)
     world = random.Random(seed + 1000)
     requests = make_requests(rng, learn + evaluate)
     engine = RoutingEngine(rng=random.Random(seed + 2000))
-    tracker = DeploymentStatsTracker()
+    observed.reset()  # each seed starts with nothing observed
+    tracker = ObservedStats()
     deps = deployments()
     by_name = {m.name: m for m in MODELS}
     route = BUILTIN_ROUTES["atp/balanced"]

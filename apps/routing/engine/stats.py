@@ -1,52 +1,43 @@
-"""Observed latency and error rate per deployment, in process: the scorer's default source.
+"""The scorer's view of observed deployment behaviour: latency EWMA and p95, error rate.
 
-`DeploymentStatsTracker` is a `StatsProvider` (call it with a deployment id). Latency is
-an exponentially weighted moving average (alpha 0.2: the last ten calls carry most of the
-weight) and a p95 over the last 128 calls; the error rate is an EWMA of failures.
+The numbers are the ones the execute step records for every upstream call
+(apps.routing.resilience.stats, in process); this module only presents them as the
+engine's `DeploymentStats`, cached until the deployment's next recorded call, so a
+decision over 200 candidates allocates nothing for deployments that saw no new traffic.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-
 from apps.routing.engine.scoring import DeploymentStats
-
-ALPHA = 0.2
-WINDOW = 128
+from apps.routing.resilience import stats as observed
 
 
-@dataclass(slots=True)
-class _Series:
-    ewma_ms: float
-    error_rate: float
-    samples: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
-    cached: DeploymentStats | None = None
-
-
-class DeploymentStatsTracker:
-    """EWMA and p95 latency and error rate per deployment id."""
+class ObservedStats:
+    """A `StatsProvider` (call it with a deployment id) over the execute step's stats."""
 
     def __init__(self) -> None:
-        self._series: dict[str, _Series] = {}
+        self._cache: dict[str, tuple[int, DeploymentStats]] = {}
 
     def record(self, deployment_id: str, *, latency_ms: float, success: bool) -> None:
-        series = self._series.get(deployment_id)
-        failed = 0.0 if success else 1.0
-        if series is None:
-            series = self._series[deployment_id] = _Series(latency_ms, failed)
-        else:
-            series.ewma_ms += ALPHA * (latency_ms - series.ewma_ms)
-            series.error_rate += ALPHA * (failed - series.error_rate)
-        series.samples.append(latency_ms)
-        series.cached = None
+        """Record one call (simulations and benchmarks; the data plane records in execute)."""
+        seen = observed.get(deployment_id)
+        seen.started()
+        seen.finished(latency_ms, ok=success)
 
     def __call__(self, deployment_id: str) -> DeploymentStats | None:
-        series = self._series.get(deployment_id)
-        if series is None:
+        seen = observed.peek(deployment_id)
+        if seen is None or seen.latency_ewma_ms is None:
             return None
-        if series.cached is None:
-            ordered = sorted(series.samples)
-            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-            series.cached = DeploymentStats(series.ewma_ms, p95, series.error_rate)
-        return series.cached
+        cached = self._cache.get(deployment_id)
+        if cached is not None and cached[0] == seen.calls:
+            return cached[1]
+        view = DeploymentStats(
+            ewma_latency_ms=seen.latency_ewma_ms,
+            p95_latency_ms=seen.p95_ms or seen.latency_ewma_ms,
+            error_rate=seen.error_rate,
+        )
+        self._cache[deployment_id] = (seen.calls, view)
+        return view
+
+
+observed_stats = ObservedStats()

@@ -17,7 +17,8 @@ from typing import Any
 
 from apps.routing.engine.hints import RoutingRequest, parse_hints
 from apps.routing.engine.router import RouteConfig, RoutingEngine, get_engine
-from apps.routing.engine.scoring import DeploymentStats, RouteDecision
+from apps.routing.engine.scoring import RouteDecision
+from apps.routing.engine.stats import observed_stats
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.ensemble import ConsensusSpec, parse_consensus
 from apps.routing.pipeline.execute import NO_OVERRIDES, Overrides, overrides_for
@@ -100,17 +101,6 @@ def route_pool(
     return pool
 
 
-def _stats(deployment_id: str) -> DeploymentStats | None:
-    seen = observed.peek(deployment_id)
-    if seen is None or seen.latency_ewma_ms is None:
-        return None
-    return DeploymentStats(
-        ewma_latency_ms=seen.latency_ewma_ms,
-        p95_latency_ms=seen.p95_ms or seen.latency_ewma_ms,
-        error_rate=seen.error_rate,
-    )
-
-
 def _healthy(dep: DeploymentInfo) -> bool:
     # Open breakers are skipped; half-open ones stay in so their probes can run.
     return breaker.breaker_state(dep.id) != "open"
@@ -153,7 +143,7 @@ def decide(
         request,
         route_config(route),
         health=_healthy,
-        stats=_stats,
+        stats=observed_stats,
         key=key,
         inflight=_in_flight,
     )
