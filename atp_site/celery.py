@@ -40,4 +40,10 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Every 5 minutes: copy the routing bandit statistics and task clusters the serving
+    # processes share to BanditArm / LearnedState, so a restart or Redis flush forgets nothing.
+    "routing-persist-learning": {
+        "task": "routing.persist_learning",
+        "schedule": 300.0,
+    },
 }

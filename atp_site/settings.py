@@ -158,6 +158,8 @@ else:
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# Without a worker (embedded or eager), the web process runs the periodic schedule itself.
+ATP_LOCAL_BEAT = env_bool("ATP_LOCAL_BEAT", CELERY_TASK_ALWAYS_EAGER)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240

@@ -14,10 +14,12 @@ from apps.audit.writebehind import audit_events
 from apps.providers import tokens
 from apps.providers.http import close_sessions
 from apps.routing import cache
+from apps.routing.engine.learning import learning_load, learning_persist
 from apps.routing.pipeline.ensemble import drain_mirrors
 from apps.routing.pipeline.learning import drain_learning
 from apps.routing.resilience.breaker import close_clients as close_breaker_clients
 from apps.routing.writebehind import feedback, request_logs
+from atp_site.lib import local_beat
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,29 @@ async def _semantic_routes() -> bool:
         return False
 
 
+_background: set[asyncio.Task] = set()
+
+
+def _load_learning() -> None:
+    """What earlier processes learned (persisted bandit statistics and task clusters)."""
+    try:
+        loaded = learning_load()
+        logger.info("routing: %d learned arms and %d task clusters loaded", *loaded.values())
+    except Exception:  # no tables yet (before migrate): start from the priors
+        logger.warning("could not load learned routing statistics; starting fresh")
+
+
+def _persist_learning() -> None:
+    try:
+        learning_persist()
+    except Exception:
+        logger.exception("learned routing statistics not persisted at shutdown")
+
+
 async def shutdown() -> None:
+    for task in _background:
+        task.cancel()
+    _background.clear()
     # Challenger calls still running settle into the queues below, so they go first.
     await drain_mirrors()
     await audit_events.drain()
@@ -40,6 +64,7 @@ async def shutdown() -> None:
     await request_logs.drain()
     await feedback.drain()
     await drain_learning()
+    await sync_to_async(_persist_learning, thread_sensitive=True)()
     await cache.aclose()
     await close_breaker_clients()
     await close_sessions()
@@ -58,6 +83,9 @@ async def lifespan(scope, receive, send) -> None:
                 await cache.warm_up()
             # Everything alive now (Django, settings, modules) lives as long as the process:
             # keep it out of the collector's scans so full collections under load stay cheap.
+            await sync_to_async(_load_learning, thread_sensitive=True)()
+            if settings.ATP_LOCAL_BEAT:
+                _background.add(asyncio.ensure_future(local_beat.run_forever()))
             gc.collect()
             gc.freeze()
             await send({"type": "lifespan.startup.complete"})

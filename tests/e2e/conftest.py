@@ -363,6 +363,8 @@ def live(tmp_path_factory) -> Iterator[Live]:
             "DJANGO_SETTINGS_MODULE": "atp_site.settings",
             "ATP_DATA_DIR": str(data_dir),
             "ATP_WRITE_BEHIND_INTERVAL": "0.1",
+            # Health probes on a timer would add calls the tests count on the fakes.
+            "ATP_LOCAL_BEAT": "false",
             # Upstream errors reach the SDK as they are, however many a test provokes;
             # retries and breakers are tested in process with an injected clock
             # (tests/routing/test_resilience_*.py) and live in test_resilience_live.py.

@@ -34,3 +34,25 @@ async def test_startup_loads_the_embedding_model_only_when_a_route_needs_it():
         assert cache.default().embedder.state == "ready"
     finally:
         cache.use(previous)
+
+
+async def test_learned_statistics_survive_a_restart():
+    from apps.routing.engine.router import get_engine, reset_engine
+    from apps.routing.models import BanditArm
+
+    reset_engine()
+    try:
+        await get_engine().store.record(
+            "atp/balanced", 4, "sim-fast", {"pulls": 3.0, "reward_sum": 2.4}
+        )
+        await _startup()  # shutdown persists what this process learned
+        arm = await sync_to_async(BanditArm.objects.get)(
+            route="atp/balanced", cluster=4, model="sim-fast"
+        )
+        assert (arm.pulls, arm.reward_sum) == (3.0, 2.4)
+        reset_engine()  # a new process...
+        await _startup()  # ...loads it at start-up
+        arms = get_engine().store.snapshot()[("atp/balanced", 4)]
+        assert arms["sim-fast"].pulls == 3.0
+    finally:
+        reset_engine()
