@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 import orjson
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
-from django.conf import settings
 
 from apps.routing.pipeline import anthropic_api, native_api, openai_api
 from apps.routing.pipeline.context import RequestContext, request_id_from
@@ -22,6 +21,7 @@ from atp_site.lib.errors import (
     anthropic_error_body,
     openai_error_body,
 )
+from atp_site.lib.hot_settings import hot
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +88,11 @@ class V1Consumer(AsyncHttpConsumer):
             self.headers = dict(self.scope["headers"])
             self.request_id = request_id_from(self.headers)
             length = self.headers.get(b"content-length")
-            if length and length.isdigit() and int(length) > settings.ATP_MAX_BODY_BYTES:
+            if length and length.isdigit() and int(length) > hot.ATP_MAX_BODY_BYTES:
                 await self._too_large()
         chunk = message.get("body", b"")
         self.size += len(chunk)
-        if self.size > settings.ATP_MAX_BODY_BYTES:
+        if self.size > hot.ATP_MAX_BODY_BYTES:
             await self._too_large()
         self.body.append(chunk)
         if message.get("more_body"):
@@ -110,7 +110,7 @@ class V1Consumer(AsyncHttpConsumer):
 
     async def _too_large(self) -> None:
         err = PayloadTooLarge(
-            f"The request body is larger than the limit of {settings.ATP_MAX_BODY_BYTES} bytes."
+            f"The request body is larger than the limit of {hot.ATP_MAX_BODY_BYTES} bytes."
         )
         await self._send_error(err)
         raise StopConsumer()

@@ -21,6 +21,7 @@ from django.conf import settings
 from apps.costs.pricing import Prices
 from apps.providers.adapters.base import Target
 from atp_site.lib import config_version, crypto
+from atp_site.lib.hot_settings import hot
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ class SnapshotHolder:
     async def get(self) -> Snapshot:
         snap = self._snapshot
         now = time.monotonic()
-        if snap is not None and now - self._checked_at < settings.ATP_SNAPSHOT_CHECK_SECONDS:
+        if snap is not None and now - self._checked_at < hot.ATP_SNAPSHOT_CHECK_SECONDS:
             return snap
         # Claim this interval's check before awaiting, so requests arriving meanwhile keep
         # using the current snapshot instead of piling up behind the same look-up.

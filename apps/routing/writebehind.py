@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from atp_site.lib.bulk import Row, RowInserter
+from atp_site.lib.hot_settings import hot
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class WriteBehindQueue:
             self._rows.append(row)
             size = len(self._rows)
         self._ensure_task()
-        if size >= settings.ATP_WRITE_BEHIND_BATCH and self._wakeup is not None:
+        if size >= hot.ATP_WRITE_BEHIND_BATCH and self._wakeup is not None:
             self._wakeup.set()
 
     def _ensure_task(self) -> None:

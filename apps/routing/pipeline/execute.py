@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.conf import settings
-
 from apps.providers.adapters import get_adapter
 from apps.providers.adapters.base import Adapter, ChatResult, EmbeddingsResult, Target
 from apps.providers.exceptions import UpstreamError
@@ -33,6 +31,7 @@ from apps.routing.resilience.backoff import RetryPolicy, is_deployment_fault, is
 from apps.routing.resilience.breaker import OPEN, Breakers, get_breakers
 from apps.routing.snapshot import DeploymentInfo
 from atp_site.lib.errors import ATPError
+from atp_site.lib.hot_settings import hot
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +123,11 @@ def _policy(overrides: Overrides) -> RetryPolicy:
     if overrides.retry is not None:
         return overrides.retry
     key = (
-        settings.ATP_RETRY_MAX_ATTEMPTS,
-        settings.ATP_RETRY_INITIAL_BACKOFF_MS,
-        settings.ATP_RETRY_MULTIPLIER,
-        settings.ATP_RETRY_MAX_BACKOFF_MS,
-        settings.ATP_RETRY_JITTER,
+        hot.ATP_RETRY_MAX_ATTEMPTS,
+        hot.ATP_RETRY_INITIAL_BACKOFF_MS,
+        hot.ATP_RETRY_MULTIPLIER,
+        hot.ATP_RETRY_MAX_BACKOFF_MS,
+        hot.ATP_RETRY_JITTER,
     )
     if _default_policy is None or _default_policy[0] != key:
         _default_policy = (key, RetryPolicy.from_settings())
@@ -238,8 +237,8 @@ async def _attempts(
     on_success: OnSuccess,
 ) -> Any:
     policy = _policy(overrides)
-    breakers = get_breakers() if settings.ATP_BREAKER_ENABLED else None
-    budget = overrides.budget if overrides.budget is not None else settings.ATP_RETRY_BUDGET_SECONDS
+    breakers = get_breakers() if hot.ATP_BREAKER_ENABLED else None
+    budget = overrides.budget if overrides.budget is not None else hot.ATP_RETRY_BUDGET_SECONDS
     # The deadline on the policy's clock, so an injected clock sees a consistent budget.
     deadline = policy.clock() + budget - (time.monotonic() - ctx.started)
     last: ATPError | None = None

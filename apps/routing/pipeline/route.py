@@ -8,11 +8,10 @@ circuits last; the rest serve as fallbacks. Routes go through plan.py and the en
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from apps.routing.resilience import balance
 from apps.routing.snapshot import DeploymentInfo, KeyInfo, RouteInfo, Snapshot
 from atp_site.lib.errors import InvalidRequest, NotFound, PermissionDenied
+from atp_site.lib.hot_settings import hot
 
 
 def candidates(
@@ -38,7 +37,7 @@ def candidates(
             param="model",
             code="unsupported_model",
         )
-    return balance.order(capable, settings.ATP_LOAD_BALANCING)
+    return balance.order(capable, hot.ATP_LOAD_BALANCING)
 
 
 def visible_models(snapshot: Snapshot, key: KeyInfo) -> list[tuple[str, DeploymentInfo]]:
