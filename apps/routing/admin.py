@@ -126,7 +126,6 @@ class RouteAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/routing/overview.html", context)
 
-
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         for route in queryset:
             route_services.route_delete(route=route)
