@@ -238,6 +238,9 @@ ATP_CACHE_SEMANTIC_MAX_SCOPES = env_int("ATP_CACHE_SEMANTIC_MAX_SCOPES", 1000, m
 ATP_CACHE_SEMANTIC_MAX_PER_SCOPE = env_int("ATP_CACHE_SEMANTIC_MAX_PER_SCOPE", 1000, minimum=1)
 ATP_CACHE_EMBED_THREADS = env_int("ATP_CACHE_EMBED_THREADS", 1, minimum=1)
 
+# Bearer token Prometheus sends to GET /metrics; unset: loopback and staff only.
+ATP_METRICS_TOKEN = env_secret("ATP_METRICS_TOKEN") or ""
+
 # How a model name's several deployments share its traffic: weighted | least_inflight |
 # lowest_latency (routes choose with their own strategy).
 ATP_LOAD_BALANCING = env_str("ATP_LOAD_BALANCING", "weighted")

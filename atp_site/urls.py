@@ -5,10 +5,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from atp_site import views
+from atp_site.metrics import metrics_view
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.tenants.api.urls")),
     path("api/v1/", include("apps.providers.api.urls")),

@@ -12,6 +12,7 @@ from apps.providers.adapters.base import Usage
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.learning import observe
 from apps.routing.writebehind import request_logs
+from atp_site import metrics
 from atp_site.lib.errors import ATPError
 
 ZERO = Decimal(0)
@@ -77,6 +78,7 @@ def settle(
         "shadow_of": ctx.shadow_of,
     }
     request_logs.put(row)
+    metrics.observe(row)
     record_gateway_request(row, provider=dep.provider_name if dep else "")
     if key is not None and key.store_bodies:
         record_exchange(row, ctx.request_body, ctx.response_body)
