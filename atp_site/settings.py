@@ -238,6 +238,11 @@ ATP_CACHE_SEMANTIC_MAX_SCOPES = env_int("ATP_CACHE_SEMANTIC_MAX_SCOPES", 1000, m
 ATP_CACHE_SEMANTIC_MAX_PER_SCOPE = env_int("ATP_CACHE_SEMANTIC_MAX_PER_SCOPE", 1000, minimum=1)
 ATP_CACHE_EMBED_THREADS = env_int("ATP_CACHE_EMBED_THREADS", 1, minimum=1)
 
+# With Redis: journal queued rows there so a crashed process's rows are written by another.
+ATP_WRITE_BEHIND_JOURNAL = env_bool("ATP_WRITE_BEHIND_JOURNAL", True)
+# A process silent this long counts as stopped; its journal is then recovered.
+ATP_WRITE_BEHIND_ALIVE_SECONDS = env_float("ATP_WRITE_BEHIND_ALIVE_SECONDS", 30.0, minimum=1.0)
+
 # Bearer token Prometheus sends to GET /metrics; unset: loopback and staff only.
 ATP_METRICS_TOKEN = env_secret("ATP_METRICS_TOKEN") or ""
 

@@ -15,6 +15,18 @@ from apps.providers.models import ModelDeployment, Provider
 from apps.tenants.models import ApiKey, Tenant
 from apps.tenants.services import admin_token_create, api_key_create
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_shared_journal():
+    """The process-wide write-behind queues keep no Redis journal in tests: rows a test
+    drops on purpose must not be recovered into a later session's database. The journal
+    has its own tests (tests/routing/test_journal.py) with queues of their own."""
+    from django.conf import settings
+
+    settings.ATP_WRITE_BEHIND_JOURNAL = False
+    yield
+
+
 # --- factories ------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from apps.audit.services import audit_record
 from apps.routing.writebehind import Row, WriteBehindQueue
 from atp_site.lib import crypto
 from atp_site.lib.bulk import RowInserter
+from atp_site.lib.journal import by_request
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,11 @@ def exchange_row(row: Row, request_body: dict | None, response_body: dict | None
     }
 
 
-stored_exchanges = WriteBehindQueue(RowInserter("audit.StoredExchange"), "exchanges")
+stored_exchanges = WriteBehindQueue(
+    RowInserter("audit.StoredExchange"),
+    "exchanges",
+    dedupe=by_request("audit.StoredExchange", "created_at"),
+)
 
 
 def record_exchange(row: Row, request_body: dict | None, response_body: dict | None) -> None:

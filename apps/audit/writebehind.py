@@ -14,6 +14,7 @@ from decimal import Decimal
 from apps.audit.context import AuditActor
 from apps.audit.services import PendingEvent, audit_append
 from apps.routing.writebehind import Row, WriteBehindQueue
+from atp_site.lib.journal import by_request
 
 # Statuses a caller was refused with rather than failed at.
 DENIED_STATUSES = frozenset({401, 403, 429})
@@ -105,7 +106,11 @@ def write_audit_events(rows: list[Row]) -> None:
     audit_append([_pending(row) for row in rows], returning=False)
 
 
-audit_events = WriteBehindQueue(write_audit_events, "audit")
+audit_events = WriteBehindQueue(
+    write_audit_events,
+    "audit",
+    dedupe=by_request("audit.AuditEvent", "occurred_at", event_type="gateway.request"),
+)
 
 
 def record_gateway_request(log: Row, *, provider: str = "") -> None:

@@ -35,6 +35,16 @@ async def _semantic_routes() -> bool:
 
 
 _background: set[asyncio.Task] = set()
+QUEUES = (audit_events, stored_exchanges, request_logs, feedback)
+
+
+async def _recover_journals() -> None:
+    """Write what stopped processes journaled but never wrote (Redis only)."""
+    for queue in QUEUES:
+        try:
+            await queue.recover()
+        except Exception:
+            logger.exception("write-behind %s: journal recovery at start-up failed", queue.name)
 
 
 def _load_learning() -> None:
@@ -84,6 +94,7 @@ async def lifespan(scope, receive, send) -> None:
             # Everything alive now (Django, settings, modules) lives as long as the process:
             # keep it out of the collector's scans so full collections under load stay cheap.
             await sync_to_async(_load_learning, thread_sensitive=True)()
+            await _recover_journals()
             if settings.ATP_LOCAL_BEAT:
                 _background.add(asyncio.ensure_future(local_beat.run_forever()))
             gc.collect()

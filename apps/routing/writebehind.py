@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
@@ -21,6 +22,7 @@ from django.conf import settings
 
 from atp_site.lib.bulk import Row, RowInserter
 from atp_site.lib.hot_settings import hot
+from atp_site.lib.journal import Journal, by_request
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +31,20 @@ request_logs_writer = RowInserter("routing.RequestLog")
 
 
 class WriteBehindQueue:
-    def __init__(self, writer: Callable[[list[Row]], None], name: str) -> None:
+    def __init__(
+        self,
+        writer: Callable[[list[Row]], None],
+        name: str,
+        *,
+        dedupe: tuple[Callable[[list[Row]], set], Callable[[Row], tuple]] | None = None,
+    ) -> None:
+        """`dedupe` (see atp_site.lib.journal.by_request) lets a recovered journal skip rows
+        that reached the database before their process stopped."""
         self.writer = writer
         self.name = name
+        self.dedupe = dedupe
+        self._journal: Journal | None = None
+        self._journal_checked = False
         self._rows: list[Row] = []
         self._lock = threading.Lock()  # appends may come from several loops' threads
         self._task: asyncio.Task | None = None
@@ -42,11 +55,31 @@ class WriteBehindQueue:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def journal(self) -> Journal | None:
+        """The Redis journal when Redis is configured (ATP_WRITE_BEHIND_JOURNAL)."""
+        if not self._journal_checked:
+            self._journal_checked = True
+            if settings.REDIS_URL and settings.ATP_WRITE_BEHIND_JOURNAL:
+                already_written, identity = self.dedupe or (None, None)
+                self._journal = Journal(
+                    self.name,
+                    settings.REDIS_URL,
+                    settings.CACHES["default"].get("KEY_PREFIX") or "atp",
+                    already_written=already_written,
+                    identity=identity,
+                    alive_seconds=settings.ATP_WRITE_BEHIND_ALIVE_SECONDS,
+                )
+        return self._journal
+
     def put(self, row: Row) -> None:
         with self._lock:
             self._rows.append(row)
             size = len(self._rows)
         self._ensure_task()
+        journal = self._journal if self._journal_checked else self.journal
+        if journal is not None:
+            journal.append(row)
         if size >= hot.ATP_WRITE_BEHIND_BATCH and self._wakeup is not None:
             self._wakeup.set()
 
@@ -69,16 +102,38 @@ class WriteBehindQueue:
     async def _run(self) -> None:
         delay = settings.ATP_WRITE_BEHIND_INTERVAL
         assert self._wakeup is not None
+        journal = self.journal
+        first = True
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
             self._wakeup.clear()
             ok = await self.flush()
+            if journal is not None:
+                now = time.monotonic()
+                await journal.heartbeat(now)
+                try:
+                    await journal.recover(now, self._write_recovered, force=first)
+                except Exception:
+                    logger.exception("write-behind %s: journal recovery failed", self.name)
+                first = False
             delay = (
                 settings.ATP_WRITE_BEHIND_INTERVAL
                 if ok
                 else min(30.0, max(delay * 2, settings.ATP_WRITE_BEHIND_INTERVAL))
             )
+
+    async def recover(self) -> int:
+        """Announce this process and write rows journaled by stopped ones (start-up)."""
+        journal = self.journal
+        if journal is None:
+            return 0
+        now = time.monotonic()
+        await journal.heartbeat(now)
+        return await journal.recover(now, self._write_recovered, force=True)
+
+    async def _write_recovered(self, rows: list[Row]) -> None:
+        await sync_to_async(self.writer, thread_sensitive=True)(rows)
 
     async def flush(self) -> bool:
         """Write everything queued now; on failure keep the rows for the next try."""
@@ -93,6 +148,8 @@ class WriteBehindQueue:
             )
             self._give_back(rows)
             return False
+        if self._journal is not None:
+            await self._journal.written(len(rows))
         return True
 
     async def drain(self, attempts: int = 5) -> None:
@@ -106,6 +163,8 @@ class WriteBehindQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        if self._journal is not None and not self._rows:
+            await self._journal.aclose()
         if self._rows:
             logger.error(
                 "write-behind %s: %d rows could not be written", self.name, len(self._rows)
@@ -119,10 +178,25 @@ class WriteBehindQueue:
         try:
             self.writer(rows)
         except Exception:
-            logger.exception("write-behind %s: %d rows lost at exit", self.name, len(rows))
+            if self._journal is not None:
+                logger.exception(
+                    "write-behind %s: %d rows not written at exit; they stay in the Redis "
+                    "journal for the next process",
+                    self.name,
+                    len(rows),
+                )
+            else:
+                logger.exception("write-behind %s: %d rows lost at exit", self.name, len(rows))
+            return
+        if self._journal is not None:
+            self._journal.written_sync(len(rows))
 
 
-request_logs = WriteBehindQueue(request_logs_writer, "request-log")
+request_logs = WriteBehindQueue(
+    request_logs_writer, "request-log", dedupe=by_request("routing.RequestLog", "created_at")
+)
 
 # Scores sent to POST /v1/feedback.
-feedback = WriteBehindQueue(RowInserter("routing.Feedback"), "feedback")
+feedback = WriteBehindQueue(
+    RowInserter("routing.Feedback"), "feedback", dedupe=by_request("routing.Feedback", "created_at")
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import ApplicationCommunicator
@@ -41,6 +43,8 @@ async def test_learned_statistics_survive_a_restart():
     from apps.routing.models import BanditArm
 
     reset_engine()
+    # Start from nothing learned (with Redis the statistics outlive earlier test runs).
+    await asyncio.to_thread(get_engine().store.clear)
     try:
         await get_engine().store.record(
             "atp/balanced", 4, "sim-fast", {"pulls": 3.0, "reward_sum": 2.4}
