@@ -250,6 +250,8 @@ class Command(BaseCommand):
         out(f"  API docs:      {base}/api/v1/docs/")
         out(f"  demo API key:  {demo_key}")
         out(f"  models:        {', '.join(m['name'] for p in providers for m in p['models'])}")
+        out("  routes:        auto, atp/fast, atp/balanced, atp/high (ATP chooses the model)")
+        out(f"  overview:      {base}/admin/routing/route/overview/   metrics: {base}/metrics")
         out("  try it:")
         out(f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {demo_key}' \\")
         out("      -H 'Content-Type: application/json' \\")
