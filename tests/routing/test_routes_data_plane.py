@@ -301,3 +301,38 @@ async def test_routing_overview_page_shows_usage_challengers_and_learning(models
     assert "atp/balanced" in html and "sim-cheap" in html  # learned arms
     listing = await client.get("/admin/routing/route/")
     assert "/admin/routing/route/overview/" in listing.content.decode()
+
+
+async def test_messages_endpoint_shares_the_route_cache(models):
+    await sync_to_async(route_create)(
+        name="team/cached-msgs", candidates=["sim-mid"], strategy="ordered", cache_ttl_seconds=60
+    )
+    headers = {"anthropic-version": "2023-06-01"}
+    body = {
+        "model": "team/cached-msgs",
+        "max_tokens": 100,
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "Name three colours."}],
+    }
+    first = await call("POST", "/v1/messages", key=models.key, json=body, headers=headers)
+    assert first.status == 200, first.body
+    assert first.headers["x-atp-cache"] == "miss"
+    assert first.headers["x-atp-route"] == "team/cached-msgs"
+    await cache.default().drain()
+    again = await call("POST", "/v1/messages", key=models.key, json=body, headers=headers)
+    assert again.headers["x-atp-cache"] == "hit"
+    assert again.json()["content"][0]["text"] == first.json()["content"][0]["text"]
+    assert again.json()["type"] == "message"
+    streamed = await call(
+        "POST", "/v1/messages", key=models.key, json={**body, "stream": True}, headers=headers
+    )
+    assert streamed.headers["x-atp-cache"] == "hit"
+    import orjson
+
+    events = [orjson.loads(f) for f in streamed.sse()]
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+    assert text == first.json()["content"][0]["text"]
+    rows = await _rows()
+    assert [r["cache"] for r in rows] == ["miss", "hit", "hit"]
+    assert rows[1]["cost_usd"] == 0

@@ -8,19 +8,22 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from apps.costs.pricing import format_usd
+from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
+from apps.routing import cache
 from apps.routing.engine.router import get_engine
 from apps.routing.pipeline import execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.openai_api import served_headers
-from apps.routing.pipeline.plan import plan_chat
+from apps.routing.pipeline.plan import Plan, plan_chat
 from apps.routing.pipeline.results import JsonResult, StreamResult
-from apps.routing.pipeline.settle import settle
+from apps.routing.pipeline.settle import ZERO, settle
 from apps.routing.protocols import anthropic as ap
 from apps.routing.schemas import parse_json_object
-from apps.routing.snapshot import holder
+from apps.routing.snapshot import Snapshot, holder
 from atp_site.lib.errors import ATPError, InvalidRequest
 
 
@@ -45,32 +48,98 @@ async def messages(
             raise InvalidRequest(
                 "Consensus is available on /v1/chat/completions.", param="atp.consensus"
             )
+        # The cache keys the request in OpenAI's shape, so an answer cached through
+        # /v1/chat/completions serves the same request here and the other way round.
+        policy = cache.policy_for(plan.route, openai_body, headers) if plan.route else None
+        if policy is not None and policy.lookup:
+            hit = await cache.lookup(policy, ctx.key.tenant_id, plan.route.name, openai_body)
+            if hit is not None:
+                return _from_cache(snapshot, ctx, hit, policy, message_id)
+        if policy is not None and policy.enabled:
+            ctx.cache = "miss" if policy.lookup else "bypass"
+        cache_headers = cache.response_headers(policy, None) if policy is not None else []
         if ctx.stream:
             first, rest = await execute.open_stream(ctx, plan.cands, openai_body, plan.overrides)
             ctx.first_token_at = time.monotonic()
             return StreamResult(
-                events=_relay_stream(ctx, openai_body, message_id, first, rest),
-                headers=served_headers(ctx),
+                events=_relay_stream(ctx, plan, openai_body, message_id, first, rest, policy),
+                headers=served_headers(ctx) + cache_headers,
             )
         done = await complete(ctx, plan.cands, openai_body, plan.overrides)
     except ATPError as err:
         settle(ctx, http_status=err.status, error=err)
         raise
+    if policy is not None and policy.store:
+        cache.store_later(
+            policy,
+            ctx.key.tenant_id,
+            plan.route.name,
+            openai_body,
+            done.response,
+            model=ctx.deployment.public_name,
+            provider=ctx.deployment.provider_name,
+            cost=done.cost,
+        )
     out = ap.response_from_openai(
         done.response, model=ctx.deployment.public_name, usage=done.usage, message_id=message_id
     )
-    return JsonResult(200, out, headers=served_headers(ctx, done.cost))
+    return JsonResult(200, out, headers=served_headers(ctx, done.cost) + cache_headers)
+
+
+def _from_cache(
+    snapshot: Snapshot,
+    ctx: RequestContext,
+    hit: cache.CacheHit,
+    policy: cache.CachePolicy,
+    message_id: str,
+) -> JsonResult | StreamResult:
+    """A cached answer in Anthropic's shape, costing nothing, logged as a hit."""
+    ctx.cache = hit.kind
+    deps = snapshot.models.get(hit.model)
+    ctx.deployment = deps[0] if deps else None
+    usage = Usage.from_openai(hit.response.get("usage")) or Usage()
+    settle(ctx, http_status=200, usage=usage, cost=ZERO)
+    headers = [
+        (b"x-atp-model", hit.model.encode()),
+        (b"x-atp-provider", hit.provider.encode()),
+        (b"x-atp-route", ctx.route.encode()),
+        (b"x-atp-cost-usd", format_usd(ZERO).encode()),
+        *cache.response_headers(policy, hit),
+    ]
+    if not ctx.stream:
+        out = ap.response_from_openai(
+            hit.response, model=hit.model, usage=usage, message_id=message_id
+        )
+        return JsonResult(200, out, headers=headers)
+    ctx.first_token_at = time.monotonic()
+    return StreamResult(events=_replay(hit, usage, message_id), headers=headers)
+
+
+async def _replay(hit: cache.CacheHit, usage: Usage, message_id: str) -> AsyncIterator[bytes]:
+    translator = ap.StreamTranslator(
+        model=hit.model, message_id=message_id, input_tokens=usage.input_tokens
+    )
+    for frame in translator.start():
+        yield frame
+    for chunk in cache.replay_chunks(hit.response):
+        for frame in translator.feed(chunk):
+            yield frame
+    for frame in translator.finish(usage):
+        yield frame
 
 
 async def _relay_stream(
     ctx: RequestContext,
+    plan: Plan,
     body: dict[str, Any],
     message_id: str,
     first: dict[str, Any],
     rest: AsyncIterator[dict[str, Any]],
+    policy: cache.CachePolicy | None,
 ) -> AsyncIterator[bytes]:
     """Relay upstream chunks as Anthropic's event sequence; settle once however it ends."""
     account = StreamAccount(ctx, body)
+    collector = cache.StreamCollector() if policy is not None and policy.store else None
     translator = ap.StreamTranslator(
         model=ctx.deployment.public_name,
         message_id=message_id,
@@ -82,6 +151,8 @@ async def _relay_stream(
     try:
         async for chunk in chunks:
             account.observe(chunk)
+            if collector is not None:
+                collector.add(chunk)
             for frame in translator.feed(chunk):
                 yield frame
     except UpstreamError as err:
@@ -93,6 +164,19 @@ async def _relay_stream(
         raise
     finally:
         await chunks.aclose()
-    usage, _, _ = account.succeed()
+    usage, _, cost = account.succeed()
     for frame in translator.finish(usage):
         yield frame
+    if collector is not None:
+        response = collector.completion(usage.to_openai())
+        response["model"] = ctx.deployment.public_name
+        cache.store_later(
+            policy,
+            ctx.key.tenant_id,
+            plan.route.name,
+            body,
+            response,
+            model=ctx.deployment.public_name,
+            provider=ctx.deployment.provider_name,
+            cost=cost,
+        )
