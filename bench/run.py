@@ -90,7 +90,10 @@ SCENARIOS = [
 ]
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
 
-TARGET_NAMES = ["upstream", "atp", "portkey", "litellm"]
+TARGET_NAMES = ["upstream", "atp", "portkey", "litellm", "atp-routed"]
+# Run when --targets is not given; atp-routed (every request through the routing engine)
+# is asked for explicitly.
+DEFAULT_TARGETS = ["upstream", "atp", "portkey", "litellm"]
 
 
 # --------------------------------------------------------------------------- processes
@@ -460,6 +463,7 @@ class DirectTarget(Target):
 
 class AtpTarget(Target):
     name = "atp"
+    config = "atp.yaml"
 
     def start(self) -> Endpoint:
         python = atp_python()
@@ -472,15 +476,15 @@ class AtpTarget(Target):
         log(f"atp: migrating a fresh data dir {data_dir}")
         run([str(python), "manage.py", "migrate", "--noinput"])
         base_url = self.upstream.base + "/v1"
-        if (
+        if self.config != "atp.yaml" or (
             self._has_command(python, full_env, "atp_apply")
             and os.environ.get("BENCH_ATP_SETUP") != "orm"
         ):
-            config = data_dir / "atp.yaml"
+            config = data_dir / self.config
             config.write_text(
-                (BENCH / "atp.yaml").read_text().replace("http://127.0.0.1:9/v1", base_url)
+                (BENCH / self.config).read_text().replace("http://127.0.0.1:9/v1", base_url)
             )
-            log("atp: manage.py atp_apply bench/atp.yaml")
+            log(f"{self.name}: manage.py atp_apply bench/{self.config}")
             full_env["BENCH_ATP_KEY"] = ATP_KEY
             full_env["BENCH_UPSTREAM_KEY"] = UPSTREAM_KEY
             run([str(python), "manage.py", "atp_apply", str(config)])
@@ -500,7 +504,7 @@ class AtpTarget(Target):
             )
         port = free_port()
         self.proc = PROCS.spawn(
-            "atp",
+            self.name,
             [
                 str(ROOT / ".venv/bin/uvicorn"),
                 "atp_site.asgi:application",
@@ -648,9 +652,17 @@ class PortkeyTarget(Target):
         )
 
 
+class AtpRoutedTarget(AtpTarget):
+    """ATP with `bench-model` as a learned route over three deployments."""
+
+    name = "atp-routed"
+    config = "atp-routed.yaml"
+
+
 TARGET_CLASSES: dict[str, type[Target]] = {
     "upstream": DirectTarget,
     "atp": AtpTarget,
+    "atp-routed": AtpRoutedTarget,
     "portkey": PortkeyTarget,
     "litellm": LitellmTarget,
 }
@@ -1100,7 +1112,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description="ATP gateway benchmark against LiteLLM and Portkey")
     p.add_argument(
         "--targets",
-        default=",".join(TARGET_NAMES),
+        default=",".join(DEFAULT_TARGETS),
         help=f"comma-separated subset of {','.join(TARGET_NAMES)}",
     )
     p.add_argument(
@@ -1193,7 +1205,7 @@ def main() -> int:
         for sc in scenarios:
             log(f"scenario {sc.name}: {sc.label}")
             for name, _target, ep in live:
-                prof = profiler if (name == "atp" and sc.name in profile_for) else None
+                prof = profiler if (name.startswith("atp") and sc.name in profile_for) else None
                 try:
                     rows.append(measure(name, ep, sc, upstream, args, prof))
                 except Exception as err:  # noqa: BLE001 - one failed run must not lose the rest
