@@ -8,14 +8,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from apps.routing.cache import entries, keys
 from apps.routing.cache.backends import Clock, MemoryBackend, RedisBackend
 from apps.routing.cache.policy import CachePolicy
 from apps.routing.cache.semantic import Embedder, ScopeIndexes, pack_item, unpack_item
+
+if TYPE_CHECKING:
+    import numpy as np  # loaded on first semantic use: +16 MB per process otherwise
 
 logger = logging.getLogger(__name__)
 

