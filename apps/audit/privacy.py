@@ -21,7 +21,12 @@ from django.utils import timezone
 from apps.audit.bodies import exchanges_erase_subject, exchanges_for_subject
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
-from apps.routing.services import request_log_erase_subject, request_log_for_subject
+from apps.routing.services import (
+    feedback_erase_subject,
+    feedback_for_subject,
+    request_log_erase_subject,
+    request_log_for_subject,
+)
 
 AUDIT_EXPORT_FIELDS = (
     "sequence",
@@ -56,6 +61,7 @@ def subject_export(*, subject: str) -> dict[str, Any]:
         "generated_at": timezone.now().isoformat(),
         "requests": request_log_for_subject(subject=subject),
         "exchanges": exchanges_for_subject(subject=subject),
+        "feedback": feedback_for_subject(subject=subject),
         "audit_events": _audit_events_about(subject),
         "notes": [
             "Prompt and response bodies are stored only for tenants that turned it on; "
@@ -71,6 +77,7 @@ def subject_export(*, subject: str) -> dict[str, Any]:
         data={
             "requests": len(document["requests"]),
             "exchanges": len(document["exchanges"]),
+            "feedback": len(document["feedback"]),
             "audit_events": len(document["audit_events"]),
         },
         classification="restricted",
@@ -83,13 +90,19 @@ def subject_erase(*, subject: str) -> dict[str, Any]:
     """Delete `subject`'s stored bodies, erase them from the request log; audit a tombstone."""
     tombstone = tombstone_for(subject)
     deleted = exchanges_erase_subject(subject=subject)
+    comments = feedback_erase_subject(subject=subject)  # while the requests still name them
     changed = request_log_erase_subject(subject=subject, tombstone=tombstone)
+    result = {
+        "requests_anonymised": changed,
+        "exchanges_deleted": deleted,
+        "feedback_comments_erased": comments,
+    }
     audit_record(
         event_type="privacy.subject_erased",
         action="erase",
         resource_type="data_subject",
         resource_id=tombstone,
-        data={"requests_anonymised": changed, "exchanges_deleted": deleted},
+        data=result,
         classification="restricted",
     )
-    return {"tombstone": tombstone, "requests_anonymised": changed, "exchanges_deleted": deleted}
+    return {"tombstone": tombstone, **result}

@@ -40,3 +40,37 @@ def request_log_erase_subject(*, subject: str, tombstone: str) -> int:
     """Replace the end user's identity with `tombstone` and drop free text; keep the
     counts and costs, which accounting still needs. Returns the rows changed."""
     return RequestLog.objects.filter(end_user=subject).update(end_user=tombstone, error_message="")
+
+
+def _subject_requests(subject: str):
+    return RequestLog.objects.filter(end_user=subject).values("request_id", "tenant_id")
+
+
+def feedback_for_subject(*, subject: str) -> list[dict[str, Any]]:
+    """Scores and comments given on the end user's requests."""
+    from apps.routing.models import Feedback
+
+    rows = []
+    for req in _subject_requests(subject):
+        rows.extend(
+            Feedback.objects.filter(request_id=req["request_id"], tenant_id=req["tenant_id"])
+            .order_by("created_at")
+            .values("request_id", "created_at", "score", "comment", "route", "model")
+        )
+    return rows
+
+
+@transaction.atomic
+def feedback_erase_subject(*, subject: str) -> int:
+    """Drop the comments given on the end user's requests (free text); keep the scores.
+    Run before the request log is anonymised, which removes the link to the subject."""
+    from apps.routing.models import Feedback
+
+    changed = 0
+    for req in _subject_requests(subject):
+        changed += (
+            Feedback.objects.filter(request_id=req["request_id"], tenant_id=req["tenant_id"])
+            .exclude(comment="")
+            .update(comment="")
+        )
+    return changed

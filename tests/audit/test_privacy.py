@@ -42,7 +42,7 @@ def test_export_lists_the_subjects_requests_and_is_audited():
     assert [r["request_id"] for r in document["requests"]] == ["r1", "r2"]
     json.dumps(document, default=str)  # JSON-ready
     event = AuditEvent.objects.get(event_type="privacy.subject_exported")
-    assert event.data == {"requests": 2, "exchanges": 0, "audit_events": 0}
+    assert event.data == {"requests": 2, "exchanges": 0, "feedback": 0, "audit_events": 0}
     assert "user-42" not in json.dumps(event.data) and event.resource_id == tombstone_for("user-42")
 
 
@@ -98,3 +98,26 @@ def test_api_needs_staff(client):
         "/api/v1/privacy/subjects/export/", {"subject": "x"}, content_type="application/json"
     )
     assert resp.status_code in (401, 403)
+
+
+def test_feedback_comments_are_exported_and_erased_with_the_subject(tenant_factory):
+    from apps.routing.models import Feedback
+
+    tenant = tenant_factory()
+    other = tenant_factory()
+    log("user-42", "r1", tenant=tenant)
+    log("someone-else", "r2", tenant=tenant)
+    Feedback.objects.create(request_id="r1", tenant=tenant, score=0.2, comment="call me at 555")
+    Feedback.objects.create(request_id="r2", tenant=tenant, score=0.9, comment="fine")
+    # The same request id in another tenant is another request.
+    Feedback.objects.create(request_id="r1", tenant=other, score=0.5, comment="not theirs")
+    document = subject_export(subject="user-42")
+    assert [(f["request_id"], f["comment"]) for f in document["feedback"]] == [
+        ("r1", "call me at 555")
+    ]
+    result = subject_erase(subject="user-42")
+    assert result["feedback_comments_erased"] == 1
+    kept = Feedback.objects.get(request_id="r1", tenant=tenant)
+    assert kept.comment == "" and kept.score == 0.2  # the score still teaches the router
+    assert Feedback.objects.get(request_id="r2").comment == "fine"
+    assert Feedback.objects.get(request_id="r1", tenant=other).comment == "not theirs"
