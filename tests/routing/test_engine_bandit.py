@@ -410,3 +410,15 @@ def test_the_decision_path_makes_no_database_query(django_assert_num_queries):
             decision.to_dict()
             decision.headers()
             engine.learn(decision)
+
+
+async def test_confidence_grows_with_evidence():
+    exploit = RouteConfig("atp/balanced", strategy="learned", exploration=False)
+    fresh = RoutingEngine(rng=random.Random(1))
+    rng = random.Random(9)
+    before = fresh.decide(MODELS, request_for(prompt(rng, "code")), exploit).confidence
+    assert 0.5 <= before < 0.95  # listed qualities alone are a guess
+    taught = RoutingEngine(rng=random.Random(1))
+    await teach(taught, RouteConfig("atp/balanced", strategy="learned"), rounds=500, seed=2)
+    after = taught.decide(MODELS, request_for(prompt(rng, "code")), exploit).confidence
+    assert after > before and after > 0.9

@@ -479,6 +479,7 @@ class ContextualBandit:
         )
         rng = self.rng
         means: dict[str, float] = {}
+        spreads: dict[str, float] = {}
         draws: dict[str, float] = {}
         for model, ranked in candidates.items():
             arm = arms.get(model)
@@ -496,6 +497,7 @@ class ContextualBandit:
             q_mean, q_sd, successes, failures = _posterior(arm, prior, strength)
             p_mean = successes / (successes + failures)
             means[model] = p_mean * q_mean - penalty
+            spreads[model] = q_sd
             if may_explore:
                 q = rng.gauss(q_mean, q_sd)
                 # Beta(a, b) by its normal approximation: the prior makes a + b >= 10,
@@ -513,7 +515,7 @@ class ContextualBandit:
             if sampled != best_mean:
                 chosen, explored = sampled, True
                 counter.explorations += 1
-        confidence = _confidence(means, chosen)
+        confidence = _confidence(means, spreads, chosen)
         arm = arms.get(chosen)
         pulls = int(arm.pulls) if arm else 0
         feedback = int(arm.feedback_count) if arm else 0
@@ -605,9 +607,13 @@ def _posterior(
     return mean, sd, a0 + arm.pulls - arm.failures, b0 + arm.failures
 
 
-def _confidence(means: dict[str, float], chosen: str) -> float:
-    """0.5 when the runner-up's learnt utility equals the choice's, 1 at a 0.1 lead."""
+def _confidence(means: dict[str, float], spreads: dict[str, float], chosen: str) -> float:
+    """The probability that the choice's utility beats the runner-up's, under the normal
+    approximation of both posteriors: 0.5 for a tie or a guess, near 1 only once the lead
+    is large against what is still unknown (little data keeps the spread wide)."""
     if len(means) < 2:
         return 1.0
-    others = max(v for m, v in means.items() if m != chosen)
-    return max(0.0, min(1.0, 0.5 + 5.0 * (means[chosen] - others)))
+    runner = max((m for m in means if m != chosen), key=means.__getitem__)
+    spread = math.sqrt(spreads[chosen] ** 2 + spreads[runner] ** 2) or 1e-9
+    z = (means[chosen] - means[runner]) / spread
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
