@@ -25,38 +25,50 @@ def learning_key(tenant_id: str | None, request_id: str) -> str:
 
 
 def observe(ctx: RequestContext, row: dict[str, Any]) -> None:
-    """After settle: teach the engine what happened. Never raises, never waits."""
+    """After settle: queue what happened for the engine. Never raises, never waits; the
+    learning itself runs once the current callback (which sends the answer) is done,
+    batched with the other requests that finished in the same loop turn."""
     decision = ctx.route_decision
     if decision is None or ctx.shadow_of or ctx.cache in ("hit", "semantic_hit"):
         return
-    try:
-        engine = get_engine()
-        engine.learn(decision)
-        if decision.task_cluster is None or row["status"] == "cancelled":
-            return
-        task = asyncio.ensure_future(
-            engine.record_outcome(
-                decision,
-                model=row["model"] or None,
-                success=row["status"] == "success",
-                latency_ms=float(row["latency_ms"] or 0),
-                cost_usd=float(row["cost_usd"] or 0),
-                request_id=learning_key(row["tenant_id"], ctx.request_id),
-            )
-        )
-        _learning.add(task)
-        task.add_done_callback(_learned)
-    except Exception:
-        logger.exception("routing outcome of %s not recorded", ctx.request_id)
+    outcome = None
+    if decision.task_cluster is not None and row["status"] != "cancelled":
+        outcome = {
+            "model": row["model"] or None,
+            "success": row["status"] == "success",
+            "latency_ms": float(row["latency_ms"] or 0),
+            "cost_usd": float(row["cost_usd"] or 0),
+            "request_id": learning_key(row["tenant_id"], ctx.request_id),
+        }
+    _pending.append((decision, outcome))
+    global _flush_task
+    if _flush_task is None or _flush_task.done():
+        try:
+            _flush_task = asyncio.get_running_loop().create_task(_flush())
+        except RuntimeError:  # settled outside an event loop (a synchronous caller)
+            _pending.clear()
 
 
-def _learned(task: asyncio.Task) -> None:
-    _learning.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("routing outcome not recorded: %s", task.exception())
+_pending: list[tuple[Any, dict[str, Any] | None]] = []
+_flush_task: asyncio.Task | None = None
+
+
+async def _flush() -> None:
+    engine = get_engine()
+    while _pending:
+        batch = _pending[:]
+        _pending.clear()
+        for decision, outcome in batch:
+            try:
+                engine.learn(decision)
+                if outcome is not None:
+                    await engine.record_outcome(decision, **outcome)
+            except Exception:
+                logger.exception("routing outcome not recorded")
 
 
 async def drain_learning(wait_seconds: float = 5.0) -> None:
     """Let outcome updates still in flight reach the shared statistics (at shutdown)."""
-    if _learning:
-        await asyncio.wait(list(_learning), timeout=wait_seconds)
+    task = _flush_task
+    if task is not None and not task.done():
+        await asyncio.wait([task], timeout=wait_seconds)
