@@ -15,13 +15,17 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.routing import lifecycle  # noqa: E402
-from apps.routing.routing import http_router, websocket_urlpatterns  # noqa: E402
+from apps.routing.routing import (  # noqa: E402
+    http_router,
+    websocket_router,
+    websocket_urlpatterns,
+)
 
 application = ProtocolTypeRouter(
     {
         "http": http_router(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": websocket_router(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
         "lifespan": lifecycle.lifespan,
     }

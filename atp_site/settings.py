@@ -243,6 +243,9 @@ ATP_WRITE_BEHIND_JOURNAL = env_bool("ATP_WRITE_BEHIND_JOURNAL", True)
 # A process silent this long counts as stopped; its journal is then recovered.
 ATP_WRITE_BEHIND_ALIVE_SECONDS = env_float("ATP_WRITE_BEHIND_ALIVE_SECONDS", 30.0, minimum=1.0)
 
+# Requests one /v1/realtime WebSocket may run at once.
+ATP_REALTIME_MAX_IN_FLIGHT = env_int("ATP_REALTIME_MAX_IN_FLIGHT", 32, minimum=1)
+
 # Bearer token Prometheus sends to GET /metrics; unset: loopback and staff only.
 ATP_METRICS_TOKEN = env_secret("ATP_METRICS_TOKEN") or ""
 

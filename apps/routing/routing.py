@@ -1,4 +1,4 @@
-"""ASGI routes of the data plane: /v1 HTTP paths and (later) WebSocket paths."""
+"""ASGI routes of the data plane: /v1 HTTP paths and the /v1/realtime WebSocket."""
 
 from __future__ import annotations
 
@@ -25,3 +25,21 @@ def http_router(django_app):
 
 
 websocket_urlpatterns: list = []
+
+
+def websocket_router(console_app):
+    """/v1/realtime to the streaming consumer (API-key authenticated, so no origin or
+    session checks); other WebSockets to the console's stack."""
+    from apps.routing.realtime import realtime_app
+
+    async def app(scope, receive, send):
+        path = scope["path"].rstrip("/")
+        if path == "/v1/realtime":
+            return await realtime_app(scope, receive, send)
+        if path.startswith("/v1"):
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 4404})
+            return None
+        return await console_app(scope, receive, send)
+
+    return app
