@@ -252,6 +252,7 @@ class Command(BaseCommand):
         out(f"  models:        {', '.join(m['name'] for p in providers for m in p['models'])}")
         out("  routes:        auto, atp/fast, atp/balanced, atp/high (ATP chooses the model)")
         out(f"  overview:      {base}/admin/routing/route/overview/   metrics: {base}/metrics")
+        out(f"  streaming:     {base.replace('http', 'ws', 1)}/v1/realtime (WebSocket)")
         out("  try it:")
         out(f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {demo_key}' \\")
         out("      -H 'Content-Type: application/json' \\")
