@@ -133,6 +133,9 @@ class Snapshot:
     # Every enabled deployment once, and the routes by name (built-ins included).
     deployments: list[DeploymentInfo] = field(default_factory=list)
     routes: dict[str, RouteInfo] = field(default_factory=lambda: dict(BUILTIN_ROUTES))
+    # Route candidate pools by (route, key allow-list, capability), filled on first use
+    # (apps.routing.pipeline.plan.route_pool); a configuration change builds a new snapshot.
+    pools: dict[tuple, list[DeploymentInfo]] = field(default_factory=dict)
 
 
 def _decimal_or_none(value: Decimal | None) -> Decimal | None:

@@ -352,25 +352,6 @@ TENANT_KEYS = {
     "api_keys",
 }
 COST_MODES = ("aggressive", "balanced", "quality_first")
-ROUTE_KEYS = {
-    "name",
-    "description",
-    "enabled",
-    "strategy",
-    "tier",
-    "candidates",
-    "candidate_filter",
-    "fallbacks",
-    "retry",
-    "timeouts",
-    "exploration",
-    "exploration_rate",
-    "challenger",
-    "challenger_share",
-    "cache_ttl_seconds",
-    "semantic_cache",
-    "semantic_threshold",
-}
 RETENTION_KEYS = {"tenant", "classification", "days"}
 API_KEY_KEYS = {"name", "key", "prefix", "allowed_models", "expires_at"}
 
@@ -487,7 +468,7 @@ def _choice(choices: Sequence[str]) -> Callable[[Any, str], str]:
 
 def _parse_route(data: Any, path: str) -> RouteSpec:
     """Types are checked here; ranges and keys inside the objects by the route service."""
-    data = _mapping(data, path, ROUTE_KEYS)
+    data = _mapping(data, path, route_services.ROUTE_FIELDS)
     name = _get(data, "name", path, _string, _MISSING)
     fields: dict[str, Any] = {
         "description": _get(data, "description", path, _optional_string, ""),

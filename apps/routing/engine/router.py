@@ -30,6 +30,7 @@ from apps.routing.engine.scoring import (
     explain_choice,
     score_confidence,
 )
+from apps.routing.snapshot import BUILTIN_ROUTES as SNAPSHOT_BUILTIN_ROUTES
 from apps.routing.snapshot import DeploymentInfo, KeyInfo
 
 STRATEGIES = (
@@ -58,18 +59,15 @@ class RouteConfig:
         return cls(
             name=route.name,
             strategy=route.strategy,
-            tier=route.tier,
+            tier=route.tier or "balanced",
             exploration=route.exploration,
             exploration_rate=max(0.0, min(1.0, route.exploration_rate)),
         )
 
 
-# The routes every installation has; a Route row of the same name overrides one.
+# The routes every installation has (defined with the snapshot's), as the engine sees them.
 BUILTIN_ROUTES: dict[str, RouteConfig] = {
-    "auto": RouteConfig("auto", "learned", "balanced"),
-    "atp/fast": RouteConfig("atp/fast", "learned", "fast"),
-    "atp/balanced": RouteConfig("atp/balanced", "learned", "balanced"),
-    "atp/high": RouteConfig("atp/high", "learned", "high"),
+    name: RouteConfig.from_model(route) for name, route in SNAPSHOT_BUILTIN_ROUTES.items()
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from apps.routing.engine.hints import RoutingRequest, parse_hints
 from apps.routing.engine.router import RouteConfig, RoutingEngine, get_engine
-from apps.routing.engine.scoring import RouteDecision
+from apps.routing.engine.scoring import RouteDecision, region_matches
 from apps.routing.engine.stats import observed_stats
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.ensemble import ConsensusSpec, parse_consensus
@@ -25,14 +25,11 @@ from apps.routing.pipeline.execute import NO_OVERRIDES, Overrides, overrides_for
 from apps.routing.pipeline.route import allowed_for_route, candidates, may_use_route
 from apps.routing.resilience import breaker
 from apps.routing.resilience import stats as observed
+from apps.routing.route_services import FILTER_KEYS
 from apps.routing.snapshot import DeploymentInfo, KeyInfo, RouteInfo, Snapshot
 from atp_site.lib.errors import ATPError, InvalidRequest, PermissionDenied
 
 logger = logging.getLogger(__name__)
-
-_FILTER_KEYS = frozenset(
-    {"capabilities", "regions", "providers", "min_quality", "max_input_price", "max_output_price"}
-)
 
 
 @dataclass(slots=True)
@@ -57,7 +54,7 @@ def _matches(dep: DeploymentInfo, flt: dict[str, Any]) -> bool:
     if caps and not set(caps) <= dep.capabilities:
         return False
     regions = flt.get("regions")
-    if regions and not any(dep.region == r or dep.region.startswith(f"{r}-") for r in regions):
+    if regions and not region_matches(dep.region, regions):
         return False
     providers = flt.get("providers")
     if providers and dep.provider_name not in providers:
@@ -72,16 +69,14 @@ def _matches(dep: DeploymentInfo, flt: dict[str, Any]) -> bool:
     return max_out is None or float(dep.prices.output) <= float(max_out)
 
 
-def route_pool(
-    snapshot: Snapshot, route: RouteInfo, key: KeyInfo, *, capability: str = "chat"
+def _pool(
+    snapshot: Snapshot, route: RouteInfo, allowed: frozenset[str] | None, capability: str
 ) -> list[DeploymentInfo]:
-    """The deployments a route may choose from for this key, in the route's order."""
     if route.candidates:
         listed = [dep for name in route.candidates for dep in snapshot.models.get(name, ())]
     else:
-        flt = {k: v for k, v in (route.candidate_filter or {}).items() if k in _FILTER_KEYS}
+        flt = {k: v for k, v in (route.candidate_filter or {}).items() if k in FILTER_KEYS}
         listed = [dep for dep in snapshot.deployments if _matches(dep, flt)]
-    allowed = allowed_for_route(snapshot, key)
     seen: set[str] = set()
     pool = []
     for dep in listed:
@@ -93,6 +88,22 @@ def route_pool(
         if allowed is not None and dep.public_name not in allowed:
             continue
         pool.append(dep)
+    return pool
+
+
+def route_pool(
+    snapshot: Snapshot, route: RouteInfo, key: KeyInfo, *, capability: str = "chat"
+) -> list[DeploymentInfo]:
+    """The deployments a route may choose from for this key, in the route's order.
+
+    Computed once per snapshot, route, key allow-list and capability: nothing it depends
+    on changes until the configuration does, which builds a new snapshot.
+    """
+    allowed = allowed_for_route(snapshot, key)
+    cache_key = (route.name, allowed, capability)
+    pool = snapshot.pools.get(cache_key)
+    if pool is None:
+        pool = snapshot.pools[cache_key] = _pool(snapshot, route, allowed, capability)
     if not pool:
         raise NoCandidates(
             f"The route '{route.name}' has no model that this API key may use for {capability}.",
@@ -111,14 +122,17 @@ def _in_flight(dep: DeploymentInfo) -> int:
     return seen.in_flight if seen else 0
 
 
-def route_config(route: RouteInfo) -> RouteConfig:
-    return RouteConfig(
-        name=route.name,
-        strategy=route.strategy,
-        tier=route.tier or "balanced",
-        exploration=route.exploration,
-        exploration_rate=max(0.0, min(1.0, route.exploration_rate)),
-    )
+def _route_config(route: RouteInfo) -> RouteConfig:
+    """The engine's view of a route, made once per RouteInfo (routes live in the snapshot)."""
+    config = _route_configs.get(id(route))
+    if config is None or config[0] is not route:
+        if len(_route_configs) >= 1024:
+            _route_configs.clear()
+        config = _route_configs[id(route)] = (route, RouteConfig.from_model(route))
+    return config[1]
+
+
+_route_configs: dict[int, tuple[RouteInfo, RouteConfig]] = {}
 
 
 def decide(
@@ -141,7 +155,7 @@ def decide(
     return (engine or get_engine()).decide(
         pool,
         request,
-        route_config(route),
+        _route_config(route),
         health=_healthy,
         stats=observed_stats,
         key=key,
