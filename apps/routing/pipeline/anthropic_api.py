@@ -8,19 +8,18 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from apps.costs.pricing import format_usd
 from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
 from apps.routing.engine.router import get_engine
-from apps.routing.pipeline import execute
+from apps.routing.pipeline import cached, execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.openai_api import served_headers
 from apps.routing.pipeline.plan import Plan, plan_chat
 from apps.routing.pipeline.results import JsonResult, StreamResult
-from apps.routing.pipeline.settle import ZERO, settle
+from apps.routing.pipeline.settle import settle
 from apps.routing.protocols import anthropic as ap
 from apps.routing.schemas import parse_json_object
 from apps.routing.snapshot import Snapshot, holder
@@ -50,14 +49,10 @@ async def messages(
             )
         # The cache keys the request in OpenAI's shape, so an answer cached through
         # /v1/chat/completions serves the same request here and the other way round.
-        policy = cache.policy_for(plan.route, openai_body, headers) if plan.route else None
-        if policy is not None and policy.lookup:
-            hit = await cache.lookup(policy, ctx.key.tenant_id, plan.route.name, openai_body)
-            if hit is not None:
-                return _from_cache(snapshot, ctx, hit, policy, message_id)
-        if policy is not None and policy.enabled:
-            ctx.cache = "miss" if policy.lookup else "bypass"
-        cache_headers = cache.response_headers(policy, None) if policy is not None else []
+        policy, hit = await cached.look_up(ctx, plan.route, openai_body, headers)
+        if hit is not None:
+            return _from_cache(snapshot, ctx, hit, policy, message_id)
+        cache_headers = cached.miss_headers(policy)
         if ctx.stream:
             first, rest = await execute.open_stream(ctx, plan.cands, openai_body, plan.overrides)
             ctx.first_token_at = time.monotonic()
@@ -69,17 +64,8 @@ async def messages(
     except ATPError as err:
         settle(ctx, http_status=err.status, error=err)
         raise
-    if policy is not None and policy.store:
-        cache.store_later(
-            policy,
-            ctx.key.tenant_id,
-            plan.route.name,
-            openai_body,
-            done.response,
-            model=ctx.deployment.public_name,
-            provider=ctx.deployment.provider_name,
-            cost=done.cost,
-        )
+    if plan.route is not None:
+        cached.store(ctx, plan.route, policy, openai_body, done.response, done.cost)
     out = ap.response_from_openai(
         done.response, model=ctx.deployment.public_name, usage=done.usage, message_id=message_id
     )
@@ -94,18 +80,7 @@ def _from_cache(
     message_id: str,
 ) -> JsonResult | StreamResult:
     """A cached answer in Anthropic's shape, costing nothing, logged as a hit."""
-    ctx.cache = hit.kind
-    deps = snapshot.models.get(hit.model)
-    ctx.deployment = deps[0] if deps else None
-    usage = Usage.from_openai(hit.response.get("usage")) or Usage()
-    settle(ctx, http_status=200, usage=usage, cost=ZERO)
-    headers = [
-        (b"x-atp-model", hit.model.encode()),
-        (b"x-atp-provider", hit.provider.encode()),
-        (b"x-atp-route", ctx.route.encode()),
-        (b"x-atp-cost-usd", format_usd(ZERO).encode()),
-        *cache.response_headers(policy, hit),
-    ]
+    usage, headers = cached.settle_hit(snapshot, ctx, hit, policy)
     if not ctx.stream:
         out = ap.response_from_openai(
             hit.response, model=hit.model, usage=usage, message_id=message_id
@@ -170,13 +145,4 @@ async def _relay_stream(
     if collector is not None:
         response = collector.completion(usage.to_openai())
         response["model"] = ctx.deployment.public_name
-        cache.store_later(
-            policy,
-            ctx.key.tenant_id,
-            plan.route.name,
-            body,
-            response,
-            model=ctx.deployment.public_name,
-            provider=ctx.deployment.provider_name,
-            cost=cost,
-        )
+        cached.store(ctx, plan.route, policy, body, response, cost)

@@ -14,7 +14,7 @@ from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
 from apps.routing.engine.router import get_engine
-from apps.routing.pipeline import ensemble, execute
+from apps.routing.pipeline import cached, ensemble, execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
@@ -71,13 +71,9 @@ async def chat_completions(
         plan = plan_chat(snapshot, ctx, model, body, headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
-        policy = cache.policy_for(plan.route, body, headers) if plan.route else None
-        if policy is not None and policy.lookup:
-            hit = await cache.lookup(policy, ctx.key.tenant_id, plan.route.name, body)
-            if hit is not None:
-                return _from_cache(snapshot, ctx, hit, policy, include_usage)
-        if policy is not None and policy.enabled:
-            ctx.cache = "miss" if policy.lookup else "bypass"
+        policy, hit = await cached.look_up(ctx, plan.route, body, headers)
+        if hit is not None:
+            return _from_cache(snapshot, ctx, hit, policy, include_usage)
         if plan.consensus is not None:
             return await _consensus(ctx, plan, upstream_body, include_usage, policy)
         if ctx.stream:
@@ -85,7 +81,7 @@ async def chat_completions(
             ctx.first_token_at = time.monotonic()
             return StreamResult(
                 events=_relay_stream(ctx, plan, upstream_body, first, rest, include_usage, policy),
-                headers=served_headers(ctx) + _cache_headers(policy),
+                headers=served_headers(ctx) + cached.miss_headers(policy),
             )
         done = await complete(ctx, plan.cands, upstream_body, plan.overrides)
     except ATPError as err:
@@ -97,12 +93,8 @@ async def chat_completions(
     response["model"] = ctx.deployment.public_name
     _after_answer(ctx, plan, upstream_body, response, done.cost, policy)
     return JsonResult(
-        200, response, headers=served_headers(ctx, done.cost) + _cache_headers(policy)
+        200, response, headers=served_headers(ctx, done.cost) + cached.miss_headers(policy)
     )
-
-
-def _cache_headers(policy: cache.CachePolicy | None) -> list[tuple[bytes, bytes]]:
-    return cache.response_headers(policy, None) if policy is not None else []
 
 
 def _after_answer(
@@ -114,18 +106,9 @@ def _after_answer(
     policy: cache.CachePolicy | None,
 ) -> None:
     """Background work once the caller has its answer: cache it, mirror to a challenger."""
-    if policy is not None and policy.store:
-        cache.store_later(
-            policy,
-            ctx.key.tenant_id,
-            plan.route.name,
-            body,
-            response,
-            model=ctx.deployment.public_name,
-            provider=ctx.deployment.provider_name,
-            cost=cost,
-        )
     route = plan.route
+    if route is not None:
+        cached.store(ctx, route, policy, body, response, cost)
     if plan.challengers and ensemble.should_mirror(route):
         challengers = [d for d in plan.challengers if d.public_name != ctx.deployment.public_name]
         ensemble.mirror(ctx, route, challengers, body, ensemble.answer_text(response))
@@ -139,21 +122,10 @@ def _from_cache(
     include_usage: bool,
 ) -> JsonResult | StreamResult:
     """Answer from the cache: the stored response, costing nothing, logged as a hit."""
-    ctx.cache = hit.kind
-    deps = snapshot.models.get(hit.model)
-    ctx.deployment = deps[0] if deps else None
+    _, headers = cached.settle_hit(snapshot, ctx, hit, policy)
     response = dict(hit.response)
     response["id"] = f"chatcmpl-{ctx.request_id}"
     response["created"] = int(time.time())
-    usage = Usage.from_openai(response.get("usage")) or Usage()
-    settle(ctx, http_status=200, usage=usage, cost=ZERO)
-    headers = [
-        (b"x-atp-model", hit.model.encode()),
-        (b"x-atp-provider", hit.provider.encode()),
-        (b"x-atp-route", ctx.route.encode()),
-        (b"x-atp-cost-usd", format_usd(ZERO).encode()),
-        *cache.response_headers(policy, hit),
-    ]
     if not ctx.stream:
         return JsonResult(200, response, headers=headers)
     ctx.first_token_at = time.monotonic()
@@ -188,7 +160,7 @@ async def _consensus(
         "cost_usd": format_usd(result.cost),
     }
     _after_answer(ctx, plan, call_body, response, result.cost, policy)
-    headers = served_headers(ctx, result.cost) + _cache_headers(policy)
+    headers = served_headers(ctx, result.cost) + cached.miss_headers(policy)
     if not ctx.stream:
         return JsonResult(200, response, headers=headers)
     ctx.first_token_at = time.monotonic()
