@@ -11,13 +11,12 @@ from typing import Any
 from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
-from apps.routing.engine.router import get_engine
 from apps.routing.pipeline import cached, execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.openai_api import served_headers
-from apps.routing.pipeline.plan import Plan, plan_chat
+from apps.routing.pipeline.plan import Plan, plan_chat, refresh_learning
 from apps.routing.pipeline.results import JsonResult, StreamResult
 from apps.routing.pipeline.settle import settle
 from apps.routing.protocols import anthropic as ap
@@ -40,8 +39,7 @@ async def messages(
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = openai_body.get("user") or ""
-        if meta.model not in snapshot.models and meta.model in snapshot.routes:
-            await get_engine().refresh()
+        await refresh_learning(snapshot, meta.model)
         plan = plan_chat(snapshot, ctx, meta.model, openai_body, headers)
         if plan.consensus is not None:
             raise InvalidRequest(

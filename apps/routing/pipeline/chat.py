@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from apps.providers import tokens
-from apps.providers.adapters.base import Usage
+from apps.providers.adapters.base import ChatResult, Usage
 from apps.routing.pipeline import execute
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.settle import cost_of, settle
@@ -29,6 +29,17 @@ class Completed:
     cost: Decimal
 
 
+def usage_of(result: ChatResult, body: dict[str, Any]) -> tuple[Usage, bool]:
+    """The answer's usage as the provider reported it, or counted locally (estimated)."""
+    if result.usage is not None:
+        return result.usage, False
+    counted = Usage(
+        input_tokens=tokens.estimate_prompt_tokens(body),
+        output_tokens=tokens.count_completion(result.response),
+    )
+    return counted, True
+
+
 async def complete(
     ctx: RequestContext,
     cands: list[DeploymentInfo],
@@ -37,13 +48,7 @@ async def complete(
 ) -> Completed:
     """Call the first deployment that answers and settle the request."""
     result = await execute.chat(ctx, cands, body, overrides)
-    usage = result.usage
-    estimated = usage is None
-    if usage is None:
-        usage = Usage(
-            input_tokens=tokens.estimate_prompt_tokens(body),
-            output_tokens=tokens.count_completion(result.response),
-        )
+    usage, estimated = usage_of(result, body)
     cost = cost_of(ctx, usage)
     if ctx.key is not None and ctx.key.store_bodies:
         ctx.response_body = result.response

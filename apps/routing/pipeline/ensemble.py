@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 
 from apps.costs.pricing import cost_usd, format_usd
-from apps.providers import tokens
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline import execute
+from apps.routing.pipeline.chat import usage_of
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.settle import settle
 from apps.routing.snapshot import DeploymentInfo, RouteInfo
@@ -155,10 +155,7 @@ async def _one(ctx: RequestContext, vote: Vote, body: dict[str, Any]) -> Vote:
         return vote
     vote.latency_ms = int((time.monotonic() - started) * 1000)
     vote.response = result.response
-    usage = result.usage or Usage(
-        input_tokens=tokens.estimate_prompt_tokens(body),
-        output_tokens=tokens.count_completion(result.response),
-    )
+    usage, _ = usage_of(result, body)
     vote.usage = usage
     vote.cost = cost_usd(usage, vote.dep.prices)
     vote.text = answer_text(result.response)
@@ -224,7 +221,7 @@ async def run_consensus(
     total = Usage()
     cost = Decimal(0)
     for v in answered:
-        total = _add(total, v.usage)
+        total += v.usage
         cost += v.cost
     if not answered:
         last = votes[-1].error
@@ -241,18 +238,6 @@ async def run_consensus(
     ctx.deployment = winner.dep
     settle(ctx, http_status=200, usage=total, cost=cost)
     return ConsensusResult(winner.response or {}, total, cost, winner, votes)
-
-
-def _add(a: Usage, b: Usage | None) -> Usage:
-    if b is None:
-        return a
-    return Usage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        cached_input_tokens=a.cached_input_tokens + b.cached_input_tokens,
-        cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
-        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
-    )
 
 
 # --- champion / challenger ---------------------------------------------------------------
@@ -312,16 +297,13 @@ async def _mirror(
     except Exception:  # the caller's answer is unaffected; keep the loop clean
         logger.exception("challenger call for %s failed", ctx.request_id)
         return
-    usage = result.usage or Usage(
-        input_tokens=tokens.estimate_prompt_tokens(body),
-        output_tokens=tokens.count_completion(result.response),
-    )
+    usage, estimated = usage_of(result, body)
     sub.decision = {
         "challenger": True,
         "champion": _champion(ctx),
         "agreement": round(similarity(champion_text, answer_text(result.response)), 4),
     }
-    settle(sub, http_status=200, usage=usage, usage_estimated=result.usage is None)
+    settle(sub, http_status=200, usage=usage, usage_estimated=estimated)
 
 
 def _champion(ctx: RequestContext) -> str:

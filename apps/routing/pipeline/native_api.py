@@ -22,7 +22,7 @@ from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.ensemble import answer_text
 from apps.routing.pipeline.learning import learning_key
 from apps.routing.pipeline.openai_api import served_headers
-from apps.routing.pipeline.plan import decide, plan_chat
+from apps.routing.pipeline.plan import decide, plan_chat, refresh_learning
 from apps.routing.pipeline.results import JsonResult
 from apps.routing.pipeline.settle import settle
 from apps.routing.schemas import parse_json_object, validate_chat
@@ -131,8 +131,7 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = body.get("user") or ""
-        if model not in snapshot.models and model in snapshot.routes:
-            await get_engine().refresh()
+        await refresh_learning(snapshot, model)
         plan = plan_chat(snapshot, ctx, model, body, headers)
         upstream = {k: v for k, v in body.items() if k not in ("model", "atp")}
         done = await complete(ctx, plan.cands, upstream, plan.overrides)

@@ -13,12 +13,11 @@ from apps.providers import tokens
 from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
-from apps.routing.engine.router import get_engine
 from apps.routing.pipeline import cached, ensemble, execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
-from apps.routing.pipeline.plan import Plan, plan_chat
+from apps.routing.pipeline.plan import Plan, plan_chat, refresh_learning
 from apps.routing.pipeline.results import SSE_DONE, JsonResult, StreamResult, sse
 from apps.routing.pipeline.route import candidates, visible_models, visible_routes
 from apps.routing.pipeline.settle import ZERO, cost_of, settle
@@ -66,8 +65,7 @@ async def chat_completions(
             ctx.request_body = body
         ctx.stream = bool(body.get("stream"))
         ctx.end_user = body.get("user") or ""
-        if model not in snapshot.models and model in snapshot.routes:
-            await get_engine().refresh()
+        await refresh_learning(snapshot, model)
         plan = plan_chat(snapshot, ctx, model, body, headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}

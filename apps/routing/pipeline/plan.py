@@ -163,6 +163,13 @@ def decide(
     )
 
 
+async def refresh_learning(snapshot: Snapshot, model: str) -> None:
+    """Before planning a routed request: bring shared learned statistics up to date (no
+    network call while they are fresh)."""
+    if model not in snapshot.models and model in snapshot.routes:
+        await get_engine().refresh()
+
+
 def plan_chat(
     snapshot: Snapshot,
     ctx: RequestContext,
