@@ -242,9 +242,7 @@ class RedisBanditStore(MemoryBanditStore):
     ) -> None:
         # The local copy sees this process's update at once; the next refresh replaces it
         # with Redis's totals, which include it.
-        self._apply(route, cluster, model, deltas)
-        if request_id:
-            self._remember_local(request_id, route, cluster, model)
+        await super().record(route, cluster, model, deltas, request_id=request_id)
         key = self._hash_key(route, cluster)
         pipe = self._client().pipeline(transaction=True)
         for name, value in deltas.items():
