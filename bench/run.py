@@ -374,8 +374,8 @@ def ensure_py_spy() -> Path:
     return venv / "bin/py-spy"
 
 
-def atp_python() -> Path:
-    python = ROOT / ".venv/bin/python"
+def atp_python(root: Path = ROOT) -> Path:
+    python = root / ".venv/bin/python"
     if not python.exists():
         raise SystemExit("ATP's virtualenv is missing: run `make install` first")
     return python
@@ -464,14 +464,16 @@ class DirectTarget(Target):
 class AtpTarget(Target):
     name = "atp"
     config = "atp.yaml"
+    # The source tree served; bench/pairs.py points it at a checkout of another commit.
+    root: Path = ROOT
 
     def start(self) -> Endpoint:
-        python = atp_python()
+        python = atp_python(self.root)
         data_dir = Path(tempfile.mkdtemp(prefix="atp-bench-", dir=self.work))
         env = {"ATP_DATA_DIR": str(data_dir), "ATP_LOG_LEVEL": "WARNING"}
         full_env = {**os.environ, **env}
         run = lambda cmd: subprocess.run(  # noqa: E731
-            cmd, cwd=ROOT, env=full_env, check=True, timeout=300, capture_output=True
+            cmd, cwd=self.root, env=full_env, check=True, timeout=300, capture_output=True
         )
         log(f"atp: migrating a fresh data dir {data_dir}")
         run([str(python), "manage.py", "migrate", "--noinput"])
@@ -506,7 +508,7 @@ class AtpTarget(Target):
         self.proc = PROCS.spawn(
             self.name,
             [
-                str(ROOT / ".venv/bin/uvicorn"),
+                str(self.root / ".venv/bin/uvicorn"),
                 "atp_site.asgi:application",
                 "--host",
                 "127.0.0.1",
@@ -526,6 +528,7 @@ class AtpTarget(Target):
             ],
             cpu=GATEWAY_CPU,
             env=env,
+            cwd=self.root,
         )
         base = f"http://127.0.0.1:{port}"
         wait_until(
@@ -538,14 +541,13 @@ class AtpTarget(Target):
             url=base + "/v1/chat/completions",
             headers={"authorization": f"Bearer {ATP_KEY}"},
             pid=self.proc.pid,
-            version=atp_version(),
+            version=atp_version(self.root),
         )
 
-    @staticmethod
-    def _has_command(python: Path, env: dict[str, str], command: str) -> bool:
+    def _has_command(self, python: Path, env: dict[str, str], command: str) -> bool:
         res = subprocess.run(
             [str(python), "manage.py", "help", command],
-            cwd=ROOT,
+            cwd=self.root,
             env=env,
             capture_output=True,
             timeout=120,
@@ -668,10 +670,10 @@ TARGET_CLASSES: dict[str, type[Target]] = {
 }
 
 
-def atp_version() -> str:
+def atp_version(root: Path = ROOT) -> str:
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True
+            ["git", *args], cwd=root, capture_output=True, text=True
         ).stdout.strip()
 
     head = git("rev-parse", "--short=12", "HEAD")
