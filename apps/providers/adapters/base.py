@@ -202,6 +202,16 @@ def error_from_status(
         )
     if status == 408:
         return UpstreamTimeout(f"{who} timed out (HTTP 408).", upstream_status=status)
+    if status == 429 and _error_code(payload) == "insufficient_quota":
+        # OpenAI's "out of credit" is a 429 too, but no wait fixes it: it is ATP's account,
+        # not the caller's rate, so it is a deployment fault (fall back, not retried).
+        return UpstreamError(
+            f"{who} refused the call: ATP's upstream account has no quota left.",
+            status=502,
+            code="upstream_quota_exhausted",
+            retryable=False,
+            upstream_status=status,
+        )
     if status == 429:
         return UpstreamError(
             f"{who} is rate limiting: {detail or 'too many requests'}",
@@ -226,6 +236,14 @@ def error_from_status(
         retry_after=retry_after,
         upstream_status=status,
     )
+
+
+def _error_code(payload: Any) -> str:
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        if isinstance(err, dict) and isinstance(err.get("code"), str):
+            return err["code"]
+    return ""
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
