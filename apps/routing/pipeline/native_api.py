@@ -13,7 +13,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from apps.costs.pricing import format_usd
 from apps.routing.engine.hints import parse_hints
 from apps.routing.engine.router import get_engine
 from apps.routing.pipeline.auth import authenticate
@@ -24,7 +23,7 @@ from apps.routing.pipeline.learning import learning_key
 from apps.routing.pipeline.openai_api import served_headers
 from apps.routing.pipeline.plan import decide, plan_chat, refresh_learning
 from apps.routing.pipeline.results import JsonResult
-from apps.routing.pipeline.settle import settle
+from apps.routing.pipeline.settle import settle, usd_number
 from apps.routing.schemas import parse_json_object, validate_chat
 from apps.routing.snapshot import RouteInfo, holder
 from apps.routing.writebehind import feedback as feedback_rows
@@ -149,7 +148,7 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
             "provider": dep.provider_name,
             "usage": done.usage.to_openai(),
             "usage_estimated": done.estimated,
-            "cost_usd": format_usd(done.cost),
+            "cost_usd": usd_number(done.cost),
             "decision": ctx.decision,
         },
         headers=served_headers(ctx, done.cost),
