@@ -281,6 +281,7 @@ async def _mirror(
         request_id=child_request_id(ctx.request_id, "challenger"),
         endpoint=ctx.endpoint,
         key=ctx.key,
+        reach=ctx.reach,
         requested_model=ctx.requested_model,
         end_user=ctx.end_user,
         route=route.name,

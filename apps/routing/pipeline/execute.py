@@ -30,7 +30,7 @@ from apps.routing.resilience import stats as observed
 from apps.routing.resilience.backoff import RetryPolicy, is_deployment_fault, is_retryable
 from apps.routing.resilience.breaker import OPEN, Breakers, get_breakers
 from apps.routing.snapshot import DeploymentInfo
-from atp_site.lib.errors import ATPError
+from atp_site.lib.errors import ATPError, PermissionDenied
 from atp_site.lib.hot_settings import hot
 
 logger = logging.getLogger(__name__)
@@ -159,6 +159,20 @@ def _record(
     ctx.attempts.append(entry)
 
 
+def _refuse(ctx: RequestContext, dep: DeploymentInfo) -> None:
+    # Every planning path draws from the request's reach; reaching here is a bug, and the
+    # call is not made.
+    logger.error(
+        "request %s: deployment %s (%s) is outside the request's reach; not called",
+        ctx.request_id,
+        dep.public_name,
+        dep.provider_name,
+    )
+    ctx.attempts.append(
+        {"deployment": dep.public_name, "provider": dep.provider_name, "skipped": "not_allowed"}
+    )
+
+
 def _record_skip(ctx: RequestContext, dep: DeploymentInfo, retry_after: float) -> None:
     ctx.attempts.append(
         {
@@ -192,9 +206,16 @@ def _final_error(
     one (bounded), else a default.
     """
     tried = [a for a in ctx.attempts if "skipped" not in a]
-    skipped = [a for a in ctx.attempts if "skipped" in a]
+    skipped = [a for a in ctx.attempts if a.get("skipped") == "circuit_open"]
     hints = [a["retry_after"] for a in ctx.attempts if a.get("retry_after") is not None]
     details = {"attempts": ctx.attempts}
+    if last is None and not skipped:
+        return PermissionDenied(
+            f"No deployment that can serve '{ctx.requested_model}' may be used by this request.",
+            code="model_not_allowed",
+            param="model",
+            details=details,
+        )
     if last is None:
         return UpstreamError(
             f"Every deployment that can serve '{ctx.requested_model}' is paused after "
@@ -262,10 +283,14 @@ async def _attempts(
     deadline = policy.clock() + budget - (time.monotonic() - ctx.started)
     last: ATPError | None = None
     out_of_time = False
+    reach = ctx.reach
     for dep in cands:
         if last is not None and policy.clock() >= deadline:
             out_of_time = True
             break
+        if reach is not None and dep.id not in reach.ids:
+            _refuse(ctx, dep)
+            continue
         probe = False
         if breakers is not None:
             decision = await breakers.allow(dep.id)

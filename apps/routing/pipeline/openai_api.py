@@ -18,6 +18,7 @@ from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.plan import Plan, plan_chat, refresh_learning
+from apps.routing.pipeline.reach import reach_for, requested_regions
 from apps.routing.pipeline.results import SSE_DONE, JsonResult, StreamResult, sse
 from apps.routing.pipeline.route import candidates, visible_models, visible_routes
 from apps.routing.pipeline.settle import ZERO, cost_of, settle, usd_number
@@ -69,7 +70,7 @@ async def chat_completions(
         plan = plan_chat(snapshot, ctx, model, body, headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
-        policy, hit = await cached.look_up(ctx, plan.route, body, headers)
+        policy, hit = await cached.look_up(snapshot, ctx, plan.route, body, headers)
         if hit is not None:
             return _from_cache(snapshot, ctx, hit, policy, include_usage)
         if plan.consensus is not None:
@@ -231,7 +232,13 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = body.get("user") or ""
-        cands = candidates(snapshot, ctx.key, model, capability="embeddings")
+        ctx.reach = reach_for(
+            snapshot,
+            ctx.key,
+            regions=requested_regions(body, headers, ctx.key),
+            capability="embeddings",
+        )
+        cands = candidates(snapshot, ctx.key, model, ctx.reach)
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
         result = await execute.embeddings(ctx, cands, upstream_body)
     except ATPError as err:
