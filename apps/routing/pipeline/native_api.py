@@ -115,7 +115,7 @@ async def route(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) ->
             param="model",
         )
     decision = decide(snapshot, key, target, request, pool=pool)
-    out = decision.to_dict(limit=50)
+    out = decision.to_dict(limit=50, detail=True)
     return JsonResult(
         200,
         {
