@@ -81,7 +81,8 @@ def _pool(snapshot: Snapshot, route: RouteInfo, reach: Reach) -> list[Deployment
         base = snapshot.models.get(route.wraps, ()) if route.wraps else snapshot.deployments
         flt = {k: v for k, v in (route.candidate_filter or {}).items() if k in FILTER_KEYS}
         listed = [dep for dep in base if _matches(dep, flt)] if flt else list(base)
-    return reach.filter(listed)
+    # Two candidate names may name one deployment (a name and its alias): keep it once.
+    return reach.filter({dep.id: dep for dep in listed}.values())
 
 
 def route_pool(

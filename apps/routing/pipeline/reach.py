@@ -39,15 +39,9 @@ class Reach:
         return dep.id in self.ids
 
     def filter(self, deployments: Iterable[DeploymentInfo]) -> list[DeploymentInfo]:
-        """`deployments` that may be reached, in their order, each once."""
+        """`deployments` that may be reached, in their order."""
         ids = self.ids
-        seen: set[str] = set()
-        out = []
-        for dep in deployments:
-            if dep.id in ids and dep.id not in seen:
-                seen.add(dep.id)
-                out.append(dep)
-        return out
+        return [dep for dep in deployments if dep.id in ids]
 
     def mirror_targets(
         self, deployments: Iterable[DeploymentInfo], preferred: tuple[str, ...]
