@@ -295,3 +295,32 @@ def test_stored_overrides_at_the_old_defaults_inherit_after_the_migration(gatewa
         "atp/high": ("cheapest", "balanced"),
         "team/x": ("score", "balanced"),
     }
+
+
+def test_listed_is_settable_in_the_django_admin(gateway, admin_client):
+    from django.urls import reverse
+
+    dep = gateway.deployment
+    url = reverse("admin:providers_modeldeployment_change", args=[dep.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200 and b'name="listed"' in page.content
+    form = {
+        "public_name": dep.public_name,
+        "upstream_model": dep.upstream_model,
+        "aliases": '["fast"]',
+        "input_price": "1.00",
+        "output_price": "2.00",
+        "context_window": dep.context_window,
+        "capabilities": '["chat"]',
+        "quality_score": dep.quality_score,
+        "region": "",
+        "weight": dep.weight,
+        "enabled": "on",
+        # "listed" left out: an unchecked box.
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content
+    dep.refresh_from_db()
+    assert dep.listed is False
+    snap = build_snapshot(1)
+    assert "sim-fast" not in snap.listed and "sim-fast" in snap.models
