@@ -322,3 +322,17 @@ async def test_the_execute_step_refuses_a_deployment_outside_the_reach(cast):
 
 def _fields(key) -> dict:
     return {name: getattr(key, name) for name in key.__slots__}
+
+
+async def test_embeddings_respect_the_key_and_the_region_hint(cast):
+    body = {"model": "sim-embed", "input": "hello"}
+    ok = await call("POST", "/v1/embeddings", key=cast.gateway.key, json=body)
+    assert ok.status == 200
+    # The simulator's deployment has no region: nothing serves a request pinned to one.
+    pinned = await call(
+        "POST", "/v1/embeddings", key=cast.gateway.key, json=body, headers={"X-ATP-Region": "eu"}
+    )
+    assert pinned.status == 400 and pinned.json()["error"]["param"] == "atp.region"
+    restricted = await cast.key(["local-a"])
+    refused = await call("POST", "/v1/embeddings", key=restricted, json=body)
+    assert refused.status == 403
