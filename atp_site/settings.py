@@ -283,6 +283,18 @@ ATP_HEALTH_TIMEOUT_SECONDS = env_float("ATP_HEALTH_TIMEOUT_SECONDS", 10.0, minim
 ATP_HEALTH_DEGRADED_MS = env_int("ATP_HEALTH_DEGRADED_MS", 3000, minimum=1)
 ATP_HEALTH_HISTORY = env_int("ATP_HEALTH_HISTORY", 100, minimum=1)
 
+# --- data plane bounds and errors (issue 10) -------------------------------------------
+# Largest non-streamed upstream response body read (bytes, after decompression); a larger
+# one is abandoned and answered with a 502 `upstream_body_too_large`.
+ATP_UPSTREAM_MAX_BODY_BYTES = env_int("ATP_UPSTREAM_MAX_BODY_BYTES", 64 << 20, minimum=1024)
+# The semantic cache's vector indexes in one process, across every tenant and route: most
+# bytes kept; the least recently used scopes are dropped first (docs/cache.md).
+ATP_CACHE_SEMANTIC_MAX_BYTES = env_int("ATP_CACHE_SEMANTIC_MAX_BYTES", 256 << 20, minimum=4096)
+# Retry-After (seconds) sent with a 429 or 503 when the upstream gave none, and the most
+# ATP passes on when it gave one (docs/errors.md).
+ATP_RETRY_AFTER_DEFAULT_SECONDS = env_int("ATP_RETRY_AFTER_DEFAULT_SECONDS", 1, minimum=1)
+ATP_RETRY_AFTER_MAX_SECONDS = env_int("ATP_RETRY_AFTER_MAX_SECONDS", 60, minimum=1)
+
 # --- logging --------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

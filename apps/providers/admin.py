@@ -140,9 +140,10 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
         "weight",
         "region",
         "enabled",
+        "listed",
         "circuit",
     ]
-    list_filter = ["enabled", "provider", "region"]
+    list_filter = ["enabled", "listed", "provider", "region"]
     actions = ["reset_circuit"]
     search_fields = ["public_name", "upstream_model", "provider__name"]
     list_select_related = ["provider"]

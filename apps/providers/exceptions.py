@@ -8,12 +8,16 @@ from atp_site.lib.errors import ATPError
 class UpstreamError(ATPError):
     """An upstream call failed. `status` is what ATP answers, not what the upstream said.
 
-    Mapping (applied by `adapters.base.error_from_status`):
+    One call (applied by `adapters.base.error_from_status` and `UpstreamCall`):
     upstream 400/422 -> 400 (the request was bad; not retryable),
     upstream 401/403 -> 502 `upstream_auth_error` (ATP's credential, not the caller's),
-    upstream 404 -> 502 `upstream_not_found`, 408 / timeouts -> 504, 429 -> 429,
-    500/502 -> 502, 503/529 -> 503, connection failures -> 502; 5xx, 429, timeouts and
-    connection failures are retryable.
+    upstream 404 -> 502 `upstream_not_found`, 408 / timeouts -> 504, 429 -> 429 (but
+    OpenAI's `insufficient_quota` -> 502 `upstream_quota_exhausted`), 500/502 -> 502,
+    503/529 -> 503, 3xx -> 502 `upstream_redirect` (never followed), a body over
+    ATP_UPSTREAM_MAX_BODY_BYTES -> 502 `upstream_body_too_large`, connection failures ->
+    502; 5xx, 429, timeouts and connection failures are retryable. When no candidate is
+    left, apps.routing.pipeline.execute folds the attempts into one error; docs/errors.md
+    has the whole table.
     """
 
     status = 502

@@ -8,7 +8,7 @@ The probe goes through the provider's own adapter and credentials:
 - Anthropic, Gemini and the simulator: a one-token chat completion on the provider's
   cheapest enabled chat deployment (an embedding request when it serves only embeddings).
 A probe that answered later than ATP_HEALTH_DEGRADED_MS is degraded; one that failed is
-down. A down provider counts one failure on each of its deployments' breakers; an up
+down (a redirect is a failure: probes, like every upstream call, never follow one). A down provider counts one failure on each of its deployments' breakers; an up
 provider lets its open breakers admit a probe call at once instead of after the cool-down.
 """
 

@@ -1,4 +1,9 @@
-"""The process's pooled HTTP client for upstream calls: one aiohttp session per event loop."""
+"""The process's pooled HTTP client for upstream calls: one aiohttp session per event loop.
+
+Every upstream call (data plane and health probes) goes through
+`apps.providers.adapters.base.UpstreamCall`, which never follows redirects and bounds what
+it reads; do not call the session directly.
+"""
 
 from __future__ import annotations
 

@@ -74,7 +74,12 @@ PRICE = {"max_digits": 12, "decimal_places": 6, "validators": [MinValueValidator
 
 
 class ModelDeployment(models.Model):
-    """A model as callers name it, served by one provider under its upstream name."""
+    """A model as callers name it, served by one provider under its upstream name.
+
+    An unlisted deployment (`listed` off) is hidden from callers: absent from /v1/models and
+    not callable by its own names, but routes may still name it, so a route can put its
+    own fallbacks, retries, timeouts and cache in front of it under one public name.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="deployments")
@@ -94,6 +99,13 @@ class ModelDeployment(models.Model):
     region = models.CharField(max_length=64, blank=True)
     weight = models.PositiveIntegerField(default=100)
     enabled = models.BooleanField(default=True)
+    listed = models.BooleanField(
+        default=True,
+        help_text=(
+            "Shown in GET /v1/models and callable by its own name. Off: reachable only "
+            "through routes (candidates, fallbacks, challengers, or a route of this name)."
+        ),
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -55,6 +55,7 @@ DEPLOYMENT_FIELDS = frozenset(
         "region",
         "weight",
         "enabled",
+        "listed",
     }
 )
 PRICE_FIELDS = (
@@ -244,9 +245,11 @@ def deployment_create(
     region: str = "",
     weight: int = 100,
     enabled: bool = True,
+    listed: bool = True,
 ) -> ModelDeployment:
     """Create a deployment: `public_name` as callers name it, served by `provider` as
-    `upstream_model`. Prices are USD per million tokens."""
+    `upstream_model`. Prices are USD per million tokens. An unlisted one is reachable only
+    through routes."""
     deployment = ModelDeployment(
         provider=provider,
         public_name=public_name,
@@ -264,6 +267,7 @@ def deployment_create(
         region=region,
         weight=weight,
         enabled=enabled,
+        listed=listed,
     )
     _clean_deployment(deployment)
     deployment.save()

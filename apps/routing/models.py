@@ -107,8 +107,12 @@ class RequestLog(models.Model):
 class Route(models.Model):
     """A named way of choosing a model: `auto`, `atp/fast`, ... or an admin's route group.
 
-    The built-in routes exist without a row; a row with the same name overrides one.
-    Candidates are either listed (public model names, in order) or selected by a filter.
+    The built-in routes exist without a row; a row with the same name overrides one and
+    keeps its strategy and tier unless it sets them (blank: inherit). A route named like
+    a model wraps that model: without candidates or a filter its candidates are that
+    model's deployments, and a blank strategy spreads traffic like the bare model does
+    (ATP_LOAD_BALANCING). Otherwise candidates are listed (public model names, in order)
+    or selected by a filter, and a blank strategy and tier mean score and balanced.
     """
 
     class Strategy(models.TextChoices):
@@ -140,8 +144,20 @@ class Route(models.Model):
             "min_quality, max_input_price, max_output_price."
         ),
     )
-    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.SCORE)
-    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.BALANCED)
+    strategy = models.CharField(
+        max_length=16,
+        choices=Strategy.choices,
+        blank=True,
+        default="",
+        help_text="Blank: the built-in route's, the wrapped model's balancing, or score.",
+    )
+    tier = models.CharField(
+        max_length=16,
+        choices=Tier.choices,
+        blank=True,
+        default="",
+        help_text="Blank: the built-in route's, else balanced.",
+    )
     fallbacks = models.JSONField(
         default=list, blank=True, help_text="Public model names tried after the candidates."
     )

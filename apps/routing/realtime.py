@@ -17,7 +17,7 @@ Server messages:
     {"type": "ready", "tenant": "acme"}                      # after authentication
     {"type": "chunk", "id": "c1", "data": {<chat.completion.chunk>}}
     {"type": "done", "id": "c1", "request_id": "...", "model": "...", "route": "...",
-     "usage": {...}, "cost_usd": "0.00001234"}
+     "usage": {...}, "cost_usd": 0.00001234}             # money is a JSON number
     {"type": "cancelled", "id": "c1", "request_id": "..."}
     {"type": "error", "id": "c1" | null, "error": {<OpenAI error object>}}
     {"type": "pong"}

@@ -64,11 +64,14 @@ class DeploymentInfo:
     region: str
     quality: float
     created: int
+    listed: bool = True  # False: reachable through routes only
 
 
 @dataclass(frozen=True, slots=True)
 class RouteInfo:
-    """A route as the data plane sees it (see apps.routing.models.Route)."""
+    """A route as the data plane sees it (see apps.routing.models.Route), its strategy and
+    tier already resolved (a blank one inherited). `wraps` names the model a route of the
+    same name puts itself in front of."""
 
     name: str
     description: str = ""
@@ -88,6 +91,7 @@ class RouteInfo:
     semantic_threshold: float = 0.92
     builtin: bool = False
     created: int = 0
+    wraps: str = ""
 
 
 # The routes every installation has; a Route row of the same name overrides one.
@@ -127,15 +131,21 @@ BUILTIN_ROUTES: dict[str, RouteInfo] = {
 class Snapshot:
     version: int
     keys: dict[str, KeyInfo] = field(default_factory=dict)  # by key hash
-    # Every name a caller may use (public names and aliases) -> its deployments.
+    # Every model name (public names and aliases) -> its enabled deployments, listed or not:
+    # what routes resolve their candidates, fallbacks and challengers through.
     models: dict[str, list[DeploymentInfo]] = field(default_factory=dict)
-    public_names: list[str] = field(default_factory=list)
+    # The names callers may name directly and see in /v1/models -> their listed deployments.
+    listed: dict[str, list[DeploymentInfo]] = field(default_factory=dict)
+    public_names: list[str] = field(default_factory=list)  # sorted names of `listed`
     # Every enabled deployment once, and the routes by name (built-ins included).
     deployments: list[DeploymentInfo] = field(default_factory=list)
     routes: dict[str, RouteInfo] = field(default_factory=lambda: dict(BUILTIN_ROUTES))
     # Route candidate pools by (route, key allow-list, capability), filled on first use
     # (apps.routing.pipeline.plan.route_pool); a configuration change builds a new snapshot.
     pools: dict[tuple, list[DeploymentInfo]] = field(default_factory=dict)
+    # What a request may reach, by (key allow-list, regions, capability), filled on first
+    # use (apps.routing.pipeline.reach).
+    reaches: dict[tuple, object] = field(default_factory=dict)
 
 
 def _decimal_or_none(value: Decimal | None) -> Decimal | None:
@@ -212,11 +222,14 @@ def build_snapshot(version: int) -> Snapshot:
             region=dep.region or provider.region,
             quality=dep.quality_score,
             created=int(dep.created_at.timestamp()),
+            listed=dep.listed,
         )
         snap.deployments.append(info)
         for name in (dep.public_name, *info.aliases):
             snap.models.setdefault(name, []).append(info)
-    snap.public_names = sorted(snap.models)
+            if info.listed:
+                snap.listed.setdefault(name, []).append(info)
+    snap.public_names = sorted(snap.listed)
 
     from apps.routing.models import Route
 
@@ -224,13 +237,23 @@ def build_snapshot(version: int) -> Snapshot:
         if not route.enabled:
             snap.routes.pop(route.name, None)
             continue
+        builtin = BUILTIN_ROUTES.get(route.name)
+        wraps = route.name if builtin is None and route.name in snap.models else ""
+        if builtin is not None:
+            # An override keeps what it does not change.
+            strategy, tier = builtin.strategy, builtin.tier
+        elif wraps:
+            # In front of a model: share its traffic as the bare model name does.
+            strategy, tier = settings.ATP_LOAD_BALANCING, "balanced"
+        else:
+            strategy, tier = "score", "balanced"
         snap.routes[route.name] = RouteInfo(
             name=route.name,
-            description=route.description,
+            description=route.description or (builtin.description if builtin else ""),
             candidates=tuple(route.candidates or ()),
             candidate_filter=dict(route.candidate_filter or {}),
-            strategy=route.strategy,
-            tier=route.tier,
+            strategy=route.strategy or strategy,
+            tier=route.tier or tier,
             fallbacks=tuple(route.fallbacks or ()),
             retry=dict(route.retry or {}),
             timeouts=dict(route.timeouts or {}),
@@ -242,6 +265,8 @@ def build_snapshot(version: int) -> Snapshot:
             semantic_cache=route.semantic_cache,
             semantic_threshold=route.semantic_threshold,
             created=int(route.created_at.timestamp()),
+            builtin=builtin is not None,
+            wraps=wraps,
         )
     return snap
 

@@ -328,6 +328,7 @@ MODEL_KEYS = {
     "region",
     "weight",
     "enabled",
+    "listed",
 }
 PRICE_KEYS = {
     "input": "input_price",
@@ -371,6 +372,8 @@ def _parse_model(data: Any, path: str) -> DeploymentSpec:
         "region": _get(data, "region", path, _optional_string, ""),
         "weight": _get(data, "weight", path, _non_negative_int, 100),
         "enabled": _get(data, "enabled", path, _boolean, True),
+        # false: hidden from /v1/models and callable only through routes.
+        "listed": _get(data, "listed", path, _boolean, True),
     }
     for key, service_field in PRICE_KEYS.items():
         required_default = Decimal(0) if key in ("input", "output") else None
@@ -473,8 +476,9 @@ def _parse_route(data: Any, path: str) -> RouteSpec:
     fields: dict[str, Any] = {
         "description": _get(data, "description", path, _optional_string, ""),
         "enabled": _get(data, "enabled", path, _boolean, True),
-        "strategy": _get(data, "strategy", path, _choice(Route.Strategy.values), "score"),
-        "tier": _get(data, "tier", path, _choice(Route.Tier.values), "balanced"),
+        # Left out: a built-in route's own, else the route's default (Route's docstring).
+        "strategy": _get(data, "strategy", path, _choice(Route.Strategy.values), ""),
+        "tier": _get(data, "tier", path, _choice(Route.Tier.values), ""),
         "candidates": _get(data, "candidates", path, _string_list, []),
         "candidate_filter": _get(data, "candidate_filter", path, _object, {}),
         "fallbacks": _get(data, "fallbacks", path, _string_list, []),
@@ -868,6 +872,8 @@ def _export_deployment(d: ModelDeployment) -> dict[str, Any]:
         out["region"] = d.region
     out["weight"] = d.weight
     out["enabled"] = d.enabled
+    if not d.listed:
+        out["listed"] = False
     return out
 
 
@@ -911,11 +917,13 @@ def _export_route(r: Route) -> dict[str, Any]:
     out: dict[str, Any] = {"name": r.name}
     if r.description:
         out["description"] = r.description
+    out["enabled"] = r.enabled
+    if r.strategy:
+        out["strategy"] = r.strategy
+    if r.tier:
+        out["tier"] = r.tier
     out.update(
         {
-            "enabled": r.enabled,
-            "strategy": r.strategy,
-            "tier": r.tier,
             "candidates": list(r.candidates or []),
             "candidate_filter": dict(r.candidate_filter or {}),
             "fallbacks": list(r.fallbacks or []),

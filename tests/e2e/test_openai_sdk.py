@@ -204,12 +204,12 @@ def test_errors_map_to_sdk_exceptions(client, live):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="sim-fast", messages=MESSAGES, temperature=5)
     assert info.value.param == "temperature"
-    # An upstream that rate-limits every try is the gateway's 503 (every candidate failed),
-    # with the upstream's Retry-After and the attempts listed.
+    # An upstream that rate-limits every try is the gateway's 429 (the SDK's rate-limit
+    # error), with the upstream's Retry-After and the attempts listed.
     live.openai_upstream.enqueue(Script(status=429, retry_after=7))
-    with pytest.raises(openai.InternalServerError) as limited:
+    with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES)
-    assert limited.value.status_code == 503
+    assert limited.value.status_code == 429
     assert limited.value.response.headers["retry-after"] == "7"
     assert limited.value.body["retryable"] is True
     assert limited.value.body["atp"]["attempts"][0]["status"] == 429

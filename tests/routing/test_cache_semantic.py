@@ -370,6 +370,71 @@ def test_scope_indexes_are_bounded_per_scope_and_in_number():
     assert len(indexes) == 2 and indexes.get(b"a", create=False) is None
 
 
+def test_scope_indexes_are_bounded_in_bytes_across_scopes_least_recently_used_first():
+    from apps.routing.cache.semantic import ROW_BYTES, ScopeIndexes
+
+    rng = np.random.default_rng(1)
+
+    def unit():
+        v = rng.standard_normal(384).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    def total(indexes):
+        return sum(len(i) for i in indexes._scopes.values()) * ROW_BYTES
+
+    cap = 10 * ROW_BYTES
+    indexes = ScopeIndexes(max_scopes=1000, max_per_scope=1000, max_bytes=cap)
+    for tenant in range(8):
+        indexes.get(f"t{tenant}".encode()).add(
+            [(2e9, bytes([tenant, i]) * 16, unit()) for i in range(3)]
+        )
+        assert indexes.nbytes == total(indexes) <= cap
+    # Scopes of 3 rows under a cap of 10: the three most recently written are kept.
+    assert [s.decode() for s in indexes._scopes] == ["t5", "t6", "t7"]
+    # Reading a scope makes it recent: the next write evicts another one.
+    indexes.get(b"t5")
+    indexes.get(b"t8").add([(2e9, bytes([8, i]) * 16, unit()) for i in range(3)])
+    assert [s.decode() for s in indexes._scopes] == ["t7", "t5", "t8"]
+    # One scope larger than the cap keeps its newest vectors only.
+    big = indexes.get(b"big")
+    vectors = [unit() for _ in range(25)]
+    big.add([(2e9, bytes([99, i]) * 16, v) for i, v in enumerate(vectors)])
+    assert list(indexes._scopes) == [b"big"] and len(big) == 10
+    assert big.search(vectors[-1], now=1e9)[0] == bytes([99, 24]) * 16
+    # Expiry, discards and resets keep the running total exact.
+    big.discard(bytes([99, 24]) * 16)
+    assert indexes.nbytes == total(indexes) == 9 * ROW_BYTES
+    assert big.search(vectors[-1], now=3e9) is None
+    assert indexes.nbytes == 0
+    indexes.get(b"x").add([(2e9, b"k" * 32, unit())])
+    indexes.reset(b"x")
+    assert indexes.nbytes == total(indexes) == 0
+
+
+async def test_the_semantic_cache_stays_within_its_byte_cap_across_tenants(minilm):
+    from apps.routing.cache.semantic import ROW_BYTES
+
+    clock = Clock()
+    embedder = await _ready_embedder(minilm)
+    c = ResponseCache(
+        MemoryBackend(clock=clock), embedder=embedder, clock=clock, max_semantic_bytes=4 * ROW_BYTES
+    )
+    try:
+        for tenant in range(12):
+            await remember(c, "What is the capital of France?", "Paris.", tenant=f"t{tenant}")
+            assert c.indexes.nbytes <= 4 * ROW_BYTES
+        assert len(c.indexes) == 4
+        # The most recent tenants still get semantic hits; the first ones' vectors were
+        # dropped (their exact entries remain in the answer store).
+        recent = await ask(c, "What's the capital of France?", tenant="t11")
+        assert recent is not None and recent.kind == "semantic_hit"
+        assert await ask(c, "What's the capital of France?", tenant="t0") is None
+        exact = await ask(c, "What is the capital of France?", tenant="t0")
+        assert exact is not None and exact.kind == "hit"
+    finally:
+        embedder.close()
+
+
 async def test_store_reuses_the_embedding_computed_by_the_lookup(memory_cache, minilm):
     calls = []
 

@@ -5,7 +5,9 @@ all-failed error, route overrides, observed statistics and load-balancing orders
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.utils import format_datetime
 
 import orjson
 import pytest
@@ -186,6 +188,88 @@ async def test_every_candidate_failing_gives_one_error_listing_the_attempts(pair
     assert all(a["deployment"] == "gpt-x" and a["retryable"] for a in attempts)
     assert "4 attempt(s) on 2 deployment(s)" in err["message"]
     assert UPSTREAM_KEY not in resp.body.decode()
+
+
+async def test_every_candidate_rate_limited_gives_429_with_the_earliest_retry_after(pair):
+    first, second, *_ = pair
+    # Hints longer than the retry policy's ceiling are not waited: the next candidate is
+    # tried at once.
+    first.default = Script(status=429, retry_after=45)
+    second.default = Script(status=429, retry_after=40)
+    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    assert resp.status == 429, resp.body
+    assert resp.headers["retry-after"] == "40"
+    err = error_of(resp)
+    assert err["type"] == "rate_limit_error" and err["code"] == "upstream_rate_limited"
+    assert err["retryable"] is True and err["retry_after"] == 40
+    assert [a["status"] for a in err["atp"]["attempts"]] == [429, 429]
+    anthropic = await call(
+        "POST",
+        "/v1/messages",
+        key=pair.key,
+        json={"model": "gpt-x", "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}]},
+    )
+    assert anthropic.status == 429 and anthropic.headers["retry-after"] == "40"
+    assert anthropic.json()["error"]["type"] == "rate_limit_error"
+
+
+async def test_rate_limits_without_a_hint_get_the_default_retry_after(pair, settings):
+    settings.ATP_RETRY_AFTER_DEFAULT_SECONDS = 2
+    first, second, *_ = pair
+    first.default = Script(status=429)
+    second.default = Script(status=429)
+    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    assert resp.status == 429 and resp.headers["retry-after"] == "2"
+    assert error_of(resp)["retry_after"] == 2
+
+
+async def test_a_rate_limit_and_an_outage_together_give_503(pair):
+    first, second, *_ = pair
+    first.default = Script(status=429, retry_after=45)
+    second.default = Script(status=503)
+    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    assert resp.status == 503
+    err = error_of(resp)
+    assert err["code"] == "upstream_unavailable" and err["type"] == "upstream_error"
+    assert resp.headers["retry-after"] == "45"
+
+
+async def test_retry_after_in_milliseconds_or_as_a_date_is_understood(pair, settings):
+    settings.ATP_RETRY_MAX_ATTEMPTS = 1
+    first, second, *_ = pair
+    first.default = Script(status=429, headers={"retry-after-ms": "45000"})
+    second.default = Script(
+        status=429,
+        headers={
+            "retry-after": format_datetime(datetime.now(UTC) + timedelta(seconds=50), usegmt=True)
+        },
+    )
+    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    assert resp.status == 429 and resp.headers["retry-after"] == "45"
+    hints = [a["retry_after"] for a in error_of(resp)["atp"]["attempts"]]
+    assert hints[0] == 45 and 45 < hints[1] <= 50
+
+
+async def test_an_exhausted_upstream_quota_falls_back_and_is_not_a_rate_limit(pair):
+    first, second, *_ = pair
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    first.enqueue(Script(status=429, error=quota))
+    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    assert resp.status == 200 and resp.headers["x-atp-provider"] == "secondary"
+    assert chat_requests(first) == 1
+    first.default = Script(status=429, error=quota)
+    second.default = Script(status=429, error=quota)
+    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    assert resp.status == 502 and "retry-after" not in resp.headers
+    err = error_of(resp)
+    assert err["code"] == "upstream_quota_exhausted" and err["retryable"] is False
 
 
 async def test_timeouts_everywhere_give_504(pair):

@@ -185,7 +185,8 @@ async def test_route_endpoint_ranks_without_calling_a_provider(models):
     assert out["object"] == "route.decision" and out["route"] == "atp/fast"
     ranked = [r["model"] for r in out["recommendations"]]
     assert set(ranked) == {"sim-fast", "sim-cheap", "sim-mid", "sim-best"}
-    assert out["decision"]["model"] == ranked[0]
+    [chosen] = [r for r in out["recommendations"] if r["chosen"]]
+    assert out["decision"]["model"] == chosen["model"] == resp.headers["x-atp-model"]
     assert all("estimated_cost_usd" in r or "cost_usd" in r for r in out["recommendations"])
     # Nothing was called, so nothing was logged.
     assert request_logs._take() == []
@@ -195,6 +196,58 @@ async def test_route_endpoint_ranks_without_calling_a_provider(models):
     assert prompt.status == 200 and prompt.json()["decision"]["tier"] == "high"
     missing = await call("POST", "/v1/route", key=models.key, json={**CHAT, "model": "nope"})
     assert missing.status == 404
+
+
+def _check_recommendations(out: dict) -> list[dict]:
+    recs = out["recommendations"]
+    scores = [r["score"] for r in recs]
+    assert scores == sorted(scores, reverse=True)
+    assert [r["rank"] for r in recs] == list(range(1, len(recs) + 1))
+    for r in recs:
+        assert 0 <= r["confidence"] <= 1
+        assert r["reasoning"] and all(isinstance(line, str) for line in r["reasoning"])
+    assert sum(r["chosen"] for r in recs) == 1
+    return recs
+
+
+@pytest.mark.parametrize("strategy", ["score", "learned"])
+async def test_route_recommendations_are_sorted_by_score_each_with_confidence_and_reasons(
+    models, strategy
+):
+    await sync_to_async(route_create)(
+        name="team/ranked", strategy=strategy, exploration=False, tier="balanced"
+    )
+    resp = await call("POST", "/v1/route", key=models.key, json={**CHAT, "model": "team/ranked"})
+    assert resp.status == 200, resp.body
+    recs = _check_recommendations(resp.json())
+    # Without exploration the choice is the best by the strategy's own score.
+    assert recs[0]["chosen"] and not recs[0]["explored"]
+    assert resp.json()["decision"]["confidence"] == recs[0]["confidence"]
+    others = [r["confidence"] for r in recs[1:]]
+    assert all(c <= recs[0]["confidence"] for c in others)
+    if strategy == "learned":
+        assert all("weighted_score" in r for r in recs)
+
+
+async def test_an_explored_pick_is_flagged_in_its_place_not_first(models):
+    await sync_to_async(route_create)(
+        name="team/explore", strategy="learned", exploration=True, exploration_rate=1.0
+    )
+    for _ in range(200):
+        resp = await call(
+            "POST", "/v1/route", key=models.key, json={**CHAT, "model": "team/explore"}
+        )
+        out = resp.json()
+        if out["decision"]["explored"]:
+            break
+    else:
+        pytest.fail("the route never explored")
+    recs = _check_recommendations(out)
+    [picked] = [r for r in recs if r["chosen"]]
+    assert picked["explored"] is True and picked["rank"] > 1
+    assert not any(r["explored"] for r in recs if not r["chosen"])
+    assert picked["model"] == out["decision"]["model"] == resp.headers["x-atp-model"]
+    assert any("explore" in line for line in picked["reasoning"])
 
 
 async def test_ask_answers_with_text_cost_and_decision(models):

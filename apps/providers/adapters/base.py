@@ -9,9 +9,11 @@ translates that to and from its provider's wire protocol, usage and errors inclu
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -20,10 +22,14 @@ import orjson
 
 from apps.providers.exceptions import UpstreamError, UpstreamTimeout
 from apps.providers.http import get_session
+from atp_site.lib.hot_settings import hot
 
 # Longest single line accepted from a streamed body: inline base64 images in a Gemini or
 # Ollama stream arrive as one line.
 MAX_LINE_BYTES = 64 * 2**20
+# Most of an upstream's error body read: enough for any provider's message, which is all
+# ATP takes from it.
+MAX_ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +202,16 @@ def error_from_status(
         )
     if status == 408:
         return UpstreamTimeout(f"{who} timed out (HTTP 408).", upstream_status=status)
+    if status == 429 and _error_code(payload) == "insufficient_quota":
+        # OpenAI's "out of credit" is a 429 too, but no wait fixes it: it is ATP's account,
+        # not the caller's rate, so it is a deployment fault (fall back, not retried).
+        return UpstreamError(
+            f"{who} refused the call: ATP's upstream account has no quota left.",
+            status=502,
+            code="upstream_quota_exhausted",
+            retryable=False,
+            upstream_status=status,
+        )
     if status == 429:
         return UpstreamError(
             f"{who} is rate limiting: {detail or 'too many requests'}",
@@ -222,14 +238,60 @@ def error_from_status(
     )
 
 
+def _error_code(payload: Any) -> str:
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        if isinstance(err, dict) and isinstance(err.get("code"), str):
+            return err["code"]
+    return ""
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The upstream's wait hint in seconds: OpenAI's `retry-after-ms`, else `retry-after`
+    as seconds or as an HTTP date (https://www.rfc-editor.org/rfc/rfc9110#field.retry-after)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            value = float(raw_ms) / 1000
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return max(0.0, value)
     raw = headers.get("retry-after")
     if not raw:
         return None
     try:
-        return max(0.0, float(raw))
+        value = float(raw)
     except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return max(0.0, value) if math.isfinite(value) else None
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it exceeds `limit` bytes (after decompression,
+    so a compressed bomb is cut off too). Read in the blocks the socket delivers, as
+    aiohttp's own `read()` does."""
+    length = response.content_length
+    if length is not None and length > limit:
         return None
+    content = response.content
+    blocks: list[bytes] = []
+    size = 0
+    while True:
+        block = await content.readany()
+        if not block:
+            break
+        size += len(block)
+        if size > limit:
+            return None
+        blocks.append(block)
+    return blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
 @lru_cache(maxsize=64)
@@ -245,6 +307,8 @@ class UpstreamCall:
 
     Use as an async context manager; `response` is the aiohttp response once headers
     arrived with a 2xx status. Non-2xx answers and network failures raise `UpstreamError`.
+    Redirects are never followed: a provider's base URL answering 3xx would otherwise send
+    the request, with ATP's upstream credential, wherever the Location header points.
     """
 
     def __init__(
@@ -275,7 +339,12 @@ class UpstreamCall:
         try:
             async with asyncio.timeout(min(self.target.first_byte_timeout, self.remaining())):
                 self.response = await session.request(
-                    self.method, self.url, data=self.body, headers=self.headers, timeout=timeout
+                    self.method,
+                    self.url,
+                    data=self.body,
+                    headers=self.headers,
+                    timeout=timeout,
+                    allow_redirects=False,
                 )
         except TimeoutError:
             raise UpstreamTimeout(
@@ -292,17 +361,33 @@ class UpstreamCall:
                 f"Provider '{self.target.provider_name}' connection failed ({type(exc).__name__}).",
                 code="upstream_connection_error",
             ) from None
-        if self.response.status >= 400:
-            status = self.response.status
+        status = self.response.status
+        if 300 <= status < 400:
+            self.response.close()
+            raise UpstreamError(
+                f"Provider '{self.target.provider_name}' answered with a redirect "
+                f"(HTTP {status}); ATP does not follow upstream redirects. Check the "
+                "provider's base URL.",
+                code="upstream_redirect",
+                retryable=False,
+                upstream_status=status,
+            )
+        if status >= 400:
             headers = self.response.headers
+            raw = None
             try:
                 async with asyncio.timeout(self.remaining()):
-                    raw = await self.response.read()
+                    raw = await read_bounded(self.response, MAX_ERROR_BODY_BYTES)
                 payload: Any = orjson.loads(raw) if raw else None
             except (orjson.JSONDecodeError, aiohttp.ClientError, TimeoutError):
                 payload = None
             finally:
-                self.response.release()
+                # A body read to its end leaves the connection reusable; anything else
+                # (too long, timed out) must not be read further.
+                if raw is None:
+                    self.response.close()
+                else:
+                    self.response.release()
             raise error_from_status(
                 self.adapter, self.target, status, payload, _retry_after(headers)
             )
@@ -313,10 +398,13 @@ class UpstreamCall:
             self.response.release()
 
     async def json(self) -> Any:
+        """The body parsed as JSON, read up to ATP_UPSTREAM_MAX_BODY_BYTES: a provider that
+        sends more fails with a 502 instead of filling the gateway's memory."""
         assert self.response is not None
+        limit = hot.ATP_UPSTREAM_MAX_BODY_BYTES
         try:
             async with asyncio.timeout(self.remaining()):
-                raw = await self.response.read()
+                raw = await read_bounded(self.response, limit)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"Provider '{self.target.provider_name}' did not finish within "
@@ -327,6 +415,15 @@ class UpstreamCall:
                 f"Provider '{self.target.provider_name}' broke the connection "
                 f"({type(exc).__name__})."
             ) from None
+        if raw is None:
+            # Drop the connection: the rest of the body must not be read to reuse it.
+            self.response.close()
+            raise UpstreamError(
+                f"Provider '{self.target.provider_name}' sent a response body larger than "
+                f"{limit} bytes (ATP_UPSTREAM_MAX_BODY_BYTES).",
+                code="upstream_body_too_large",
+                retryable=False,
+            )
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

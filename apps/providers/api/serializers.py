@@ -95,11 +95,26 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "region",
             "weight",
             "enabled",
+            "listed",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-        extra_kwargs = {"quality_score": {"max_value": 1.0}}
+        # Prices are decimal strings ("0.150000", USD per million tokens): Django REST
+        # framework's default for decimal fields, kept so no digit is lost to a float.
+        extra_kwargs = {
+            "quality_score": {"max_value": 1.0},
+            **{
+                name: {"help_text": "USD per million tokens, as an exact decimal string."}
+                for name in (
+                    "input_price",
+                    "output_price",
+                    "cached_input_price",
+                    "cache_write_price",
+                    "reasoning_price",
+                )
+            },
+        }
         # Uniqueness per provider is checked by the service, which names the field.
         validators: list = []
 

@@ -85,6 +85,7 @@ def build_from_settings() -> ResponseCache:
         compress_above=_setting("ATP_CACHE_COMPRESS_ABOVE", 2048),
         max_scopes=_setting("ATP_CACHE_SEMANTIC_MAX_SCOPES", 1000),
         max_per_scope=_setting("ATP_CACHE_SEMANTIC_MAX_PER_SCOPE", 1000),
+        max_semantic_bytes=_setting("ATP_CACHE_SEMANTIC_MAX_BYTES", 256 << 20),
     )
 
 

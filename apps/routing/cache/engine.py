@@ -72,6 +72,7 @@ class ResponseCache:
         compress_above: int = 2048,
         max_scopes: int = 1000,
         max_per_scope: int = 1000,
+        max_semantic_bytes: int | None = None,
         stats_flush_seconds: float = 1.0,
     ) -> None:
         self.backend = backend
@@ -79,7 +80,9 @@ class ResponseCache:
         self.clock = clock
         self.compress_above = compress_above
         self.max_per_scope = max_per_scope
-        self.indexes = ScopeIndexes(max_scopes=max_scopes, max_per_scope=max_per_scope)
+        self.indexes = ScopeIndexes(
+            max_scopes=max_scopes, max_per_scope=max_per_scope, max_bytes=max_semantic_bytes
+        )
         self.stats_flush_seconds = stats_flush_seconds
         self._pending: Counter[tuple[str, str]] = Counter()
         self._flushed_at = 0.0

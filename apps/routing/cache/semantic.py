@@ -191,10 +191,19 @@ def unpack_item(data: bytes) -> tuple[float, bytes, np.ndarray]:
     return expires_at, key, vector
 
 
-class ScopeIndex:
-    """The vectors of one scope: newest last, at most `capacity` rows (oldest dropped)."""
+# What one indexed prompt costs in memory: its float32 vector, its expiry time and its
+# 32-byte key with the Python object and list slot that hold it.
+ROW_BYTES = DIMENSIONS * 4 + 8 + 32 + 41 + 8
 
-    def __init__(self, capacity: int) -> None:
+
+class ScopeIndex:
+    """The vectors of one scope: newest last, at most `capacity` rows (oldest dropped).
+
+    `on_resize(delta)` hears every change in the number of rows, so the owner can keep a
+    running total across scopes without summing them.
+    """
+
+    def __init__(self, capacity: int, on_resize: Callable[[int], None] | None = None) -> None:
         import numpy as np
 
         self.capacity = capacity
@@ -202,36 +211,62 @@ class ScopeIndex:
         self.expires = np.empty(0, dtype=np.float64)
         self.keys: list[bytes] = []
         self.seq = 0  # the last Redis sequence number mirrored
+        self._on_resize = on_resize
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.keys) * ROW_BYTES
+
+    def _resized(self, before: int) -> None:
+        if self._on_resize is not None and len(self.keys) != before:
+            self._on_resize(len(self.keys) - before)
 
     def add(self, items: list[tuple[float, bytes, np.ndarray]]) -> None:
         import numpy as np
 
         if not items:
             return
+        before = len(self.keys)
         # A request stored again (after `no-cache`, or by two processes at once) keeps one
         # row: the newest.
         items = list({key: (e, key, v) for e, key, v in items}.values())
-        for _, key, _ in items:
-            self.discard(key)
+        fresh = {key for _, key, _ in items}
+        if fresh.intersection(self.keys):
+            self._keep([k not in fresh for k in self.keys])
         self.matrix = np.vstack([self.matrix, np.stack([v for _, _, v in items])])
         self.expires = np.concatenate([self.expires, [e for e, _, _ in items]])
         self.keys.extend(k for _, k, _ in items)
         extra = len(self.keys) - self.capacity
         if extra > 0:
-            self.matrix = self.matrix[extra:]
-            self.expires = self.expires[extra:]
-            del self.keys[:extra]
+            self.drop_oldest(extra, notify=False)
+        self._resized(before)
+
+    def drop_oldest(self, count: int, *, notify: bool = True) -> None:
+        before = len(self.keys)
+        self.matrix = self.matrix[count:]
+        self.expires = self.expires[count:]
+        del self.keys[:count]
+        if notify:
+            self._resized(before)
+
+    def _keep(self, keep: list[bool]) -> None:
+        import numpy as np
+
+        mask = np.array(keep, dtype=bool)
+        self.matrix = self.matrix[mask]
+        self.expires = self.expires[mask]
+        self.keys = [k for k, kept in zip(self.keys, keep, strict=True) if kept]
 
     def prune(self, now: float) -> None:
         live = self.expires > now
         if live.all():
             return
-        self.matrix = self.matrix[live]
-        self.expires = self.expires[live]
-        self.keys = [k for k, keep in zip(self.keys, live, strict=True) if keep]
+        before = len(self.keys)
+        self._keep(live.tolist())
+        self._resized(before)
 
     def search(self, vector: np.ndarray, now: float) -> tuple[bytes, float] | None:
         """The most similar live entry and its cosine similarity."""
@@ -245,22 +280,53 @@ class ScopeIndex:
         return self.keys[best], float(sims[best])
 
     def discard(self, key: bytes) -> None:
-        import numpy as np
-
         if key in self.keys:
-            keep = np.array([k != key for k in self.keys])
-            self.matrix = self.matrix[keep]
-            self.expires = self.expires[keep]
-            self.keys = [k for k in self.keys if k != key]
+            before = len(self.keys)
+            self._keep([k != key for k in self.keys])
+            self._resized(before)
+
+    def detach(self) -> None:
+        """Stop reporting to the owner (the scope was dropped from it)."""
+        self._on_resize = None
 
 
 class ScopeIndexes:
-    """Every scope's index in this process, least recently used scopes dropped first."""
+    """Every scope's index in this process, across tenants and routes, bounded in number
+    of scopes and in bytes (ROW_BYTES per vector): the least recently used scopes are
+    dropped first; a single scope larger than the byte bound keeps its newest vectors."""
 
-    def __init__(self, *, max_scopes: int, max_per_scope: int) -> None:
+    def __init__(
+        self, *, max_scopes: int, max_per_scope: int, max_bytes: int | None = None
+    ) -> None:
         self.max_scopes = max_scopes
         self.max_per_scope = max_per_scope
+        self.max_rows = None if max_bytes is None else max(1, max_bytes // ROW_BYTES)
+        self.rows = 0
         self._scopes: OrderedDict[bytes, ScopeIndex] = OrderedDict()
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * ROW_BYTES
+
+    def _resized(self, delta: int) -> None:
+        self.rows += delta
+        if delta > 0 and self.max_rows is not None and self.rows > self.max_rows:
+            self._fit()
+
+    def _fit(self) -> None:
+        """Drop least recently used scopes until the rows fit; the most recent one (the
+        scope just written) is trimmed to its newest rows as a last resort."""
+        assert self.max_rows is not None
+        while self.rows > self.max_rows and len(self._scopes) > 1:
+            _, oldest = self._scopes.popitem(last=False)
+            self._forget(oldest)
+        if self.rows > self.max_rows and self._scopes:
+            newest = next(reversed(self._scopes.values()))
+            newest.drop_oldest(self.rows - self.max_rows)
+
+    def _forget(self, index: ScopeIndex) -> None:
+        index.detach()
+        self.rows -= len(index)
 
     def get(self, scope: bytes, *, create: bool = True) -> ScopeIndex | None:
         index = self._scopes.get(scope)
@@ -269,13 +335,16 @@ class ScopeIndexes:
             return index
         if not create:
             return None
-        index = self._scopes[scope] = ScopeIndex(self.max_per_scope)
+        index = self._scopes[scope] = ScopeIndex(self.max_per_scope, self._resized)
         while len(self._scopes) > self.max_scopes:
-            self._scopes.popitem(last=False)
+            _, oldest = self._scopes.popitem(last=False)
+            self._forget(oldest)
         return index
 
     def reset(self, scope: bytes) -> ScopeIndex:
-        self._scopes.pop(scope, None)
+        dropped = self._scopes.pop(scope, None)
+        if dropped is not None:
+            self._forget(dropped)
         return self.get(scope)
 
     def __len__(self) -> int:

@@ -424,6 +424,7 @@ class BanditChoice:
     confidence: float
     reasoning: list[str]
     utilities: dict[str, float] = field(default_factory=dict)
+    spreads: dict[str, float] = field(default_factory=dict)  # posterior sd per model
 
 
 @dataclass(slots=True)
@@ -526,7 +527,7 @@ class ContextualBandit:
         ]
         if not exploration:
             reasons.append("exploration is off for this route")
-        return BanditChoice(chosen, explored, confidence, reasons, means)
+        return BanditChoice(chosen, explored, confidence, reasons, means, spreads)
 
     async def record_outcome(
         self,
@@ -603,6 +604,11 @@ def _posterior(
         variance = DEFAULT_QUALITY_VARIANCE
     sd = math.sqrt(variance / (n + strength))
     return mean, sd, a0 + arm.pulls - arm.failures, b0 + arm.failures
+
+
+def model_confidence(means: dict[str, float], spreads: dict[str, float], model: str) -> float:
+    """The probability that `model`'s learnt utility beats the best of the others."""
+    return _confidence(means, spreads, model)
 
 
 def _confidence(means: dict[str, float], spreads: dict[str, float], chosen: str) -> float:

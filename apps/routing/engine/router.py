@@ -136,6 +136,7 @@ class RoutingEngine:
         strategy = route.strategy if route.strategy in STRATEGIES else "score"
         task: TaskMatch | None = None
         explored = False
+        learnt = None
         if strategy == "learned":
             task = self.clusters.classify(request.prompt_text)
             parent = self.clusters.parent(task.cluster)
@@ -154,6 +155,7 @@ class RoutingEngine:
                 r for r in ranking if r.model != choice.model
             ]
             confidence, explored = choice.confidence, choice.explored
+            learnt = (choice.utilities, choice.spreads)
             reasoning.append(
                 f"task cluster {task.cluster} ({self.clusters.label(task.cluster)}), "
                 f"similarity {task.similarity:.2f}"
@@ -185,6 +187,7 @@ class RoutingEngine:
             task_cluster=task.cluster if task else None,
             explored=explored,
             task=task,
+            learnt=learnt,
         )
 
     def _shortlist(

@@ -175,7 +175,8 @@ class Ranked:
 @dataclass(slots=True)
 class RouteDecision:
     """The router's choice, its estimates and why; `ranking[0]` is the choice and the rest
-    are the fallbacks in the order to try them."""
+    are the fallbacks in the order to try them. `to_dict` shows the ranking by score, with
+    the choice flagged where its score puts it."""
 
     route: str
     strategy: str
@@ -193,13 +194,23 @@ class RouteDecision:
     extra: dict[str, Any] = field(default_factory=dict)
     # The classified request (clusters.TaskMatch) the engine learns from after the answer.
     task: Any = field(default=None, repr=False)
+    # A learned choice's (utilities, posterior spreads) by model, for per-entry confidence.
+    learnt: tuple[dict[str, float], dict[str, float]] | None = field(default=None, repr=False)
 
     @property
     def deployments(self) -> list[DeploymentInfo]:
         """Deployments in try order: the choice, then its fallbacks."""
         return [r.deployment for r in self.ranking]
 
-    def to_dict(self, *, limit: int = 10) -> dict[str, Any]:
+    def to_dict(self, *, limit: int = 10, detail: bool = False) -> dict[str, Any]:
+        """The decision as callers and the request log see it. `ranking` holds the first
+        `limit` entries of the try order, sorted by their `score` (best first); each
+        carries its `rank`, whether it is the choice (`chosen`, and `explored` when the
+        choice was made to explore) and its own `confidence`, and with `detail` its own
+        `reasoning`. A learned route's `score` is the learnt utility it chose by (the
+        weighted score is then `weighted_score`); every other route's is the weighted score
+        (strategies such as `cheapest` choose by their own rule, so the choice may sit
+        below the top)."""
         return {
             "route": self.route,
             "strategy": self.strategy,
@@ -213,9 +224,100 @@ class RouteDecision:
             "task_cluster": self.task_cluster,
             "explored": self.explored,
             "reasoning": list(self.reasoning),
-            "ranking": [r.to_dict() for r in self.ranking[:limit]],
+            "ranking": self.ranked_entries(limit=limit, detail=detail),
             **self.extra,
         }
+
+    def _score_of(self) -> Callable[[Ranked], float]:
+        if self.learnt is None:
+            return lambda entry: entry.score
+        means = self.learnt[0]
+        return lambda entry: means.get(entry.model, -math.inf)
+
+    def ranked_entries(self, *, limit: int = 10, detail: bool = False) -> list[dict[str, Any]]:
+        score_of = self._score_of()
+        shown = sorted(self.ranking[:limit], key=lambda r: (-score_of(r), -r.score))
+        chosen = self.ranking[0] if self.ranking else None
+        confidence = self._confidences(score_of)
+        out = []
+        for position, entry in enumerate(shown, start=1):
+            item = entry.to_dict()
+            if self.learnt is not None:
+                item["weighted_score"] = item["score"]
+                item["score"] = round(score_of(entry), 4)
+            is_chosen = entry is chosen
+            item["rank"] = position
+            item["chosen"] = is_chosen
+            item["explored"] = is_chosen and self.explored
+            item["confidence"] = round(confidence(entry), 3)
+            if detail:
+                item["reasoning"] = self._reasons_for(entry, chosen, score_of)
+            out.append(item)
+        return out
+
+    def _confidences(self, score_of: Callable[[Ranked], float]) -> Callable[[Ranked], float]:
+        """How sure the router is that an entry is the best choice: for a learned route,
+        the probability that its model's learnt utility beats the best other model's;
+        otherwise its score's lead over the best other entry (0.5 a tie, 1 a lead of 0.1,
+        0 a gap of 0.1 behind), as `score_confidence` measures the choice."""
+        if self.learnt is not None:
+            from apps.routing.engine.bandit import model_confidence
+
+            means, spreads = self.learnt
+
+            def learnt(entry: Ranked) -> float:
+                if entry.model in means:
+                    return model_confidence(means, spreads, entry.model)
+                return 0.0
+
+            return learnt
+        top = sorted(self.ranking, key=lambda r: -r.score)[:2]
+
+        def scored(entry: Ranked) -> float:
+            others = [r for r in top if r is not entry]
+            if not others:
+                return 1.0
+            return max(0.0, min(1.0, 0.5 + 5.0 * (entry.score - others[0].score)))
+
+        return scored
+
+    def _reasons_for(
+        self, entry: Ranked, chosen: Ranked | None, score_of: Callable[[Ranked], float]
+    ) -> list[str]:
+        lines = [
+            f"weighted score {entry.score:.3f}: quality {entry.quality:.2f}, "
+            f"est. ${entry.cost_usd:.6f}, ~{entry.latency_ms:.0f} ms, "
+            f"error rate {entry.error_rate:.0%}"
+        ]
+        if self.learnt is not None and entry.model in self.learnt[0]:
+            cluster = (
+                f" in task cluster {self.task_cluster}" if self.task_cluster is not None else ""
+            )
+            lines.append(f"learnt utility {self.learnt[0][entry.model]:.3f}{cluster}")
+        if entry is chosen:
+            if self.explored:
+                lines.append(
+                    "chosen to explore: the route spends a bounded share of requests on "
+                    "models it knows little about"
+                )
+            else:
+                lines.append(f"chosen by strategy {self.strategy}")
+            return lines
+        if chosen is None:
+            return lines
+        lines.append(
+            f"not chosen: score {score_of(entry) - score_of(chosen):+.3f} against {chosen.model}"
+        )
+        if chosen.cost_usd > 0 and entry.cost_usd != chosen.cost_usd:
+            ratio = entry.cost_usd / chosen.cost_usd
+            lines.append(
+                f"costs {ratio:.2f}x the choice"
+                if ratio > 1
+                else f"costs {1 - ratio:.0%} less than the choice"
+            )
+        if entry.quality != chosen.quality:
+            lines.append(f"quality {entry.quality - chosen.quality:+.2f} against the choice")
+        return lines
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The x-atp-* response headers (the estimated cost until the real one is known)."""

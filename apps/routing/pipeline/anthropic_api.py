@@ -47,7 +47,7 @@ async def messages(
             )
         # The cache keys the request in OpenAI's shape, so an answer cached through
         # /v1/chat/completions serves the same request here and the other way round.
-        policy, hit = await cached.look_up(ctx, plan.route, openai_body, headers)
+        policy, hit = await cached.look_up(snapshot, ctx, plan.route, openai_body, headers)
         if hit is not None:
             return _from_cache(snapshot, ctx, hit, policy, message_id)
         cache_headers = cached.miss_headers(policy)

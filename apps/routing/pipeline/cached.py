@@ -21,19 +21,34 @@ Headers = list[tuple[bytes, bytes]]
 
 
 async def look_up(
-    ctx: RequestContext, route: RouteInfo | None, body: dict[str, Any], headers: dict
+    snapshot: Snapshot,
+    ctx: RequestContext,
+    route: RouteInfo | None,
+    body: dict[str, Any],
+    headers: dict,
 ) -> tuple[cache.CachePolicy | None, cache.CacheHit | None]:
-    """The cache policy of this request on `route`, and the cached answer if any."""
+    """The cache policy of this request on `route`, and the cached answer if any.
+
+    An answer produced by a model this request may not reach (another key of the tenant
+    may use more models, or other regions) is not served: it counts as a miss.
+    """
     if route is None:
         return None, None
     policy = cache.policy_for(route, body, headers)
     if policy.lookup:
         hit = await cache.lookup(policy, ctx.key.tenant_id, route.name, body)
-        if hit is not None:
+        if hit is not None and _reachable(snapshot, ctx, hit.model):
             return policy, hit
     if policy.enabled:
         ctx.cache = "miss" if policy.lookup else "bypass"
     return policy, None
+
+
+def _reachable(snapshot: Snapshot, ctx: RequestContext, model: str) -> bool:
+    reach = ctx.reach
+    if reach is None:
+        return True
+    return any(dep.id in reach.ids for dep in snapshot.models.get(model, ()))
 
 
 def miss_headers(policy: cache.CachePolicy | None) -> Headers:

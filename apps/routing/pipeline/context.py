@@ -24,6 +24,9 @@ class RequestContext:
     started: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     key: KeyInfo | None = None
+    # The deployments this request may reach (pipeline.reach.Reach); the execute step calls
+    # nothing outside it. None only for calls made outside the pipeline (tests, tools).
+    reach: Any = None
     requested_model: str = ""
     deployment: DeploymentInfo | None = None
     stream: bool = False

@@ -30,12 +30,12 @@ from typing import Any
 
 import orjson
 
-from apps.costs.pricing import cost_usd, format_usd
+from apps.costs.pricing import cost_usd
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline import execute
 from apps.routing.pipeline.chat import usage_of
 from apps.routing.pipeline.context import RequestContext
-from apps.routing.pipeline.settle import settle
+from apps.routing.pipeline.settle import settle, usd_number
 from apps.routing.snapshot import DeploymentInfo, RouteInfo
 from atp_site.lib.errors import ATPError, InvalidRequest
 from atp_site.lib.request_ids import child_request_id
@@ -133,7 +133,7 @@ class Vote:
             "provider": self.dep.provider_name,
             "rank": self.rank,
             "latency_ms": self.latency_ms,
-            "cost_usd": format_usd(self.cost),
+            "cost_usd": usd_number(self.cost),
             "chosen": self.chosen,
         }
         if self.error is not None:
@@ -281,6 +281,7 @@ async def _mirror(
         request_id=child_request_id(ctx.request_id, "challenger"),
         endpoint=ctx.endpoint,
         key=ctx.key,
+        reach=ctx.reach,
         requested_model=ctx.requested_model,
         end_user=ctx.end_user,
         route=route.name,

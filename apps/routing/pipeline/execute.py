@@ -30,7 +30,7 @@ from apps.routing.resilience import stats as observed
 from apps.routing.resilience.backoff import RetryPolicy, is_deployment_fault, is_retryable
 from apps.routing.resilience.breaker import OPEN, Breakers, get_breakers
 from apps.routing.snapshot import DeploymentInfo
-from atp_site.lib.errors import ATPError
+from atp_site.lib.errors import ATPError, PermissionDenied
 from atp_site.lib.hot_settings import hot
 
 logger = logging.getLogger(__name__)
@@ -159,6 +159,20 @@ def _record(
     ctx.attempts.append(entry)
 
 
+def _refuse(ctx: RequestContext, dep: DeploymentInfo) -> None:
+    # Every planning path draws from the request's reach; reaching here is a bug, and the
+    # call is not made.
+    logger.error(
+        "request %s: deployment %s (%s) is outside the request's reach; not called",
+        ctx.request_id,
+        dep.public_name,
+        dep.provider_name,
+    )
+    ctx.attempts.append(
+        {"deployment": dep.public_name, "provider": dep.provider_name, "skipped": "not_allowed"}
+    )
+
+
 def _record_skip(ctx: RequestContext, dep: DeploymentInfo, retry_after: float) -> None:
     ctx.attempts.append(
         {
@@ -170,20 +184,38 @@ def _record_skip(ctx: RequestContext, dep: DeploymentInfo, retry_after: float) -
     )
 
 
+def _retry_after(hints: list[float], *, default: bool) -> float | None:
+    """The earliest moment a retry may succeed, when anyone said so, bounded by
+    ATP_RETRY_AFTER_MAX_SECONDS; ATP_RETRY_AFTER_DEFAULT_SECONDS when nobody did and
+    `default` asks for one."""
+    if hints:
+        return round(min(min(hints), float(hot.ATP_RETRY_AFTER_MAX_SECONDS)), 3)
+    return float(hot.ATP_RETRY_AFTER_DEFAULT_SECONDS) if default else None
+
+
 def _final_error(
     ctx: RequestContext, last: ATPError | None, *, out_of_time: bool = False
 ) -> ATPError:
     """One error for a request no candidate answered, listing every attempt.
 
-    Status: 504 when every call timed out (or the latency budget ran out), 503 when the
-    deployments are unavailable, overloaded, rate limited or their breakers open, else 502.
-    `retry_after` is the earliest moment a retry may succeed, when anyone said so.
+    Status (docs/errors.md has the whole mapping): 504 when every call timed out (or the
+    latency budget ran out); 429 when every call was rate limited upstream, so clients
+    back off as they do for any rate limit; 503 when the deployments are unavailable,
+    overloaded or their breakers open (or a mix of that and rate limits); else 502.
+    429 and 503 carry `retry_after`: the upstream's or breaker's own hint when there was
+    one (bounded), else a default.
     """
     tried = [a for a in ctx.attempts if "skipped" not in a]
-    skipped = [a for a in ctx.attempts if "skipped" in a]
+    skipped = [a for a in ctx.attempts if a.get("skipped") == "circuit_open"]
     hints = [a["retry_after"] for a in ctx.attempts if a.get("retry_after") is not None]
-    retry_after = round(min(hints), 3) if hints else None
     details = {"attempts": ctx.attempts}
+    if last is None and not skipped:
+        return PermissionDenied(
+            f"No deployment that can serve '{ctx.requested_model}' may be used by this request.",
+            code="model_not_allowed",
+            param="model",
+            details=details,
+        )
     if last is None:
         return UpstreamError(
             f"Every deployment that can serve '{ctx.requested_model}' is paused after "
@@ -191,7 +223,7 @@ def _final_error(
             status=503,
             code="circuit_open",
             retryable=True,
-            retry_after=retry_after,
+            retry_after=_retry_after(hints, default=True),
             details=details,
         )
     if not is_deployment_fault(last):
@@ -199,10 +231,18 @@ def _final_error(
         last.details = {**last.details, **details}
         return last
     retryable = bool(skipped) or any(a["retryable"] for a in tried)
+    retry_after = None
     if out_of_time or all(a["status"] == 504 for a in tried):
         status, code, err_type = 504, "upstream_timeout", "timeout_error"
+    elif all(a["status"] == 429 for a in tried):
+        status, code, err_type = 429, "upstream_rate_limited", "rate_limit_error"
+        retryable = True
+        retry_after = _retry_after(hints, default=True)
     elif skipped or last.status in (429, 503):
         status, code, err_type = 503, last.code or "upstream_unavailable", "upstream_error"
+        if last.status == 429:
+            code = "upstream_unavailable"
+        retry_after = _retry_after(hints, default=True)
     else:
         status, code, err_type = 502, last.code or "upstream_error", "upstream_error"
     if len(tried) == 1 and not skipped and not out_of_time:
@@ -243,10 +283,14 @@ async def _attempts(
     deadline = policy.clock() + budget - (time.monotonic() - ctx.started)
     last: ATPError | None = None
     out_of_time = False
+    reach = ctx.reach
     for dep in cands:
         if last is not None and policy.clock() >= deadline:
             out_of_time = True
             break
+        if reach is not None and dep.id not in reach.ids:
+            _refuse(ctx, dep)
+            continue
         probe = False
         if breakers is not None:
             decision = await breakers.allow(dep.id)

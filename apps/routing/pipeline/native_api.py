@@ -13,7 +13,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from apps.costs.pricing import format_usd
 from apps.routing.engine.hints import parse_hints
 from apps.routing.engine.router import get_engine
 from apps.routing.pipeline.auth import authenticate
@@ -23,8 +22,10 @@ from apps.routing.pipeline.ensemble import answer_text
 from apps.routing.pipeline.learning import learning_key
 from apps.routing.pipeline.openai_api import served_headers
 from apps.routing.pipeline.plan import decide, plan_chat, refresh_learning
+from apps.routing.pipeline.reach import reach_for
 from apps.routing.pipeline.results import JsonResult
-from apps.routing.pipeline.settle import settle
+from apps.routing.pipeline.route import candidates
+from apps.routing.pipeline.settle import settle, usd_number
 from apps.routing.schemas import parse_json_object, validate_chat
 from apps.routing.snapshot import RouteInfo, holder
 from apps.routing.writebehind import feedback as feedback_rows
@@ -96,19 +97,25 @@ async def route(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) ->
     key = ctx.key = authenticate(snapshot, headers)
     body = _chat_body(parse_json_object(raw))
     model = validate_chat(body)
-    if model in snapshot.models:
-        # A model name: rank its deployments the same way (health, cost, latency).
-        target = RouteInfo(name=model, candidates=(model,), strategy="score")
-    elif model in snapshot.routes:
+    request = parse_hints(body, headers, key)
+    pool = None
+    if model in snapshot.routes:
         target = snapshot.routes[model]
         await get_engine().refresh()
+    elif model in snapshot.listed:
+        # A model name: rank its deployments the same way (health, cost, latency), among
+        # those the request may reach.
+        reach = reach_for(snapshot, key, regions=request.regions)
+        candidates(snapshot, key, model, reach)  # the 403/400 a chat request would get
+        target = RouteInfo(name=model, candidates=(model,), strategy="score")
+        pool = reach.filter(snapshot.listed[model])
     else:
         raise NotFound(
             f"The model or route '{model}' does not exist or you do not have access to it.",
             param="model",
         )
-    decision = decide(snapshot, key, target, parse_hints(body, headers, key))
-    out = decision.to_dict(limit=50)
+    decision = decide(snapshot, key, target, request, pool=pool)
+    out = decision.to_dict(limit=50, detail=True)
     return JsonResult(
         200,
         {
@@ -149,7 +156,7 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
             "provider": dep.provider_name,
             "usage": done.usage.to_openai(),
             "usage_estimated": done.estimated,
-            "cost_usd": format_usd(done.cost),
+            "cost_usd": usd_number(done.cost),
             "decision": ctx.decision,
         },
         headers=served_headers(ctx, done.cost),

@@ -18,9 +18,10 @@ from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.plan import Plan, plan_chat, refresh_learning
+from apps.routing.pipeline.reach import reach_for, requested_regions
 from apps.routing.pipeline.results import SSE_DONE, JsonResult, StreamResult, sse
 from apps.routing.pipeline.route import candidates, visible_models, visible_routes
-from apps.routing.pipeline.settle import ZERO, cost_of, settle
+from apps.routing.pipeline.settle import ZERO, cost_of, settle, usd_number
 from apps.routing.schemas import parse_json_object, validate_chat, validate_embeddings
 from apps.routing.snapshot import DeploymentInfo, RouteInfo, Snapshot, holder
 from atp_site.lib.errors import ATPError, NotFound, openai_error_body
@@ -69,7 +70,7 @@ async def chat_completions(
         plan = plan_chat(snapshot, ctx, model, body, headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
-        policy, hit = await cached.look_up(ctx, plan.route, body, headers)
+        policy, hit = await cached.look_up(snapshot, ctx, plan.route, body, headers)
         if hit is not None:
             return _from_cache(snapshot, ctx, hit, policy, include_usage)
         if plan.consensus is not None:
@@ -134,7 +135,7 @@ def _from_cache(
 async def _replay(chunks: list[dict[str, Any]], *, cost: Decimal) -> AsyncIterator[bytes]:
     for chunk in chunks:
         if chunk.get("usage") and not chunk.get("choices"):
-            chunk["atp"] = {"cost_usd": format_usd(cost)}
+            chunk["atp"] = {"cost_usd": usd_number(cost)}
         yield sse(chunk)
     yield SSE_DONE
 
@@ -155,7 +156,7 @@ async def _consensus(
     response["usage"] = result.usage.to_openai()
     response["atp"] = {
         "consensus": result.metadata(plan.consensus.strategy),
-        "cost_usd": format_usd(result.cost),
+        "cost_usd": usd_number(result.cost),
     }
     _after_answer(ctx, plan, call_body, response, result.cost, policy)
     headers = served_headers(ctx, result.cost) + cached.miss_headers(policy)
@@ -209,7 +210,7 @@ async def _relay_stream(
         }
         chunk["usage"] = usage.to_openai()
         chunk["model"] = public
-        chunk["atp"] = {"cost_usd": format_usd(cost), "usage_estimated": estimated}
+        chunk["atp"] = {"cost_usd": usd_number(cost), "usage_estimated": estimated}
         yield sse(chunk)
     yield SSE_DONE
     if collector is not None or (plan.challengers and ensemble.should_mirror(plan.route)):
@@ -231,7 +232,13 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = body.get("user") or ""
-        cands = candidates(snapshot, ctx.key, model, capability="embeddings")
+        ctx.reach = reach_for(
+            snapshot,
+            ctx.key,
+            regions=requested_regions(body, headers, ctx.key),
+            capability="embeddings",
+        )
+        cands = candidates(snapshot, ctx.key, model, ctx.reach)
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
         result = await execute.embeddings(ctx, cands, upstream_body)
     except ATPError as err:

@@ -1,10 +1,12 @@
 """Step: turn the requested model or route into the deployments to try, and explain why.
 
-A request's `model` is either a model name (public name or alias: its deployments, load
-balanced by weight) or a route (`auto`, `atp/fast`, `atp/balanced`, `atp/high` or one an
-admin defined): the route's candidates go through the routing engine
-(apps.routing.engine), which filters, scores, classifies the task and lets the learned
-statistics choose. A model name wins over a route of the same name.
+A request's `model` is either a route (`auto`, `atp/fast`, `atp/balanced`, `atp/high`,
+one an admin defined, or a route named like a model, which puts the route's fallbacks,
+retries, timeouts and cache in front of that model) or a model name (public name or alias
+of a listed deployment: its deployments, load balanced by weight). A route's candidates go
+through the routing engine (apps.routing.engine), which filters, scores, classifies the
+task and lets the learned statistics choose. Everything planned is within the request's
+reach (apps.routing.pipeline.reach).
 
 Learning happens after the answer (apps.routing.pipeline.learning).
 """
@@ -22,7 +24,8 @@ from apps.routing.engine.stats import observed_stats
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.ensemble import ConsensusSpec, parse_consensus
 from apps.routing.pipeline.execute import NO_OVERRIDES, Overrides, overrides_for
-from apps.routing.pipeline.route import allowed_for_route, candidates, may_use_route
+from apps.routing.pipeline.reach import Reach, reach_for, requested_regions
+from apps.routing.pipeline.route import candidates, may_use_route
 from apps.routing.resilience import breaker
 from apps.routing.resilience import stats as observed
 from apps.routing.route_services import FILTER_KEYS
@@ -69,26 +72,17 @@ def _matches(dep: DeploymentInfo, flt: dict[str, Any]) -> bool:
     return max_out is None or float(dep.prices.output) <= float(max_out)
 
 
-def _pool(
-    snapshot: Snapshot, route: RouteInfo, allowed: frozenset[str] | None, capability: str
-) -> list[DeploymentInfo]:
+def _pool(snapshot: Snapshot, route: RouteInfo, reach: Reach) -> list[DeploymentInfo]:
     if route.candidates:
         listed = [dep for name in route.candidates for dep in snapshot.models.get(name, ())]
     else:
+        # A route in front of a model starts from that model's deployments (listed or
+        # not); any other route from every deployment.
+        base = snapshot.models.get(route.wraps, ()) if route.wraps else snapshot.deployments
         flt = {k: v for k, v in (route.candidate_filter or {}).items() if k in FILTER_KEYS}
-        listed = [dep for dep in snapshot.deployments if _matches(dep, flt)]
-    seen: set[str] = set()
-    pool = []
-    for dep in listed:
-        if dep.id in seen:
-            continue
-        seen.add(dep.id)
-        if dep.capabilities and capability not in dep.capabilities:
-            continue
-        if allowed is not None and dep.public_name not in allowed:
-            continue
-        pool.append(dep)
-    return pool
+        listed = [dep for dep in base if _matches(dep, flt)] if flt else list(base)
+    # Two candidate names may name one deployment (a name and its alias): keep it once.
+    return reach.filter({dep.id: dep for dep in listed}.values())
 
 
 def route_pool(
@@ -97,13 +91,14 @@ def route_pool(
     """The deployments a route may choose from for this key, in the route's order.
 
     Computed once per snapshot, route, key allow-list and capability: nothing it depends
-    on changes until the configuration does, which builds a new snapshot.
+    on changes until the configuration does, which builds a new snapshot. The request's
+    regions are applied by the engine, which explains what they removed.
     """
-    allowed = allowed_for_route(snapshot, key)
-    cache_key = (route.name, allowed, capability)
+    cache_key = (route.name, key.allowed_models, capability)
     pool = snapshot.pools.get(cache_key)
     if pool is None:
-        pool = snapshot.pools[cache_key] = _pool(snapshot, route, allowed, capability)
+        reach = reach_for(snapshot, key, capability=capability)
+        pool = snapshot.pools[cache_key] = _pool(snapshot, route, reach)
     if not pool:
         raise NoCandidates(
             f"The route '{route.name}' has no model that this API key may use for {capability}.",
@@ -143,22 +138,25 @@ def decide(
     *,
     capability: str = "chat",
     engine: RoutingEngine | None = None,
+    pool: list[DeploymentInfo] | None = None,
 ) -> RouteDecision:
-    """Rank a route's candidates for one request (no provider is called)."""
-    if not may_use_route(key, route):
-        raise PermissionDenied(
-            f"This API key is not allowed to use the route '{route.name}'.",
-            code="model_not_allowed",
-            param="model",
-        )
-    pool = route_pool(snapshot, route, key, capability=capability)
+    """Rank a route's candidates for one request (no provider is called). `pool` replaces
+    the route's own candidates (a bare model name ranked like a route)."""
+    if pool is None:
+        if not may_use_route(key, route):
+            raise PermissionDenied(
+                f"This API key is not allowed to use the model or route '{route.name}'.",
+                code="model_not_allowed",
+                param="model",
+            )
+        pool = route_pool(snapshot, route, key, capability=capability)
+    # The pool holds only what the key may reach, so the engine need not filter by key.
     return (engine or get_engine()).decide(
         pool,
         request,
         _route_config(route),
         health=_healthy,
         stats=observed_stats,
-        key=key,
         inflight=_in_flight,
     )
 
@@ -166,7 +164,7 @@ def decide(
 async def refresh_learning(snapshot: Snapshot, model: str) -> None:
     """Before planning a routed request: bring shared learned statistics up to date (no
     network call while they are fresh)."""
-    if model not in snapshot.models and model in snapshot.routes:
+    if model in snapshot.routes:
         await get_engine().refresh()
 
 
@@ -177,14 +175,19 @@ def plan_chat(
     body: dict[str, Any],
     headers: dict[bytes, bytes],
 ) -> Plan:
-    """The deployments to try for a chat request, with the decision recorded on `ctx`."""
+    """The deployments to try for a chat request, with the decision recorded on `ctx`.
+
+    Every deployment in the plan (candidates, fallbacks, challengers) is one the request
+    may reach (`ctx.reach`), and the execute step calls nothing else.
+    """
     key = ctx.key
     assert key is not None
     atp = body.get("atp")
     consensus = parse_consensus(atp.get("consensus")) if isinstance(atp, dict) else None
-    route = None if model in snapshot.models else snapshot.routes.get(model)
+    route = snapshot.routes.get(model)
     if route is None:
-        cands = candidates(snapshot, key, model)
+        reach = ctx.reach = reach_for(snapshot, key, regions=requested_regions(body, headers, key))
+        cands = candidates(snapshot, key, model, reach)
         if consensus is not None:
             raise InvalidRequest(
                 "Consensus asks several models, so 'model' must name a route (for example "
@@ -200,14 +203,14 @@ def plan_chat(
         }
         return Plan(cands)
     request = parse_hints(body, headers, key)
+    reach = ctx.reach = reach_for(snapshot, key, regions=request.regions)
     decision = decide(snapshot, key, route, request)
     cands = decision.deployments
     if route.fallbacks:
         have = {dep.id for dep in cands}
-        allowed = allowed_for_route(snapshot, key)
         for name in route.fallbacks:
-            for dep in snapshot.models.get(name, ()):
-                if dep.id not in have and (allowed is None or dep.public_name in allowed):
+            for dep in reach.filter(snapshot.models.get(name, ())):
+                if dep.id not in have:
                     have.add(dep.id)
                     cands.append(dep)
     budget = request.latency_slo_ms / 1000 if request.latency_slo_ms else None
@@ -216,5 +219,9 @@ def plan_chat(
     ctx.route_decision = decision
     ctx.decision = decision.to_dict(limit=5)
     ctx.task_cluster = decision.task_cluster
-    challengers = list(snapshot.models.get(route.challenger, ())) if route.challenger else []
+    challengers = (
+        reach.mirror_targets(snapshot.models.get(route.challenger, ()), request.preferred_regions)
+        if route.challenger and route.challenger_share > 0
+        else []
+    )
     return Plan(cands, route, decision, request, overrides, consensus, challengers)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from apps.audit.bodies import record_exchange
 from apps.audit.writebehind import record_gateway_request
-from apps.costs.pricing import cost_usd
+from apps.costs.pricing import USD_QUANTUM, cost_usd
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.learning import observe
@@ -16,6 +16,12 @@ from atp_site import metrics
 from atp_site.lib.errors import ATPError
 
 ZERO = Decimal(0)
+
+
+def usd_number(amount: Decimal) -> float:
+    """Money in a /v1 response body: a JSON number (callers add and compare them), rounded
+    to ATP's 8 decimals. Headers keep the exact decimal text (`format_usd`)."""
+    return float(amount.quantize(USD_QUANTUM, rounding=ROUND_HALF_UP)) + 0.0
 
 
 def cost_of(ctx: RequestContext, usage: Usage | None) -> Decimal:
