@@ -7,11 +7,13 @@ ATP_PORT ?= 8000
 export ATP_HOST ATP_PORT
 
 # Every package, runtime and dev, comes from requirements.lock: exact versions with hashes,
-# compiled from pyproject.toml by `make lock`. torch is the CPU build pip finds through
-# the lock's --find-links (see docs/dependencies.md).
+# compiled from pyproject.toml by `make lock`. torch is the CPU build pip finds in
+# TORCH_WHEELS, named by the lock's --find-links (see docs/dependencies.md).
 LOCK := requirements.lock
+TORCH_WHEELS ?= /opt/wheels
 PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev \
-	--strip-extras --no-emit-index-url --output-file $(LOCK) pyproject.toml
+	--strip-extras --no-emit-index-url --find-links $(TORCH_WHEELS) \
+	--output-file $(LOCK) pyproject.toml
 
 .PHONY: install lock lock-upgrade lock-check audit run test test-pg lint fmt typecheck bench clean
 
