@@ -6,15 +6,42 @@ ATP_HOST ?= 127.0.0.1
 ATP_PORT ?= 8000
 export ATP_HOST ATP_PORT
 
-.PHONY: install run test test-pg lint fmt typecheck bench clean
+# Every package, runtime and dev, comes from requirements.lock: exact versions with hashes,
+# compiled from pyproject.toml by `make lock`. torch is the CPU build pip finds in
+# TORCH_WHEELS, named by the lock's --find-links (see docs/dependencies.md).
+LOCK := requirements.lock
+TORCH_WHEELS ?= /opt/wheels
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev \
+	--strip-extras --no-emit-index-url --find-links $(TORCH_WHEELS) \
+	--output-file $(LOCK) pyproject.toml
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: install lock lock-upgrade lock-check audit run test test-pg lint fmt typecheck bench clean
+
+# The project itself is not installed: it runs from this tree (pyproject lists no packages).
+$(BIN)/.installed: $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r $(LOCK)
+	$(BIN)/pip-sync --quiet $(LOCK)  # removes what the lock no longer lists
+	$(BIN)/python -m pip check
 	touch $@
 
 install: $(BIN)/.installed
+
+## Re-lock after editing pyproject.toml's dependencies; pins that still fit are kept.
+lock: install
+	$(PIP_COMPILE)
+
+## Re-lock with the newest release of every package that pyproject.toml's ranges allow.
+lock-upgrade: install
+	$(PIP_COMPILE) --upgrade
+
+## Fails when pyproject.toml and requirements.lock disagree (part of `make lint`).
+lock-check: install
+	$(BIN)/python tools/lock_check.py pyproject.toml $(LOCK)
+
+## Looks the locked versions up in the Python Packaging Advisory Database (needs PyPI's JSON API).
+audit: install
+	$(BIN)/pip-audit --strict --disable-pip --require-hashes -r $(LOCK)
 
 ## Serve the console and the API on http://$(ATP_HOST):$(ATP_PORT) with the offline simulator.
 run: install
@@ -32,7 +59,7 @@ test-pg: install
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/atp REDIS_URL=redis://127.0.0.1:6379/0 \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
