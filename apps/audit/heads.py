@@ -270,14 +270,19 @@ def _claimed_sequence(record: Any) -> int | None:
 
 
 def standing_head(
-    records: Iterable[tuple[Any, str]], public: Ed25519PublicKey, restores: Iterable[Restore]
+    records: Iterable[tuple[Any, str]],
+    public: Ed25519PublicKey,
+    restores: Iterable[Restore],
+    *,
+    signed_until: datetime | None = None,
 ) -> Standing:
     """The signed head with the highest sequence that no restore superseded.
 
     Signatures are checked from the highest claimed sequence down, until a standing head
     is found: a record naming our key whose signature fails is reported (someone forged or
     altered it); records in another key, malformed lines (a line torn by a crash) and other
-    statements prove nothing either way and are only counted.
+    statements prove nothing either way and are only counted. With `signed_until`, heads
+    signed later are left out (what an export made at that moment must already cover).
     """
     restores = list(restores)
     ignored = 0
@@ -297,6 +302,8 @@ def standing_head(
             head = SignedHead.from_statement(statement, source)
         except Unverifiable:
             ignored += 1
+            continue
+        if signed_until is not None and head.signed_at > signed_until:
             continue
         if not any(r.supersedes(head) for r in restores):
             return Standing(head, None, ignored)

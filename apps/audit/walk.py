@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.audit import chain
+from apps.audit.heads import SignedHead, timestamp
 
 Event = Mapping[str, Any]
 
@@ -138,3 +139,34 @@ def walk(
         checked += 1
         pp, p, e = p, e, nxt
     return Walk(checked, p, None)
+
+
+def describe_head(head: SignedHead) -> str:
+    return f"the head signed at {timestamp(head.signed_at)} ({head.reason}, in {head.source})"
+
+
+def end_problem(
+    head: SignedHead, last_sequence: int, hash_at: Callable[[int], str | None]
+) -> Problem | None:
+    """The chain's end (its last event, `last_sequence`) held to a standing signed head.
+
+    `hash_at(sequence)` is the hash of the chain's event there, None when there is none.
+    """
+    if head.sequence > last_sequence:
+        return Problem(
+            "truncated",
+            last_sequence + 1,
+            f"the chain ends at event {last_sequence}, but {describe_head(head)} vouches "
+            f"for event {head.sequence}: events at the end were removed",
+        )
+    found = hash_at(head.sequence)
+    if found is None:
+        return None  # purged by retention since it was signed: the start moved, not the end
+    if found != head.hash:
+        return Problem(
+            "truncated",
+            head.sequence,
+            f"event {head.sequence} is not the one {describe_head(head)} vouches for: the "
+            "chain's end was removed and written again",
+        )
+    return None
