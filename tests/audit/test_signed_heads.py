@@ -102,16 +102,22 @@ def test_a_seal_goes_to_the_database_the_file_and_the_sink(settings, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 async def test_graceful_shutdown_seals_the_drained_chain(settings):
-    from asgiref.sync import sync_to_async
+    from asgiref.sync import SyncToAsync, sync_to_async
+    from django.db import connections
 
     from apps.routing.lifecycle import lifespan
 
     last = (await sync_to_async(record)(3))[-1]
     comm = ApplicationCommunicator(lifespan, {"type": "lifespan"})
-    await comm.send_input({"type": "lifespan.startup"})
-    assert (await comm.receive_output(60))["type"] == "lifespan.startup.complete"
-    await comm.send_input({"type": "lifespan.shutdown"})
-    assert (await comm.receive_output(30))["type"] == "lifespan.shutdown.complete"
+    try:
+        await comm.send_input({"type": "lifespan.startup"})
+        assert (await comm.receive_output(60))["type"] == "lifespan.startup.complete"
+        await comm.send_input({"type": "lifespan.shutdown"})
+        assert (await comm.receive_output(30))["type"] == "lifespan.shutdown.complete"
+    finally:
+        # The lifespan's ORM calls ran in asgiref's worker thread: close its connection so
+        # the test database can be dropped at the end of the session.
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
     statement = json.loads(settings.ATP_AUDIT_HEAD_FILE.read_text())["statement"]
     assert (statement["sequence"], statement["hash"], statement["reason"]) == (
         last.sequence,

@@ -7,11 +7,8 @@ from django.core.management.color import no_style
 from django.db import DatabaseError, connection, transaction
 
 from apps.audit import chain
-from apps.audit.guards import audit_escape
-from apps.audit.models import AuditChainHead, AuditEvent, AuditSignedHead
-from apps.audit.sealing import audit_head_seal
+from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.services import audit_record
-from apps.audit.verify import verify_chain
 
 pytestmark = pytest.mark.django_db
 
@@ -39,16 +36,20 @@ def test_events_cannot_be_updated_or_deleted():
     assert "append-only" in refused("DELETE FROM audit_auditevent WHERE sequence = 2")
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.filter(sequence=2).delete()
-    assert AuditEvent.objects.count() == 2 and verify_chain(full=True).ok
+    assert AuditEvent.objects.count() == 2
 
 
 def test_events_are_never_updated_even_inside_the_escape():
+    from apps.audit.guards import audit_escape
+
     record(1)
     with pytest.raises(DatabaseError), audit_escape():
         AuditEvent.objects.filter(sequence=1).update(action="x")
 
 
 def test_the_escape_lets_deletes_through_for_its_block_only():
+    from apps.audit.guards import audit_escape
+
     record(3)
     with audit_escape():
         AuditEvent.objects.filter(sequence=3).delete()
@@ -59,6 +60,8 @@ def test_the_escape_lets_deletes_through_for_its_block_only():
 
 
 def test_an_escape_that_fails_is_rolled_back_with_its_block():
+    from apps.audit.guards import audit_escape
+
     record(2)
     with pytest.raises(RuntimeError), audit_escape():
         AuditEvent.objects.filter(sequence=2).delete()
@@ -75,12 +78,18 @@ def test_the_chain_head_only_moves_forward():
     assert "only moves forward" in refused("DELETE FROM audit_auditchainhead")
     record(1)  # appends still move it
     assert AuditChainHead.objects.get().sequence == 4
+    from apps.audit.guards import audit_escape
+
     with audit_escape():
         AuditChainHead.objects.filter(pk=1).update(sequence=0, hash=chain.GENESIS_HASH)
     assert AuditChainHead.objects.get().sequence == 0
 
 
 def test_signed_heads_cannot_be_changed_or_deleted(settings):
+    from apps.audit.guards import audit_escape
+    from apps.audit.models import AuditSignedHead
+    from apps.audit.sealing import audit_head_seal
+
     record(2)
     row = audit_head_seal(reason="sealed")
     assert "append-only" in refused(
@@ -96,8 +105,12 @@ def test_signed_heads_cannot_be_changed_or_deleted(settings):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="TRUNCATE is PostgreSQL's")
 @pytest.mark.parametrize("table", AUDIT_TABLES)
 def test_postgres_rejects_truncate_outside_the_escape(table):
+    from apps.audit.guards import audit_escape
+    from apps.audit.sealing import audit_head_seal
+
     record(2)
-    audit_head_seal(reason="sealed")
+    if table == "audit_auditsignedhead":
+        audit_head_seal(reason="sealed")
     assert "append-only" in refused(f"TRUNCATE {table} CASCADE")
     with audit_escape(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table} CASCADE")
