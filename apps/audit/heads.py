@@ -370,21 +370,23 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def read_records(path: Path) -> Iterator[tuple[Any, str]]:
+def read_records(path: Path, label: str | None = None) -> Iterator[tuple[Any, str]]:
     """Every record in a heads file or sink directory, with where it was found.
 
-    Lines or files that are not JSON are yielded as None (counted, never trusted).
+    Where is `label` (default: the path) with the line number or file name. Lines or
+    files that are not JSON are yielded as None (counted, never trusted).
     """
+    label = label or str(path)
     if path.is_dir():
         for child in sorted(path.glob("*.json")):
-            yield _parse(child.read_bytes()), str(child)
+            yield _parse(child.read_bytes()), f"{label} {child.name}"
         return
     if not path.exists():
         return
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if raw.strip():
-                yield _parse(raw), f"{path}:{number}"
+                yield _parse(raw), f"{label} line {number}"
 
 
 def _parse(raw: bytes) -> Any:

@@ -152,10 +152,15 @@ def restores() -> list[heads.Restore]:
     return found
 
 
+# Where a head was found, as verification results name it: no server paths in the API.
+FILE_LABEL = "the heads file"
+SINK_LABEL = "the head sink, file"
+
+
 def _outside_records() -> Iterator[tuple[Any, str]]:
-    yield from heads.read_records(Path(settings.ATP_AUDIT_HEAD_FILE))
+    yield from heads.read_records(Path(settings.ATP_AUDIT_HEAD_FILE), FILE_LABEL)
     if settings.ATP_AUDIT_HEAD_SINK:
-        yield from heads.read_records(Path(settings.ATP_AUDIT_HEAD_SINK))
+        yield from heads.read_records(Path(settings.ATP_AUDIT_HEAD_SINK), SINK_LABEL)
 
 
 def _database_standing(
@@ -169,7 +174,8 @@ def _database_standing(
         if record is None:
             ignored += 1
             continue
-        standing = heads.standing_head([(record, f"database row {row.pk}")], public, known_restores)
+        source = f"the database, row {row.pk}"
+        standing = heads.standing_head([(record, source)], public, known_restores)
         if standing.bad is not None or standing.head is not None:
             return heads.Standing(standing.head, standing.bad, ignored + standing.ignored)
         ignored += standing.ignored
