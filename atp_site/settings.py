@@ -295,6 +295,22 @@ ATP_CACHE_SEMANTIC_MAX_BYTES = env_int("ATP_CACHE_SEMANTIC_MAX_BYTES", 256 << 20
 ATP_RETRY_AFTER_DEFAULT_SECONDS = env_int("ATP_RETRY_AFTER_DEFAULT_SECONDS", 1, minimum=1)
 ATP_RETRY_AFTER_MAX_SECONDS = env_int("ATP_RETRY_AFTER_MAX_SECONDS", 60, minimum=1)
 
+# --- audit chain heads (issue 10) ---
+# Ed25519 key that signs the chain's head (sequence, hash), so a truncated chain is caught:
+# a PEM (PKCS#8) Ed25519 private key, or a random secret of 32+ characters from which the
+# key's seed is derived (HKDF-SHA256). `manage.py audit_public_key` prints its public key.
+ATP_AUDIT_HEAD_KEY = env_secret("ATP_AUDIT_HEAD_KEY") or _embedded_secret("audit_head_key")
+# Signed heads from the nightly job, shutdowns and restores are appended here (and kept in
+# the database); the file lives in ATP_DATA_DIR, outside what the database role can change.
+ATP_AUDIT_HEAD_FILE = DATA_DIR / "audit_heads.jsonl"
+# Optional directory that also receives each of those heads as a new file (never
+# rewritten): point it at WORM storage or another volume the auditors can read.
+ATP_AUDIT_HEAD_SINK = env_str("ATP_AUDIT_HEAD_SINK")
+if ATP_AUDIT_HEAD_SINK and not Path(ATP_AUDIT_HEAD_SINK).is_dir():
+    raise ImproperlyConfigured(
+        f"ATP_AUDIT_HEAD_SINK must name an existing directory, not {ATP_AUDIT_HEAD_SINK!r}."
+    )
+
 # --- logging --------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
+from apps.audit.models import AuditEvent, AuditSignedHead, RetentionPolicy, StoredExchange
 from apps.audit.retention import retention_policy_delete, retention_policy_save
 
 
@@ -40,6 +40,31 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     date_hierarchy = "occurred_at"
     ordering = ["-sequence"]
+    show_full_result_count = False
+    actions = None
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditSignedHead)
+class AuditSignedHeadAdmin(admin.ModelAdmin):
+    """Signed heads and verification checkpoints: evidence, so read-only like the events."""
+
+    list_display = ["id", "signed_at", "sequence", "reason", "verified", "key"]
+    list_filter = ["reason", "verified"]
+    search_fields = ["=sequence", "=hash"]
+    date_hierarchy = "signed_at"
+    ordering = ["-id"]
     show_full_result_count = False
     actions = None
 

@@ -26,7 +26,7 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.audit import signals
+        from apps.audit import checks, signals  # noqa: F401 - checks register themselves
 
         signals.connect()
         post_migrate.connect(ensure_chain_head, sender=self, dispatch_uid="audit.chain_head")

@@ -1,6 +1,8 @@
 """The chain's mathematics: canonical serialisation, hashing and HMAC signatures.
 
-Pure functions over plain values, shared by the appender and the verifier.
+Pure functions over plain values, shared by the appender, the verifier and the offline
+verifier (apps.audit.offline_verify), which runs without Django: only the HMAC functions
+read Django's settings, and they import them when called.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from django.conf import settings
 
 # The hash the first event links to.
 GENESIS_HASH = "0" * 64
@@ -86,6 +87,8 @@ def _keys(raw: tuple[str, ...]) -> tuple[str, dict[str, bytes]]:
 
 def signing_keys() -> tuple[str, dict[str, bytes]]:
     """(current key id, every known key by id); the first configured key signs."""
+    from django.conf import settings
+
     return _keys(tuple(settings.ATP_AUDIT_SIGNING_KEYS))
 
 

@@ -94,6 +94,43 @@ class AuditChainHead(models.Model):
         return f"head #{self.sequence}"
 
 
+class AuditSignedHead(models.Model):
+    """An Ed25519-signed statement that the chain's event `sequence` had `hash`.
+
+    `statement` holds the signed JSON exactly (apps.audit.heads); the other columns
+    repeat it for queries. Written when a verification ends (`verified` true or false),
+    by the nightly job and at shutdown (which also append it to the heads file outside
+    the database), by a restore, and with each export. Rows are never updated; a trigger
+    lets deletes through only inside the audit escape (apps.audit.guards).
+    """
+
+    class Reason(models.TextChoices):
+        VERIFIED = "verified", "Verification"
+        NIGHTLY = "nightly", "Nightly job"
+        SHUTDOWN = "shutdown", "Shutdown"
+        SEALED = "sealed", "Sealed on request"
+        RESTORED = "restored", "Restore"
+        EXPORT = "export", "Export"
+
+    sequence = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    verified = models.BooleanField(
+        null=True, help_text="Whether a verification up to here passed; empty: not verified."
+    )
+    statement = models.TextField(help_text="The signed statement, canonical JSON.")
+    key = models.CharField(max_length=32, help_text="Fingerprint of the signing key.")
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature, base64.")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["sequence"], name="audit_head_sequence")]
+
+    def __str__(self) -> str:
+        return f"signed head #{self.sequence} ({self.reason})"
+
+
 class RetentionPolicy(models.Model):
     """How long records of one data classification are kept, for one tenant or all.
 

@@ -15,6 +15,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from apps.audit.csvsafe import csv_row
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import AuditEventFilters, audit_event_list
 from apps.audit.verify import verify_chain
@@ -223,11 +224,15 @@ def _access(events: QuerySet, requests: QuerySet) -> dict[str, Any]:
     }
 
 
-def report_build(*, tenant: Tenant | None, since: datetime, until: datetime) -> ComplianceReport:
+def report_build(
+    *, tenant: Tenant | None, since: datetime, until: datetime, full: bool = False
+) -> ComplianceReport:
     """The compliance report of `tenant` (all tenants when None) for since <= t < until.
 
-    The chain verification always covers the whole chain: a tenant's events are only
-    trustworthy if every event before them is.
+    The chain verification covers the whole chain, not only the tenant's events: they
+    are only trustworthy if every event before them is. It starts from the latest
+    verified checkpoint (whose own verification covered everything before it), or with
+    `full` from the chain's start.
     """
     events = audit_event_list(
         AuditEventFilters(since=since, until=until, tenant_id=tenant.pk if tenant else None)
@@ -236,8 +241,9 @@ def report_build(*, tenant: Tenant | None, since: datetime, until: datetime) -> 
     requests = RequestLog.objects.filter(created_at__gte=since, created_at__lt=until)
     if tenant is not None:
         requests = requests.filter(tenant_id=tenant.pk)
-    verification = verify_chain()
+    verification = verify_chain(full=full)
     problem = verification.problem
+    signed = verification.signed_head
     return ComplianceReport(
         tenant=(
             {"id": str(tenant.pk), "slug": tenant.slug, "name": tenant.name} if tenant else None
@@ -261,6 +267,17 @@ def report_build(*, tenant: Tenant | None, since: datetime, until: datetime) -> 
             "head_hash": verification.head_hash,
             "head_signature": verification.head_signature,
             "head_key_id": verification.head_key_id,
+            "walk": (
+                "full"
+                if verification.full
+                else f"from the verified checkpoint at event {verification.start_sequence}"
+            ),
+            "signed_head": (
+                f"#{signed['sequence']} {signed['hash']} signed {signed['signed_at']} "
+                f"({signed['reason']})"
+                if signed
+                else ""
+            ),
             "problem": (
                 f"{problem.kind} at event {problem.sequence}: {problem.detail}" if problem else ""
             ),
@@ -307,10 +324,12 @@ def report_sections(report: ComplianceReport) -> list[Section]:
             [
                 ["status", v["status"]],
                 ["events checked", v["checked"]],
+                ["walk", v["walk"]],
                 ["head sequence", v["head_sequence"]],
                 ["head hash", v["head_hash"]],
                 ["head signature", v["head_signature"]],
                 ["key id", v["head_key_id"]],
+                ["newest signed head", v["signed_head"] or "none"],
                 ["problem", v["problem"] or "none"],
             ],
         ),
@@ -377,13 +396,17 @@ def render_json(report: ComplianceReport) -> bytes:
 
 
 def render_csv(report: ComplianceReport) -> bytes:
-    """Sections one after another: a title row, a header row, the rows, a blank row."""
+    """Sections one after another: a title row, a header row, the rows, a blank row.
+
+    Cells that a spreadsheet would run as formulas are neutralised (apps.audit.csvsafe):
+    actors, end users, key names and reasons come from callers.
+    """
     out = io.StringIO()
     writer = csv.writer(out)
     for section in report_sections(report):
-        writer.writerow([f"# {section.title}"])
-        writer.writerow(section.header)
-        writer.writerows(section.rows)
+        writer.writerow(csv_row([f"# {section.title}"]))
+        writer.writerow(csv_row(section.header))
+        writer.writerows(csv_row(row) for row in section.rows)
         writer.writerow([])
     return out.getvalue().encode()
 

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.audit import chain
 from apps.audit.context import AuditActor, current_actor
+from apps.audit.guards import audit_escape
 from apps.audit.models import AuditChainHead, AuditEvent
 from atp_site.lib.bulk import RowInserter
 
@@ -230,11 +231,9 @@ def audit_purge_through(*, sequence: int, reason: str) -> PurgeReport:
         if last is None:
             return PurgeReport(purged=0, first_sequence=None, checkpoint=None)
         first_purged = doomed.order_by("sequence").values_list("sequence", flat=True).first()
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                # Lifts the append-only trigger's DELETE ban for this transaction only.
-                cursor.execute("SET LOCAL atp.audit_purge = 'on'")
-        purged, _ = doomed.delete()
+        # The database's append-only guards let the delete through for this block only.
+        with audit_escape():
+            purged, _ = doomed.delete()
         checkpoint = audit_record(
             event_type="audit.checkpoint",
             action="purge",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 
 from celery import shared_task
 
+from apps.audit.models import AuditSignedHead
+from apps.audit.sealing import audit_head_seal, head_sign
 from apps.audit.services import audit_record
 from apps.audit.verify import verify_chain
 
@@ -14,9 +18,25 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="audit.verify_chain", time_limit=3600, soft_time_limit=3300)
 def verify_chain_task() -> dict:
-    """Nightly: verify the chain; a break is logged as an error and audited as an alert."""
-    result = verify_chain()
-    if not result.ok:
+    """Nightly: walk the whole chain and seal its head outside the database.
+
+    A break is logged as an error and audited as an alert. The seal is a signed head
+    appended to the heads file (and the sink): of the verified end when the chain is
+    intact, else of the chain's end as found, marked unverified, after the alert.
+    """
+    result = verify_chain(full=True, record=False)
+    if result.ok and result.head_sequence:
+        _seal(
+            partial(
+                head_sign,
+                sequence=result.head_sequence,
+                digest=result.head_hash,
+                reason=AuditSignedHead.Reason.NIGHTLY,
+                verified=True,
+                publish=True,
+            )
+        )
+    elif not result.ok:
         problem = result.problem
         logger.error(
             "audit chain broken at event %s: %s (%s)",
@@ -32,7 +52,16 @@ def verify_chain_task() -> dict:
             data={"kind": problem.kind, "sequence": problem.sequence, "detail": problem.detail},
             classification="restricted",
         )
+        _seal(partial(audit_head_seal, reason=AuditSignedHead.Reason.NIGHTLY, verified=False))
     return result.as_dict()
+
+
+def _seal(seal: Callable[[], object]) -> None:
+    try:
+        seal()
+    except OSError:
+        # The signed head is in the database; only its copy outside could not be written.
+        logger.exception("audit: the nightly signed head was not written outside the database")
 
 
 @shared_task(name="audit.retention_run", time_limit=3600, soft_time_limit=3300)

@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.audit.bodies import stored_exchanges
+from apps.audit.sealing import audit_head_seal_at_shutdown
 from apps.audit.writebehind import audit_events
 from apps.providers import tokens
 from apps.providers.http import close_sessions
@@ -73,6 +74,7 @@ async def shutdown() -> None:
     await stored_exchanges.drain()
     await request_logs.drain()
     await feedback.drain()
+    await audit_head_seal_at_shutdown()
     await drain_learning()
     await sync_to_async(_persist_learning, thread_sensitive=True)()
     await cache.aclose()

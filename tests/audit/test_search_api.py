@@ -200,17 +200,24 @@ def test_export_csv_streams_the_filtered_set_and_is_audited(token_client, events
 
 
 def test_export_json_and_jsonl(token_client, events):
-    as_json = json.loads(_content(token_client.get(EXPORT, {"format": "json", "user": "bob"})))
+    # The last record of a JSON or JSON Lines export is its signed manifest.
+    *as_json, manifest = json.loads(
+        _content(token_client.get(EXPORT, {"format": "json", "user": "bob"}))
+    )
     assert [e["sequence"] for e in as_json] == [events["revoke"].sequence]
+    assert manifest["atp_export"]["statement"]["rows"] == 1
     existing = AuditEvent.objects.count()
     lines = _content(token_client.get(EXPORT, {"format": "jsonl"})).splitlines()
-    parsed = [json.loads(line) for line in lines]
+    *parsed, manifest = [json.loads(line) for line in lines]
     # The second export includes the first export's event, but not its own.
     assert [e["event_type"] for e in parsed][-1] == "audit.exported"
     assert len(parsed) == existing
     assert [e["sequence"] for e in parsed] == sorted(e["sequence"] for e in parsed)
-    empty = json.loads(_content(token_client.get(EXPORT, {"format": "json", "user": "nobody"})))
-    assert empty == []
+    assert manifest["atp_export"]["statement"]["complete"] is True
+    *empty, manifest = json.loads(
+        _content(token_client.get(EXPORT, {"format": "json", "user": "nobody"}))
+    )
+    assert empty == [] and manifest["atp_export"]["statement"]["rows"] == 0
 
 
 def test_export_rejects_unknown_format(token_client, events):

@@ -76,6 +76,9 @@ class ReportInputSerializer(serializers.Serializer):
     since = PeriodBoundField(end=False)
     until = PeriodBoundField(end=True)
     format = serializers.ChoiceField(choices=FORMATS, default="json")
+    full = serializers.BooleanField(
+        default=False, help_text="Verify the whole chain, not only what is new."
+    )
 
     def validate_tenant(self, value: str) -> Tenant | None:
         if not value:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import django_filters
@@ -33,6 +29,7 @@ from apps.audit.api.serializers import (
 )
 from apps.audit.bodies import exchange_reveal
 from apps.audit.context import AuditActor, acting_as, session_digest
+from apps.audit.exports import export_manifest, export_stream
 from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.privacy import subject_erase, subject_export
 from apps.audit.retention import retention_policy_delete, retention_policy_save
@@ -54,7 +51,6 @@ EXPORT_CONTENT_TYPES = {
     "json": "application/json",
     "jsonl": "application/x-ndjson",
 }
-EXPORT_CHUNK = 2000
 
 
 class FormatIsNotARenderer(DefaultContentNegotiation):
@@ -128,39 +124,13 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
         return audit_event_scope(user=self.request.user)
 
 
-def _export_rows(events: QuerySet, fmt: str) -> Iterator[str]:
-    """Serialise events in chain order, a chunk at a time, without holding them all."""
-    names = AuditEventSerializer.Meta.fields
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(names)
-    elif fmt == "json":
-        yield "["
-    first = True
-    for event in events.iterator(chunk_size=EXPORT_CHUNK):
-        row = AuditEventSerializer(event).data
-        if fmt == "csv":
-            writer.writerow(
-                [json.dumps(row[n]) if isinstance(row[n], dict | list) else row[n] for n in names]
-            )
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        elif fmt == "json":
-            yield ("" if first else ",") + "\n" + json.dumps(row)
-        else:
-            yield json.dumps(row) + "\n"
-        first = False
-    if fmt == "json":
-        yield "\n]\n"
-
-
 class AuditExportView(APIView):
     """Download every event matching the search filters (`format=csv|json|jsonl`).
 
     The export is unpaginated, in sequence order, and leaves an `audit.exported` event
-    naming the filters and the number of rows.
+    naming the filters and the number of rows. CSV cells never start a spreadsheet
+    formula; JSON and JSON Lines end with a signed manifest for offline verification
+    (apps.audit.exports).
     """
 
     content_negotiation_class = FormatIsNotARenderer
@@ -175,12 +145,20 @@ class AuditExportView(APIView):
         fmt = _format(request, EXPORT_FORMATS, "csv")
         filterset = _valid_filters(request, audit_event_scope(user=request.user))
         filters = filterset.filters_value()
+        # Before the set is fixed: a head signed before this moment is covered by it.
+        exported_at = timezone.now()
         events = audit_event_list(filters, user=request.user)
         # Fix the exported set to what exists now, so the row count recorded below is
         # exactly what is streamed, and the export's own event is not part of it.
         last = events.aggregate(last=Max("sequence"))["last"] or 0
         events = events.filter(sequence__lte=last).order_by("sequence")
         rows = events.count()
+        manifest = None
+        if fmt != "csv":
+            complete = not filters.as_dict() and audit_tenant_ids(user=request.user) is None
+            manifest = export_manifest(
+                fmt=fmt, filters=filters.as_dict(), complete=complete, exported_at=exported_at
+            )
         audit_record(
             event_type="audit.exported",
             action="export",
@@ -189,7 +167,7 @@ class AuditExportView(APIView):
             actor=request_actor(request),
         )
         response = StreamingHttpResponse(
-            _export_rows(events, fmt), content_type=EXPORT_CONTENT_TYPES[fmt]
+            export_stream(events, fmt, manifest=manifest), content_type=EXPORT_CONTENT_TYPES[fmt]
         )
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="atp-audit-{stamp}.{fmt}"'
@@ -222,7 +200,7 @@ class AuditReportView(APIView):
             if data["tenant"].pk not in scope:
                 raise PermissionDenied("You may not read this tenant's audit records.")
         report = reports.report_build(
-            tenant=data.get("tenant"), since=data["since"], until=data["until"]
+            tenant=data.get("tenant"), since=data["since"], until=data["until"], full=data["full"]
         )
         body = reports.report_render(report, fmt)
         audit_record(
@@ -246,14 +224,25 @@ class AuditReportView(APIView):
         return response
 
 
+class VerifyInputSerializer(serializers.Serializer):
+    full = serializers.BooleanField(
+        default=False, help_text="Walk the whole chain, not only what is new."
+    )
+
+
 class AuditVerifyView(APIView):
-    """Walk the audit chain and report OK with the head, or the first broken link."""
+    """Verify the audit chain and report OK with the head, or the first broken link.
+
+    From the latest verified checkpoint; `full=true` walks the whole chain.
+    """
 
     permission_classes = [IsAuditReader]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(parameters=[VerifyInputSerializer], responses={200: dict})
     def get(self, request: Request) -> Response:
-        return Response(verify_chain().as_dict())
+        params = VerifyInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return Response(verify_chain(full=params.validated_data["full"]).as_dict())
 
 
 class SubjectInputSerializer(serializers.Serializer):

@@ -34,6 +34,11 @@ class Command(BaseCommand):
         parser.add_argument("--until", required=True, help="End: ISO 8601 date or datetime.")
         parser.add_argument("--format", choices=reports.FORMATS, default="json")
         parser.add_argument("-o", "--output", default="-", help="File to write; '-' is stdout.")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="verify the whole chain, not only what followed the last verified checkpoint",
+        )
 
     def handle(self, *args, **options) -> None:
         since = _bound(options["since"], name="since", end=False)
@@ -46,7 +51,7 @@ class Command(BaseCommand):
             if tenant is None:
                 raise CommandError(f"--tenant: no tenant '{options['tenant']}'.")
         fmt = options["format"]
-        report = reports.report_build(tenant=tenant, since=since, until=until)
+        report = reports.report_build(tenant=tenant, since=since, until=until, full=options["full"])
         body = reports.report_render(report, fmt)
         output = options["output"]
         if output == "-":
