@@ -7,8 +7,11 @@ Each change must take effect on the other server within ATP_SNAPSHOT_CHECK_SECON
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +27,7 @@ from websockets.sync.client import connect
 from tests.e2e.conftest import (
     LiveDatabase,
     LiveServer,
+    free_port,
     make_database,
     run_manage,
     start_server,
@@ -83,9 +87,8 @@ class Pair:
         run_manage(self.env, "atp_apply", str(path), *args)
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory) -> Iterator[Pair]:
-    data_dir = tmp_path_factory.mktemp("atp-pair")
+@contextlib.contextmanager
+def _pair(data_dir: Path, **extra_env: str) -> Iterator[Pair]:
     db: LiveDatabase = make_database(data_dir)
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
@@ -102,6 +105,7 @@ def pair(tmp_path_factory) -> Iterator[Pair]:
             "ATP_REDIS_PREFIX": f"atp-pair-{uuid.uuid4().hex[:8]}",
             "DJANGO_SUPERUSER_PASSWORD": uuid.uuid4().hex,
             **{f"PROP_KEY_{name.upper()}": key for name, key in KEYS.items()},
+            **extra_env,
         }
     )
     servers: list[LiveServer] = []
@@ -121,6 +125,12 @@ def pair(tmp_path_factory) -> Iterator[Pair]:
         for server in servers:
             server.stop()
         db.drop()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> Iterator[Pair]:
+    with _pair(tmp_path_factory.mktemp("atp-pair")) as both:
+        yield both
 
 
 def _status(server: LiveServer, key: str) -> int:
@@ -187,3 +197,37 @@ def test_a_key_revoked_by_the_cli_is_refused_and_its_open_socket_closed(pair):
     assert took < BOUND
     assert _status(pair.first, KEYS["b"]) == 401
     assert _status(pair.second, KEYS["d"]) == 200  # kept by the file
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_with_redis_down_the_version_is_read_from_the_database(tmp_path):
+    port = free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _seconds_until(lambda: _redis_answers(port))
+        with _pair(tmp_path, REDIS_URL=f"redis://127.0.0.1:{port}/0") as both:
+            assert _status(both.second, KEYS["a"]) == 200
+            redis.terminate()
+            redis.wait(10)
+            both.apply(["b", "c", "d"], "--prune")  # revokes a; the bump reaches only the DB
+            took = _seconds_until(lambda: _status(both.second, KEYS["a"]) == 401)
+            assert took < BOUND
+            assert _status(both.first, KEYS["a"]) == 401
+            assert _status(both.second, KEYS["b"]) == 200
+    finally:
+        if redis.poll() is None:
+            redis.kill()
+            redis.wait(10)
+
+
+def _redis_answers(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
