@@ -329,6 +329,8 @@ SPECTACULAR_SETTINGS.update(
         "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
         "SWAGGER_UI_DIST": "SIDECAR",
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        # No validator badge: it sends the schema's URL to swagger.io.
+        "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
         "REDOC_DIST": "SIDECAR",
     }
 )
