@@ -133,3 +133,23 @@ def test_the_filter_keeps_uvicorns_access_record_shape():
     assert RedactQueryStrings().filter(record)
     assert record.args == ("127.0.0.1:1", "GET", "/v1/models?api_key=***", "1.1", 401)
     assert "atp_secret" not in record.getMessage()
+
+
+def test_the_filter_masks_daphnes_runserver_lines():
+    record = logging.LogRecord(
+        "django.channels.server",
+        logging.INFO,
+        __file__,
+        1,
+        "HTTP %(method)s %(path)s %(status)s",
+        None,
+        None,
+    )
+    record.args = {"method": "GET", "path": "/v1/realtime?api_key=atp_secret", "status": 403}
+    assert RedactQueryStrings().filter(record)
+    assert record.getMessage() == "HTTP GET /v1/realtime?api_key=*** 403"
+
+
+def test_every_server_request_logger_is_filtered():
+    for name in ("uvicorn.access", "uvicorn.error", "django.channels.server", "django.server"):
+        assert any(isinstance(f, RedactQueryStrings) for f in logging.getLogger(name).filters)
