@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
@@ -21,6 +21,16 @@ app.autodiscover_tasks(
         "apps.audit",
     ]
 )
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _refuse_without_secrets(**kwargs) -> None:
+    """A worker or beat of a configured deployment does not start without its secrets."""
+    from atp_site.lib.startup import celery_startup_check
+
+    celery_startup_check(**kwargs)
+
 
 # The periodic schedule lives here, one entry per job with its cadence and purpose.
 app.conf.beat_schedule = {

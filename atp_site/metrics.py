@@ -6,8 +6,9 @@ states are the ones this process last saw (they are shared through Redis, so eve
 process converges within ATP_BREAKER_SYNC_SECONDS); response-cache counters are the
 route totals (Redis-wide when Redis is configured).
 
-Access: with ATP_METRICS_TOKEN set, scrapers send `Authorization: Bearer <token>`;
-without it, only loopback addresses and signed-in staff may read the page.
+Access: with ATP_METRICS_TOKEN set, scrapers send `Authorization: Bearer <token>`, and a
+missing or wrong token (whatever bytes it holds) gets 401; without it, only loopback
+addresses and signed-in staff may read the page (403 for others).
 """
 
 from __future__ import annotations
@@ -145,11 +146,18 @@ registry = CollectorRegistry(auto_describe=False)
 registry.register(GatewayCollector())
 
 
-def _allowed(request: HttpRequest) -> bool:
-    token = settings.ATP_METRICS_TOKEN
-    if token:
-        given = request.headers.get("Authorization", "")
-        return given.startswith("Bearer ") and hmac.compare_digest(given[7:], token)
+def _token_matches(request: HttpRequest, token: str) -> bool:
+    given = request.headers.get("Authorization", "")
+    if not given.startswith("Bearer "):
+        return False
+    # Compared as bytes: compare_digest refuses str holding anything but ASCII, and a
+    # header may hold any byte.
+    return hmac.compare_digest(
+        given[7:].encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+    )
+
+
+def _staff_or_loopback(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
         return True
@@ -157,6 +165,11 @@ def _allowed(request: HttpRequest) -> bool:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    if not _allowed(request):
+    token = settings.ATP_METRICS_TOKEN
+    if token and not _token_matches(request, token):
+        response = HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if not token and not _staff_or_loopback(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from atp_site.lib.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from atp_site.lib.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    generated_secret,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,13 +26,12 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _embedded_secret(filename: str) -> str:
-    """A random secret generated on first run and kept beside the SQLite database."""
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    path = DATA_DIR / filename
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """A random secret generated on first run and kept beside the SQLite database.
+
+    Only the embedded setup may rely on it: with DATABASE_URL set, the server and the Celery
+    processes refuse to start unless every secret is given (atp_site.lib.startup).
+    """
+    return generated_secret(DATA_DIR / filename)
 
 
 DEBUG = env_bool("ATP_DEBUG", False)
@@ -62,6 +68,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "django_htmx",
     "channels",
@@ -310,6 +317,51 @@ if ATP_AUDIT_HEAD_SINK and not Path(ATP_AUDIT_HEAD_SINK).is_dir():
     raise ImproperlyConfigured(
         f"ATP_AUDIT_HEAD_SINK must name an existing directory, not {ATP_AUDIT_HEAD_SINK!r}."
     )
+
+# --- secrets, production settings, realtime limits (issue 10) -----------------------------
+# Open /v1/realtime WebSockets one API key may hold at once (counted across processes
+# through Redis when configured); the next is refused with close code 4429.
+ATP_REALTIME_MAX_SOCKETS_PER_KEY = env_int("ATP_REALTIME_MAX_SOCKETS_PER_KEY", 16, minimum=1)
+# Seconds a /v1/realtime socket may stay open without authenticating (then closed, 4401).
+ATP_REALTIME_AUTH_TIMEOUT_SECONDS = env_float(
+    "ATP_REALTIME_AUTH_TIMEOUT_SECONDS", 10.0, minimum=0.1
+)
+
+# Served to browsers over HTTPS (directly or through a TLS-terminating proxy): session and
+# CSRF cookies are sent only over HTTPS, and responses to HTTPS requests carry HSTS.
+ATP_HTTPS = env_bool("ATP_HTTPS", False)
+# HSTS max-age in seconds when ATP_HTTPS is on (0 sends no HSTS header).
+ATP_HSTS_SECONDS = env_int("ATP_HSTS_SECONDS", 31_536_000, minimum=0)
+# Behind a proxy that terminates TLS: treat requests whose X-Forwarded-Proto is https as
+# secure. Only behind a proxy that sets that header and drops any a client sent.
+ATP_TRUST_X_FORWARDED_PROTO = env_bool("ATP_TRUST_X_FORWARDED_PROTO", False)
+SESSION_COOKIE_SECURE = ATP_HTTPS
+CSRF_COOKIE_SECURE = ATP_HTTPS
+# Pages put the CSRF token in the markup; no script needs to read the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = ATP_HSTS_SECONDS if ATP_HTTPS else 0
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if ATP_TRUST_X_FORWARDED_PROTO else None
+)
+# Messages (a newly created key or token is shown once through one) stay server-side in
+# the session instead of travelling in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Applies LOGGING below, then masks query strings in the ASGI servers' request lines
+# (uvicorn, daphne's runserver), where a key sent in a URL would otherwise be kept.
+LOGGING_CONFIG = "atp_site.lib.logs.configure"
+# The OpenAPI schema and its documentation pages are for signed-in users and token holders
+# (401 otherwise), and Swagger UI and Redoc load from this server's static files (the
+# drf-spectacular-sidecar package), never a CDN: closed networks have none.
+SPECTACULAR_SETTINGS.update(
+    {
+        "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        # No validator badge: it sends the schema's URL to swagger.io.
+        "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+        "REDOC_DIST": "SIDECAR",
+    }
+)
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

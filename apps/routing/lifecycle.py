@@ -20,7 +20,7 @@ from apps.routing.pipeline.ensemble import drain_mirrors
 from apps.routing.pipeline.learning import drain_learning
 from apps.routing.resilience.breaker import close_clients as close_breaker_clients
 from apps.routing.writebehind import feedback, request_logs
-from atp_site.lib import local_beat
+from atp_site.lib import local_beat, startup
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ async def lifespan(scope, receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if await startup.lifespan_startup_refused(send):
+                return
             # Load the tokenizer now rather than in the first request that needs it.
             await asyncio.to_thread(tokens.preload)
             # Load the embedding model now if any route uses the semantic cache: loading

@@ -264,3 +264,20 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.score}"
+
+
+class ConfigVersion(models.Model):
+    """The configuration version every process compares its snapshot with (one row, pk 1).
+
+    Services bump it after each commit the data plane depends on (atp_site.lib.config_version);
+    a data-plane process reads it once per ATP_SNAPSHOT_CHECK_SECONDS, from Redis when
+    configured (which mirrors this row) or from here, so a change made by any process,
+    the CLI included, reaches every other one.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"configuration version {self.version}"

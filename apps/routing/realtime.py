@@ -22,6 +22,15 @@ Server messages:
     {"type": "error", "id": "c1" | null, "error": {<OpenAI error object>}}
     {"type": "pong"}
 
+Limits: at most ATP_REALTIME_MAX_SOCKETS_PER_KEY open sockets per key (across processes
+when Redis is configured; the next is refused with `too_many_sockets` and close code 4429);
+a socket that has not authenticated within ATP_REALTIME_AUTH_TIMEOUT_SECONDS is closed
+(`auth_timeout`, 4401); a message larger than ATP_MAX_BODY_BYTES is refused
+(`message_too_large`) and the socket closed with 1009. A key revoked, expired or whose
+tenant is suspended while its socket is open closes the socket with 4401 within
+ATP_SNAPSHOT_CHECK_SECONDS. A request whose id is still running is refused with the code
+`duplicate_id`; the running request is unaffected.
+
 Every request runs through the same pipeline as POST /v1/chat/completions with
 `stream: true` and usage included: routes, hints, cache, fallbacks, accounting and the
 audit record. Requests run concurrently (at most ATP_REALTIME_MAX_IN_FLIGHT per socket);
@@ -34,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -45,7 +55,14 @@ from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.results import JsonResult
 from apps.routing.pipeline.settle import settle
 from apps.routing.snapshot import holder
-from atp_site.lib.errors import ATPError, AuthenticationFailed, InvalidRequest, openai_error_body
+from apps.routing.socket_slots import REFRESH_SECONDS, get_slots
+from atp_site.lib.errors import (
+    ATPError,
+    AuthenticationFailed,
+    InvalidRequest,
+    RateLimited,
+    openai_error_body,
+)
 from atp_site.lib.hot_settings import hot
 from atp_site.lib.request_ids import new_request_id
 
@@ -54,10 +71,27 @@ logger = logging.getLogger(__name__)
 _ID_MAX = 128
 # Request headers a message may carry for the pipeline (routing hints, cache control).
 _FORWARDED = ("x-atp-", "cache-control")
+# Close codes (4000-4999 are the application's): the key is missing, wrong, revoked or
+# expired, or the socket never authenticated; too many sockets for the key; and RFC 6455's
+# "message too big".
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_MANY_SOCKETS = 4429
+CLOSE_MESSAGE_TOO_BIG = 1009
+# The shortest pause between two checks of an open socket's key.
+_MIN_WATCH_SECONDS = 0.05
 
 
 def _frame(payload: dict[str, Any]) -> str:
     return orjson.dumps(payload).decode()
+
+
+def _too_big(text_data: str | None, bytes_data: bytes | None, limit: int) -> bool:
+    if text_data is None:
+        return len(bytes_data or b"") > limit
+    # A character is at most 4 bytes in UTF-8: encode only when the length is in doubt.
+    return len(text_data) > limit or (
+        len(text_data) * 4 > limit and len(text_data.encode("utf-8", "surrogatepass")) > limit
+    )
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -66,32 +100,99 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.headers = dict(self.scope.get("headers") or ())
         self.authorization: bytes | None = None
+        self.key_id: str | None = None
+        self.socket_id = new_request_id()
         self.tasks: dict[str, asyncio.Task] = {}
+        self.watchers: list[asyncio.Task] = []
         await self.accept()
         if self.headers.get(b"authorization"):
             await self._authenticate(self.headers[b"authorization"])
+        else:
+            self.watchers.append(asyncio.ensure_future(self._auth_deadline()))
 
     async def disconnect(self, code: int) -> None:
-        for task in list(self.tasks.values()):
+        for task in [*self.watchers, *self.tasks.values()]:
             task.cancel()
-        for task in list(self.tasks.values()):
+        for task in [*self.watchers, *self.tasks.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
+        self.watchers.clear()
+        if self.key_id is not None:
+            await get_slots().release(self.key_id, self.socket_id)
+            self.key_id = None
+
+    async def _refuse(self, err: ATPError, code: int) -> None:
+        await self._error(None, err)
+        await self.close(code=code)
 
     async def _authenticate(self, authorization: bytes) -> bool:
         snapshot = await holder.get()
         try:
             key = authenticate(snapshot, {b"authorization": authorization})
         except ATPError as err:
-            await self._error(None, err)
-            await self.close(code=4401)
+            await self._refuse(err, CLOSE_UNAUTHENTICATED)
             return False
+        limit = hot.ATP_REALTIME_MAX_SOCKETS_PER_KEY
+        if not await get_slots().acquire(key.id, self.socket_id, limit):
+            await self._refuse(
+                RateLimited(
+                    f"This API key already has {limit} open realtime sockets "
+                    "(ATP_REALTIME_MAX_SOCKETS_PER_KEY); close one first.",
+                    code="too_many_sockets",
+                ),
+                CLOSE_TOO_MANY_SOCKETS,
+            )
+            return False
+        self.key_id = key.id
         self.authorization = authorization
+        for task in self.watchers:  # the authentication deadline
+            task.cancel()
+        self.watchers = [asyncio.ensure_future(self._watch_key())]
         await self.send(_frame({"type": "ready", "tenant": key.tenant_slug}))
         return True
 
+    async def _auth_deadline(self) -> None:
+        await asyncio.sleep(hot.ATP_REALTIME_AUTH_TIMEOUT_SECONDS)
+        if self.authorization is None:
+            await self._refuse(
+                AuthenticationFailed(
+                    f"No authentication within {hot.ATP_REALTIME_AUTH_TIMEOUT_SECONDS:g} "
+                    "seconds of connecting.",
+                    code="auth_timeout",
+                ),
+                CLOSE_UNAUTHENTICATED,
+            )
+
+    async def _watch_key(self) -> None:
+        """Close the socket once its key is no longer valid; keep its slot's lease alive."""
+        refreshed = time.monotonic()
+        while True:
+            await asyncio.sleep(max(hot.ATP_SNAPSHOT_CHECK_SECONDS, _MIN_WATCH_SECONDS))
+            try:
+                snapshot = await holder.get()
+            except Exception:
+                logger.warning("realtime: configuration snapshot unavailable", exc_info=True)
+                continue
+            try:
+                authenticate(snapshot, {b"authorization": self.authorization})
+            except ATPError as err:
+                await self._refuse(err, CLOSE_UNAUTHENTICATED)
+                return
+            if time.monotonic() - refreshed >= REFRESH_SECONDS:
+                refreshed = time.monotonic()
+                await get_slots().refresh(self.key_id, self.socket_id)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if _too_big(text_data, bytes_data, hot.ATP_MAX_BODY_BYTES):
+            await self._refuse(
+                InvalidRequest(
+                    f"Messages are limited to {hot.ATP_MAX_BODY_BYTES} bytes.",
+                    code="message_too_large",
+                ),
+                CLOSE_MESSAGE_TOO_BIG,
+            )
+            return
         try:
             message = orjson.loads(text_data if text_data is not None else bytes_data or b"")
         except orjson.JSONDecodeError:
@@ -116,7 +217,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     code="missing_api_key",
                 ),
             )
-            await self.close(code=4401)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         request_id = message.get("id")
         if kind not in ("request", "cancel"):
@@ -136,8 +237,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 task.cancel()
             return
         if request_id in self.tasks:
+            # A code of its own: the error frame carries the running request's id, and
+            # must not read as that request failing.
             await self._error(
-                request_id, InvalidRequest(f"Request '{request_id}' is still running.", param="id")
+                request_id,
+                InvalidRequest(
+                    f"Request '{request_id}' is still running; this one was refused.",
+                    param="id",
+                    code="duplicate_id",
+                ),
             )
             return
         if len(self.tasks) >= hot.ATP_REALTIME_MAX_IN_FLIGHT:

@@ -8,6 +8,7 @@ never shares state with the test process's test database.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -143,8 +144,8 @@ class Live:
                 return rows
             time.sleep(0.05)
 
-    def start_server(self, **extra_env: str) -> LiveServer:
-        return start_server({**self.env, **extra_env}, self.data_dir)
+    def start_server(self, *, access_log: bool = False, **extra_env: str) -> LiveServer:
+        return start_server({**self.env, **extra_env}, self.data_dir, access_log=access_log)
 
 
 def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -161,7 +162,30 @@ def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def start_server(env: dict[str, str], data_dir: Path) -> LiveServer:
+def throwaway_secrets(data_dir: Path) -> dict[str, str]:
+    """Fresh secrets for live servers: with DATABASE_URL set, ATP refuses to start without
+    them (atp_site.lib.startup). The head-signing key is an Ed25519 private key (PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    head_key = data_dir / "audit_head_key.pem"
+    head_key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    head_key.chmod(0o600)
+    return {
+        "ATP_SECRET_KEY": secrets.token_urlsafe(48),
+        "ATP_ENCRYPTION_KEY": secrets.token_urlsafe(48),
+        "ATP_AUDIT_SIGNING_KEY": secrets.token_urlsafe(48),
+        "ATP_AUDIT_HEAD_KEY_FILE": str(head_key),
+    }
+
+
+def start_server(env: dict[str, str], data_dir: Path, *, access_log: bool = False) -> LiveServer:
     port = free_port()
     log_path = data_dir / f"server-{port}.log"
     log = open(log_path, "w")  # noqa: SIM115 - the server process owns it until it exits
@@ -181,7 +205,7 @@ def start_server(env: dict[str, str], data_dir: Path) -> LiveServer:
             "httptools",
             "--lifespan",
             "on",
-            "--no-access-log",
+            *(() if access_log else ("--no-access-log",)),
             "--timeout-graceful-shutdown",
             "20",
         ],
@@ -358,6 +382,7 @@ def live(tmp_path_factory) -> Iterator[Live]:
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
     }
     env.update(db.env())
+    env.update(throwaway_secrets(data_dir))
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "atp_site.settings",

@@ -15,6 +15,19 @@ from apps.routing.route_services import route_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _secrets_given(monkeypatch):
+    """With DATABASE_URL set, start-up refuses without every secret (tests/site/
+    test_startup_secrets.py); these tests are about what a start-up that passes does."""
+    for name in (
+        "ATP_SECRET_KEY",
+        "ATP_ENCRYPTION_KEY",
+        "ATP_AUDIT_SIGNING_KEY",
+        "ATP_AUDIT_HEAD_KEY",
+    ):
+        monkeypatch.setenv(name, f"test-{name.lower()}")
+
+
 async def _startup() -> None:
     comm = ApplicationCommunicator(lifespan, {"type": "lifespan"})
     await comm.send_input({"type": "lifespan.startup"})

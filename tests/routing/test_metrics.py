@@ -43,8 +43,16 @@ def test_metrics_access(settings):
     assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 403
     assert Client().get("/metrics").status_code == 200  # loopback
     settings.ATP_METRICS_TOKEN = "scrape-secret"
-    assert Client().get("/metrics").status_code == 403
+    missing = Client().get("/metrics")
+    assert missing.status_code == 401 and missing["WWW-Authenticate"].startswith("Bearer")
     ok = Client(REMOTE_ADDR="10.1.2.3").get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
     assert ok.status_code == 200
     wrong = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
-    assert wrong.status_code == 403
+    assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize("token", ["sécret", "scrape-secret\u00e9", "\u2603", "\udcff"])
+def test_a_non_ascii_metrics_token_is_refused_with_401(settings, token):
+    settings.ATP_METRICS_TOKEN = "scrape-secret"
+    resp = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert resp.status_code == 401
