@@ -7,19 +7,20 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 from apps.tenants.keys import (
-    MIN_KEY_LENGTH,
     generate_admin_token,
     generate_api_key,
     hash_key,
+    key_strength_error,
     visible_prefix,
 )
 from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS
 from atp_site.lib import config_version
 
 
@@ -132,7 +133,8 @@ def api_key_create(
     """Create a key and return it with its plaintext, which is never stored or shown again.
 
     A given `plaintext` (a key already distributed, e.g. from a config file) is used as it
-    is when it is long enough and not in use; otherwise a new random key is made.
+    is when it is strong enough (apps.tenants.keys.key_strength_error) and not in use;
+    otherwise a new random key is made.
     """
     api_key, plaintext = _api_key_create(
         tenant=tenant,
@@ -161,8 +163,8 @@ def _api_key_create(
     created_by: AbstractBaseUser | None = None,
 ) -> tuple[ApiKey, str]:
     if plaintext is not None:
-        if len(plaintext) < MIN_KEY_LENGTH:
-            raise ValidationError({"key": f"A key must be at least {MIN_KEY_LENGTH} characters."})
+        if problem := key_strength_error(plaintext):
+            raise ValidationError({"key": f"The key {name!r} {problem}."})
         if ApiKey.objects.filter(key_hash=hash_key(plaintext)).exists():
             raise ValidationError({"key": "This key is already in use."})
     else:
@@ -279,11 +281,35 @@ def api_key_rotate(
 
 @transaction.atomic
 def admin_token_create(
-    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    expires_at: datetime | None = None,
+    by: AbstractBaseUser | None = None,
+    parent: AdminToken | None = None,
 ) -> tuple[AdminToken, str]:
-    """Create a personal management-API token; the plaintext is returned once."""
+    """Create a personal management-API token for `user`; the plaintext is returned once.
+
+    `by` is who asks (None: an operator at the command line). A token acts with its user's
+    permissions, so making one for somebody else needs the dedicated permission
+    `tenants.add_admintoken_for_others` (PermissionDenied otherwise). `parent` is the admin
+    token the request was authenticated with: the new token may not outlive it, so with no
+    expiry asked for it gets the parent's, and a later one is refused.
+    """
+    if by is not None and by.pk != user.pk and not by.has_perm(ADD_ADMIN_TOKEN_FOR_OTHERS):
+        raise PermissionDenied("You may create admin tokens only for yourself.")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "Must be in the future."})
+    if parent is not None and parent.expires_at is not None:
+        if expires_at is None:
+            expires_at = parent.expires_at
+        elif expires_at > parent.expires_at:
+            raise ValidationError(
+                {
+                    "expires_at": "Must not be later than the expiry of the admin token "
+                    f"making it ({parent.expires_at.isoformat()})."
+                }
+            )
     plaintext = generate_admin_token()
     token = AdminToken(
         user=user,
