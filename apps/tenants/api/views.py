@@ -13,7 +13,7 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -131,10 +131,11 @@ class ApiKeyViewSet(ServiceModelViewSet):
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
         serializer = super().get_serializer(*args, **kwargs)
         if self.action == "create":
-            # A tenant the caller may not add keys to reads as one that does not exist.
+            # A tenant the caller may not see reads as one that does not exist.
+            user = self.request.user
             serializer.fields["tenant"].queryset = permissions.allowed_tenants(
-                self.request.user, ApiKey, "add"
-            )
+                user, Tenant, "view"
+            ) | permissions.allowed_tenants(user, ApiKey, "add")
         return serializer
 
     def _created(self, api_key: ApiKey, plaintext: str) -> Response:
@@ -146,6 +147,9 @@ class ApiKeyViewSet(ServiceModelViewSet):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        tenant = serializer.validated_data["tenant"]
+        if not permissions.may_for_tenant(request.user, ApiKey, "add", tenant.pk):
+            raise PermissionDenied(f"You may not add keys to tenant '{tenant.slug}'.")
         with service_errors():
             api_key, plaintext = services.api_key_create(
                 created_by=request.user, **serializer.validated_data
