@@ -80,7 +80,7 @@ def _sequences(response) -> list[int]:
     return [row["sequence"] for row in response.json()["results"]]
 
 
-def test_search_needs_staff(api_client, plain_user, events):
+def test_search_needs_a_permission(api_client, plain_user, events):
     assert api_client.get(LIST).status_code in (401, 403)
     api_client.force_login(plain_user)
     assert api_client.get(LIST).status_code == 403

@@ -166,7 +166,7 @@ def test_api_duplicate_name_is_a_400(manager_client):
     assert resp.status_code == 400 and "name" in resp.json()
 
 
-def test_api_needs_staff(api_client, plain_user):
+def test_api_needs_a_permission(api_client, plain_user):
     assert api_client.get(URL).status_code == 401
     api_client.force_login(plain_user)
     assert api_client.post(URL, {"name": "r"}, format="json").status_code == 403

@@ -128,7 +128,7 @@ def test_unknown_admin_token_gets_401(api_client):
     assert response["WWW-Authenticate"] == "Bearer"
 
 
-def test_non_manager_users_token_gets_403(api_client, plain_user):
+def test_the_token_of_a_user_without_permissions_gets_403(api_client, plain_user):
     _, plaintext = admin_token_create(user=plain_user, name="x")
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert api_client.get("/api/v1/tenants/").status_code == 403
