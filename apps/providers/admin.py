@@ -99,15 +99,24 @@ class ProviderAdmin(admin.ModelAdmin):
             fields += ["api_key_env"] if obj is None else ["base_url", "api_key_env"]
         return fields
 
+    _KEY_INPUTS = ("api_key", "clear_api_key")
+
     def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None or not self._credentials_locked(request):
             return fieldsets
-        hidden = {"api_key", "clear_api_key"}
         return [
-            (name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]})
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in self._KEY_INPUTS]})
             for name, opts in fieldsets
         ]
+
+    def get_form(self, request: HttpRequest, obj: Provider | None = None, **kwargs: Any):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and self._credentials_locked(request):
+            # Declared form fields stay on a form whatever the fieldsets say.
+            for name in self._KEY_INPUTS:
+                form.base_fields.pop(name, None)
+        return form
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return selectors.provider_list_with_health()
