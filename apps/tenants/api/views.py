@@ -104,7 +104,13 @@ class TenantViewSet(ServiceModelViewSet):
         services.tenant_delete(tenant=instance)
 
 
+def _visible_tenants(request: Request | None) -> QuerySet[Tenant]:
+    # A tenant the caller may not see is refused like one that does not exist.
+    return permissions.allowed_tenants(getattr(request, "user", None), Tenant, "view")
+
+
 class ApiKeyFilterSet(django_filters.FilterSet):
+    tenant = django_filters.ModelChoiceFilter(queryset=_visible_tenants)
     revoked = django_filters.BooleanFilter(
         field_name="revoked_at", lookup_expr="isnull", exclude=True
     )
