@@ -129,6 +129,10 @@ TENANT_SCOPES: dict[str, TenantScope] = {
 }
 
 
+# Every permission that can be held on one tenant.
+TENANT_PERMISSIONS = frozenset(p for scope in TENANT_SCOPES.values() for p in scope.grants.values())
+
+
 def _label(model: type[Model] | Model) -> str:
     return model._meta.label_lower
 

@@ -1,4 +1,5 @@
-"""Writes to tenants, API keys and admin tokens: audited, bumping the config version on commit."""
+"""Writes to tenants, API keys, admin tokens and permission grants: audited, bumping the config
+version on commit where the data plane reads them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
 
+from apps.audit.services import audit_record
 from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 from apps.tenants.keys import (
     generate_admin_token,
@@ -20,7 +24,7 @@ from apps.tenants.keys import (
     visible_prefix,
 )
 from apps.tenants.models import AdminToken, ApiKey, Tenant
-from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS
+from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS, TENANT_PERMISSIONS
 from atp_site.lib import config_version
 
 
@@ -337,3 +341,74 @@ def admin_token_revoke(*, token: AdminToken) -> AdminToken:
             after=snapshot_of(token),
         )
     return token
+
+
+# --- permission grants ----------------------------------------------------------------------
+
+
+def _permission(name: str) -> Permission:
+    app_label, _, codename = name.partition(".")
+    found = Permission.objects.filter(
+        content_type__app_label=app_label, codename=codename
+    ).select_related("content_type")
+    permission = found.first()
+    if permission is None:
+        raise ValidationError({"permission": f"No permission {name!r} (app_label.codename)."})
+    return permission
+
+
+def _grant_target(user: Any, group: Group | None) -> tuple[Any, str, str, dict[str, str]]:
+    if (user is None) == (group is None):
+        raise TypeError("give exactly one of user and group")
+    if user is not None:
+        return user, "user", str(user.pk), {"username": user.get_username()}
+    return group, "group", str(group.pk), {"group": group.name}
+
+
+@transaction.atomic
+def permission_grant(
+    *, permission: str, user: Any = None, group: Group | None = None, tenant: Tenant | None = None
+) -> None:
+    """Give a user or a group `permission` (`app_label.codename`), audited.
+
+    Without `tenant` it is held globally, on every object; with one it must be one of
+    apps.tenants.permissions.TENANT_PERMISSIONS and is held on that tenant only, through
+    django-guardian (TENANT_SCOPES there says what each allows).
+    """
+    _permission_change(permission, user, group, tenant, grant=True)
+
+
+@transaction.atomic
+def permission_revoke(
+    *, permission: str, user: Any = None, group: Group | None = None, tenant: Tenant | None = None
+) -> None:
+    """Take back what `permission_grant` gave (globally, or on `tenant`), audited."""
+    _permission_change(permission, user, group, tenant, grant=False)
+
+
+def _permission_change(
+    name: str, user: Any, group: Group | None, tenant: Tenant | None, *, grant: bool
+) -> None:
+    holder, kind, holder_id, who = _grant_target(user, group)
+    permission = _permission(name)
+    if tenant is not None and name not in TENANT_PERMISSIONS:
+        raise ValidationError(
+            {
+                "permission": f"{name} cannot be held on one tenant; per-tenant permissions: "
+                f"{', '.join(sorted(TENANT_PERMISSIONS))}."
+            }
+        )
+    if tenant is None:
+        permissions_of = holder.user_permissions if kind == "user" else holder.permissions
+        (permissions_of.add if grant else permissions_of.remove)(permission)
+    else:
+        (assign_perm if grant else remove_perm)(permission, holder, tenant)
+    audit_record(
+        event_type="permission.granted" if grant else "permission.revoked",
+        action="grant" if grant else "revoke",
+        tenant_id=tenant.pk if tenant else None,
+        resource_type=kind,
+        resource_id=holder_id,
+        data={**who, "permission": name, "tenant": tenant.slug if tenant else ""},
+        classification="restricted",
+    )
