@@ -200,7 +200,9 @@ REST_FRAMEWORK = {
         "apps.tenants.api.authentication.AdminTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Model, custom and per-tenant (django-guardian) permissions for each action, never
+    # is_staff; a view that declares no permission is open to superusers only.
+    "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.api.permissions.ActionPermission"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -362,6 +364,15 @@ SPECTACULAR_SETTINGS.update(
         "REDOC_DIST": "SIDECAR",
     }
 )
+
+# --- permissions, provider credentials, retention floor (issue 10) ---------------------
+# Extra glob patterns (comma-separated) of environment variables a provider's `api_key_env`
+# may name, besides *_API_KEY and ATP_PROVIDER_*. The server's own secrets (ATP_*,
+# DATABASE_URL, REDIS_URL, ...) stay out of reach whatever a pattern matches.
+ATP_PROVIDER_ENV_ALLOW = env_list("ATP_PROVIDER_ENV_ALLOW")
+# Audit events are kept at least this many days whatever a retention policy or an event's
+# own retention says, and no policy on an audit classification may ask for less.
+ATP_AUDIT_MIN_RETENTION_DAYS = env_int("ATP_AUDIT_MIN_RETENTION_DAYS", 365, minimum=1)
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

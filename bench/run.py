@@ -488,7 +488,7 @@ class AtpTarget(Target):
             )
             log(f"{self.name}: manage.py atp_apply bench/{self.config}")
             full_env["BENCH_ATP_KEY"] = ATP_KEY
-            full_env["BENCH_UPSTREAM_KEY"] = UPSTREAM_KEY
+            full_env["BENCH_UPSTREAM_API_KEY"] = UPSTREAM_KEY
             run([str(python), "manage.py", "atp_apply", str(config)])
         else:
             log("atp: configuring through the services (bench/atp_setup.py)")

@@ -9,10 +9,12 @@ from typing import Any
 import factory
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from apps.providers.models import ModelDeployment, Provider
 from apps.tenants.models import ApiKey, Tenant
+from apps.tenants.permissions import MANAGER_PERMISSIONS, VIEWER_PERMISSIONS
 from apps.tenants.services import admin_token_create, api_key_create
 
 
@@ -133,24 +135,62 @@ def api_key_factory(db) -> Callable[..., tuple[ApiKey, str]]:
 
 
 # --- the cast -------------------------------------------------------------------------------
+# Permissions, not is_staff, open the management API (apps.tenants.permissions): `staff_user`
+# may enter the Django admin but holds no permission; `manager_user` holds what the upgrade
+# gives staff (every management action but the dedicated ones); `viewer_user` only reads.
+
+
+def grant_permissions(user, *names: str):
+    """Give `user` global permissions by name (`app_label.codename`); returns the user."""
+    for name in names:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    # has_perm() caches what a user holds on the instance.
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(cache, None)
+    return user
+
+
+@pytest.fixture
+def grant(db) -> Callable[..., Any]:
+    """`grant(user, "app.codename", ...)`: give a user global permissions in a test."""
+    return grant_permissions
 
 
 @pytest.fixture
 def staff_user(db):
-    """May use the management API (is_staff) without being a superuser."""
+    """A staff user (may open the Django admin) without any permission."""
     return UserFactory(username="staff", is_staff=True)
 
 
 @pytest.fixture
+def manager_user(db):
+    """Staff holding every management permission except the dedicated ones."""
+    return grant_permissions(
+        UserFactory(username="manager", is_staff=True), *sorted(MANAGER_PERMISSIONS)
+    )
+
+
+@pytest.fixture
+def viewer_user(db):
+    """Staff holding the view permission of every management model."""
+    return grant_permissions(
+        UserFactory(username="viewer", is_staff=True), *sorted(VIEWER_PERMISSIONS)
+    )
+
+
+@pytest.fixture
 def plain_user(db):
-    """Signed in, but not staff: the management API refuses them."""
+    """Signed in, not staff, no permission: the management API refuses them."""
     return UserFactory(username="plain")
 
 
 @pytest.fixture
-def admin_token(staff_user) -> str:
-    """The plaintext of a personal admin token belonging to `staff_user`."""
-    _, plaintext = admin_token_create(user=staff_user, name="tests")
+def admin_token(manager_user) -> str:
+    """The plaintext of a personal admin token belonging to `manager_user`."""
+    _, plaintext = admin_token_create(user=manager_user, name="tests")
     return plaintext
 
 
@@ -160,17 +200,34 @@ def api_client() -> APIClient:
     return APIClient()
 
 
-@pytest.fixture
-def staff_client(staff_user) -> APIClient:
-    """A management API client signed in (by session) as `staff_user`."""
+def client_for(user) -> APIClient:
+    """A management API client signed in (by session) as `user`."""
     client = APIClient()
-    client.force_login(staff_user)
+    client.force_login(user)
     return client
 
 
 @pytest.fixture
+def staff_client(staff_user) -> APIClient:
+    """A management API client signed in as `staff_user` (refused: no permission)."""
+    return client_for(staff_user)
+
+
+@pytest.fixture
+def manager_client(manager_user) -> APIClient:
+    """A management API client signed in (by session) as `manager_user`."""
+    return client_for(manager_user)
+
+
+@pytest.fixture
+def viewer_client(viewer_user) -> APIClient:
+    """A management API client signed in as `viewer_user`."""
+    return client_for(viewer_user)
+
+
+@pytest.fixture
 def token_client(admin_token) -> APIClient:
-    """A management API client authenticated by `admin_token`."""
+    """A management API client authenticated by `admin_token` (the manager's)."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
     return client

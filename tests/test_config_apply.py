@@ -17,7 +17,7 @@ from apps.tenants.models import ApiKey, Tenant
 
 pytestmark = pytest.mark.django_db
 
-CI_KEY = "atp_ci-key-from-the-environment-0123"
+CI_KEY = "atp_ci-key-from-the-environment-7Qz4Kp"
 LITERAL_PROVIDER_KEY = "sk-literal-provider-key"
 
 DOCUMENT = """
@@ -104,7 +104,7 @@ def test_changed_fields_update_in_place(document):
     before = ModelDeployment.objects.get(public_name="gpt-4o-mini").pk
     document["providers"][0]["models"][0]["prices"]["input"] = 0.2
     document["providers"][0]["models"][0]["aliases"] = ["fast", "cheap"]
-    document["providers"][1]["api_key"] = "env:LOCAL_KEY"
+    document["providers"][1]["api_key"] = "env:LOCAL_API_KEY"
     document["tenants"][0]["name"] = "Acme Corporation"
     document["tenants"][0]["api_keys"][1]["allowed_models"] = ["gpt-4o"]
 
@@ -120,14 +120,14 @@ def test_changed_fields_update_in_place(document):
     mini = ModelDeployment.objects.get(public_name="gpt-4o-mini")
     assert mini.pk == before and mini.input_price == Decimal("0.2")
     local = Provider.objects.get(name="local")
-    assert (local.api_key_env, local.has_stored_api_key) == ("LOCAL_KEY", False)
+    assert (local.api_key_env, local.has_stored_api_key) == ("LOCAL_API_KEY", False)
     assert Tenant.objects.get().name == "Acme Corporation"
 
 
 def test_a_different_key_in_the_file_replaces_the_stored_one(document, monkeypatch):
     apply_config(document)
     old = ApiKey.objects.get(name="ci")
-    monkeypatch.setenv("ACME_CI_KEY", "atp_the-new-ci-key-0123456789")
+    monkeypatch.setenv("ACME_CI_KEY", "atp_the-new-ci-key-9f2Kx7Lm4Qv8Rw3")
 
     report = apply_config(document)
 
@@ -135,7 +135,7 @@ def test_a_different_key_in_the_file_replaces_the_stored_one(document, monkeypat
     old.refresh_from_db()
     assert old.is_revoked
     new = ApiKey.objects.get(name="ci", revoked_at__isnull=True)
-    assert new.key_hash == hash_key("atp_the-new-ci-key-0123456789")
+    assert new.key_hash == hash_key("atp_the-new-ci-key-9f2Kx7Lm4Qv8Rw3")
 
 
 def test_prune_removes_what_the_file_no_longer_lists(document, tenant_factory):
@@ -201,7 +201,11 @@ def _set(document: dict, path: tuple, value) -> None:
         (("providers", 0, "models", 0, "quality"), 2, "models[0].quality: must be a number"),
         (("providers", 0, "timeouts", "connect"), 0, "providers[0].timeouts.connect"),
         (("providers", 0, "base_url"), None, "providers[0].base_url: A base URL is required"),
-        (("tenants", 0, "api_keys", 0, "key"), "short", "api_keys[0].key: must be at least 20"),
+        (
+            ("tenants", 0, "api_keys", 0, "key"),
+            "short",
+            "api_keys[0].key: key 'ci' must be at least 32",
+        ),
         (("tenants", 0, "api_keys", 0, "expires_at"), "soon", "expires_at: must be a date"),
         (
             ("tenants", 0, "api_keys", 0, "expires_at"),

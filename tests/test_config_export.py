@@ -38,7 +38,7 @@ tenants:
     name: Acme Corp
     api_keys:
       - name: ci
-        key: atp_a-literal-ci-key-0123456789
+        key: atp_a-literal-ci-key-5Nw8Hq2Zt6Yc
         allowed_models: [gpt-4o-mini]
         expires_at: 2099-01-01T00:00:00Z
       - name: dev
@@ -67,14 +67,16 @@ def test_export_writes_env_references_and_no_secrets(tenant_factory):
         base_url="https://api.anthropic.com",
         api_key="sk-ant-stored-secret",
     )
-    provider_create(name="openai", kind="openai", base_url="https://x.test", api_key_env="OAI")
+    provider_create(
+        name="openai", kind="openai", base_url="https://x.test", api_key_env="OAI_API_KEY"
+    )
     key, plaintext = api_key_create(tenant=tenant_factory(slug="acme"), name="ci")
 
     text = export_config_yaml()
     data = yaml.safe_load(text)
 
     keys = {p["name"]: p["api_key"] for p in data["providers"]}
-    assert keys == {"anthropic": "env:ATP_PROVIDER_ANTHROPIC_API_KEY", "openai": "env:OAI"}
+    assert keys == {"anthropic": "env:ATP_PROVIDER_ANTHROPIC_API_KEY", "openai": "env:OAI_API_KEY"}
     assert "set ATP_PROVIDER_ANTHROPIC_API_KEY before applying" in text
     assert data["tenants"][0]["api_keys"] == [{"name": "ci", "prefix": key.prefix}]
     for secret in ("sk-ant-stored-secret", plaintext, key.key_hash):

@@ -6,9 +6,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
-from apps.audit.selectors import AUDIT_TENANT, VIEW_TENANT_BODIES
 from apps.audit.services import audit_record
 from apps.tenants.models import Tenant
+from apps.tenants.permissions import AUDIT_TENANT, VIEW_TENANT_BODIES
 
 
 @transaction.atomic

@@ -131,10 +131,18 @@ def exchange_reveal(
     return revealed
 
 
-def exchanges_for_subject(*, subject: str) -> list[dict[str, Any]]:
-    """Every stored exchange of an end user, bodies decrypted, oldest first (for exports)."""
+def exchanges_for_subject(
+    *, tenant_id: Any, subject: str, bodies: bool, actor: AuditActor | None = None
+) -> list[dict[str, Any]]:
+    """Every stored exchange of one tenant's end user, oldest first (for exports).
+
+    With `bodies` (the caller checked the body permission) each exchange's bodies are
+    decrypted through `exchange_reveal`, so every one shown leaves an `exchange.viewed`
+    event; without, only the metadata is listed.
+    """
     documents = []
-    for exchange in StoredExchange.objects.filter(end_user=subject).order_by("created_at", "pk"):
+    exchanges = StoredExchange.objects.filter(tenant_id=tenant_id, end_user=subject)
+    for exchange in exchanges.order_by("created_at", "pk"):
         item: dict[str, Any] = {
             "request_id": exchange.request_id,
             "tenant_id": str(exchange.tenant_id) if exchange.tenant_id else None,
@@ -143,18 +151,17 @@ def exchanges_for_subject(*, subject: str) -> list[dict[str, Any]]:
             "model": exchange.model,
             "classification": exchange.classification,
         }
-        try:
-            item["request"] = _decrypt_body(exchange.request_encrypted)
-            item["response"] = _decrypt_body(exchange.response_encrypted)
-        except crypto.DecryptionError:
-            item["request"] = item["response"] = None
-            item["error"] = "encrypted with a key missing from ATP_ENCRYPTION_KEYS"
+        if bodies:
+            revealed = exchange_reveal(exchange=exchange, actor=actor)
+            item["request"], item["response"] = revealed.request_body, revealed.response_body
+            if revealed.error:
+                item["error"] = "encrypted with a key missing from ATP_ENCRYPTION_KEYS"
         documents.append(item)
     return documents
 
 
 @transaction.atomic
-def exchanges_erase_subject(*, subject: str) -> int:
-    """Delete every stored exchange of an end user; returns how many went."""
-    deleted, _ = StoredExchange.objects.filter(end_user=subject).delete()
+def exchanges_erase_subject(*, tenant_id: Any, subject: str) -> int:
+    """Delete every stored exchange of one tenant's end user; returns how many went."""
+    deleted, _ = StoredExchange.objects.filter(tenant_id=tenant_id, end_user=subject).delete()
     return deleted

@@ -71,6 +71,13 @@ class AuditEvent(models.Model):
             models.Index(fields=["resource_type", "resource_id"], name="audit_resource"),
             models.Index(fields=["request_id"], name="audit_request"),
         ]
+        permissions = [
+            ("verify_auditevent", "Can verify the audit chain"),
+            ("export_auditevent", "Can export audit events"),
+            ("report_auditevent", "Can download compliance reports"),
+            ("export_data_subject", "Can export everything held about a data subject"),
+            ("erase_data_subject", "Can erase a data subject"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.event_type} {self.outcome}"
@@ -149,6 +156,10 @@ class RetentionPolicy(models.Model):
     class Meta:
         ordering = ["tenant_id", "classification"]
         verbose_name_plural = "retention policies"
+        permissions = [
+            # Dedicated: retention on what audit events are classified as can purge evidence.
+            ("change_audit_retention", "Can change retention of audit classifications"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant_id", "classification"],

@@ -1,22 +1,27 @@
 """Data-subject requests: export everything held about a person, and erase it.
 
-A subject is named by the id a tenant's application sends as `user` on /v1 requests, or
-by a console user's id or user name. The export includes the subject's stored prompt and
-response bodies, decrypted. Erasure deletes those bodies, replaces the subject in the
-request log with a tombstone (a digest that cannot be turned back into the id) and drops
-free text that may quote them; usage and cost stay for accounting. Audit events are append-only and are
-kept as the legal record of what happened: the export lists them, erasure does not touch
-them, and the erasure itself is audited under the same tombstone.
+A subject is a (tenant, id) pair: the id a tenant's application sends as `user` on /v1
+requests (or a console user's id or user name in that tenant's audit events). The same id
+at another tenant is another person and is never touched. The export includes the
+subject's stored prompt and response bodies only when the caller may read that tenant's
+bodies, each one revealed leaving an `exchange.viewed` event. Erasure deletes those bodies,
+replaces the subject in the request log with a tombstone and drops free text that may quote
+them; usage and cost stay for accounting. Audit events are append-only and are kept as the
+legal record of what happened: the export lists them, erasure does not touch them, and the
+erasure itself is audited under the same tombstone.
+
+The tombstone is an HMAC of (tenant, id) under a key derived from SECRET_KEY, so nobody
+without the server's secret can test a guessed id against it.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from apps.audit.bodies import exchanges_erase_subject, exchanges_for_subject
 from apps.audit.models import AuditEvent
@@ -27,6 +32,7 @@ from apps.routing.services import (
     request_log_erase_subject,
     request_log_for_subject,
 )
+from apps.tenants.models import Tenant
 
 AUDIT_EXPORT_FIELDS = (
     "sequence",
@@ -45,38 +51,56 @@ AUDIT_EXPORT_FIELDS = (
 )
 
 
-def tombstone_for(subject: str) -> str:
-    return "erased:" + hashlib.sha256(subject.encode()).hexdigest()[:24]
+TOMBSTONE_PURPOSE = "atp.audit.privacy.tombstone"
 
 
-def _audit_events_about(subject: str) -> list[dict[str, Any]]:
+def tombstone_for(tenant: Tenant, subject: str) -> str:
+    """The stand-in for a subject's id: a keyed digest that cannot be tested offline."""
+    digest = salted_hmac(TOMBSTONE_PURPOSE, f"{tenant.pk}:{subject}", algorithm="sha256")
+    return "erased:" + digest.hexdigest()[:32]
+
+
+def _audit_events_about(tenant: Tenant, subject: str) -> list[dict[str, Any]]:
     about = Q(user_id=subject) | Q(actor=subject) | Q(resource_type="user", resource_id=subject)
-    return list(AuditEvent.objects.filter(about).order_by("sequence").values(*AUDIT_EXPORT_FIELDS))
+    events = AuditEvent.objects.filter(about, tenant_id=tenant.pk).order_by("sequence")
+    return list(events.values(*AUDIT_EXPORT_FIELDS))
 
 
-def subject_export(*, subject: str) -> dict[str, Any]:
-    """Everything held about `subject`, as one JSON-ready document (the export is audited)."""
+def subject_export(*, tenant: Tenant, subject: str, bodies: bool = False) -> dict[str, Any]:
+    """Everything `tenant` holds about `subject`, as one JSON-ready document (audited).
+
+    `bodies`: the caller may read the tenant's stored bodies (callers check it with
+    apps.audit.selectors.subject_bodies_allowed); each body revealed is audited.
+    """
     document = {
+        "tenant": {"id": str(tenant.pk), "slug": tenant.slug},
         "subject": subject,
         "generated_at": timezone.now().isoformat(),
-        "requests": request_log_for_subject(subject=subject),
-        "exchanges": exchanges_for_subject(subject=subject),
-        "feedback": feedback_for_subject(subject=subject),
-        "audit_events": _audit_events_about(subject),
+        "requests": request_log_for_subject(tenant_id=tenant.pk, subject=subject),
+        "exchanges": exchanges_for_subject(tenant_id=tenant.pk, subject=subject, bodies=bodies),
+        "feedback": feedback_for_subject(tenant_id=tenant.pk, subject=subject),
+        "audit_events": _audit_events_about(tenant, subject),
         "notes": [
             "Prompt and response bodies are stored only for tenants that turned it on; "
-            "'exchanges' lists the subject's, decrypted.",
+            + (
+                "'exchanges' lists the subject's, decrypted."
+                if bodies
+                else "'exchanges' lists the subject's without bodies: reading them needs "
+                "the body permission for this tenant."
+            ),
             "Audit events are kept as the legal record and are not erased.",
         ],
     }
     audit_record(
         event_type="privacy.subject_exported",
         action="export",
+        tenant_id=tenant.pk,
         resource_type="data_subject",
-        resource_id=tombstone_for(subject),
+        resource_id=tombstone_for(tenant, subject),
         data={
             "requests": len(document["requests"]),
             "exchanges": len(document["exchanges"]),
+            "bodies": bodies,
             "feedback": len(document["feedback"]),
             "audit_events": len(document["audit_events"]),
         },
@@ -86,12 +110,14 @@ def subject_export(*, subject: str) -> dict[str, Any]:
 
 
 @transaction.atomic
-def subject_erase(*, subject: str) -> dict[str, Any]:
-    """Delete `subject`'s stored bodies, erase them from the request log; audit a tombstone."""
-    tombstone = tombstone_for(subject)
-    deleted = exchanges_erase_subject(subject=subject)
-    comments = feedback_erase_subject(subject=subject)  # while the requests still name them
-    changed = request_log_erase_subject(subject=subject, tombstone=tombstone)
+def subject_erase(*, tenant: Tenant, subject: str) -> dict[str, Any]:
+    """Delete `subject`'s stored bodies at `tenant`, erase them from its request log; audit a
+    tombstone. Nothing of another tenant's subject with the same id is touched."""
+    tombstone = tombstone_for(tenant, subject)
+    deleted = exchanges_erase_subject(tenant_id=tenant.pk, subject=subject)
+    # While the requests still name them.
+    comments = feedback_erase_subject(tenant_id=tenant.pk, subject=subject)
+    changed = request_log_erase_subject(tenant_id=tenant.pk, subject=subject, tombstone=tombstone)
     result = {
         "requests_anonymised": changed,
         "exchanges_deleted": deleted,
@@ -100,6 +126,7 @@ def subject_erase(*, subject: str) -> dict[str, Any]:
     audit_record(
         event_type="privacy.subject_erased",
         action="erase",
+        tenant_id=tenant.pk,
         resource_type="data_subject",
         resource_id=tombstone,
         data=result,

@@ -1,4 +1,11 @@
-"""Retention: which policy covers a record, and the periodic purge of what has expired."""
+"""Retention: which policy covers a record, and the periodic purge of what has expired.
+
+Request logs are kept under the classification `requests`, stored bodies under `bodies`;
+every other classification (and a blank one, which covers them all) is what audit events
+carry, so it governs evidence: such a policy may not go below ATP_AUDIT_MIN_RETENTION_DAYS,
+changing it needs the dedicated permission `audit.change_audit_retention`, and the purge
+never deletes an audit event younger than that floor whatever its own retention says.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.audit.models import RetentionPolicy, StoredExchange
 from apps.audit.services import audit_purge_expired, audit_record
+from apps.tenants.permissions import CHANGE_AUDIT_RETENTION
 
 REQUESTS = "requests"  # the classification request logs are kept under
 BODIES = "bodies"  # the classification stored prompt and response bodies are kept under
@@ -47,13 +56,61 @@ class PolicyBook:
         }
 
 
+def is_audit_classification(classification: str) -> bool:
+    """Whether a policy on `classification` can decide how long audit events are kept."""
+    return (classification or "").strip() not in (REQUESTS, BODIES)
+
+
+def audit_min_retention_days() -> int:
+    return settings.ATP_AUDIT_MIN_RETENTION_DAYS
+
+
+def may_change_retention(by: AbstractBaseUser | None, *classifications: str) -> bool:
+    """Whether `by` may change policies on these classifications (None: an operator)."""
+    if by is None or by.has_perm(CHANGE_AUDIT_RETENTION):
+        return True
+    return not any(is_audit_classification(c) for c in classifications)
+
+
+def _check_audit_retention(by: AbstractBaseUser | None, *classifications: str) -> None:
+    """Refuse a change to a policy on an audit classification without the permission."""
+    if not may_change_retention(by, *classifications):
+        raise PermissionDenied(
+            "Retention of audit classifications (anything but 'requests' and 'bodies') "
+            f"needs the permission {CHANGE_AUDIT_RETENTION}."
+        )
+
+
+def retention_floor_check(policy: RetentionPolicy) -> None:
+    """Refuse a policy that would keep audit events less than ATP_AUDIT_MIN_RETENTION_DAYS."""
+    floor = audit_min_retention_days()
+    if is_audit_classification(policy.classification) and (policy.days or 0) < floor:
+        raise ValidationError(
+            {
+                "days": f"Audit classifications are kept at least {floor} days "
+                "(ATP_AUDIT_MIN_RETENTION_DAYS); use 'requests' or 'bodies' for request "
+                "logs and stored bodies."
+            }
+        )
+
+
 @transaction.atomic
-def retention_policy_save(*, policy: RetentionPolicy) -> RetentionPolicy:
-    """Create or change a policy; the change is audited with before and after."""
+def retention_policy_save(
+    *, policy: RetentionPolicy, by: AbstractBaseUser | None = None
+) -> RetentionPolicy:
+    """Create or change a policy; the change is audited with before and after.
+
+    `by` is the user asking: a policy on an audit classification, before or after the
+    change, needs `audit.change_audit_retention`. Whoever asks, such a policy may not go
+    below ATP_AUDIT_MIN_RETENTION_DAYS.
+    """
     from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 
     before = stored_snapshot(policy) if policy.pk else None
     policy.classification = (policy.classification or "").strip()
+    stored = RetentionPolicy.objects.filter(pk=policy.pk).values_list("classification", flat=True)
+    _check_audit_retention(by, policy.classification, *stored)
+    retention_floor_check(policy)
     clash = RetentionPolicy.objects.filter(
         tenant_id=policy.tenant_id, classification=policy.classification
     ).exclude(pk=policy.pk)
@@ -74,9 +131,11 @@ def retention_policy_save(*, policy: RetentionPolicy) -> RetentionPolicy:
 
 
 @transaction.atomic
-def retention_policy_delete(*, policy: RetentionPolicy) -> None:
+def retention_policy_delete(*, policy: RetentionPolicy, by: AbstractBaseUser | None = None) -> None:
+    """Delete a policy (audited); one on an audit classification needs the permission."""
     from apps.audit.snapshots import audit_change, snapshot_of
 
+    _check_audit_retention(by, policy.classification)
     before, pk, tenant_id = snapshot_of(policy), policy.pk, policy.tenant_id
     policy.delete()
     audit_change(
@@ -120,32 +179,47 @@ def exchanges_purge_expired(*, now: datetime, book: PolicyBook) -> int:
 def retention_run(*, now: datetime | None = None) -> RetentionReport:
     """Purge expired request logs, stored bodies and the audit chain's expired prefix.
 
-    Each purge that removed anything is audited.
+    Every purge is audited with its count, also when it removed nothing, so the log shows
+    that retention ran. Audit events younger than ATP_AUDIT_MIN_RETENTION_DAYS are kept
+    whatever their policy or their own retention says.
     """
     now = now or timezone.now()
     with transaction.atomic():
         book = PolicyBook(settings.ATP_REQUEST_LOG_RETENTION_DAYS)
         logs = request_logs_purge_expired(now=now, book=book)
-        if logs:
-            audit_record(
-                event_type="retention.request_logs_purged",
-                action="purge",
-                resource_type="request_log",
-                data={"purged": logs},
-            )
+        audit_record(
+            event_type="retention.request_logs_purged",
+            action="purge",
+            resource_type="request_log",
+            data={"purged": logs},
+        )
     with transaction.atomic():
         bodies_book = PolicyBook(settings.ATP_BODY_RETENTION_DAYS)
         exchanges = exchanges_purge_expired(now=now, book=bodies_book)
-        if exchanges:
-            audit_record(
-                event_type="retention.exchanges_purged",
-                action="purge",
-                resource_type="exchange",
-                data={"purged": exchanges},
-            )
+        audit_record(
+            event_type="retention.exchanges_purged",
+            action="purge",
+            resource_type="exchange",
+            data={"purged": exchanges},
+        )
     audit_book = PolicyBook(settings.ATP_AUDIT_RETENTION_DAYS)
+    floor = audit_min_retention_days()
     report = audit_purge_expired(
-        now=now, default_days=settings.ATP_AUDIT_RETENTION_DAYS, days_for=audit_book.days_for
+        now=now,
+        default_days=settings.ATP_AUDIT_RETENTION_DAYS,
+        days_for=audit_book.days_for,
+        min_days=floor,
+    )
+    audit_record(
+        event_type="retention.audit_events_purged",
+        action="purge",
+        resource_type="audit_chain",
+        data={
+            "purged": report.purged,
+            "first_sequence": report.first_sequence,
+            "min_retention_days": floor,
+        },
+        classification="restricted",
     )
     return RetentionReport(
         request_logs_purged=logs, audit_events_purged=report.purged, exchanges_purged=exchanges

@@ -10,15 +10,11 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
-from guardian.shortcuts import get_objects_for_user
 
 from apps.audit.models import AuditEvent, StoredExchange
+from apps.tenants import permissions
 from apps.tenants.models import Tenant
-from apps.tenants.selectors import tenant_list
-
-AUDIT_TENANT = "tenants.audit_tenant"
-VIEW_TENANT_BODIES = "tenants.view_tenant_bodies"
-VIEW_EXCHANGE_BODY = "audit.view_exchange_body"
+from apps.tenants.selectors import tenant_resolve as tenant_resolve
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -54,52 +50,38 @@ class AuditEventFilters:
         return result
 
 
-def audit_tenant_ids(*, user: User | None) -> frozenset[uuid.UUID] | None:
-    """The tenants whose audit records `user` may read; None means every tenant.
+def audit_tenant_ids(*, user: User | None, action: str = "view") -> frozenset[uuid.UUID] | None:
+    """The tenants whose audit records `user` may `action` (view, export, report); None
+    means every tenant.
 
-    Staff and superusers read everything, as does a user holding `tenants.audit_tenant`
-    globally (through a group or directly) and internal callers (no user). Anyone else
-    reads the tenants on which they were granted that permission as a django-guardian
-    object permission; anonymous and inactive users read nothing.
+    Decided by apps.tenants.permissions: superusers and internal callers (no user) read
+    everything, as does a holder of `audit.<action>_auditevent` or of `tenants.audit_tenant`
+    globally; a user granted `tenants.audit_tenant` on some tenants (django-guardian) reads
+    those; anyone else, anonymous and inactive users included, reads nothing.
     """
-    if user is None:
-        return None
-    if not user.is_authenticated or not user.is_active:
-        return frozenset()
-    if user.is_staff or user.is_superuser or user.has_perm(AUDIT_TENANT):
-        return None
-    tenants = get_objects_for_user(
-        user, AUDIT_TENANT, klass=Tenant, accept_global_perms=False, with_superuser=False
-    )
-    return frozenset(tenants.values_list("pk", flat=True))
+    return permissions.tenant_ids(user, AuditEvent, action)
 
 
-def audit_reader(user: User | None) -> bool:
-    """Whether `user` may read any part of the audit log at all."""
-    return audit_tenant_ids(user=user) != frozenset()
+def audit_reader(user: User | None, action: str = "view") -> bool:
+    """Whether `user` may `action` any part of the audit log at all."""
+    return permissions.may(user, AuditEvent, action)
 
 
-def audit_event_scope(*, user: AbstractBaseUser | AnonymousUser | None = None) -> QuerySet:
-    """Every audit event `user` may read: the one place read access to the log narrows.
+def audit_event_scope(
+    *, user: AbstractBaseUser | AnonymousUser | None = None, action: str = "view"
+) -> QuerySet:
+    """Every audit event `user` may read (or export, ...): where read access to the log narrows.
 
     A per-tenant auditor sees only events recorded for their tenants (never the
     tenant-less ones: sign-ins, providers, other tenants' changes). The API, exports and
     reports all start here, so they narrow together.
     """
-    events = AuditEvent.objects.all()
-    tenants = audit_tenant_ids(user=user)
-    if tenants is None:
-        return events
-    return events.filter(tenant_id__in=tenants) if tenants else events.none()
+    return permissions.restrict(AuditEvent.objects.all(), user, action)
 
 
 def exchange_scope(*, user: User | None = None) -> QuerySet[StoredExchange]:
     """The stored exchanges whose metadata `user` may list (the audit log's tenant scope)."""
-    exchanges = StoredExchange.objects.all()
-    tenants = audit_tenant_ids(user=user)
-    if tenants is None:
-        return exchanges
-    return exchanges.filter(tenant_id__in=tenants) if tenants else exchanges.none()
+    return permissions.restrict(StoredExchange.objects.all(), user, "view")
 
 
 def exchange_body_allowed(*, user: User, exchange: StoredExchange) -> bool:
@@ -109,14 +91,12 @@ def exchange_body_allowed(*, user: User, exchange: StoredExchange) -> bool:
     `tenants.view_tenant_bodies` globally or on the exchange's tenant (django-guardian).
     Being staff or an auditor is not enough: bodies are the most sensitive data ATP keeps.
     """
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser or user.has_perm(VIEW_EXCHANGE_BODY) or user.has_perm(VIEW_TENANT_BODIES):
-        return True
-    if exchange.tenant_id is None:
-        return False
-    tenant = Tenant.objects.filter(pk=exchange.tenant_id).first()
-    return tenant is not None and user.has_perm(VIEW_TENANT_BODIES, tenant)
+    return permissions.may_on(user, exchange, "view_body")
+
+
+def subject_bodies_allowed(*, user: User | None, tenant: Tenant) -> bool:
+    """Whether a data-subject export for `tenant` made by `user` may include bodies."""
+    return permissions.may_for_tenant(user, StoredExchange, "view_body", tenant.pk)
 
 
 def audit_event_list(
@@ -154,12 +134,3 @@ def audit_event_filter(events: QuerySet[AuditEvent], filters: AuditEventFilters)
         if getattr(filters, name)
     }
     return events.filter(**exact)
-
-
-def tenant_resolve(value: str) -> Tenant | None:
-    """The tenant named by a slug or a UUID, or None when there is no such tenant."""
-    value = value.strip()
-    try:
-        return tenant_list().filter(pk=uuid.UUID(value)).first()
-    except ValueError:
-        return tenant_list().filter(slug=value).first()

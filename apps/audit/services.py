@@ -256,13 +256,14 @@ def audit_purge_expired(
     now: datetime | None = None,
     default_days: int,
     days_for: Callable[[uuid.UUID | None, str], int] | None = None,
+    min_days: int = 0,
 ) -> PurgeReport:
     """Purge the longest prefix of the chain whose events are all past retention.
 
     An event's retention is its own `retention_days`, else `days_for(tenant_id,
-    classification)` (the retention policies), else `default_days`. The prefix stops at
-    the first event still to be kept, so a long-lived event protects the events after it
-    until it expires too.
+    classification)` (the retention policies), else `default_days`, and never less than
+    `min_days` (the evidence floor). The prefix stops at the first event still to be kept,
+    so a long-lived event protects the events after it until it expires too.
     """
     now = now or timezone.now()
     through = 0
@@ -272,6 +273,7 @@ def audit_purge_expired(
     for sequence, occurred_at, days, tenant_id, classification in rows.iterator(chunk_size=5000):
         if days is None:
             days = days_for(tenant_id, classification) if days_for else default_days
+        days = max(days, min_days)
         if occurred_at + timedelta(days=days) > now:
             break
         through = sequence

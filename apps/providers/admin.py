@@ -14,6 +14,7 @@ from apps.providers import selectors, services
 from apps.providers.models import HealthCheck, ModelDeployment, Provider
 from apps.routing.resilience import breaker
 from apps.tenants.admin import adopt
+from apps.tenants.permissions import CHANGE_PROVIDER_CREDENTIALS
 
 
 class ProviderForm(forms.ModelForm):
@@ -87,6 +88,36 @@ class ProviderAdmin(admin.ModelAdmin):
     def has_api_key(self, obj: Provider) -> bool:
         return obj.has_stored_api_key
 
+    # Without `providers.change_provider_credentials` the base URL and credentials of an
+    # existing provider are shown, not edited, and a new one cannot read the environment.
+    def _credentials_locked(self, request: HttpRequest) -> bool:
+        return not request.user.has_perm(CHANGE_PROVIDER_CREDENTIALS)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list:
+        fields = list(super().get_readonly_fields(request, obj))
+        if self._credentials_locked(request):
+            fields += ["api_key_env"] if obj is None else ["base_url", "api_key_env"]
+        return fields
+
+    _KEY_INPUTS = ("api_key", "clear_api_key")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not self._credentials_locked(request):
+            return fieldsets
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in self._KEY_INPUTS]})
+            for name, opts in fieldsets
+        ]
+
+    def get_form(self, request: HttpRequest, obj: Provider | None = None, **kwargs: Any):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and self._credentials_locked(request):
+            # Declared form fields stay on a form whatever the fieldsets say.
+            for name in self._KEY_INPUTS:
+                form.base_fields.pop(name, None)
+        return form
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return selectors.provider_list_with_health()
 
@@ -110,15 +141,19 @@ class ProviderAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Provider, form: forms.Form, change: bool):
         data = form.cleaned_data
         fields = {f: data[f] for f in services.PROVIDER_FIELDS if f in data}
+        by = request.user
         if not change:
-            adopt(obj, services.provider_create(api_key=data.get("api_key") or None, **fields))
+            adopt(
+                obj,
+                services.provider_create(api_key=data.get("api_key") or None, by=by, **fields),
+            )
             return
         if data.get("clear_api_key"):
-            services.provider_update(provider=obj, api_key=None, **fields)
+            services.provider_update(provider=obj, api_key=None, by=by, **fields)
         elif data.get("api_key"):
-            services.provider_update(provider=obj, api_key=data["api_key"], **fields)
+            services.provider_update(provider=obj, api_key=data["api_key"], by=by, **fields)
         else:
-            services.provider_update(provider=obj, **fields)
+            services.provider_update(provider=obj, by=by, **fields)
 
     def delete_model(self, request: HttpRequest, obj: Provider) -> None:
         services.provider_delete(provider=obj)

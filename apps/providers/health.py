@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,10 +26,10 @@ from django.db import transaction
 
 from apps.providers.adapters import get_adapter
 from apps.providers.adapters.base import Target, UpstreamCall
+from apps.providers.credentials import provider_api_key
 from apps.providers.exceptions import UpstreamError
 from apps.providers.http import close_sessions
 from apps.providers.models import HealthCheck, ModelDeployment, Provider
-from atp_site.lib import crypto
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +48,7 @@ def provider_target(
     provider: Provider, deployment: ModelDeployment | None, timeout: float
 ) -> Target:
     """A Target for probing: the provider's credentials, timeouts capped at `timeout`."""
-    try:
-        api_key = (
-            os.environ.get(provider.api_key_env, "")
-            if provider.api_key_env
-            else crypto.decrypt(provider.api_key_encrypted)
-        )
-    except crypto.DecryptionError:
-        api_key = ""
+    api_key = provider_api_key(provider)
 
     def capped(value: float | None, default: float) -> float:
         return min(value or default, timeout)

@@ -10,6 +10,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from apps.providers.credentials import env_reference_error
 from atp_site.lib import crypto
 
 
@@ -45,6 +46,11 @@ class Provider(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            # Dedicated: a new URL receives the provider's key, and a credential source can
+            # point at the server's environment.
+            ("change_provider_credentials", "Can change a provider's base URL and credentials"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -52,6 +58,8 @@ class Provider(models.Model):
     def clean(self) -> None:
         if self.kind != self.Kind.SIMULATOR and not self.base_url:
             raise ValidationError({"base_url": "A base URL is required for this provider kind."})
+        if self.api_key_env and (problem := env_reference_error(self.api_key_env)):
+            raise ValidationError({"api_key_env": problem})
 
     def set_api_key(self, plaintext: str) -> None:
         self.api_key_encrypted = crypto.encrypt(plaintext)

@@ -7,11 +7,13 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 from apps.providers.models import ModelDeployment, Provider
+from apps.tenants.permissions import CHANGE_PROVIDER_CREDENTIALS
 from atp_site.lib import config_version
 
 
@@ -94,6 +96,21 @@ def _provider_state(provider: Provider | None) -> dict[str, Any] | None:
     return state
 
 
+def _check_credentials_change(by: AbstractBaseUser | None, changed: list[str]) -> None:
+    """Refuse a change of where a provider's key goes or comes from without the permission.
+
+    A new base URL receives the stored key, and an environment variable reference reads the
+    server's environment: both need `providers.change_provider_credentials`, which no role
+    has by default. `by` None is an operator (configuration file, command line).
+    """
+    if by is None or not changed or by.has_perm(CHANGE_PROVIDER_CREDENTIALS):
+        return
+    raise PermissionDenied(
+        f"Changing a provider's {' and '.join(changed)} needs the permission "
+        f"{CHANGE_PROVIDER_CREDENTIALS}."
+    )
+
+
 def _clean_provider(provider: Provider) -> None:
     if not isinstance(provider.options, dict):
         raise ValidationError({"options": "Must be an object."})
@@ -118,9 +135,13 @@ def provider_create(
     total_timeout: float | None = None,
     options: dict[str, Any] | None = None,
     enabled: bool = True,
+    by: AbstractBaseUser | None = None,
 ) -> Provider:
     """Create a provider. `api_key` is plaintext, stored encrypted; `api_key_env` instead
-    names an environment variable the data plane reads. At most one of them may be set."""
+    names an environment variable the data plane reads (an allowed one, see
+    apps.providers.credentials). At most one of them may be set. `by` is the user asking:
+    referencing a variable needs the dedicated credentials permission."""
+    _check_credentials_change(by, ["api_key_env"] if api_key_env else [])
     provider = Provider(
         name=name,
         kind=kind,
@@ -145,12 +166,19 @@ def provider_create(
 
 
 @transaction.atomic
-def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields: Any) -> Provider:
+def provider_update(
+    *,
+    provider: Provider,
+    api_key: str | None = UNSET,
+    by: AbstractBaseUser | None = None,
+    **fields: Any,
+) -> Provider:
     """Change a provider's fields and credentials.
 
     `api_key` left out keeps the stored key; `None` or "" removes it; a value replaces it.
     A provider has one credential source: setting a key clears `api_key_env` and setting
-    `api_key_env` clears the stored key; giving both at once is an error.
+    `api_key_env` clears the stored key; giving both at once is an error. `by` is the user
+    asking: a change of base URL, key or variable needs the dedicated credentials permission.
     """
     _reject_unknown(fields, PROVIDER_FIELDS, "provider_update")
     new_env = fields.get("api_key_env", "")
@@ -159,6 +187,7 @@ def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields
             {"api_key_env": "Give either an API key or an environment variable, not both."}
         )
     stored = Provider.objects.filter(pk=provider.pk).first() if provider.pk else None
+    _check_credentials_change(by, _credential_changes(stored, api_key, fields))
     before = _provider_state(stored)
     for field, value in fields.items():
         setattr(provider, field, value)
@@ -179,6 +208,22 @@ def provider_update(*, provider: Provider, api_key: str | None = UNSET, **fields
     )
     _bump_on_commit()
     return provider
+
+
+def _credential_changes(
+    stored: Provider | None, api_key: str | None, fields: dict[str, Any]
+) -> list[str]:
+    """Which of base_url, api_key and api_key_env an update really changes."""
+    changed = []
+    if "base_url" in fields and (stored is None or fields["base_url"] != stored.base_url):
+        changed.append("base_url")
+    if api_key is not UNSET and (api_key or (stored is not None and stored.has_stored_api_key)):
+        changed.append("api_key")
+    if "api_key_env" in fields and (
+        stored is None or (fields["api_key_env"] or "") != stored.api_key_env
+    ):
+        changed.append("api_key_env")
+    return changed
 
 
 @transaction.atomic

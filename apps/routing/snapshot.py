@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,7 +19,8 @@ from django.conf import settings
 
 from apps.costs.pricing import Prices
 from apps.providers.adapters.base import Target
-from atp_site.lib import config_version, crypto
+from apps.providers.credentials import provider_api_key
+from atp_site.lib import config_version
 from atp_site.lib.hot_settings import hot
 
 logger = logging.getLogger(__name__)
@@ -179,15 +179,7 @@ def build_snapshot(version: int) -> Snapshot:
     )
     for dep in deployments:
         provider = dep.provider
-        try:
-            api_key = (
-                os.environ.get(provider.api_key_env, "")
-                if provider.api_key_env
-                else crypto.decrypt(provider.api_key_encrypted)
-            )
-        except crypto.DecryptionError:
-            logger.error("provider %s: stored credential cannot be decrypted", provider.name)
-            api_key = ""
+        api_key = provider_api_key(provider)
         target = Target(
             provider_id=str(provider.id),
             provider_name=provider.name,

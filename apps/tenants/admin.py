@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.tenants import services
 from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS
 
 
 def adopt(target: Model, created: Model) -> None:
@@ -147,7 +148,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         adopt(obj, api_key)
         _show_plaintext(request, f"New key for {api_key.tenant}", plaintext)
 
-    @admin.action(description="Revoke selected keys")
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tenants.revoke_apikey")
+
+    def has_rotate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tenants.rotate_apikey")
+
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
@@ -155,15 +162,42 @@ class ApiKeyAdmin(admin.ModelAdmin):
             count += 1
         messages.success(request, f"Revoked {count} key(s).")
 
-    @admin.action(description="Rotate selected keys (revoke and replace)")
+    @admin.action(description="Rotate selected keys (revoke and replace)", permissions=["rotate"])
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for api_key in queryset.filter(revoked_at__isnull=True).select_related("tenant"):
             new_key, plaintext = services.api_key_rotate(api_key=api_key, created_by=request.user)
             _show_plaintext(request, f"Replacement for {new_key.tenant}/{new_key.name}", plaintext)
 
 
+class AdminTokenForm(forms.ModelForm):
+    """A token acts as its user: making one for somebody else needs the dedicated permission."""
+
+    request: HttpRequest | None = None
+
+    class Meta:
+        model = AdminToken
+        fields = ["user", "name", "expires_at"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        user = cleaned.get("user")
+        me = self.request.user if self.request else None
+        if (
+            user is not None
+            and me is not None
+            and user.pk != me.pk
+            and not me.has_perm(ADD_ADMIN_TOKEN_FOR_OTHERS)
+        ):
+            self.add_error("user", "You may create admin tokens only for yourself.")
+        expires_at = cleaned.get("expires_at")
+        if expires_at and expires_at <= timezone.now():
+            self.add_error("expires_at", "Must be in the future.")
+        return cleaned
+
+
 @admin.register(AdminToken)
 class AdminTokenAdmin(admin.ModelAdmin):
+    form = AdminTokenForm
     list_display = ["name", "user", "prefix", "expires_at", "revoked_at", "last_used_at"]
     list_filter = [RevokedFilter, "expires_at"]
     search_fields = ["name", "prefix", "user__username", "user__email"]
@@ -185,6 +219,13 @@ class AdminTokenAdmin(admin.ModelAdmin):
             "created_at",
         ]
 
+    def get_form(self, request: HttpRequest, obj: AdminToken | None = None, **kwargs: Any):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"user": request.user.pk, **super().get_changeform_initial_data(request)}
+
     def has_change_permission(self, request: HttpRequest, obj: AdminToken | None = None) -> bool:
         return False
 
@@ -196,12 +237,18 @@ class AdminTokenAdmin(admin.ModelAdmin):
     ) -> None:
         data = form.cleaned_data
         token, plaintext = services.admin_token_create(
-            user=data["user"], name=data["name"], expires_at=data.get("expires_at")
+            user=data["user"],
+            name=data["name"],
+            expires_at=data.get("expires_at"),
+            by=request.user,
         )
         adopt(obj, token)
         _show_plaintext(request, f"New admin token for {token.user}", plaintext)
 
-    @admin.action(description="Revoke selected tokens")
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tenants.revoke_admintoken")
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[AdminToken]) -> None:
         count = 0
         for token in queryset.filter(revoked_at__isnull=True):

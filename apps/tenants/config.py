@@ -30,12 +30,13 @@ from apps.audit.models import RetentionPolicy
 from apps.audit.retention import retention_policy_delete, retention_policy_save
 from apps.providers import selectors as provider_selectors
 from apps.providers import services as provider_services
+from apps.providers.credentials import env_reference_error, server_secret_error
 from apps.providers.models import ModelDeployment, Provider
 from apps.routing import route_services
 from apps.routing.models import Route
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants import services as tenant_services
-from apps.tenants.keys import MIN_KEY_LENGTH, hash_key
+from apps.tenants.keys import hash_key, key_strength_error
 from apps.tenants.models import ApiKey, Tenant
 from atp_site.lib import crypto
 
@@ -407,7 +408,10 @@ def _parse_provider(data: Any, path: str) -> ProviderSpec:
     raw_key = _get(data, "api_key", path, _string, None)
     if raw_key is not None:
         if raw_key.startswith(ENV_PREFIX):
-            api_key_env = _env_name(raw_key, _join(path, "api_key"))
+            key_path = _join(path, "api_key")
+            api_key_env = _env_name(raw_key, key_path)
+            if problem := env_reference_error(api_key_env):
+                raise ConfigError(key_path, problem)
         else:
             api_key = raw_key
 
@@ -426,11 +430,14 @@ def _parse_api_key(data: Any, path: str, environ: Mapping[str, str]) -> ApiKeySp
     key_path = _join(path, "key")
     if plaintext is not None and plaintext.startswith(ENV_PREFIX):
         env = _env_name(plaintext, key_path)
+        if problem := server_secret_error(env):
+            raise ConfigError(key_path, problem)
         plaintext = environ.get(env)
         if not plaintext:
             raise ConfigError(key_path, f"environment variable {env} is not set")
-    if plaintext is not None and len(plaintext) < MIN_KEY_LENGTH:
-        raise ConfigError(key_path, f"must be at least {MIN_KEY_LENGTH} characters")
+    if plaintext is not None and (problem := key_strength_error(plaintext)):
+        name = data.get("name") if isinstance(data.get("name"), str) else "?"
+        raise ConfigError(key_path, f"key {name!r} {problem}")
     return ApiKeySpec(
         path=path,
         name=_get(data, "name", path, _string, _MISSING),

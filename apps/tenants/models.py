@@ -43,10 +43,15 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["slug"]
-        # Granted per tenant object with django-guardian (or globally, for every tenant).
+        # Granted per tenant object with django-guardian (or globally, for every tenant);
+        # apps.tenants.permissions.TENANT_SCOPES says which action each one allows.
         permissions = [
             ("audit_tenant", "Can read the audit records of this tenant"),
             ("view_tenant_bodies", "Can view the stored prompt and response bodies of this tenant"),
+            ("manage_tenant_keys", "Can create, change, revoke and rotate this tenant's API keys"),
+            ("manage_tenant_retention", "Can manage this tenant's retention policies"),
+            ("export_tenant_subjects", "Can export a data subject's records of this tenant"),
+            ("erase_tenant_subjects", "Can erase a data subject's records of this tenant"),
         ]
 
     def __str__(self) -> str:
@@ -94,6 +99,10 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["tenant", "name"]
+        permissions = [
+            ("revoke_apikey", "Can revoke API keys"),
+            ("rotate_apikey", "Can rotate API keys"),
+        ]
         constraints = [
             # Only live keys need distinct names: a rotated key keeps its name on the revoked
             # row, so history stays readable and the replacement can reuse the name.
@@ -133,6 +142,12 @@ class AdminToken(models.Model):
 
     class Meta:
         ordering = ["user", "name"]
+        permissions = [
+            ("revoke_admintoken", "Can revoke their admin tokens"),
+            # Dedicated: a token acts with its user's permissions, so minting one for
+            # somebody else borrows theirs.
+            ("add_admintoken_for_others", "Can create admin tokens for other users"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
 from apps.tenants.models import AdminToken, ApiKey, Tenant
 
-# Permission scoping (per-tenant object permissions) is added here, once per entity, so
-# every list in the console and the API narrows the same way.
+# These are unscoped; callers narrow them by the user's permissions with
+# apps.tenants.permissions.restrict, the one place that decides who sees what.
 
 
 def tenant_list() -> QuerySet[Tenant]:
     return Tenant.objects.all()
+
+
+def tenant_resolve(value: str) -> Tenant | None:
+    """The tenant named by a slug or a UUID, or None when there is no such tenant."""
+    value = value.strip()
+    try:
+        return tenant_list().filter(pk=uuid.UUID(value)).first()
+    except ValueError:
+        return tenant_list().filter(slug=value).first()
 
 
 def api_key_list(*, tenant: Tenant | None = None) -> QuerySet[ApiKey]:

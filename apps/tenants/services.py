@@ -1,4 +1,5 @@
-"""Writes to tenants, API keys and admin tokens: audited, bumping the config version on commit."""
+"""Writes to tenants, API keys, admin tokens and permission grants: audited, bumping the config
+version on commit where the data plane reads them."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
 
+from apps.audit.services import audit_record
 from apps.audit.snapshots import audit_change, snapshot_of, stored_snapshot
 from apps.tenants.keys import (
-    MIN_KEY_LENGTH,
     generate_admin_token,
     generate_api_key,
     hash_key,
+    key_strength_error,
     visible_prefix,
 )
 from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS, TENANT_PERMISSIONS
 from atp_site.lib import config_version
 
 
@@ -132,7 +137,8 @@ def api_key_create(
     """Create a key and return it with its plaintext, which is never stored or shown again.
 
     A given `plaintext` (a key already distributed, e.g. from a config file) is used as it
-    is when it is long enough and not in use; otherwise a new random key is made.
+    is when it is strong enough (apps.tenants.keys.key_strength_error) and not in use;
+    otherwise a new random key is made.
     """
     api_key, plaintext = _api_key_create(
         tenant=tenant,
@@ -161,8 +167,8 @@ def _api_key_create(
     created_by: AbstractBaseUser | None = None,
 ) -> tuple[ApiKey, str]:
     if plaintext is not None:
-        if len(plaintext) < MIN_KEY_LENGTH:
-            raise ValidationError({"key": f"A key must be at least {MIN_KEY_LENGTH} characters."})
+        if problem := key_strength_error(plaintext):
+            raise ValidationError({"key": f"The key {name!r} {problem}."})
         if ApiKey.objects.filter(key_hash=hash_key(plaintext)).exists():
             raise ValidationError({"key": "This key is already in use."})
     else:
@@ -279,11 +285,35 @@ def api_key_rotate(
 
 @transaction.atomic
 def admin_token_create(
-    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    expires_at: datetime | None = None,
+    by: AbstractBaseUser | None = None,
+    parent: AdminToken | None = None,
 ) -> tuple[AdminToken, str]:
-    """Create a personal management-API token; the plaintext is returned once."""
+    """Create a personal management-API token for `user`; the plaintext is returned once.
+
+    `by` is who asks (None: an operator at the command line). A token acts with its user's
+    permissions, so making one for somebody else needs the dedicated permission
+    `tenants.add_admintoken_for_others` (PermissionDenied otherwise). `parent` is the admin
+    token the request was authenticated with: the new token may not outlive it, so with no
+    expiry asked for it gets the parent's, and a later one is refused.
+    """
+    if by is not None and by.pk != user.pk and not by.has_perm(ADD_ADMIN_TOKEN_FOR_OTHERS):
+        raise PermissionDenied("You may create admin tokens only for yourself.")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "Must be in the future."})
+    if parent is not None and parent.expires_at is not None:
+        if expires_at is None:
+            expires_at = parent.expires_at
+        elif expires_at > parent.expires_at:
+            raise ValidationError(
+                {
+                    "expires_at": "Must not be later than the expiry of the admin token "
+                    f"making it ({parent.expires_at.isoformat()})."
+                }
+            )
     plaintext = generate_admin_token()
     token = AdminToken(
         user=user,
@@ -311,3 +341,74 @@ def admin_token_revoke(*, token: AdminToken) -> AdminToken:
             after=snapshot_of(token),
         )
     return token
+
+
+# --- permission grants ----------------------------------------------------------------------
+
+
+def _permission(name: str) -> Permission:
+    app_label, _, codename = name.partition(".")
+    found = Permission.objects.filter(
+        content_type__app_label=app_label, codename=codename
+    ).select_related("content_type")
+    permission = found.first()
+    if permission is None:
+        raise ValidationError({"permission": f"No permission {name!r} (app_label.codename)."})
+    return permission
+
+
+def _grant_target(user: Any, group: Group | None) -> tuple[Any, str, str, dict[str, str]]:
+    if (user is None) == (group is None):
+        raise TypeError("give exactly one of user and group")
+    if user is not None:
+        return user, "user", str(user.pk), {"username": user.get_username()}
+    return group, "group", str(group.pk), {"group": group.name}
+
+
+@transaction.atomic
+def permission_grant(
+    *, permission: str, user: Any = None, group: Group | None = None, tenant: Tenant | None = None
+) -> None:
+    """Give a user or a group `permission` (`app_label.codename`), audited.
+
+    Without `tenant` it is held globally, on every object; with one it must be one of
+    apps.tenants.permissions.TENANT_PERMISSIONS and is held on that tenant only, through
+    django-guardian (TENANT_SCOPES there says what each allows).
+    """
+    _permission_change(permission, user, group, tenant, grant=True)
+
+
+@transaction.atomic
+def permission_revoke(
+    *, permission: str, user: Any = None, group: Group | None = None, tenant: Tenant | None = None
+) -> None:
+    """Take back what `permission_grant` gave (globally, or on `tenant`), audited."""
+    _permission_change(permission, user, group, tenant, grant=False)
+
+
+def _permission_change(
+    name: str, user: Any, group: Group | None, tenant: Tenant | None, *, grant: bool
+) -> None:
+    holder, kind, holder_id, who = _grant_target(user, group)
+    permission = _permission(name)
+    if tenant is not None and name not in TENANT_PERMISSIONS:
+        raise ValidationError(
+            {
+                "permission": f"{name} cannot be held on one tenant; per-tenant permissions: "
+                f"{', '.join(sorted(TENANT_PERMISSIONS))}."
+            }
+        )
+    if tenant is None:
+        permissions_of = holder.user_permissions if kind == "user" else holder.permissions
+        (permissions_of.add if grant else permissions_of.remove)(permission)
+    else:
+        (assign_perm if grant else remove_perm)(permission, holder, tenant)
+    audit_record(
+        event_type="permission.granted" if grant else "permission.revoked",
+        action="grant" if grant else "revoke",
+        tenant_id=tenant.pk if tenant else None,
+        resource_type=kind,
+        resource_id=holder_id,
+        data={**who, "permission": name, "tenant": tenant.slug if tenant else ""},
+        classification="restricted",
+    )

@@ -79,7 +79,9 @@ async def test_a_storing_tenants_bodies_are_written_behind_and_encrypted(bodies_
     # Nothing readable at rest.
     raw = exchange.request_encrypted + exchange.response_encrypted
     assert SECRET_PROMPT not in raw and "sim-fast" not in raw
-    document = await sync_to_async(subject_export)(subject="user-42")
+    document = await sync_to_async(subject_export)(
+        tenant=bodies_gateway.tenant, subject="user-42", bodies=True
+    )
     [item] = document["exchanges"]
     assert item["request"]["messages"][0]["content"] == SECRET_PROMPT
     answer = resp.json()["choices"][0]["message"]["content"]
@@ -154,8 +156,9 @@ def two_tenants(db):
     return acme, stored(acme, request_id="r-acme"), other, stored(other, request_id="r-other")
 
 
-def test_staff_list_metadata_but_need_the_permission_for_bodies(two_tenants, staff_client):
+def test_managers_list_metadata_but_need_the_permission_for_bodies(two_tenants, manager_client):
     _, acme_exchange, _, _ = two_tenants
+    staff_client = manager_client
     resp = staff_client.get("/api/v1/exchanges/")
     assert resp.status_code == 200
     rows = resp.json()["results"]
@@ -189,11 +192,13 @@ def test_a_body_view_is_audited(two_tenants, admin_client, admin_user):
     assert verify_chain().ok
 
 
-def test_the_global_permission_shows_every_tenants_bodies(two_tenants, staff_user, staff_client):
+def test_the_global_permission_shows_every_tenants_bodies(two_tenants, viewer_user, viewer_client):
     _, acme_exchange, _, other_exchange = two_tenants
-    staff_user.user_permissions.add(Permission.objects.get(codename="view_exchange_body"))
     for exchange in (acme_exchange, other_exchange):
-        assert staff_client.get(f"/api/v1/exchanges/{exchange.pk}/").status_code == 200
+        assert viewer_client.get(f"/api/v1/exchanges/{exchange.pk}/").status_code == 403
+    viewer_user.user_permissions.add(Permission.objects.get(codename="view_exchange_body"))
+    for exchange in (acme_exchange, other_exchange):
+        assert viewer_client.get(f"/api/v1/exchanges/{exchange.pk}/").status_code == 200
 
 
 def test_a_per_tenant_grant_shows_that_tenants_bodies_only(two_tenants, user_factory, api_client):
@@ -227,8 +232,8 @@ def test_exchanges_refuse_anonymous_and_plain_users(two_tenants, api_client, pla
     assert api_client.get("/api/v1/exchanges/").status_code == 403
 
 
-def test_a_bad_filter_is_a_400(two_tenants, staff_client):
-    resp = staff_client.get("/api/v1/exchanges/", {"tenant_id": "not-a-uuid"})
+def test_a_bad_filter_is_a_400(two_tenants, viewer_client):
+    resp = viewer_client.get("/api/v1/exchanges/", {"tenant_id": "not-a-uuid"})
     assert resp.status_code == 400 and "tenant_id" in resp.json()
 
 
@@ -241,15 +246,15 @@ def test_subject_export_includes_bodies_and_erasure_deletes_them():
     stored(acme, end_user="user-42", request_id="r1")
     stored(acme, end_user="someone-else", request_id="r2")
 
-    document = subject_export(subject="user-42")
+    document = subject_export(tenant=acme, subject="user-42", bodies=True)
     assert [e["request_id"] for e in document["exchanges"]] == ["r1"]
     assert document["exchanges"][0]["request"]["messages"][0]["content"] == "prompt of r1"
     assert AuditEvent.objects.get(event_type="privacy.subject_exported").data["exchanges"] == 1
 
-    result = subject_erase(subject="user-42")
+    result = subject_erase(tenant=acme, subject="user-42")
     assert result["exchanges_deleted"] == 1
     assert list(StoredExchange.objects.values_list("request_id", flat=True)) == ["r2"]
-    assert subject_export(subject="user-42")["exchanges"] == []
+    assert subject_export(tenant=acme, subject="user-42")["exchanges"] == []
     event = AuditEvent.objects.get(event_type="privacy.subject_erased")
     assert event.data["exchanges_deleted"] == 1 and "user-42" not in json.dumps(event.data)
     assert verify_chain().ok

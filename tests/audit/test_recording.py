@@ -157,9 +157,9 @@ def test_admin_token_created_and_revoked(staff_user):
 # --- REST API, admin -------------------------------------------------------------------------
 
 
-def test_rest_api_change_names_the_staff_user(staff_client, staff_user, tenant_factory):
+def test_rest_api_change_names_the_user(manager_client, manager_user, tenant_factory):
     tenant = tenant_factory()
-    response = staff_client.post(
+    response = manager_client.post(
         "/api/v1/api-keys/",
         {"tenant": str(tenant.pk), "name": "ci"},
         format="json",
@@ -168,14 +168,14 @@ def test_rest_api_change_names_the_staff_user(staff_client, staff_user, tenant_f
     )
     assert response.status_code == 201
     event = only("api_key.created")
-    assert (event.user_id, event.actor, event.source) == (str(staff_user.pk), "staff", "api")
+    assert (event.user_id, event.actor, event.source) == (str(manager_user.pk), "manager", "api")
     assert event.request_id == "trace-42" and event.ip_address == "10.1.2.3"
     assert event.session_id and len(event.session_id) == 32
     assert response.json()["key"] not in str(event.after)
     assert_chain_ok()
 
 
-def test_rest_api_change_by_admin_token_names_the_token_user(token_client, staff_user):
+def test_rest_api_change_by_admin_token_names_the_token_user(token_client, manager_user):
     key_count = ApiKey.objects.count()
     tenant = Tenant.objects.create(slug="t1", name="T1")
     response = token_client.post(
@@ -183,7 +183,7 @@ def test_rest_api_change_by_admin_token_names_the_token_user(token_client, staff
     )
     assert response.status_code == 201 and ApiKey.objects.count() == key_count + 1
     event = only("api_key.created")
-    assert (event.user_id, event.actor, event.source) == (str(staff_user.pk), "staff", "api")
+    assert (event.user_id, event.actor, event.source) == (str(manager_user.pk), "manager", "api")
     assert event.session_id
 
 

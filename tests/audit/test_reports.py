@@ -224,7 +224,7 @@ def test_pdf_is_readable(acme, period, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "pdf"])
-def test_report_api_downloads_and_is_audited(token_client, acme, period, fmt, staff_user):
+def test_report_api_downloads_and_is_audited(token_client, acme, period, fmt, manager_user):
     since, until = period
     response = token_client.get(
         REPORT,
@@ -242,7 +242,7 @@ def test_report_api_downloads_and_is_audited(token_client, acme, period, fmt, st
     event = AuditEvent.objects.get(event_type="audit.report_exported")
     assert event.tenant_id == acme.pk
     assert event.data["format"] == fmt
-    assert event.actor == staff_user.username
+    assert event.actor == manager_user.username
 
 
 def test_report_api_takes_dates_and_all_tenants(token_client, acme):
@@ -273,8 +273,8 @@ def test_report_api_rejects_bad_input(token_client, acme, params, field):
     assert not AuditEvent.objects.filter(event_type="audit.report_exported").exists()
 
 
-def test_report_api_needs_staff(api_client, plain_user):
-    api_client.force_login(plain_user)
+def test_report_api_needs_the_permission(api_client, staff_user):
+    api_client.force_login(staff_user)
     assert api_client.get(REPORT, {"since": "2026-01-01", "until": "2026-02-01"}).status_code == 403
 
 

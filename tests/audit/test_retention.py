@@ -42,26 +42,26 @@ def old_log(tenant, days_ago: int, request_id: str) -> None:
 
 def test_most_specific_policy_wins():
     acme = Tenant.objects.create(slug="acme", name="Acme")
-    policy(100)
-    policy(50, classification="restricted")
-    policy(30, tenant=acme)
-    policy(7, tenant=acme, classification="restricted")
-    book = PolicyBook(default_days=999)
-    assert book.days_for(acme.id, "restricted") == 7
-    assert book.days_for(acme.id, "internal") == 30
-    assert book.days_for(uuid.uuid4(), "restricted") == 50
-    assert book.days_for(None, "internal") == 100
+    policy(1000)
+    policy(500, classification="restricted")
+    policy(400, tenant=acme)
+    policy(370, tenant=acme, classification="restricted")
+    book = PolicyBook(default_days=9999)
+    assert book.days_for(acme.id, "restricted") == 370
+    assert book.days_for(acme.id, "internal") == 400
+    assert book.days_for(uuid.uuid4(), "restricted") == 500
+    assert book.days_for(None, "internal") == 1000
     RetentionPolicy.objects.all().delete()
-    assert PolicyBook(default_days=999).days_for(acme.id, "internal") == 999
+    assert PolicyBook(default_days=9999).days_for(acme.id, "internal") == 9999
 
 
 def test_policy_changes_are_audited():
-    created = policy(30)
-    created.days = 60
+    created = policy(400)
+    created.days = 600
     retention_policy_save(policy=created)
     types = list(AuditEvent.objects.values_list("event_type", flat=True))
     assert types == ["retention_policy.created", "retention_policy.updated"]
-    assert AuditEvent.objects.last().after["days"] == 60
+    assert AuditEvent.objects.last().after["days"] == 600
 
 
 def test_retention_run_purges_request_logs_per_tenant(settings):

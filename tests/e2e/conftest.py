@@ -32,7 +32,7 @@ from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
-LIVE_KEY = "atp_live-test-key-0123456789abcdefghij"
+LIVE_KEY = "atp_live-test-key-Xb7mQ2vR9kLw4Np8Tz3s"
 UPSTREAM_OPENAI_KEY = "sk-fake-test-key"
 UPSTREAM_ANTHROPIC_KEY = "sk-ant-fake-test-key"
 UPSTREAM_GEMINI_KEY = "AIza-fake-live-key"
@@ -280,7 +280,7 @@ def live_config(
                 "name": "upstream-openai",
                 "kind": "openai_compatible",
                 "base_url": openai_url,
-                "api_key": "env:LIVE_UPSTREAM_OPENAI_KEY",
+                "api_key": "env:LIVE_UPSTREAM_OPENAI_API_KEY",
                 "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
                 "models": [
                     {
@@ -301,7 +301,7 @@ def live_config(
                 "name": "upstream-anthropic",
                 "kind": "anthropic",
                 "base_url": anthropic_url,
-                "api_key": "env:LIVE_UPSTREAM_ANTHROPIC_KEY",
+                "api_key": "env:LIVE_UPSTREAM_ANTHROPIC_API_KEY",
                 "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
                 "models": [
                     {
@@ -321,7 +321,7 @@ def live_config(
                 "name": "upstream-gemini",
                 "kind": "gemini",
                 "base_url": gemini_url,
-                "api_key": "env:LIVE_UPSTREAM_GEMINI_KEY",
+                "api_key": "env:LIVE_UPSTREAM_GEMINI_API_KEY",
                 "timeouts": {"connect": 2, "first_byte": 5, "total": 30},
                 "models": [
                     {
@@ -396,9 +396,9 @@ def live(tmp_path_factory) -> Iterator[Live]:
             "ATP_RETRY_MAX_ATTEMPTS": "1",
             "ATP_BREAKER_ENABLED": "false",
             "ATP_REDIS_PREFIX": f"atp-live-{uuid.uuid4().hex[:8]}",
-            "LIVE_UPSTREAM_OPENAI_KEY": UPSTREAM_OPENAI_KEY,
-            "LIVE_UPSTREAM_ANTHROPIC_KEY": UPSTREAM_ANTHROPIC_KEY,
-            "LIVE_UPSTREAM_GEMINI_KEY": UPSTREAM_GEMINI_KEY,
+            "LIVE_UPSTREAM_OPENAI_API_KEY": UPSTREAM_OPENAI_KEY,
+            "LIVE_UPSTREAM_ANTHROPIC_API_KEY": UPSTREAM_ANTHROPIC_KEY,
+            "LIVE_UPSTREAM_GEMINI_API_KEY": UPSTREAM_GEMINI_KEY,
             "LIVE_ATP_KEY": LIVE_KEY,
         }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.providers.models import Provider
+from apps.tenants.permissions import CHANGE_PROVIDER_CREDENTIALS
 from atp_site.lib import crypto
 
 pytestmark = pytest.mark.django_db
@@ -20,8 +21,8 @@ def _assert_no_secret(response, provider: Provider) -> None:
     assert '"api_key"' not in text
 
 
-def test_provider_key_is_write_only(staff_client):
-    response = staff_client.post(
+def test_provider_key_is_write_only(manager_client):
+    response = manager_client.post(
         "/api/v1/providers/",
         {"name": "openai", "kind": "openai", "base_url": "https://x.test/v1", "api_key": SECRET},
         format="json",
@@ -33,10 +34,10 @@ def test_provider_key_is_write_only(staff_client):
     assert response.json()["api_key_env"] == ""
     _assert_no_secret(response, provider)
     for later in (
-        staff_client.get("/api/v1/providers/"),
-        staff_client.get(f"/api/v1/providers/{provider.pk}/"),
-        staff_client.patch(f"/api/v1/providers/{provider.pk}/", {"region": "eu"}, format="json"),
-        staff_client.get("/api/v1/deployments/"),
+        manager_client.get("/api/v1/providers/"),
+        manager_client.get(f"/api/v1/providers/{provider.pk}/"),
+        manager_client.patch(f"/api/v1/providers/{provider.pk}/", {"region": "eu"}, format="json"),
+        manager_client.get("/api/v1/deployments/"),
     ):
         assert later.status_code == 200
         _assert_no_secret(later, provider)
@@ -44,11 +45,12 @@ def test_provider_key_is_write_only(staff_client):
     assert crypto.decrypt(provider.api_key_encrypted) == SECRET
 
 
-def test_provider_key_can_be_replaced_by_an_env_reference(staff_client):
+def test_provider_key_can_be_replaced_by_an_env_reference(manager_client, manager_user, grant):
+    grant(manager_user, CHANGE_PROVIDER_CREDENTIALS)
     provider = Provider(name="p", kind="openai", base_url="https://x.test/v1")
     provider.set_api_key(SECRET)
     provider.save()
-    response = staff_client.patch(
+    response = manager_client.patch(
         f"/api/v1/providers/{provider.pk}/", {"api_key_env": "OPENAI_API_KEY"}, format="json"
     )
     assert response.status_code == 200
@@ -58,8 +60,9 @@ def test_provider_key_can_be_replaced_by_an_env_reference(staff_client):
     )
 
 
-def test_provider_key_and_env_together_is_a_400(staff_client):
-    response = staff_client.post(
+def test_provider_key_and_env_together_is_a_400(manager_client, manager_user, grant):
+    grant(manager_user, CHANGE_PROVIDER_CREDENTIALS)
+    response = manager_client.post(
         "/api/v1/providers/",
         {
             "name": "p",
@@ -74,9 +77,9 @@ def test_provider_key_and_env_together_is_a_400(staff_client):
     assert "api_key_env" in response.json()
 
 
-def test_deployment_shows_a_brief_provider_and_takes_its_id(staff_client, provider_factory):
+def test_deployment_shows_a_brief_provider_and_takes_its_id(manager_client, provider_factory):
     provider = provider_factory()
-    response = staff_client.post(
+    response = manager_client.post(
         "/api/v1/deployments/",
         {
             "provider": str(provider.pk),
@@ -95,9 +98,9 @@ def test_deployment_shows_a_brief_provider_and_takes_its_id(staff_client, provid
     }
 
 
-def test_deployment_name_clash_is_a_400_naming_public_name(staff_client, deployment_factory):
+def test_deployment_name_clash_is_a_400_naming_public_name(manager_client, deployment_factory):
     existing = deployment_factory()
-    response = staff_client.post(
+    response = manager_client.post(
         "/api/v1/deployments/",
         {
             "provider": str(existing.provider_id),
@@ -112,14 +115,14 @@ def test_deployment_name_clash_is_a_400_naming_public_name(staff_client, deploym
     assert "public_name" in response.json()
 
 
-def test_deployment_filters(staff_client, deployment_factory, provider_factory):
+def test_deployment_filters(manager_client, deployment_factory, provider_factory):
     provider = provider_factory()
     on = deployment_factory(provider=provider, public_name="alpha")
     off = deployment_factory(provider=provider, public_name="beta", enabled=False)
     deployment_factory(public_name="alpha")  # same name, other provider
 
     def names(**params) -> list[tuple[str, str]]:
-        results = staff_client.get("/api/v1/deployments/", params).json()["results"]
+        results = manager_client.get("/api/v1/deployments/", params).json()["results"]
         return sorted((d["public_name"], d["provider"]["id"]) for d in results)
 
     assert names(provider=str(provider.pk)) == [
@@ -131,7 +134,7 @@ def test_deployment_filters(staff_client, deployment_factory, provider_factory):
     assert names(public_name="alpha", provider=str(provider.pk)) == [("alpha", str(on.provider_id))]
 
 
-def test_openapi_schema_lists_the_endpoints(staff_client):
-    response = staff_client.get("/api/v1/schema/")
+def test_openapi_schema_lists_the_endpoints(manager_client):
+    response = manager_client.get("/api/v1/schema/")
     assert response.status_code == 200
     assert b"/api/v1/deployments/" in response.content

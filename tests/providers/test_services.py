@@ -67,8 +67,8 @@ def test_provider_has_one_credential_source():
     provider = _provider(api_key_env="OPENAI_API_KEY")
     services.provider_update(provider=provider, api_key="stored-secret")
     assert (provider.api_key_env, provider.has_stored_api_key) == ("", True)
-    services.provider_update(provider=provider, api_key_env="OTHER_KEY")
-    assert (provider.api_key_env, provider.has_stored_api_key) == ("OTHER_KEY", False)
+    services.provider_update(provider=provider, api_key_env="OTHER_API_KEY")
+    assert (provider.api_key_env, provider.has_stored_api_key) == ("OTHER_API_KEY", False)
 
 
 def test_provider_delete_removes_its_deployments(deployment_factory):

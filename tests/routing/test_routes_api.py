@@ -117,25 +117,25 @@ def test_route_names_are_unique():
 # --- REST API -------------------------------------------------------------------------------
 
 
-def test_api_crud(staff_client, staff_user):
-    resp = staff_client.post(URL, CODING, format="json")
+def test_api_crud(manager_client, manager_user):
+    resp = manager_client.post(URL, CODING, format="json")
     assert resp.status_code == 201, resp.json()
     created = resp.json()
     assert created["candidates"] == ["code-model", "frontier"]
     assert created["retry"]["max_attempts"] == 3
     pk = created["id"]
 
-    listed = staff_client.get(URL, {"name": "team/coding"}).json()
+    listed = manager_client.get(URL, {"name": "team/coding"}).json()
     assert [r["id"] for r in listed["results"]] == [pk]
 
-    resp = staff_client.patch(f"{URL}{pk}/", {"enabled": False}, format="json")
+    resp = manager_client.patch(f"{URL}{pk}/", {"enabled": False}, format="json")
     assert resp.status_code == 200 and resp.json()["enabled"] is False
     assert "team/coding" not in build_snapshot(1).routes
 
-    assert staff_client.delete(f"{URL}{pk}/").status_code == 204
+    assert manager_client.delete(f"{URL}{pk}/").status_code == 204
     assert not Route.objects.exists()
     actors = set(AuditEvent.objects.filter(resource_type="route").values_list("actor", "source"))
-    assert actors == {(staff_user.get_username(), "api")}
+    assert actors == {(manager_user.get_username(), "api")}
 
 
 @pytest.mark.parametrize(
@@ -154,26 +154,26 @@ def test_api_crud(staff_client, staff_user):
         ({}, "name"),
     ],
 )
-def test_api_bad_input_is_a_400_naming_the_field(staff_client, payload, field):
-    resp = staff_client.post(URL, payload, format="json")
+def test_api_bad_input_is_a_400_naming_the_field(manager_client, payload, field):
+    resp = manager_client.post(URL, payload, format="json")
     assert resp.status_code == 400 and field in resp.json(), resp.json()
     assert not Route.objects.exists()
 
 
-def test_api_duplicate_name_is_a_400(staff_client):
-    assert staff_client.post(URL, {"name": "atp/high"}, format="json").status_code == 201
-    resp = staff_client.post(URL, {"name": "atp/high"}, format="json")
+def test_api_duplicate_name_is_a_400(manager_client):
+    assert manager_client.post(URL, {"name": "atp/high"}, format="json").status_code == 201
+    resp = manager_client.post(URL, {"name": "atp/high"}, format="json")
     assert resp.status_code == 400 and "name" in resp.json()
 
 
-def test_api_needs_staff(api_client, plain_user):
+def test_api_needs_a_permission(api_client, plain_user):
     assert api_client.get(URL).status_code == 401
     api_client.force_login(plain_user)
     assert api_client.post(URL, {"name": "r"}, format="json").status_code == 403
 
 
-def test_routes_are_in_the_openapi_schema(staff_client):
-    schema = staff_client.get("/api/v1/schema/", {"format": "json"}).json()
+def test_routes_are_in_the_openapi_schema(manager_client):
+    schema = manager_client.get("/api/v1/schema/", {"format": "json"}).json()
     assert "/api/v1/routes/" in schema["paths"] and "/api/v1/routes/{id}/" in schema["paths"]
 
 

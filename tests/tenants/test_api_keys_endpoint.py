@@ -15,35 +15,35 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/api-keys/"
 
 
-def test_create_returns_the_key_once(staff_client, staff_user, tenant_factory):
+def test_create_returns_the_key_once(manager_client, manager_user, tenant_factory):
     tenant = tenant_factory()
-    response = staff_client.post(
+    response = manager_client.post(
         URL, {"tenant": str(tenant.pk), "name": "ci", "allowed_models": ["m"]}, format="json"
     )
     assert response.status_code == 201
     body = response.json()
     key = ApiKey.objects.get(pk=body["id"])
     assert key.key_hash == hash_key(body["key"])
-    assert key.created_by == staff_user
+    assert key.created_by == manager_user
     assert body["prefix"] == body["key"][: len(body["prefix"])]
-    for later in (staff_client.get(URL), staff_client.get(f"{URL}{key.pk}/")):
+    for later in (manager_client.get(URL), manager_client.get(f"{URL}{key.pk}/")):
         text = later.content.decode()
         assert body["key"] not in text
         assert key.key_hash not in text
         assert "key_hash" not in text
 
 
-def test_live_name_clash_is_a_400_naming_name(staff_client, api_key_factory):
+def test_live_name_clash_is_a_400_naming_name(manager_client, api_key_factory):
     key, _ = api_key_factory(name="ci")
-    response = staff_client.post(URL, {"tenant": str(key.tenant_id), "name": "ci"}, format="json")
+    response = manager_client.post(URL, {"tenant": str(key.tenant_id), "name": "ci"}, format="json")
     assert response.status_code == 400
     assert "name" in response.json()
 
 
-def test_tenant_cannot_be_changed(staff_client, api_key_factory, tenant_factory):
+def test_tenant_cannot_be_changed(manager_client, api_key_factory, tenant_factory):
     key, _ = api_key_factory()
     other = tenant_factory()
-    response = staff_client.patch(
+    response = manager_client.patch(
         f"{URL}{key.pk}/", {"tenant": str(other.pk), "name": "moved"}, format="json"
     )
     assert response.status_code == 200
@@ -51,18 +51,18 @@ def test_tenant_cannot_be_changed(staff_client, api_key_factory, tenant_factory)
     assert (key.tenant_id, key.name) != (other.pk, "moved") and key.name == "moved"
 
 
-def test_revoke(staff_client, api_key_factory):
+def test_revoke(manager_client, api_key_factory):
     key, _ = api_key_factory()
-    response = staff_client.post(f"{URL}{key.pk}/revoke/")
+    response = manager_client.post(f"{URL}{key.pk}/revoke/")
     assert response.status_code == 200
     assert response.json()["is_revoked"] is True
     key.refresh_from_db()
     assert key.is_revoked
 
 
-def test_rotate_returns_the_new_key_once_and_revokes_the_old(staff_client, api_key_factory):
+def test_rotate_returns_the_new_key_once_and_revokes_the_old(manager_client, api_key_factory):
     key, old_plain = api_key_factory(allowed_models=["m"])
-    response = staff_client.post(f"{URL}{key.pk}/rotate/")
+    response = manager_client.post(f"{URL}{key.pk}/rotate/")
     assert response.status_code == 201
     body = response.json()
     new = ApiKey.objects.get(pk=body["id"])
@@ -70,42 +70,42 @@ def test_rotate_returns_the_new_key_once_and_revokes_the_old(staff_client, api_k
     assert (new.name, new.allowed_models) == (key.name, ["m"])
     key.refresh_from_db()
     assert key.is_revoked
-    again = staff_client.post(f"{URL}{key.pk}/rotate/")
+    again = manager_client.post(f"{URL}{key.pk}/rotate/")
     assert again.status_code == 400
 
 
-def test_filter_by_tenant_and_revoked(staff_client, api_key_factory, tenant_factory):
+def test_filter_by_tenant_and_revoked(manager_client, api_key_factory, tenant_factory):
     tenant = tenant_factory()
     live, _ = api_key_factory(tenant=tenant)
     revoked, _ = api_key_factory(tenant=tenant)
-    staff_client.post(f"{URL}{revoked.pk}/revoke/")
+    manager_client.post(f"{URL}{revoked.pk}/revoke/")
     api_key_factory()  # another tenant's key
 
     def ids(**params) -> set[str]:
-        return {k["id"] for k in staff_client.get(URL, params).json()["results"]}
+        return {k["id"] for k in manager_client.get(URL, params).json()["results"]}
 
     assert ids(tenant=str(tenant.pk)) == {str(live.pk), str(revoked.pk)}
     assert ids(tenant=str(tenant.pk), revoked="false") == {str(live.pk)}
     assert ids(tenant=str(tenant.pk), revoked="true") == {str(revoked.pk)}
 
 
-def test_admin_tokens_are_personal(staff_client, staff_user, user_factory):
+def test_admin_tokens_are_personal(manager_client, manager_user, user_factory):
     other = user_factory(is_staff=True)
     theirs, _ = admin_token_create(user=other, name="theirs")
-    mine, _ = admin_token_create(user=staff_user, name="mine")
-    listed = {t["id"] for t in staff_client.get("/api/v1/admin-tokens/").json()["results"]}
+    mine, _ = admin_token_create(user=manager_user, name="mine")
+    listed = {t["id"] for t in manager_client.get("/api/v1/admin-tokens/").json()["results"]}
     assert listed == {str(mine.pk)}
-    assert staff_client.get(f"/api/v1/admin-tokens/{theirs.pk}/").status_code == 404
-    assert staff_client.post(f"/api/v1/admin-tokens/{theirs.pk}/revoke/").status_code == 404
+    assert manager_client.get(f"/api/v1/admin-tokens/{theirs.pk}/").status_code == 404
+    assert manager_client.post(f"/api/v1/admin-tokens/{theirs.pk}/revoke/").status_code == 404
 
 
-def test_admin_token_create_shows_it_once_and_it_works(staff_client, api_client):
-    response = staff_client.post("/api/v1/admin-tokens/", {"name": "ci"}, format="json")
+def test_admin_token_create_shows_it_once_and_it_works(manager_client, api_client):
+    response = manager_client.post("/api/v1/admin-tokens/", {"name": "ci"}, format="json")
     assert response.status_code == 201
     plaintext = response.json()["token"]
     token = AdminToken.objects.get(pk=response.json()["id"])
     assert token.token_hash == hash_key(plaintext)
-    listing = staff_client.get("/api/v1/admin-tokens/").content.decode()
+    listing = manager_client.get("/api/v1/admin-tokens/").content.decode()
     assert plaintext not in listing and token.token_hash not in listing
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert api_client.get("/api/v1/tenants/").status_code == 200
@@ -113,10 +113,10 @@ def test_admin_token_create_shows_it_once_and_it_works(staff_client, api_client)
     assert token.last_used_at is not None
 
 
-def test_revoked_admin_token_gets_401(token_client, admin_token, staff_client):
+def test_revoked_admin_token_gets_401(token_client, admin_token, manager_client):
     token = AdminToken.objects.get(token_hash=hash_key(admin_token))
     assert token_client.get("/api/v1/tenants/").status_code == 200
-    response = staff_client.post(f"/api/v1/admin-tokens/{token.pk}/revoke/")
+    response = manager_client.post(f"/api/v1/admin-tokens/{token.pk}/revoke/")
     assert response.status_code == 200 and response.json()["revoked_at"]
     assert token_client.get("/api/v1/tenants/").status_code == 401
 
@@ -128,7 +128,7 @@ def test_unknown_admin_token_gets_401(api_client):
     assert response["WWW-Authenticate"] == "Bearer"
 
 
-def test_non_staff_users_token_gets_403(api_client, plain_user):
+def test_the_token_of_a_user_without_permissions_gets_403(api_client, plain_user):
     _, plaintext = admin_token_create(user=plain_user, name="x")
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert api_client.get("/api/v1/tenants/").status_code == 403

@@ -94,12 +94,12 @@ RESOURCES = {
 
 
 @pytest.fixture
-def f(tenant_factory, provider_factory, deployment_factory, staff_user) -> SimpleNamespace:
+def f(tenant_factory, provider_factory, deployment_factory, manager_user) -> SimpleNamespace:
     return SimpleNamespace(
         tenant=tenant_factory,
         provider=provider_factory,
         deployment=deployment_factory,
-        user=staff_user,
+        user=manager_user,
     )
 
 
@@ -107,35 +107,35 @@ resources = pytest.mark.parametrize("resource", RESOURCES.values(), ids=RESOURCE
 
 
 @resources
-def test_list_is_paginated(resource, f, staff_client, staff_user):
+def test_list_is_paginated(resource, f, manager_client, manager_user):
     for _ in range(3):
         resource.make(f)
-    response = staff_client.get(resource.url, {"limit": 2})
+    response = manager_client.get(resource.url, {"limit": 2})
     assert response.status_code == 200
     body = response.json()
     expected = resource.model.objects.count()
     if resource.model is AdminToken:
-        expected = AdminToken.objects.filter(user=staff_user).count()
+        expected = AdminToken.objects.filter(user=manager_user).count()
     assert body["count"] == expected >= 3
     assert len(body["results"]) == 2
     assert body["next"]
 
 
 @resources
-def test_create_then_retrieve(resource, f, staff_client):
-    response = staff_client.post(resource.url, resource.payload(f), format="json")
+def test_create_then_retrieve(resource, f, manager_client):
+    response = manager_client.post(resource.url, resource.payload(f), format="json")
     assert response.status_code == 201, response.content
     created = response.json()
-    detail = staff_client.get(f"{resource.url}{created['id']}/")
+    detail = manager_client.get(f"{resource.url}{created['id']}/")
     assert detail.status_code == 200
     assert detail.json()["id"] == created["id"]
     assert resource.model.objects.filter(pk=created["id"]).exists()
 
 
 @resources
-def test_partial_update(resource, f, staff_client, staff_user):
+def test_partial_update(resource, f, manager_client, manager_user):
     obj = resource.make(f)
-    response = staff_client.patch(f"{resource.url}{obj.pk}/", resource.patch, format="json")
+    response = manager_client.patch(f"{resource.url}{obj.pk}/", resource.patch, format="json")
     if not resource.can_update:
         assert response.status_code == 405
         return
@@ -147,9 +147,9 @@ def test_partial_update(resource, f, staff_client, staff_user):
 
 
 @resources
-def test_delete(resource, f, staff_client, staff_user):
+def test_delete(resource, f, manager_client, manager_user):
     obj = resource.make(f)
-    response = staff_client.delete(f"{resource.url}{obj.pk}/")
+    response = manager_client.delete(f"{resource.url}{obj.pk}/")
     if not resource.can_delete:
         assert response.status_code == 405
         assert resource.model.objects.filter(pk=obj.pk).exists()
@@ -159,9 +159,9 @@ def test_delete(resource, f, staff_client, staff_user):
 
 
 @resources
-def test_invalid_create_is_a_400_naming_the_field(resource, f, staff_client):
+def test_invalid_create_is_a_400_naming_the_field(resource, f, manager_client):
     payload, field_name = resource.invalid(f)
-    response = staff_client.post(resource.url, payload, format="json")
+    response = manager_client.post(resource.url, payload, format="json")
     assert response.status_code == 400
     assert field_name in response.json()
 
@@ -173,14 +173,15 @@ def test_anonymous_gets_401(resource, f, api_client):
 
 
 @resources
-def test_non_staff_gets_403(resource, f, api_client, plain_user):
-    api_client.force_login(plain_user)
-    assert api_client.get(resource.url).status_code == 403
-    assert api_client.post(resource.url, {}, format="json").status_code == 403
+def test_staff_without_permissions_gets_403(resource, f, api_client, staff_user, plain_user):
+    for user in (staff_user, plain_user):
+        api_client.force_login(user)
+        assert api_client.get(resource.url).status_code == 403
+        assert api_client.post(resource.url, {}, format="json").status_code == 403
 
 
 @resources
-def test_admin_token_authenticates(resource, f, token_client, staff_user):
+def test_admin_token_authenticates(resource, f, token_client, manager_user):
     obj = resource.make(f)
     response = token_client.get(f"{resource.url}{obj.pk}/")
     assert response.status_code == 200
@@ -188,9 +189,11 @@ def test_admin_token_authenticates(resource, f, token_client, staff_user):
 
 
 @resources
-def test_search_and_ordering_are_accepted(resource, f, staff_client, staff_user):
+def test_search_and_ordering_are_accepted(resource, f, manager_client, manager_user):
     resource.make(f)
-    response = staff_client.get(resource.url, {"search": "zzz-no-match", "ordering": "-created_at"})
+    response = manager_client.get(
+        resource.url, {"search": "zzz-no-match", "ordering": "-created_at"}
+    )
     assert response.status_code == 200
     if resource.model is not AdminToken:
         assert response.json()["count"] == 0

@@ -57,18 +57,25 @@ def test_api_key_plaintext_is_returned_once_and_only_its_hash_is_stored(tenant_f
 
 def test_api_key_given_plaintext_is_used_as_is(tenant_factory):
     key, plaintext = services.api_key_create(
-        tenant=tenant_factory(), name="ci", plaintext="known-key-0123456789abc"
+        tenant=tenant_factory(), name="ci", plaintext="known-key-7f3a9c1e5b2d8046ab93e1c7"
     )
-    assert plaintext == "known-key-0123456789abc"
+    assert plaintext == "known-key-7f3a9c1e5b2d8046ab93e1c7"
     assert key.key_hash == hash_key(plaintext)
 
 
 @pytest.mark.parametrize(
-    ("plaintext", "reason"), [("short", "at least"), ("taken-key-0123456789abc", "in use")]
+    ("plaintext", "reason"),
+    [
+        ("short", "at least 32"),
+        ("password1234password1234password", "predictable"),
+        ("taken-key-4c8e2a6f0b9d1357ce02f8a4", "in use"),
+    ],
 )
-def test_api_key_given_plaintext_must_be_long_and_unused(tenant_factory, plaintext, reason):
+def test_api_key_given_plaintext_must_be_strong_and_unused(tenant_factory, plaintext, reason):
     tenant = tenant_factory()
-    services.api_key_create(tenant=tenant, name="first", plaintext="taken-key-0123456789abc")
+    services.api_key_create(
+        tenant=tenant, name="first", plaintext="taken-key-4c8e2a6f0b9d1357ce02f8a4"
+    )
     with pytest.raises(ValidationError) as exc:
         services.api_key_create(tenant=tenant, name="second", plaintext=plaintext)
     assert reason in exc.value.message_dict["key"][0]

@@ -11,10 +11,14 @@ from django.db.models import QuerySet
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import AuditEventFilters, audit_event_filter, tenant_resolve
+from apps.tenants import permissions
 
 
 class AuditEventFilterForm(forms.Form):
     """Resolves `tenant` (slug or UUID) and checks that the period is not inverted."""
+
+    # The user searching (None: an internal caller), set by AuditEventFilterSet.
+    user: Any = None
 
     def clean_tenant(self) -> uuid.UUID | None:
         value = (self.cleaned_data.get("tenant") or "").strip()
@@ -25,7 +29,12 @@ class AuditEventFilterForm(forms.Form):
             return uuid.UUID(value)
         except ValueError:
             tenant = tenant_resolve(value)
-        if tenant is None:
+        # A tenant the searcher may not see reads as one that does not exist.
+        if tenant is None or not (
+            self.user is None
+            or permissions.may_on(self.user, tenant, "view")
+            or permissions.may_for_tenant(self.user, AuditEvent, "view", tenant.pk)
+        ):
             raise forms.ValidationError(f"No tenant with slug '{value}'.")
         return tenant.pk
 
@@ -61,6 +70,10 @@ class AuditEventFilterSet(django_filters.FilterSet):
         model = AuditEvent
         fields: list[str] = []
         form = AuditEventFilterForm
+
+    def get_form_class(self) -> type[forms.Form]:
+        user = getattr(self.request, "user", None)
+        return type("AuditEventFilterForm", (super().get_form_class(),), {"user": user})
 
     def _noop(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         # The filters are applied together by the selector in `filter_queryset`.

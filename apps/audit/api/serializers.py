@@ -11,8 +11,6 @@ from rest_framework import serializers
 
 from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.reports import FORMATS, parse_period_bound
-from apps.audit.selectors import tenant_resolve
-from apps.tenants.models import Tenant
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -80,13 +78,9 @@ class ReportInputSerializer(serializers.Serializer):
         default=False, help_text="Verify the whole chain, not only what is new."
     )
 
-    def validate_tenant(self, value: str) -> Tenant | None:
-        if not value:
-            return None
-        tenant = tenant_resolve(value)
-        if tenant is None:
-            raise serializers.ValidationError(f"No tenant '{value}'.")
-        return tenant
+    def validate_tenant(self, value: str) -> str | None:
+        # Resolved by the view, which also decides whether the caller may see it.
+        return value.strip() or None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["since"] >= attrs["until"]:
@@ -141,11 +135,6 @@ class RetentionPolicySerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
         # Uniqueness per tenant and classification is checked by the service, naming a field.
         validators: list = []
-
-    def validate_tenant_id(self, value: Any) -> Any:
-        if value is not None and not Tenant.objects.filter(pk=value).exists():
-            raise serializers.ValidationError(f"No tenant with id '{value}'.")
-        return value
 
     def validate_classification(self, value: str) -> str:
         return value.strip()

@@ -10,7 +10,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -34,15 +34,17 @@ from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.privacy import subject_erase, subject_export
 from apps.audit.retention import retention_policy_delete, retention_policy_save
 from apps.audit.selectors import (
-    audit_event_list,
+    audit_event_filter,
     audit_event_scope,
-    audit_reader,
     audit_tenant_ids,
     exchange_body_allowed,
     exchange_scope,
+    subject_bodies_allowed,
 )
 from apps.audit.services import audit_record
 from apps.audit.verify import verify_chain
+from apps.tenants import permissions
+from apps.tenants.api.permissions import tenant_for_action
 from apps.tenants.api.views import ServiceModelViewSet
 
 EXPORT_FORMATS = ("csv", "json", "jsonl")
@@ -60,19 +62,6 @@ class FormatIsNotARenderer(DefaultContentNegotiation):
         self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
         return renderers[0], renderers[0].media_type
-
-
-class IsAuditReader(permissions.BasePermission):
-    """Staff, superusers, and users granted `tenants.audit_tenant` on at least one tenant.
-
-    What each of them then sees is narrowed by apps.audit.selectors.audit_event_scope.
-    """
-
-    message = "You may not read the audit log."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and audit_reader(user))
 
 
 def request_actor(request: Request) -> AuditActor:
@@ -118,7 +107,8 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     search_fields = ["event_type", "actor", "resource_id", "request_id", "action"]
     lookup_field = "sequence"
     lookup_value_regex = r"[0-9]+"
-    permission_classes = [IsAuditReader]
+    # audit.view_auditevent, or tenants.audit_tenant on the tenants whose events are read.
+    permission_model = AuditEvent
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         return audit_event_scope(user=self.request.user)
@@ -135,7 +125,8 @@ class AuditExportView(APIView):
 
     content_negotiation_class = FormatIsNotARenderer
     renderer_classes = [JSONRenderer]
-    permission_classes = [IsAuditReader]
+    permission_model = AuditEvent
+    permission_action = "export"
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS))],
@@ -143,11 +134,12 @@ class AuditExportView(APIView):
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         fmt = _format(request, EXPORT_FORMATS, "csv")
-        filterset = _valid_filters(request, audit_event_scope(user=request.user))
+        scope = audit_event_scope(user=request.user, action="export")
+        filterset = _valid_filters(request, scope)
         filters = filterset.filters_value()
         # Before the set is fixed: a head signed before this moment is covered by it.
         exported_at = timezone.now()
-        events = audit_event_list(filters, user=request.user)
+        events = audit_event_filter(scope, filters)
         # Fix the exported set to what exists now, so the row count recorded below is
         # exactly what is streamed, and the export's own event is not part of it.
         last = events.aggregate(last=Max("sequence"))["last"] or 0
@@ -155,7 +147,10 @@ class AuditExportView(APIView):
         rows = events.count()
         manifest = None
         if fmt != "csv":
-            complete = not filters.as_dict() and audit_tenant_ids(user=request.user) is None
+            complete = (
+                not filters.as_dict()
+                and audit_tenant_ids(user=request.user, action="export") is None
+            )
             manifest = export_manifest(
                 fmt=fmt, filters=filters.as_dict(), complete=complete, exported_at=exported_at
             )
@@ -185,7 +180,8 @@ class AuditReportView(APIView):
 
     content_negotiation_class = FormatIsNotARenderer
     renderer_classes = [JSONRenderer]
-    permission_classes = [IsAuditReader]
+    permission_model = AuditEvent
+    permission_action = "report"
 
     @extend_schema(parameters=[ReportInputSerializer], responses={200: OpenApiTypes.BINARY})
     def get(self, request: Request) -> HttpResponse:
@@ -193,12 +189,10 @@ class AuditReportView(APIView):
         params.is_valid(raise_exception=True)
         data: dict[str, Any] = params.validated_data
         fmt = data["format"]
-        scope = audit_tenant_ids(user=request.user)
-        if scope is not None:
-            if data.get("tenant") is None:
-                raise ValidationError({"tenant": "Required: you may read only some tenants."})
-            if data["tenant"].pk not in scope:
-                raise PermissionDenied("You may not read this tenant's audit records.")
+        if data.get("tenant") is not None:
+            data["tenant"] = tenant_for_action(request.user, AuditEvent, "report", data["tenant"])
+        elif audit_tenant_ids(user=request.user, action="report") is not None:
+            raise ValidationError({"tenant": "Required: you may read only some tenants."})
         report = reports.report_build(
             tenant=data.get("tenant"), since=data["since"], until=data["until"], full=data["full"]
         )
@@ -236,7 +230,8 @@ class AuditVerifyView(APIView):
     From the latest verified checkpoint; `full=true` walks the whole chain.
     """
 
-    permission_classes = [IsAuditReader]
+    permission_model = AuditEvent
+    permission_action = "verify"
 
     @extend_schema(parameters=[VerifyInputSerializer], responses={200: dict})
     def get(self, request: Request) -> Response:
@@ -246,29 +241,54 @@ class AuditVerifyView(APIView):
 
 
 class SubjectInputSerializer(serializers.Serializer):
-    subject = serializers.CharField(max_length=256, trim_whitespace=True)
+    tenant = serializers.CharField(max_length=100, help_text="The tenant's slug or id.")
+    subject = serializers.CharField(
+        max_length=256, trim_whitespace=True, help_text="The id the tenant sends as `user`."
+    )
+
+
+def _subject_request(request: Request, action: str) -> tuple[Any, str]:
+    """The (tenant, subject) a data-subject request names, once the caller may act on it."""
+    data = SubjectInputSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    tenant = tenant_for_action(request.user, AuditEvent, action, data.validated_data["tenant"])
+    return tenant, data.validated_data["subject"]
 
 
 class SubjectExportView(APIView):
-    """Everything held about a data subject, as JSON (the export is audited)."""
+    """Everything held about a data subject of one tenant, as JSON (the export is audited).
+
+    Needs `audit.export_data_subject`, or `tenants.export_tenant_subjects` on the tenant.
+    Stored bodies are included, decrypted, only for holders of the body permission on the
+    tenant, and each one revealed leaves an `exchange.viewed` event.
+    """
+
+    permission_model = AuditEvent
+    permission_action = "export_subject"
 
     @extend_schema(request=SubjectInputSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:
-        data = SubjectInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        tenant, subject = _subject_request(request, "export_subject")
+        bodies = subject_bodies_allowed(user=request.user, tenant=tenant)
         with acting_as(request_actor(request)):
-            return Response(subject_export(subject=data.validated_data["subject"]))
+            return Response(subject_export(tenant=tenant, subject=subject, bodies=bodies))
 
 
 class SubjectEraseView(APIView):
-    """Erase a data subject from the request log; a tombstone event is audited."""
+    """Erase a data subject of one tenant; a tombstone event is audited.
+
+    Needs the dedicated `audit.erase_data_subject`, or `tenants.erase_tenant_subjects` on
+    the tenant.
+    """
+
+    permission_model = AuditEvent
+    permission_action = "erase_subject"
 
     @extend_schema(request=SubjectInputSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:
-        data = SubjectInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        tenant, subject = _subject_request(request, "erase_subject")
         with acting_as(request_actor(request)):
-            return Response(subject_erase(subject=data.validated_data["subject"]))
+            return Response(subject_erase(tenant=tenant, subject=subject))
 
 
 # --- stored exchanges -------------------------------------------------------------------------
@@ -294,7 +314,7 @@ class ExchangeViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = ExchangeSerializer
     filterset_class = ExchangeFilterSet
-    permission_classes = [IsAuditReader]
+    permission_model = StoredExchange
     ordering_fields = ["created_at"]
     ordering = ["-created_at"]
     search_fields: list[str] = []
@@ -323,23 +343,42 @@ class ExchangeViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class RetentionPolicyViewSet(ServiceModelViewSet):
-    """Retention policies per tenant and classification (staff only); writes are audited."""
+    """Retention policies per tenant and classification; writes are audited.
+
+    A policy of one tenant needs the permission there (`tenants.manage_tenant_retention`
+    on it, or the global model permission); a policy for every tenant the global one. A
+    policy on an audit classification (anything but `requests` and `bodies`, blank
+    included) also needs the dedicated `audit.change_audit_retention` and may not go below
+    ATP_AUDIT_MIN_RETENTION_DAYS.
+    """
 
     serializer_class = RetentionPolicySerializer
+    permission_model = RetentionPolicy
     filterset_fields = ["tenant_id", "classification"]
     ordering_fields = ["tenant_id", "classification", "days"]
     search_fields: list[str] = []
 
-    def get_queryset(self) -> QuerySet[RetentionPolicy]:
+    def base_queryset(self) -> QuerySet[RetentionPolicy]:
         return RetentionPolicy.objects.all()
 
+    def _check_tenant(self, tenant_id: Any, action: str) -> None:
+        user = self.request.user
+        if tenant_id is None:
+            if not permissions.may_for_tenant(user, RetentionPolicy, action, None):
+                raise PermissionDenied("Only a global permission covers every tenant's policy.")
+            return
+        tenant_for_action(user, RetentionPolicy, action, str(tenant_id), field="tenant_id")
+
     def create_object(self, data: dict[str, Any]) -> RetentionPolicy:
-        return retention_policy_save(policy=RetentionPolicy(**data))
+        self._check_tenant(data.get("tenant_id"), "add")
+        return retention_policy_save(policy=RetentionPolicy(**data), by=self.request.user)
 
     def update_object(self, instance: RetentionPolicy, data: dict[str, Any]) -> RetentionPolicy:
+        if "tenant_id" in data and data["tenant_id"] != instance.tenant_id:
+            self._check_tenant(data["tenant_id"], "change")
         for name, value in data.items():
             setattr(instance, name, value)
-        return retention_policy_save(policy=instance)
+        return retention_policy_save(policy=instance, by=self.request.user)
 
     def delete_object(self, instance: RetentionPolicy) -> None:
-        retention_policy_delete(policy=instance)
+        retention_policy_delete(policy=instance, by=self.request.user)

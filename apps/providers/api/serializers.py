@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.providers.credentials import env_reference_error
 from apps.providers.models import Capability, ModelDeployment, Provider
 from apps.providers.selectors import provider_list
 
@@ -42,6 +43,18 @@ class ProviderSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {
+            "api_key_env": {
+                "help_text": "An environment variable holding the key: a name ending in "
+                "_API_KEY or starting with ATP_PROVIDER_ (ATP_PROVIDER_ENV_ALLOW adds patterns)."
+            }
+        }
+
+    def validate_api_key_env(self, value: str) -> str:
+        value = (value or "").strip()
+        if value and (problem := env_reference_error(value)):
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class ProviderBriefSerializer(serializers.ModelSerializer):

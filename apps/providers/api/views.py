@@ -17,19 +17,23 @@ from apps.tenants.api.views import ServiceModelViewSet
 
 
 class ProviderViewSet(ServiceModelViewSet):
+    """Providers. Changing a base URL or credentials also needs the dedicated permission
+    `providers.change_provider_credentials` (checked by the services)."""
+
     serializer_class = ProviderSerializer
+    permission_model = Provider
     filterset_fields = ["kind", "enabled", "region", "name"]
     search_fields = ["name", "base_url"]
     ordering_fields = ["name", "kind", "created_at"]
 
-    def get_queryset(self) -> QuerySet[Provider]:
+    def base_queryset(self) -> QuerySet[Provider]:
         return selectors.provider_list()
 
     def create_object(self, data: dict[str, Any]) -> Provider:
-        return services.provider_create(**data)
+        return services.provider_create(by=self.request.user, **data)
 
     def update_object(self, instance: Provider, data: dict[str, Any]) -> Provider:
-        return services.provider_update(provider=instance, **data)
+        return services.provider_update(provider=instance, by=self.request.user, **data)
 
     def delete_object(self, instance: Provider) -> None:
         services.provider_delete(provider=instance)
@@ -38,6 +42,7 @@ class ProviderViewSet(ServiceModelViewSet):
 class DeploymentViewSet(ServiceModelViewSet):
     serializer_class = DeploymentSerializer
     update_serializer_class = DeploymentUpdateSerializer
+    permission_model = ModelDeployment
     filterset_fields = ["provider", "public_name", "enabled", "region"]
     search_fields = ["public_name", "upstream_model", "provider__name"]
     ordering_fields = [
@@ -49,7 +54,7 @@ class DeploymentViewSet(ServiceModelViewSet):
         "created_at",
     ]
 
-    def get_queryset(self) -> QuerySet[ModelDeployment]:
+    def base_queryset(self) -> QuerySet[ModelDeployment]:
         return selectors.deployment_list()
 
     def create_object(self, data: dict[str, Any]) -> ModelDeployment:

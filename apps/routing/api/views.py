@@ -20,11 +20,12 @@ class RouteViewSet(ServiceModelViewSet):
     """
 
     serializer_class = RouteSerializer
+    permission_model = Route
     filterset_fields = ["name", "enabled", "strategy", "tier"]
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "updated_at"]
 
-    def get_queryset(self) -> QuerySet[Route]:
+    def base_queryset(self) -> QuerySet[Route]:
         return Route.objects.all()
 
     def create_object(self, data: dict[str, Any]) -> Route:

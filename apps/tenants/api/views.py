@@ -13,13 +13,14 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
-from apps.tenants import selectors, services
+from apps.tenants import permissions, selectors, services
+from apps.tenants.api.permissions import ScopedQuerysetMixin
 from apps.tenants.api.serializers import (
     AdminTokenCreatedSerializer,
     AdminTokenSerializer,
@@ -47,10 +48,11 @@ def service_errors() -> Iterator[None]:
         raise ValidationError(detail) from exc
 
 
-class ServiceModelViewSet(viewsets.ModelViewSet):
+class ServiceModelViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
     """A ModelViewSet whose writes go through services once the serializer has validated.
 
-    Subclasses implement `create_object`, `update_object` and `delete_object`.
+    Subclasses set `permission_model` and implement `base_queryset` (the queryset is narrowed
+    by the caller's permissions), `create_object`, `update_object` and `delete_object`.
     """
 
     update_serializer_class: type[BaseSerializer] | None = None
@@ -84,11 +86,12 @@ class ServiceModelViewSet(viewsets.ModelViewSet):
 
 class TenantViewSet(ServiceModelViewSet):
     serializer_class = TenantSerializer
+    permission_model = Tenant
     filterset_fields = ["is_active", "slug"]
     search_fields = ["slug", "name"]
     ordering_fields = ["slug", "name", "created_at"]
 
-    def get_queryset(self) -> QuerySet[Tenant]:
+    def base_queryset(self) -> QuerySet[Tenant]:
         return selectors.tenant_list()
 
     def create_object(self, data: dict[str, Any]) -> Tenant:
@@ -101,7 +104,13 @@ class TenantViewSet(ServiceModelViewSet):
         services.tenant_delete(tenant=instance)
 
 
+def _visible_tenants(request: Request | None) -> QuerySet[Tenant]:
+    # A tenant the caller may not see is refused like one that does not exist.
+    return permissions.allowed_tenants(getattr(request, "user", None), Tenant, "view")
+
+
 class ApiKeyFilterSet(django_filters.FilterSet):
+    tenant = django_filters.ModelChoiceFilter(queryset=_visible_tenants)
     revoked = django_filters.BooleanFilter(
         field_name="revoked_at", lookup_expr="isnull", exclude=True
     )
@@ -116,13 +125,24 @@ class ApiKeyViewSet(ServiceModelViewSet):
 
     serializer_class = ApiKeySerializer
     update_serializer_class = ApiKeyUpdateSerializer
+    permission_model = ApiKey
     filterset_class = ApiKeyFilterSet
     search_fields = ["name", "prefix", "tenant__slug"]
     ordering_fields = ["name", "created_at", "expires_at", "revoked_at"]
     http_method_names = ["get", "post", "patch", "put", "head", "options"]
 
-    def get_queryset(self) -> QuerySet[ApiKey]:
+    def base_queryset(self) -> QuerySet[ApiKey]:
         return selectors.api_key_list()
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
+        serializer = super().get_serializer(*args, **kwargs)
+        if self.action == "create":
+            # A tenant the caller may not see reads as one that does not exist.
+            user = self.request.user
+            serializer.fields["tenant"].queryset = permissions.allowed_tenants(
+                user, Tenant, "view"
+            ) | permissions.allowed_tenants(user, ApiKey, "add")
+        return serializer
 
     def _created(self, api_key: ApiKey, plaintext: str) -> Response:
         data = {**ApiKeySerializer(api_key, context=self.get_serializer_context()).data}
@@ -133,6 +153,9 @@ class ApiKeyViewSet(ServiceModelViewSet):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        tenant = serializer.validated_data["tenant"]
+        if not permissions.may_for_tenant(request.user, ApiKey, "add", tenant.pk):
+            raise PermissionDenied(f"You may not add keys to tenant '{tenant.slug}'.")
         with service_errors():
             api_key, plaintext = services.api_key_create(
                 created_by=request.user, **serializer.validated_data
@@ -159,18 +182,23 @@ class ApiKeyViewSet(ServiceModelViewSet):
 
 
 class AdminTokenViewSet(
+    ScopedQuerysetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The signed-in user's own admin tokens."""
+    """The signed-in user's own admin tokens.
+
+    A token made while authenticated by another admin token expires no later than it.
+    """
 
     serializer_class = AdminTokenSerializer
+    permission_model = AdminToken
     filterset_fields = ["name"]
     ordering_fields = ["name", "created_at", "last_used_at"]
 
-    def get_queryset(self) -> QuerySet[AdminToken]:
+    def base_queryset(self) -> QuerySet[AdminToken]:
         if getattr(self, "swagger_fake_view", False):
             # Schema generation runs without a user.
             return AdminToken.objects.none()
@@ -180,9 +208,10 @@ class AdminTokenViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        parent = request.auth if isinstance(request.auth, AdminToken) else None
         with service_errors():
             token, plaintext = services.admin_token_create(
-                user=request.user, **serializer.validated_data
+                user=request.user, by=request.user, parent=parent, **serializer.validated_data
             )
         data = {**AdminTokenSerializer(token).data, "token": plaintext}
         return Response(data, status=status.HTTP_201_CREATED)

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from apps.audit.context import AuditActor, acting_as
 from apps.tenants.services import admin_token_create
@@ -25,9 +26,10 @@ class Command(BaseCommand):
             user = user_model.objects.get(**{user_model.USERNAME_FIELD: options["user"]})
         except user_model.DoesNotExist:
             raise CommandError(f"No user named {options['user']!r}.") from None
-        if not user.is_staff:
+        if not _holds_any_permission(user):
             self.stderr.write(
-                f"Warning: {options['user']} is not staff; the API will refuse the token (403)."
+                f"Warning: {options['user']} holds no permission; the API will refuse the "
+                "token (403) until they are granted some."
             )
         try:
             with acting_as(AuditActor(actor="cli:atp_admin_token", source="cli")):
@@ -36,3 +38,13 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from None
         # Only the token on stdout, so scripts can capture it.
         self.stdout.write(plaintext)
+
+
+def _holds_any_permission(user: Any) -> bool:
+    """Whether `user` holds anything the management API checks (global or per tenant)."""
+    return bool(
+        user.is_superuser
+        or user.get_all_permissions()
+        or UserObjectPermission.objects.filter(user=user).exists()
+        or GroupObjectPermission.objects.filter(group__user=user).exists()
+    )
