@@ -3,6 +3,8 @@ whether another tenant exists (by its detail, a filter or a reference in a reque
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.permission_matrix.world import build_world
@@ -55,4 +57,7 @@ def test_the_export_narrows_like_the_search(world):
     client = world.client("tenant")
     response = client.get("/api/v1/audit/export/", {"format": "jsonl"})
     lines = b"".join(response.streaming_content).decode().splitlines()
-    assert lines and all(f'"tenant_id": "{world.acme.pk}"' in line for line in lines)
+    # The last line is the export's signed manifest, not an event.
+    events, manifest = lines[:-1], json.loads(lines[-1])
+    assert events and all(f'"tenant_id": "{world.acme.pk}"' in line for line in events)
+    assert manifest["atp_export"]["statement"]["complete"] is False
