@@ -60,6 +60,20 @@ def _audit_heads_of_this_test(settings, tmp_path):
     settings.ATP_AUDIT_HEAD_SINK = ""
 
 
+@pytest.fixture
+def secrets_given(monkeypatch):
+    """Every shared secret in the environment, so an in-process ASGI start-up passes the
+    check that refuses to serve with DATABASE_URL set and a secret missing
+    (atp_site.lib.startup; tests/site/test_startup_secrets.py tests the refusal)."""
+    for name in (
+        "ATP_SECRET_KEY",
+        "ATP_ENCRYPTION_KEY",
+        "ATP_AUDIT_SIGNING_KEY",
+        "ATP_AUDIT_HEAD_KEY",
+    ):
+        monkeypatch.setenv(name, f"test-{name.lower()}")
+
+
 # --- factories ------------------------------------------------------------------------------
 
 

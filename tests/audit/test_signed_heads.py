@@ -101,6 +101,7 @@ def test_a_seal_goes_to_the_database_the_file_and_the_sink(settings, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("secrets_given")
 async def test_graceful_shutdown_seals_the_drained_chain(settings):
     from asgiref.sync import SyncToAsync, sync_to_async
     from django.db import connections

@@ -12,20 +12,12 @@ from apps.routing import cache
 from apps.routing.lifecycle import lifespan
 from apps.routing.route_services import route_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _secrets_given(monkeypatch):
-    """With DATABASE_URL set, start-up refuses without every secret (tests/site/
-    test_startup_secrets.py); these tests are about what a start-up that passes does."""
-    for name in (
-        "ATP_SECRET_KEY",
-        "ATP_ENCRYPTION_KEY",
-        "ATP_AUDIT_SIGNING_KEY",
-        "ATP_AUDIT_HEAD_KEY",
-    ):
-        monkeypatch.setenv(name, f"test-{name.lower()}")
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # With DATABASE_URL set, start-up refuses without every secret; these tests are about
+    # what a start-up that passes does.
+    pytest.mark.usefixtures("secrets_given"),
+]
 
 
 async def _startup() -> None:
