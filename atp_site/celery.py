@@ -6,6 +6,7 @@ import os
 
 from celery import Celery, signals
 from celery.schedules import crontab
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
 
@@ -38,6 +39,13 @@ app.conf.beat_schedule = {
     "audit-verify-chain": {
         "task": "audit.verify_chain",
         "schedule": crontab(hour=3, minute=17),
+    },
+    # Every ATP_AUDIT_SEAL_SECONDS (5 minutes by default): sign the audit chain's end into
+    # the heads file outside the database, so events cannot be cut off the end unseen.
+    "audit-seal-head": {
+        "task": "audit.seal_head",
+        "schedule": float(settings.ATP_AUDIT_SEAL_SECONDS),
+        "options": {"expires": max(30.0, settings.ATP_AUDIT_SEAL_SECONDS - 5)},
     },
     # Daily at 02:41 UTC, before the verification: purge what retention policies expired.
     "audit-retention-run": {

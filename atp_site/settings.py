@@ -319,6 +319,9 @@ if ATP_AUDIT_HEAD_SINK and not Path(ATP_AUDIT_HEAD_SINK).is_dir():
     raise ImproperlyConfigured(
         f"ATP_AUDIT_HEAD_SINK must name an existing directory, not {ATP_AUDIT_HEAD_SINK!r}."
     )
+# Seconds between periodic seals of the chain's end (only when it moved): events appended
+# after the latest seal are the only ones that could be cut off the end without a trace.
+ATP_AUDIT_SEAL_SECONDS = env_int("ATP_AUDIT_SEAL_SECONDS", 300, minimum=10)
 
 # --- secrets, production settings, realtime limits (issue 10) -----------------------------
 # Open /v1/realtime WebSockets one API key may hold at once (counted across processes

@@ -116,6 +116,7 @@ class AuditSignedHead(models.Model):
         NIGHTLY = "nightly", "Nightly job"
         SHUTDOWN = "shutdown", "Shutdown"
         SEALED = "sealed", "Sealed on request"
+        PERIODIC = "periodic", "Periodic seal"
         RESTORED = "restored", "Restore"
         EXPORT = "export", "Export"
 

@@ -9,7 +9,7 @@ from functools import partial
 from celery import shared_task
 
 from apps.audit.models import AuditSignedHead
-from apps.audit.sealing import audit_head_seal, head_sign
+from apps.audit.sealing import audit_head_seal, chain_end, head_sign
 from apps.audit.services import audit_record
 from apps.audit.verify import verify_chain
 
@@ -62,6 +62,21 @@ def _seal(seal: Callable[[], object]) -> None:
     except OSError:
         # The signed head is in the database; only its copy outside could not be written.
         logger.exception("audit: the nightly signed head was not written outside the database")
+
+
+@shared_task(name="audit.seal_head", time_limit=300, soft_time_limit=240)
+def seal_head_task() -> dict:
+    """Every ATP_AUDIT_SEAL_SECONDS: sign the chain's end outside the database if it moved.
+
+    Events appended after the latest signed head could be cut off without a trace; this
+    bounds that window to the seal interval. An idle chain is not sealed again.
+    """
+    sequence, _ = chain_end()
+    latest = AuditSignedHead.objects.order_by("-sequence").values_list("sequence", flat=True)
+    if sequence == 0 or sequence <= (latest.first() or 0):
+        return {"sealed": False, "sequence": sequence}
+    _seal(partial(audit_head_seal, reason=AuditSignedHead.Reason.PERIODIC))
+    return {"sealed": True, "sequence": sequence}
 
 
 @shared_task(name="audit.retention_run", time_limit=3600, soft_time_limit=3300)

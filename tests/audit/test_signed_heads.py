@@ -100,6 +100,31 @@ def test_a_seal_goes_to_the_database_the_file_and_the_sink(settings, tmp_path):
     assert len(list(sink.iterdir())) == 2
 
 
+def test_the_periodic_seal_signs_the_end_only_when_the_chain_moved(settings):
+    from apps.audit.tasks import seal_head_task
+
+    assert seal_head_task() == {"sealed": False, "sequence": 0}
+    events = record(2)
+    assert seal_head_task() == {"sealed": True, "sequence": 2}
+    assert seal_head_task() == {"sealed": False, "sequence": 2}  # idle: no new line
+    events += record(1)
+    assert seal_head_task()["sealed"] is True
+    lines = [json.loads(x) for x in settings.ATP_AUDIT_HEAD_FILE.read_text().splitlines()]
+    assert [(x["statement"]["sequence"], x["statement"]["reason"]) for x in lines] == [
+        (2, "periodic"),
+        (3, "periodic"),
+    ]
+    assert lines[-1]["statement"]["hash"] == events[-1].hash
+
+
+def test_the_periodic_seal_is_on_the_beat_schedule(settings):
+    from atp_site.celery import app
+
+    entry = app.conf.beat_schedule["audit-seal-head"]
+    assert entry["task"] == "audit.seal_head"
+    assert entry["schedule"] == float(settings.ATP_AUDIT_SEAL_SECONDS)
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("secrets_given")
 async def test_graceful_shutdown_seals_the_drained_chain(settings):
