@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from atp_site.lib.errors import InvalidRequest
+from atp_site.lib.identifiers import control_free
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
@@ -69,10 +70,21 @@ def _boolean(body: dict, name: str) -> None:
         raise _bad(name, f"'{name}' must be true or false.")
 
 
-def _string(body: dict, name: str) -> None:
+def no_control_characters(value: str, param: str) -> str:
+    """`value`, when it holds no control character (atp_site.lib.identifiers)."""
+    if not control_free(value):
+        raise _bad(param, f"'{param}' must not contain control characters.")
+    return value
+
+
+def _identifier(body: dict, name: str) -> None:
+    """An optional string naming something (a user, an id): no control characters."""
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return
+    if not isinstance(value, str):
         raise _bad(name, f"'{name}' must be a string.")
+    no_control_characters(value, name)
 
 
 def require_model(body: dict) -> str:
@@ -81,7 +93,7 @@ def require_model(body: dict) -> str:
         raise _bad("model", "You must provide a model parameter.")
     if not isinstance(model, str) or not model.strip():
         raise _bad("model", "'model' must be a non-empty string.")
-    return model
+    return no_control_characters(model, "model")
 
 
 def _content_parts(parts: list, where: str) -> None:
@@ -235,7 +247,7 @@ def validate_chat(body: dict[str, Any]) -> str:
     _integer(body, "top_logprobs", 0, 20)
     _boolean(body, "logprobs")
     _boolean(body, "parallel_tool_calls")
-    _string(body, "user")
+    _identifier(body, "user")
     seed = body.get("seed")
     if seed is not None and not _is_int(seed):
         raise _bad("seed", "'seed' must be an integer.")
@@ -273,5 +285,5 @@ def validate_embeddings(body: dict[str, Any]) -> str:
     if fmt is not None and fmt not in ("float", "base64"):
         raise _bad("encoding_format", "'encoding_format' must be 'float' or 'base64'.")
     _integer(body, "dimensions", 1)
-    _string(body, "user")
+    _identifier(body, "user")
     return model

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.routing.engine.hints import RoutingRequest, parse_hints
+from apps.routing.engine.hints import RoutingRequest, explicit_hints, parse_hints
 from apps.routing.engine.router import RouteConfig, RoutingEngine, get_engine
 from apps.routing.engine.scoring import RouteDecision, region_matches
 from apps.routing.engine.stats import observed_stats
@@ -180,6 +180,7 @@ def plan_chat(
     """The deployments to try for a chat request, with the decision recorded on `ctx`."""
     key = ctx.key
     assert key is not None
+    hints = explicit_hints(body, headers)  # for every request, routed or not: 400 if bad
     atp = body.get("atp")
     consensus = parse_consensus(atp.get("consensus")) if isinstance(atp, dict) else None
     route = None if model in snapshot.models else snapshot.routes.get(model)
@@ -199,7 +200,7 @@ def plan_chat(
             "reasoning": [f"model {model} named by the request"],
         }
         return Plan(cands)
-    request = parse_hints(body, headers, key)
+    request = parse_hints(body, headers, key, explicit=hints)
     decision = decide(snapshot, key, route, request)
     cands = decision.deployments
     if route.fallbacks:
