@@ -27,6 +27,7 @@ from apps.routing.services import (
     request_log_erase_subject,
     request_log_for_subject,
 )
+from apps.routing.writebehind import spill_erase_subject
 
 AUDIT_EXPORT_FIELDS = (
     "sequence",
@@ -92,6 +93,8 @@ def subject_erase(*, subject: str) -> dict[str, Any]:
     deleted = exchanges_erase_subject(subject=subject)
     comments = feedback_erase_subject(subject=subject)  # while the requests still name them
     changed = request_log_erase_subject(subject=subject, tombstone=tombstone)
+    # Rows still waiting in this instance's spill files (the database was unreachable).
+    changed += spill_erase_subject(tenant_id=None, end_user=subject, tombstone=tombstone)
     result = {
         "requests_anonymised": changed,
         "exchanges_deleted": deleted,

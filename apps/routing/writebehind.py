@@ -420,18 +420,19 @@ class WriteBehindQueue:
 
     async def _relieve(self) -> None:
         """More rows wait than ATP_WRITE_BEHIND_MAX_ROWS: spill them rather than grow."""
-        rows, ticket = self._take_ticketed()
-        if not rows:
-            return
-        logger.warning(
-            "write-behind %s: %d rows waiting (ATP_WRITE_BEHIND_MAX_ROWS); spilled",
-            self.name,
-            len(rows),
-        )
-        try:
-            await self._spill_rows(rows, ticket)
-        finally:
-            await self._settle(ticket)
+        while len(self._rows) > hot.ATP_WRITE_BEHIND_MAX_ROWS:
+            rows, ticket = self._take_ticketed()
+            logger.warning(
+                "write-behind %s: %d rows waiting (ATP_WRITE_BEHIND_MAX_ROWS); spilled",
+                self.name,
+                len(rows),
+            )
+            try:
+                await self._spill_rows(rows, ticket)
+            finally:
+                await self._settle(ticket)
+            if self._rows and self._rows[0] is rows[0]:
+                return  # the spill failed and gave them back: the flush loop retries
 
     # --- replay ----------------------------------------------------------------------------
 
