@@ -10,7 +10,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from atp_site.lib.storable import int_adapter, json_text, storable_json, text_adapter
+from atp_site.lib.storable import (
+    decimal_clamp,
+    int_adapter,
+    json_text,
+    storable_json,
+    text_adapter,
+)
 
 Row = dict[str, Any]
 
@@ -28,7 +34,9 @@ INTEGER_RANGES = {
 }
 
 
-def _prep(field, connection, value: Any) -> Any:
+def _prep(field, connection, value: Any, clamp: Callable | None = None) -> Any:
+    if clamp is not None:
+        value = clamp(value)
     return field.get_db_prep_save(value, connection)
 
 
@@ -43,6 +51,8 @@ def _adapter(field, connection) -> Callable | None:
     if kind == "JSONField":
         # Both SQLite (text) and PostgreSQL (jsonb from COPY's text format) take JSON text.
         return json_text
+    if kind == "DecimalField":
+        return partial(_prep, field, connection, clamp=decimal_clamp(field))
     return partial(_prep, field, connection)
 
 

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -88,6 +89,28 @@ def _clamp(value: Any, low: int, high: int) -> int | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return min(max(number, low), high)
+
+
+def decimal_clamp(field: Any):
+    """A DecimalField adapter: values beyond the column's digits (numeric(p, s) refuses
+    them) are held to its largest value, keeping the sign; non-finite ones become None."""
+    whole = field.max_digits - field.decimal_places
+    largest = Decimal(10) ** whole - Decimal(1).scaleb(-field.decimal_places)
+
+    def clamp(value: Any) -> Any:
+        if value.__class__ is Decimal and value.is_finite() and -largest <= value <= largest:
+            return value
+        if value is None:
+            return None
+        try:
+            number = Decimal(value) if not isinstance(value, float) else Decimal(repr(value))
+        except (InvalidOperation, TypeError, ValueError):
+            return None
+        if not number.is_finite():
+            return None
+        return max(min(number, largest), -largest)
+
+    return clamp
 
 
 def clean_json(value: Any, _depth: int = 0, *, keep: tuple[type, ...] = ()) -> Any:

@@ -120,6 +120,7 @@ HOSTILE = {
     "route": "r" * 5000,
     "input_tokens": 10**12,
     "output_tokens": -5,
+    "cost_usd": Decimal("1e9"),
     "decision": {"reasoning": ["a" + NUL, LONE], "deep": _nested(400), 1: Decimal("2")},
 }
 
@@ -138,6 +139,7 @@ def test_a_batch_with_hostile_values_is_written_whole():
     assert bad.error_message == "upstream said " + REPLACEMENT * 2 + SEP
     assert len(bad.route) == 200
     assert (bad.input_tokens, bad.output_tokens) == (2**31 - 1, 0)
+    assert bad.cost_usd == Decimal("999999.99999999")  # numeric(14, 8) at its largest
     assert bad.decision["reasoning"] == ["a" + REPLACEMENT, REPLACEMENT]
 
 
