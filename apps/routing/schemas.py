@@ -32,6 +32,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# Deepest nesting a body may have. orjson parses up to 1,024 levels but serialises only 254,
+# and every later step serialises the body (token counts, upstream calls, cache keys,
+# stored bodies); no real request comes near this.
+MAX_DEPTH = 128
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
@@ -44,6 +61,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    # A body cannot be nested deeper than it has brackets: counting them (C speed) spares
+    # nearly every request the walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+        raise InvalidRequest(
+            f"The request body is nested more than {MAX_DEPTH} levels deep.",
+            code="nested_too_deep",
+        )
     return body
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -30,7 +32,7 @@ def test_a_request_id_with_a_trailing_newline_is_not_taken():
 
 
 async def _chat(gateway, body: dict | bytes, **kwargs):
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return await call("POST", "/v1/chat/completions", body=raw, key=gateway.key, **kwargs)
 
 
@@ -142,4 +144,18 @@ async def test_realtime_refuses_a_frame_id_with_control_characters(gateway):
     reply = orjson.loads(await comm.receive_from(timeout=10))
     assert reply["type"] == "error" and reply["error"]["param"] == "id"
     await comm.disconnect()
+    request_logs._take()
+
+
+async def test_a_body_nested_too_deep_is_a_400_not_a_500(gateway):
+    """Every later step serialises the body (token counts, upstream calls, stored bodies),
+    and orjson stops at 254 levels: such a body used to fail with a 500."""
+    schema: dict = {"type": "object"}
+    for _ in range(150):
+        schema = {"type": "object", "properties": {"x": schema}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    resp = await _chat(gateway, {**CHAT, "tools": [tool]})
+    assert resp.status == 400 and resp.json()["error"]["code"] == "nested_too_deep"
+    shallow = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    assert (await _chat(gateway, {**CHAT, "tools": [shallow] * 300})).status == 200
     request_logs._take()
