@@ -38,8 +38,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from atp_site.lib import crypto
 from atp_site.lib.journal import PROCESS_ID, decode_many, encode_many
 
@@ -182,10 +180,17 @@ class SpillStore:
         new = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                # A part-written line (disk full) would swallow the next one: cut it off.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
         finally:
             os.close(fd)
         if new:
@@ -425,7 +430,3 @@ def describe(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.relative_to(settings.DATA_DIR))
     return path.name
-
-
-def entry_summary(entry: Row) -> str:
-    return orjson.dumps({k: v for k, v in entry.items() if k != "row"}).decode()

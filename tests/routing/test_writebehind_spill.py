@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import OperationalError
@@ -412,3 +413,35 @@ def test_erasure_reaches_rows_waiting_in_the_spill(data_dir, tenant_factory):
     [(_, dead)] = store.read_all(dead=True)
     assert dead["row"]["end_user"] == result["tombstone"]
     assert not StoredExchange.objects.exists()
+
+
+# --- the operator's command -------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_shows_and_replays_what_waits(data_dir):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    store = spill.default_store()
+    rid = f"cmd-{uuid.uuid4().hex[:6]}"
+    store.append("request-log", [_row(rid)])
+    store.dead_letter("request-log", [(_row(f"{rid}-dead"), "DataError: refused")])
+    # Rows spilled by this process count as its own until it stops: hand them to a
+    # process that is gone, as after a crash.
+    [path] = list(store.spill_dir.iterdir())
+    path.rename(path.with_name(f"request-log.{uuid.uuid4().hex}.log"))
+
+    out = StringIO()
+    call_command("atp_writebehind", "status", stdout=out)
+    assert "request-log: 1 rows waiting, 1 dead-lettered" in out.getvalue()
+    out = StringIO()
+    call_command("atp_writebehind", "dead-letters", stdout=out)
+    entry = orjson.loads(out.getvalue().splitlines()[0])
+    assert entry["row"]["request_id"] == f"{rid}-dead" and entry["error"] == "DataError: refused"
+    out = StringIO()
+    call_command("atp_writebehind", "replay", "--queue", "request-log", stdout=out)
+    assert "request-log: 1 rows written" in out.getvalue()
+    assert RequestLog.objects.filter(request_id=rid).exists()
+    assert not store.has_spill()
