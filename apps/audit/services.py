@@ -148,7 +148,7 @@ def _storable(fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         payload = chain.canonical(fields)
     except TypeError:
         payload = None
-    if payload is None or b"\\u0000" in payload:
+    if payload is None or (b"\\" in payload and b"\\u0000" in payload):
         for name in ("data", "before", "after"):
             if fields.get(name) is not None:
                 fields[name] = clean_json(fields[name])

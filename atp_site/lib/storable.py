@@ -158,9 +158,10 @@ def json_text(value: Any) -> str | None:
     except TypeError:  # orjson.JSONEncodeError: surrogates, depth, big ints, unknown types
         out = orjson.dumps(clean_json(value))
     else:
-        # jsonb refuses the NUL escape. A literal backslash-u0000 in a string (escaped as
-        # `\\u0000`) also matches; the clean copy is then the same value, at a small cost.
-        if b"\\u0000" in out:
+        # jsonb refuses the NUL escape. Most JSON has no backslash at all, and looking for
+        # one byte is a memchr; a literal backslash-u0000 in a string (escaped as
+        # `\\u0000`) also matches, and its clean copy is then the same value.
+        if b"\\" in out and b"\\u0000" in out:
             out = orjson.dumps(clean_json(value))
     return out.decode()
 
@@ -173,4 +174,4 @@ def storable_json(value: Any) -> Any:
         out = orjson.dumps(value)
     except TypeError:
         return clean_json(value)
-    return clean_json(value) if b"\\u0000" in out else value
+    return clean_json(value) if b"\\" in out and b"\\u0000" in out else value
