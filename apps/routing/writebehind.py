@@ -476,6 +476,7 @@ class WriteBehindQueue:
                         )
                     except Unreachable:
                         self._mark_down()
+                        self._spilled = True  # try again as soon as the database may answer
                         return done
             finally:
                 reader.close()
