@@ -145,9 +145,9 @@ class WriteBehindQueue:
 
     @property
     def spill(self) -> spill.SpillStore:
-        if self._spill is None:
-            self._spill = spill.default_store()
-        return self._spill
+        """The files of settings.DATA_DIR (looked up each time: cheap, and off the hot
+        path), unless a store was given."""
+        return self._spill if self._spill is not None else spill.default_store()
 
     @spill.setter
     def spill(self, store: spill.SpillStore) -> None:
