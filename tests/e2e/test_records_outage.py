@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -194,6 +195,9 @@ def test_nothing_accepted_is_lost_when_postgresql_stops(cluster, tmp_path, setti
             "LIVE_OUTAGE_KEY": KEY,
         }
     )
+    # A configured deployment (DATABASE_URL set) is given its keys, not left to generate them.
+    env.setdefault("ATP_SECRET_KEY", secrets.token_urlsafe(48))
+    env.setdefault("ATP_AUDIT_SIGNING_KEYS", "k1:" + secrets.token_urlsafe(48))
     config = {
         "version": 1,
         "providers": [
