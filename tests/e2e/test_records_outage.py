@@ -27,6 +27,8 @@ import httpx
 import pytest
 import yaml
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from atp_site.lib.spill import SpillStore
 from tests.e2e.conftest import free_port, run_manage, start_server
@@ -195,9 +197,20 @@ def test_nothing_accepted_is_lost_when_postgresql_stops(cluster, tmp_path, setti
             "LIVE_OUTAGE_KEY": KEY,
         }
     )
-    # A configured deployment (DATABASE_URL set) is given its keys, not left to generate them.
+    # A configured deployment (DATABASE_URL set) is given its keys, not left to generate
+    # them: Django's, the audit chain's HMAC key and its head-signing key (Ed25519, PEM).
     env.setdefault("ATP_SECRET_KEY", secrets.token_urlsafe(48))
     env.setdefault("ATP_AUDIT_SIGNING_KEYS", "k1:" + secrets.token_urlsafe(48))
+    head_key = tmp_path / "audit_head_key.pem"
+    head_key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    head_key.chmod(0o600)
+    env.setdefault("ATP_AUDIT_HEAD_KEY_FILE", str(head_key))
     config = {
         "version": 1,
         "providers": [
