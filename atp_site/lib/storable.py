@@ -2,16 +2,17 @@
 
 PostgreSQL refuses NUL in text and `\\u0000` in jsonb, psycopg cannot encode a lone
 surrogate, a varchar(n) refuses a longer string, an integer or numeric(p, s) column
-refuses a number out of its range, and orjson refuses deep nesting, integers beyond 64 bits, non-string keys
-and types it does not know. A write-behind batch goes in as one COPY, so one such value
-would fail every row queued with it. The row inserter passes every value through here;
-a clean value (nearly all of them) leaves as it came after a check or two done in C.
+refuses a number out of its range, and orjson refuses deep nesting, integers beyond 64
+bits, non-string keys and types it does not know. A write-behind batch goes in as one
+COPY, so one such value would fail every row queued with it. The row inserter passes
+every value through here; a clean value (nearly all of them) leaves as it came after a
+check or two done in C.
 
 What is changed: NUL and lone surrogates become U+FFFD, text is cut to the column's
-length, integers and decimals are held to the column's range, JSON is rebuilt from JSON-native
-values (unknown types as their text, containers nested deeper than MAX_DEPTH replaced by
-a marker). Each function is idempotent: cleaning a cleaned value changes nothing, which
-the audit chain relies on (it hashes the cleaned values, then stores them).
+length, integers and decimals are held to the column's range, JSON is rebuilt from
+JSON-native values (unknown types as their text, containers nested deeper than MAX_DEPTH
+replaced by a marker). Each function is idempotent: cleaning a cleaned value changes
+nothing, which the audit chain relies on (it hashes the cleaned values, then stores them).
 """
 
 from __future__ import annotations
