@@ -63,6 +63,7 @@ class GatewayCollector:
             yield family
         yield from _breakers()
         yield from _cache()
+        yield from _records()
 
 
 def _deployment_names() -> dict[str, tuple[str, str]]:
@@ -140,6 +141,61 @@ def _cache() -> Iterator[Metric]:
     yield lookups
     yield stores
     yield hit_rate
+
+
+def _records() -> Iterator[Metric]:
+    """Write-behind queues: rows waiting, spilled, replayed, set aside or dropped."""
+    from apps.routing.writebehind import QUEUES
+    from atp_site.lib import spill
+
+    queued = GaugeMetricFamily(
+        "atp_writebehind_queued_rows", "Rows waiting in memory.", labels=["queue"]
+    )
+    for name, queue in QUEUES.items():
+        queued.add_metric([name], len(queue))
+    yield queued
+    for name, help_text, data in (
+        ("atp_writebehind_spilled_rows", "Rows spilled while the database was away.", "spilled"),
+        ("atp_writebehind_replayed_rows", "Spilled rows written on replay.", "replayed"),
+        (
+            "atp_writebehind_dead_lettered_rows",
+            "Rows the database refused, set aside in the dead-letter file.",
+            "dead_lettered",
+        ),
+        (
+            "atp_writebehind_dropped_rows",
+            "Rows not recorded: spill full with ATP_SPILL_FULL=proceed.",
+            "dropped",
+        ),
+        (
+            "atp_writebehind_unreadable_lines",
+            "Spilled lines no configured key decrypts (or torn by a crash), set aside.",
+            "undecryptable",
+        ),
+    ):
+        family = CounterMetricFamily(name, help_text, labels=["queue"])
+        for queue_name, value in list(getattr(spill.stats, data).items()):
+            family.add_metric([queue_name], value)
+        yield family
+    yield CounterMetricFamily(
+        "atp_writebehind_refused_requests",
+        "Requests refused with 503 because the spill file was full.",
+        value=spill.stats.refused_requests,
+    )
+    state = spill.state
+    yield GaugeMetricFamily(
+        "atp_writebehind_spill_bytes", "Bytes of spilled rows waiting.", value=state.spill_bytes
+    )
+    yield GaugeMetricFamily(
+        "atp_writebehind_dead_letter_bytes",
+        "Bytes of dead-lettered rows.",
+        value=state.dead_letter_bytes,
+    )
+    yield GaugeMetricFamily(
+        "atp_writebehind_refusing",
+        "1 while new /v1 requests are refused because records could not be kept.",
+        value=1.0 if state.refusing else 0.0,
+    )
 
 
 registry = CollectorRegistry(auto_describe=False)

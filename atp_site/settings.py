@@ -377,6 +377,19 @@ ATP_PROVIDER_ENV_ALLOW = env_list("ATP_PROVIDER_ENV_ALLOW")
 # own retention says, and no policy on an audit classification may ask for less.
 ATP_AUDIT_MIN_RETENTION_DAYS = env_int("ATP_AUDIT_MIN_RETENTION_DAYS", 365, minimum=1)
 
+# --- records are never lost (issue 10) ------------------------------------------------
+# Rows one write-behind queue may hold in memory; beyond it they go to the spill file in
+# ATP_DATA_DIR rather than growing memory (about 20 s of a busy core's traffic).
+ATP_WRITE_BEHIND_MAX_ROWS = env_int("ATP_WRITE_BEHIND_MAX_ROWS", 50_000, minimum=100)
+# Bytes of spilled rows (waiting for an unreachable database) at which new /v1 requests are
+# refused with a retryable 503; 1 GiB holds minutes of a busy core's records.
+ATP_SPILL_MAX_BYTES = env_int("ATP_SPILL_MAX_BYTES", 1 << 30, minimum=1)
+# What happens at ATP_SPILL_MAX_BYTES: reject (503 with Retry-After: nothing is served that
+# cannot be recorded) or proceed (serve unrecorded; dropped rows counted in /metrics).
+ATP_SPILL_FULL = env_str("ATP_SPILL_FULL", "reject")
+if ATP_SPILL_FULL not in ("reject", "proceed"):
+    raise ImproperlyConfigured("ATP_SPILL_FULL must be reject or proceed.")
+
 # --- logging --------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

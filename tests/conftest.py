@@ -30,6 +30,17 @@ def _no_shared_journal():
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_spill_dir(tmp_path_factory):
+    """Rows the write-behind queues spill or set aside during tests (at interpreter exit,
+    the test database is gone) land in a directory of this session, never in a data
+    directory a development server replays from."""
+    from django.conf import settings
+
+    settings.DATA_DIR = tmp_path_factory.mktemp("atp-data")
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _flush_through_the_audit_escape():
     """Let the test database's table flush empty the audit tables.
 

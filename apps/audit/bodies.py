@@ -20,10 +20,11 @@ from django.db import transaction
 from apps.audit.context import AuditActor
 from apps.audit.models import AuditEvent, StoredExchange
 from apps.audit.services import audit_record
-from apps.routing.writebehind import Row, WriteBehindQueue
+from apps.routing.writebehind import Row, WriteBehindQueue, register
 from atp_site.lib import crypto
 from atp_site.lib.bulk import RowInserter
 from atp_site.lib.journal import by_request
+from atp_site.lib.storable import json_text
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,9 @@ DEFAULT_CLASSIFICATION = "confidential"
 def _encrypt_body(body: dict | None) -> str:
     if body is None:
         return ""
-    return crypto.encrypt(orjson.dumps(body, default=str).decode())
+    # json_text stores any body (lone surrogates, deep nesting, odd types as text), so
+    # the exchange of a request with hostile content is kept like any other.
+    return crypto.encrypt(json_text(body))
 
 
 def _decrypt_body(token: str) -> dict | None:
@@ -63,10 +66,13 @@ def exchange_row(row: Row, request_body: dict | None, response_body: dict | None
     }
 
 
-stored_exchanges = WriteBehindQueue(
-    RowInserter("audit.StoredExchange"),
-    "exchanges",
-    dedupe=by_request("audit.StoredExchange", "created_at"),
+stored_exchanges = register(
+    WriteBehindQueue(
+        RowInserter("audit.StoredExchange"),
+        "exchanges",
+        dedupe=by_request("audit.StoredExchange", "created_at"),
+        classification=BODIES,
+    )
 )
 
 

@@ -32,6 +32,7 @@ from apps.routing.services import (
     request_log_erase_subject,
     request_log_for_subject,
 )
+from apps.routing.writebehind import spill_erase_subject
 from apps.tenants.models import Tenant
 
 AUDIT_EXPORT_FIELDS = (
@@ -118,6 +119,8 @@ def subject_erase(*, tenant: Tenant, subject: str) -> dict[str, Any]:
     # While the requests still name them.
     comments = feedback_erase_subject(tenant_id=tenant.pk, subject=subject)
     changed = request_log_erase_subject(tenant_id=tenant.pk, subject=subject, tombstone=tombstone)
+    # Rows still waiting in this instance's spill files (the database was unreachable).
+    changed += spill_erase_subject(tenant_id=str(tenant.pk), end_user=subject, tombstone=tombstone)
     result = {
         "requests_anonymised": changed,
         "exchanges_deleted": deleted,

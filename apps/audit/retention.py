@@ -176,6 +176,32 @@ def exchanges_purge_expired(*, now: datetime, book: PolicyBook) -> int:
     return _purge_expired(StoredExchange.objects.all(), now=now, book=book, classification=BODIES)
 
 
+def spills_purged(*, now: datetime, books: dict[str, PolicyBook], audit_book: PolicyBook) -> int:
+    """Drop rows waiting in this data directory's spill and dead-letter files (rows the
+    database could not take yet) that are past the retention they would have in the
+    database; audited when any went."""
+    from apps.routing.writebehind import spill_purge_expired
+
+    floor = audit_min_retention_days()
+
+    def days_for(classification: str, tenant_id) -> int:
+        book = books.get(classification)
+        if book is not None:
+            return book.days_for(tenant_id, classification)
+        # Audit events waiting to be appended keep the same floor as the chain's.
+        return max(audit_book.days_for(tenant_id, classification), floor)
+
+    purged = spill_purge_expired(now=now, days_for=days_for)
+    if purged:
+        audit_record(
+            event_type="retention.spilled_rows_purged",
+            action="purge",
+            resource_type="write_behind_spill",
+            data={"purged": purged},
+        )
+    return purged
+
+
 def retention_run(*, now: datetime | None = None) -> RetentionReport:
     """Purge expired request logs, stored bodies and the audit chain's expired prefix.
 
@@ -221,6 +247,7 @@ def retention_run(*, now: datetime | None = None) -> RetentionReport:
         },
         classification="restricted",
     )
+    spills_purged(now=now, books={REQUESTS: book, BODIES: bodies_book}, audit_book=audit_book)
     return RetentionReport(
         request_logs_purged=logs, audit_events_purged=report.purged, exchanges_purged=exchanges
     )

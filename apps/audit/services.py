@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from apps.audit.context import AuditActor, current_actor
 from apps.audit.guards import audit_escape
 from apps.audit.models import AuditChainHead, AuditEvent
 from atp_site.lib.bulk import RowInserter
+from atp_site.lib.storable import clean_json
 
 MASK = "***"
 # A field is secret when one of its words is one of these ("admin_token", "password",
@@ -125,9 +128,33 @@ def _fields(
 
 def _json_safe(value: Any) -> Any:
     """Round-trip through the canonical encoder so stored JSON equals what was hashed."""
-    import orjson
+    if value is None:
+        return None
+    try:
+        return orjson.loads(orjson.dumps(value, default=str))
+    except TypeError:  # lone surrogates, deep nesting, integers beyond 64 bits
+        return orjson.loads(orjson.dumps(clean_json(value)))
 
-    return orjson.loads(orjson.dumps(value, default=str)) if value is not None else None
+
+def _storable(fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The event's fields as they will be stored, and their canonical serialisation.
+
+    The hash must cover exactly what the database keeps, so values are made storable
+    before hashing (atp_site.lib.storable): text cut to its column and cleared of NUL and
+    lone surrogates here; JSON only when the canonical form shows a need (orjson refused
+    a value, or it holds the NUL escape jsonb refuses), which costs nothing otherwise.
+    """
+    fields = _inserter.clean(fields, json=False)
+    try:
+        payload = chain.canonical(fields)
+    except TypeError:
+        payload = None
+    if payload is None or (b"\\" in payload and b"\\u0000" in payload):
+        for name in ("data", "before", "after"):
+            if fields.get(name) is not None:
+                fields[name] = clean_json(fields[name])
+        payload = chain.canonical(fields)
+    return fields, payload
 
 
 _inserter = RowInserter("audit.AuditEvent")
@@ -159,7 +186,8 @@ def audit_append(events: Iterable[PendingEvent], *, returning: bool = True) -> l
                 # Trusted producers (masked=True) hand over JSON-native values already.
                 for name in ("data", "before", "after"):
                     fields[name] = _json_safe(fields[name])
-            digest = chain.event_hash(fields)
+            fields, payload = _storable(fields)
+            digest = hashlib.sha256(payload).hexdigest()  # chain.event_hash(fields)
             key_id, signature = chain.sign(digest)
             rows.append({**fields, "hash": digest, "key_id": key_id, "signature": signature})
             prev_hash = digest

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from apps.audit.context import AuditActor
 from apps.audit.services import PendingEvent, audit_append
-from apps.routing.writebehind import Row, WriteBehindQueue
+from apps.routing.writebehind import Row, WriteBehindQueue, register
 from atp_site.lib.journal import by_request
 
 # Statuses a caller was refused with rather than failed at.
@@ -106,10 +106,13 @@ def write_audit_events(rows: list[Row]) -> None:
     audit_append([_pending(row) for row in rows], returning=False)
 
 
-audit_events = WriteBehindQueue(
-    write_audit_events,
-    "audit",
-    dedupe=by_request("audit.AuditEvent", "occurred_at", event_type="gateway.request"),
+audit_events = register(
+    WriteBehindQueue(
+        write_audit_events,
+        "audit",
+        dedupe=by_request("audit.AuditEvent", "occurred_at", event_type="gateway.request"),
+        time_field="occurred_at",
+    )
 )
 
 

@@ -22,6 +22,7 @@ from atp_site.lib.errors import (
     openai_error_body,
 )
 from atp_site.lib.hot_settings import hot
+from atp_site.lib.request_ids import new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class V1Consumer(AsyncHttpConsumer):
         self.size = 0
         self.stream_task: asyncio.Task | None = None
         self.shape = "openai"
+        self.bad_request_id: ATPError | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         # AsyncConsumer.__call__ looks up a channel layer and runs a task per received
@@ -86,7 +88,10 @@ class V1Consumer(AsyncHttpConsumer):
     async def http_request(self, message) -> None:
         if not self.body:
             self.headers = dict(self.scope["headers"])
-            self.request_id = request_id_from(self.headers)
+            try:
+                self.request_id = request_id_from(self.headers)
+            except ATPError as err:  # answered once the path says in which shape
+                self.request_id, self.bad_request_id = new_request_id(), err
             length = self.headers.get(b"content-length")
             if length and length.isdigit() and int(length) > hot.ATP_MAX_BODY_BYTES:
                 await self._too_large()
@@ -128,6 +133,8 @@ class V1Consumer(AsyncHttpConsumer):
             self.shape = route[2]
         ctx = RequestContext(request_id=self.request_id, endpoint=route[0] if route else path)
         try:
+            if self.bad_request_id is not None:
+                raise self.bad_request_id
             if route is None:
                 if path in PATHS:
                     raise MethodNotAllowed(f"Method {method} is not allowed on {path}.")

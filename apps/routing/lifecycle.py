@@ -19,7 +19,7 @@ from apps.routing.engine.learning import learning_load, learning_persist
 from apps.routing.pipeline.ensemble import drain_mirrors
 from apps.routing.pipeline.learning import drain_learning
 from apps.routing.resilience.breaker import close_clients as close_breaker_clients
-from apps.routing.writebehind import feedback, request_logs
+from apps.routing.writebehind import STARTUP_REPLAY_SECONDS, feedback, request_logs
 from atp_site.lib import local_beat, startup
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,14 @@ async def _recover_journals() -> None:
             await queue.recover()
         except Exception:
             logger.exception("write-behind %s: journal recovery at start-up failed", queue.name)
+
+
+async def _replay_spills() -> None:
+    """Write what a stopped process on this ATP_DATA_DIR spilled while the database was
+    unreachable; what takes longer goes on in the flush loops while serving."""
+    replays = [task for queue in QUEUES if (task := queue.start()) is not None]
+    if replays:
+        await asyncio.wait(replays, timeout=STARTUP_REPLAY_SECONDS)
 
 
 def _load_learning() -> None:
@@ -99,6 +107,7 @@ async def lifespan(scope, receive, send) -> None:
             # keep it out of the collector's scans so full collections under load stay cheap.
             await sync_to_async(_load_learning, thread_sensitive=True)()
             await _recover_journals()
+            await _replay_spills()
             if settings.ATP_LOCAL_BEAT:
                 _background.add(asyncio.ensure_future(local_beat.run_forever()))
             gc.collect()

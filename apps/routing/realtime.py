@@ -64,6 +64,7 @@ from atp_site.lib.errors import (
     openai_error_body,
 )
 from atp_site.lib.hot_settings import hot
+from atp_site.lib.identifiers import control_free
 from atp_site.lib.request_ids import new_request_id
 
 logger = logging.getLogger(__name__)
@@ -226,9 +227,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 InvalidRequest("'type' must be request, cancel or ping.", param="type"),
             )
             return
-        if not isinstance(request_id, str) or not 0 < len(request_id) <= _ID_MAX:
+        if (
+            not isinstance(request_id, str)
+            or not 0 < len(request_id) <= _ID_MAX
+            or not control_free(request_id)
+        ):
             await self._error(
-                None, InvalidRequest("'id' must be a string of 1-128 characters.", param="id")
+                None,
+                InvalidRequest(
+                    "'id' must be a string of 1-128 characters without control characters.",
+                    param="id",
+                ),
             )
             return
         if kind == "cancel":

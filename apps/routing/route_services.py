@@ -44,7 +44,7 @@ ROUTE_FIELDS = frozenset(
 )
 
 # Route names as callers write them in `model`: `auto`, `atp/fast`, `team-a/coding`.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*\Z")
 
 FILTER_LISTS = ("capabilities", "regions", "providers")
 FILTER_NUMBERS = ("min_quality", "max_input_price", "max_output_price")

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from atp_site.lib.errors import InvalidRequest
+from atp_site.lib.identifiers import control_free
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
@@ -31,6 +32,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# Deepest nesting a body may have. orjson parses up to 1,024 levels but serialises only 254,
+# and every later step serialises the body (token counts, upstream calls, cache keys,
+# stored bodies); no real request comes near this.
+MAX_DEPTH = 128
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
@@ -43,6 +61,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    # A body cannot be nested deeper than it has brackets: counting them (C speed) spares
+    # nearly every request the walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+        raise InvalidRequest(
+            f"The request body is nested more than {MAX_DEPTH} levels deep.",
+            code="nested_too_deep",
+        )
     return body
 
 
@@ -69,10 +94,21 @@ def _boolean(body: dict, name: str) -> None:
         raise _bad(name, f"'{name}' must be true or false.")
 
 
-def _string(body: dict, name: str) -> None:
+def no_control_characters(value: str, param: str) -> str:
+    """`value`, when it holds no control character (atp_site.lib.identifiers)."""
+    if not control_free(value):
+        raise _bad(param, f"'{param}' must not contain control characters.")
+    return value
+
+
+def _identifier(body: dict, name: str) -> None:
+    """An optional string naming something (a user, an id): no control characters."""
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return
+    if not isinstance(value, str):
         raise _bad(name, f"'{name}' must be a string.")
+    no_control_characters(value, name)
 
 
 def require_model(body: dict) -> str:
@@ -81,7 +117,7 @@ def require_model(body: dict) -> str:
         raise _bad("model", "You must provide a model parameter.")
     if not isinstance(model, str) or not model.strip():
         raise _bad("model", "'model' must be a non-empty string.")
-    return model
+    return no_control_characters(model, "model")
 
 
 def _content_parts(parts: list, where: str) -> None:
@@ -235,7 +271,7 @@ def validate_chat(body: dict[str, Any]) -> str:
     _integer(body, "top_logprobs", 0, 20)
     _boolean(body, "logprobs")
     _boolean(body, "parallel_tool_calls")
-    _string(body, "user")
+    _identifier(body, "user")
     seed = body.get("seed")
     if seed is not None and not _is_int(seed):
         raise _bad("seed", "'seed' must be an integer.")
@@ -273,5 +309,5 @@ def validate_embeddings(body: dict[str, Any]) -> str:
     if fmt is not None and fmt not in ("float", "base64"):
         raise _bad("encoding_format", "'encoding_format' must be 'float' or 'base64'.")
     _integer(body, "dimensions", 1)
-    _string(body, "user")
+    _identifier(body, "user")
     return model

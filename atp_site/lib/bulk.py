@@ -1,4 +1,8 @@
-"""Batched inserts of plain row dicts, for write-behind queues on the hot path's behalf."""
+"""Batched inserts of plain row dicts, for write-behind queues on the hot path's behalf.
+
+Every value passes through a per-column adapter that makes it storable (see
+atp_site.lib.storable): one hostile string must never fail the COPY of a whole batch.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +10,77 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import orjson
+from atp_site.lib.storable import (
+    decimal_clamp,
+    int_adapter,
+    json_text,
+    storable_json,
+    text_adapter,
+)
 
 Row = dict[str, Any]
 
-# Field types whose Python values every backend takes as they are.
-PLAIN_TYPES = frozenset(
-    {
-        "CharField",
-        "TextField",
-        "BooleanField",
-        "IntegerField",
-        "PositiveIntegerField",
-        "PositiveSmallIntegerField",
-        "PositiveBigIntegerField",
-        "SmallIntegerField",
-        "BigIntegerField",
-    }
-)
+TEXT_TYPES = frozenset({"CharField", "TextField"})
+BOOLEAN_TYPES = frozenset({"BooleanField"})
+# Integer ranges every backend shares (PostgreSQL's; SQLite takes them too), as in
+# django.db.backends.base.operations.BaseDatabaseOperations.integer_field_ranges.
+INTEGER_RANGES = {
+    "SmallIntegerField": (-32768, 32767),
+    "IntegerField": (-2147483648, 2147483647),
+    "BigIntegerField": (-9223372036854775808, 9223372036854775807),
+    "PositiveBigIntegerField": (0, 9223372036854775807),
+    "PositiveSmallIntegerField": (0, 32767),
+    "PositiveIntegerField": (0, 2147483647),
+}
 
 
-def _prep(field, connection, value: Any) -> Any:
+def _prep(field, connection, value: Any, clamp: Callable | None = None) -> Any:
+    if clamp is not None:
+        value = clamp(value)
     return field.get_db_prep_save(value, connection)
 
 
-def _json(value: Any) -> str | None:
-    # Both SQLite (text) and PostgreSQL (jsonb from COPY's text format) take JSON text.
-    return None if value is None else orjson.dumps(value).decode()
+# Columns whose values repeat across rows (ids of tenants, keys, deployments): their
+# conversion (a UUID parsed from text and formatted for the backend, 1-2 us each) is
+# remembered per value.
+MEMO_TYPES = frozenset({"UUIDField", "ForeignKey", "OneToOneField"})
+MEMO_SIZE = 1024
+
+
+def _memo(adapt: Callable) -> Callable:
+    seen: dict[Any, Any] = {}
+
+    def memo(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: convert every time
+            return adapt(value)
+        out = adapt(value)
+        if len(seen) >= MEMO_SIZE:
+            seen.clear()
+        seen[value] = out
+        return out
+
+    return memo
 
 
 def _adapter(field, connection) -> Callable | None:
     kind = field.get_internal_type()
-    if kind in PLAIN_TYPES:
+    if kind in BOOLEAN_TYPES:
         return None
+    if kind in TEXT_TYPES:
+        return text_adapter(field.max_length)
+    if kind in INTEGER_RANGES:
+        return int_adapter(*INTEGER_RANGES[kind])
     if kind == "JSONField":
-        return _json
+        # Both SQLite (text) and PostgreSQL (jsonb from COPY's text format) take JSON text.
+        return json_text
+    if kind == "DecimalField":
+        return partial(_prep, field, connection, clamp=decimal_clamp(field))
+    if kind in MEMO_TYPES:
+        return _memo(partial(_prep, field, connection))
     return partial(_prep, field, connection)
 
 
@@ -56,6 +96,43 @@ class RowInserter:
     def __init__(self, model_label: str) -> None:
         self.model_label = model_label
         self._prepared: dict[str, tuple] = {}
+        self._cleaners: list[tuple[str, Callable, int]] | None = None
+
+    def clean(self, row: Row, *, json: bool = True) -> Row:
+        """`row` with its values made storable now (JSON kept as values, not text; left
+        alone with `json=False`).
+
+        For callers that must know exactly what will be stored, such as the audit chain,
+        which hashes the values: inserting the cleaned row stores them unchanged.
+        """
+        if self._cleaners is None:
+            from django.apps import apps
+
+            cleaners = []
+            for f in apps.get_model(self.model_label)._meta.concrete_fields:
+                kind = f.get_internal_type()
+                if kind in TEXT_TYPES:
+                    limit = f.max_length if f.max_length is not None else 1 << 62
+                    cleaners.append((f.attname, text_adapter(f.max_length), limit))
+                elif kind in INTEGER_RANGES:
+                    cleaners.append((f.attname, int_adapter(*INTEGER_RANGES[kind]), -1))
+                elif kind == "JSONField":
+                    cleaners.append((f.attname, storable_json, -1))
+            self._cleaners = cleaners
+        out = dict(row)
+        for name, adapt, limit in self._cleaners:
+            if name in out and (json or adapt is not storable_json):
+                value = out[name]
+                # The common case (clean ASCII text within the column) inline: no call.
+                if (
+                    value.__class__ is str
+                    and len(value) <= limit
+                    and value.isascii()
+                    and "\x00" not in value
+                ):
+                    continue
+                out[name] = adapt(value)
+        return out
 
     def _prepare(self, connection) -> tuple[str, str, list[tuple[str, Callable | None]]]:
         from django.apps import apps

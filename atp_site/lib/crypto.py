@@ -50,3 +50,18 @@ def decrypt(token: str) -> str:
             "A stored secret cannot be decrypted with ATP_ENCRYPTION_KEY(S); "
             "add the old key to ATP_ENCRYPTION_KEYS."
         ) from None
+
+
+def encrypt_bytes(plaintext: bytes) -> bytes:
+    """A Fernet token (URL-safe base64, never a newline) for `plaintext`."""
+    return _current().encrypt(plaintext)
+
+
+def decrypt_bytes(token: bytes) -> bytes:
+    try:
+        return _current().decrypt(token)
+    except InvalidToken:
+        raise DecryptionError(
+            "A value cannot be decrypted with ATP_ENCRYPTION_KEY(S); "
+            "add the old key to ATP_ENCRYPTION_KEYS."
+        ) from None

@@ -9,7 +9,13 @@ journal whose owner is gone claims it (an atomic RENAME), writes its rows and de
 skipping rows already in the database (a crash between the insert and the trim).
 
 Rows are encoded with orjson; datetimes, decimals and UUIDs keep their types through a
-tagged form so the writers get back exactly what was queued.
+tagged form so the writers get back exactly what was queued. A row orjson cannot encode
+(a lone surrogate, deep nesting) is encoded from its storable copy
+(atp_site.lib.storable), so journaling never raises into the request path. The same
+encoding serves the spill file (atp_site.lib.spill).
+
+The journal is a crash-recovery aid only: Redis may run without persistence, so the
+durable copy of a queued row is the database or the spill file.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+
+from atp_site.lib.storable import clean_json
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +50,26 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot journal {type(value).__name__}")
 
 
+_KEEP = (datetime, Decimal, uuid.UUID)
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError:
+        return orjson.dumps(
+            clean_json(value, keep=_KEEP),
+            default=_default,
+            option=orjson.OPT_PASSTHROUGH_DATETIME,
+        )
+
+
 def encode(row: dict[str, Any]) -> bytes:
-    return orjson.dumps(row, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    return _dumps(row)
+
+
+def encode_many(rows: list[dict[str, Any]]) -> bytes:
+    return _dumps(rows)
 
 
 def _restore(value: Any) -> Any:
@@ -60,6 +86,10 @@ def _restore(value: Any) -> Any:
 
 
 def decode(raw: bytes) -> dict[str, Any]:
+    return _restore(orjson.loads(raw))
+
+
+def decode_many(raw: bytes) -> list[dict[str, Any]]:
     return _restore(orjson.loads(raw))
 
 

@@ -7,7 +7,7 @@ import itertools
 import os
 import re
 
-SANE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+SANE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 # A random per-process prefix and a counter: unique across processes without a system
 # call per request (os.urandom per id showed in profiles).
@@ -20,7 +20,7 @@ def new_request_id() -> str:
 
 
 def request_id_or_new(given: str | None) -> str:
-    return given if given and SANE.match(given) else new_request_id()
+    return given if given and SANE.fullmatch(given) else new_request_id()
 
 
 def child_request_id(parent: str, part: object) -> str:

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from apps.audit.bodies import exchange_row, record_exchange, stored_exchanges
+from apps.audit.bodies import _decrypt_body, exchange_row, record_exchange, stored_exchanges
 from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.privacy import subject_erase, subject_export
 from apps.audit.retention import retention_policy_save, retention_run
@@ -108,16 +108,20 @@ async def test_a_tenant_that_does_not_store_bodies_leaves_none(gateway):
     assert len(stored_exchanges) == 0
 
 
-async def test_record_exchange_never_raises_into_the_response_path(caplog):
+async def test_record_exchange_never_raises_into_the_response_path(caplog, settings):
     stored_exchanges._take()
-    # A body that cannot be serialised (orjson refuses non-string keys) is logged, not raised.
+    # Bodies plain JSON cannot hold (non-string keys, a lone surrogate) are stored from
+    # their storable copy rather than lost.
+    record_exchange({"request_id": "r-odd"}, {("not", "a", "str"): 1}, {"b": "\ud800"})
+    (row,) = stored_exchanges._take()
+    assert _decrypt_body(row["request_encrypted"]) == {"('not', 'a', 'str')": 1}
+    assert _decrypt_body(row["response_encrypted"]) == {"b": "\ufffd"}
+    # Bodies that cannot be encrypted (no key configured) are logged, not raised.
+    settings.ATP_ENCRYPTION_KEYS = []
     with caplog.at_level(logging.ERROR, logger="apps.audit.bodies"):
-        record_exchange({"request_id": "r-lost"}, {("not", "a", "str"): 1}, {"b": 2})
+        record_exchange({"request_id": "r-lost"}, {"a": 1}, {"b": 2})
     assert "r-lost" in caplog.text
     assert len(stored_exchanges) == 0
-    record_exchange({"request_id": "r-kept"}, {"a": 1}, None)
-    assert len(stored_exchanges) == 1
-    stored_exchanges._take()
 
 
 # --- encryption ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 from apps.providers.tokens import estimate_prompt_tokens
 from apps.routing.snapshot import KeyInfo
 from atp_site.lib.errors import InvalidRequest
+from atp_site.lib.identifiers import control_free
 
 TIERS = ("fast", "balanced", "high")
 COST_MODES = ("aggressive", "balanced", "quality_first")
@@ -99,6 +100,8 @@ def _names(value: Any, param: str) -> tuple[str, ...]:
         raise _bad(param, f"'{param}' must be a name or a list of names.")
     if not items or not all(items):
         raise _bad(param, f"'{param}' must not contain empty names.")
+    if not all(control_free(item) for item in items):
+        raise _bad(param, f"'{param}' must not contain control characters.")
     return tuple(dict.fromkeys(item.lower() for item in items))
 
 
@@ -121,6 +124,19 @@ def _boolean(value: Any, param: str) -> bool:
     raise _bad(param, f"'{param}' must be true or false.")
 
 
+def _cache_flag(value: Any, param: str) -> bool:
+    """The response cache opt-in, as apps.routing.cache.policy reads it: a boolean in the
+    body, true/1/on or false/0/off in the header."""
+    if isinstance(value, bool):
+        return value
+    if param.startswith("X-") and isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "on", "false", "0", "off"):
+            return text in ("true", "1", "on")
+        raise _bad(param, f"'{param}' must be true or false.")
+    raise _bad(param, f"'{param}' must be true or false.")
+
+
 # hint name in the `atp` object -> (header, parser)
 _HINTS = {
     "quality": ("x-atp-quality", _tier),
@@ -129,6 +145,7 @@ _HINTS = {
     "region": ("x-atp-region", _names),
     "required_capabilities": ("x-atp-required-capabilities", _capabilities),
     "carbon_aware": ("x-atp-carbon-aware", _boolean),
+    "cache": ("x-atp-cache", _cache_flag),
 }
 _HEADER_TITLES = {
     "x-atp-quality": "X-ATP-Quality",
@@ -137,15 +154,33 @@ _HEADER_TITLES = {
     "x-atp-region": "X-ATP-Region",
     "x-atp-required-capabilities": "X-ATP-Required-Capabilities",
     "x-atp-carbon-aware": "X-ATP-Carbon-Aware",
+    "x-atp-cache": "X-ATP-Cache",
 }
+# What else the `atp` object may carry: parsed by its own step (apps.routing.pipeline).
+OTHER_ATP_FIELDS = frozenset({"consensus"})
+ATP_FIELDS = frozenset(_HINTS) | OTHER_ATP_FIELDS
+# Every X-ATP-* request header ATP reads; any other is refused like an unknown hint.
+REQUEST_HEADERS = frozenset(header.encode() for header, _ in _HINTS.values())
 
 
-def _explicit_hints(body: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> dict:
+def explicit_hints(body: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> dict:
+    """The hints a request gives in its `atp` object and X-ATP-* headers, each validated:
+    a bad value, an unknown hint name or an unknown X-ATP-* header is a 400 naming it
+    (`atp.<name>` or the header). Every /v1 request that takes hints calls this, whether
+    or not its `model` names a route, so a bad hint is never silently ignored."""
     atp = body.get("atp")
     if atp is None:
         atp = {}
     elif not isinstance(atp, Mapping):
         raise _bad("atp", "'atp' must be an object.")
+    for name in atp:
+        if name not in ATP_FIELDS:
+            if not isinstance(name, str) or not control_free(name):
+                raise _bad("atp", "'atp' holds a name with control characters.")
+            raise _bad(
+                f"atp.{name}",
+                f"'atp.{name}' is not a hint ATP knows; use {', '.join(sorted(ATP_FIELDS))}.",
+            )
     found: dict[str, tuple[Any, str]] = {}
     for name, (header, parse) in _HINTS.items():
         if atp.get(name) is not None:
@@ -159,6 +194,16 @@ def _explicit_hints(body: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> 
         except (UnicodeDecodeError, AttributeError):
             text = ""
         found[name] = (parse(text, _HEADER_TITLES[header]), "header")
+    for raw_name in headers:
+        if raw_name[:6] == b"x-atp-" and raw_name not in REQUEST_HEADERS:
+            title = raw_name.decode("latin-1")
+            if not control_free(title):
+                title = "X-ATP-*"
+            raise _bad(
+                title,
+                f"The header '{title}' is not one ATP reads; use "
+                f"{', '.join(sorted(_HEADER_TITLES.values()))}.",
+            )
     return found
 
 
@@ -241,15 +286,18 @@ def parse_hints(
     key: KeyInfo,
     *,
     prompt_tokens: int | None = None,
+    explicit: dict | None = None,
 ) -> RoutingRequest:
     """The RoutingRequest of one chat request; raises InvalidRequest naming a bad hint.
 
     `headers` are ASGI headers (lower-case names). Pass `prompt_tokens` when the pipeline
-    has already counted them, to skip counting twice.
+    has already counted them, to skip counting twice, and `explicit` when it has already
+    read the hints (explicit_hints).
     """
-    hints = _explicit_hints(body, headers)
+    hints = explicit_hints(body, headers) if explicit is None else explicit
     needs, texts = detect_needs(body)
-    sources = {name: source for name, (_, source) in hints.items()}
+    # The cache opt-in is validated with the hints but is not a routing constraint.
+    sources = {name: source for name, (_, source) in hints.items() if name != "cache"}
 
     def hint(name: str, default: Any) -> Any:
         return hints[name][0] if name in hints else default

@@ -22,6 +22,7 @@ from apps.routing.pipeline.settle import settle
 from apps.routing.protocols import anthropic as ap
 from apps.routing.schemas import parse_json_object
 from apps.routing.snapshot import Snapshot, holder
+from apps.routing.writebehind import admit
 from atp_site.lib.errors import ATPError, InvalidRequest
 
 
@@ -30,6 +31,7 @@ async def messages(
 ) -> JsonResult | StreamResult:
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers, allow_x_api_key=True)
+    admit()
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     try:
         body = parse_json_object(raw)

@@ -8,13 +8,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apps.routing.snapshot import DeploymentInfo, KeyInfo
-from atp_site.lib.request_ids import request_id_or_new
+from atp_site.lib.errors import InvalidRequest
+from atp_site.lib.identifiers import control_free
+from atp_site.lib.request_ids import new_request_id, request_id_or_new
 
 
 def request_id_from(headers: dict[bytes, bytes]) -> str:
-    """The caller's x-request-id when it is a sane token, else a new one."""
+    """The caller's x-request-id when it is a sane token, else a new one; one holding
+    control characters is refused (InvalidRequest), as every identifier is."""
     given = headers.get(b"x-request-id")
-    return request_id_or_new(given.decode("latin-1") if given else None)
+    if not given:
+        return new_request_id()
+    text = given.decode("latin-1")
+    if not control_free(text):
+        raise InvalidRequest(
+            "The X-Request-ID header must not contain control characters.",
+            param="X-Request-ID",
+        )
+    return request_id_or_new(text)
 
 
 @dataclass(slots=True)

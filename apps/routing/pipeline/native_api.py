@@ -28,9 +28,10 @@ from apps.routing.pipeline.route import candidates
 from apps.routing.pipeline.settle import settle, usd_number
 from apps.routing.schemas import parse_json_object, validate_chat
 from apps.routing.snapshot import RouteInfo, holder
+from apps.routing.writebehind import admit, request_logs
 from apps.routing.writebehind import feedback as feedback_rows
-from apps.routing.writebehind import request_logs
 from atp_site.lib.errors import ATPError, InvalidRequest, NotFound
+from atp_site.lib.identifiers import control_free
 
 MAX_COMMENT = 4000
 ASK_FIELDS = frozenset(
@@ -131,6 +132,7 @@ async def route(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) ->
 async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> JsonResult:
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers)
+    admit()
     try:
         body = _ask_to_chat(parse_json_object(raw))
         model = validate_chat(body)
@@ -165,7 +167,12 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
 
 def _feedback_fields(body: dict[str, Any]) -> tuple[str, float, str]:
     request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > 128:
+    if (
+        not isinstance(request_id, str)
+        or not request_id.strip()
+        or len(request_id) > 128
+        or not control_free(request_id)
+    ):
         raise InvalidRequest(
             "'request_id' must be the id of an earlier request (its x-request-id).",
             param="request_id",
@@ -201,6 +208,7 @@ def _logged_request(request_id: str, tenant_id: str) -> dict[str, Any] | None:
 async def feedback(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> JsonResult:
     snapshot = await holder.get()
     key = ctx.key = authenticate(snapshot, headers)
+    admit()
     request_id, score, comment = _feedback_fields(parse_json_object(raw))
     learned = await get_engine().record_feedback(
         learning_key(key.tenant_id, request_id), score, comment

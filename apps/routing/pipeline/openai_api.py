@@ -13,6 +13,7 @@ from apps.providers import tokens
 from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
+from apps.routing.engine.hints import explicit_hints
 from apps.routing.pipeline import cached, ensemble, execute
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
@@ -24,6 +25,7 @@ from apps.routing.pipeline.route import candidates, visible_models, visible_rout
 from apps.routing.pipeline.settle import ZERO, cost_of, settle, usd_number
 from apps.routing.schemas import parse_json_object, validate_chat, validate_embeddings
 from apps.routing.snapshot import DeploymentInfo, RouteInfo, Snapshot, holder
+from apps.routing.writebehind import admit
 from atp_site.lib.errors import ATPError, NotFound, openai_error_body
 
 # Request fields that are ATP's own and never go upstream.
@@ -58,6 +60,7 @@ async def chat_completions(
 ) -> JsonResult | StreamResult:
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers)
+    admit()
     try:
         body = parse_json_object(raw)
         model = validate_chat(body)
@@ -225,9 +228,11 @@ async def _relay_stream(
 async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> JsonResult:
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers)
+    admit()
     try:
         body = parse_json_object(raw)
         model = validate_embeddings(body)
+        explicit_hints(body, headers)  # nothing to route, but a bad hint is still a 400
         ctx.requested_model = model
         if ctx.key.store_bodies:
             ctx.request_body = body

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.routing.engine.hints import RoutingRequest, parse_hints
+from apps.routing.engine.hints import RoutingRequest, explicit_hints, parse_hints
 from apps.routing.engine.router import RouteConfig, RoutingEngine, get_engine
 from apps.routing.engine.scoring import RouteDecision, region_matches
 from apps.routing.engine.stats import observed_stats
@@ -182,6 +182,7 @@ def plan_chat(
     """
     key = ctx.key
     assert key is not None
+    hints = explicit_hints(body, headers)  # for every request, routed or not: 400 if bad
     atp = body.get("atp")
     consensus = parse_consensus(atp.get("consensus")) if isinstance(atp, dict) else None
     route = snapshot.routes.get(model)
@@ -202,7 +203,7 @@ def plan_chat(
             "reasoning": [f"model {model} named by the request"],
         }
         return Plan(cands)
-    request = parse_hints(body, headers, key)
+    request = parse_hints(body, headers, key, explicit=hints)
     reach = ctx.reach = reach_for(snapshot, key, regions=request.regions)
     decision = decide(snapshot, key, route, request)
     cands = decision.deployments

@@ -27,6 +27,7 @@ import orjson
 
 from apps.providers.adapters.base import Usage
 from atp_site.lib.errors import ATPError, InvalidRequest, anthropic_error_body
+from atp_site.lib.identifiers import control_free
 
 __all__ = [
     "RequestMeta",
@@ -407,6 +408,8 @@ def request_to_openai(body: Any) -> tuple[dict[str, Any], RequestMeta]:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("model", "model must be a non-empty string.")
+    if not control_free(model):
+        raise _bad("model", "model must not contain control characters.")
     if "max_tokens" not in body:
         raise _bad("max_tokens", "max_tokens is required.")
     max_tokens = body["max_tokens"]
@@ -460,6 +463,8 @@ def request_to_openai(body: Any) -> tuple[dict[str, Any], RequestMeta]:
         user_id = metadata.get("user_id")
         if user_id is not None and not isinstance(user_id, str):
             raise _bad("metadata.user_id", "metadata.user_id must be a string.")
+        if user_id and not control_free(user_id):
+            raise _bad("metadata.user_id", "metadata.user_id must not contain control characters.")
         if user_id:
             out["user"] = user_id
     thinking = body.get("thinking")
