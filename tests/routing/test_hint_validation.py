@@ -62,6 +62,16 @@ async def test_a_bad_or_unknown_hint_header_is_a_400_naming_it(gateway, header, 
 
 
 async def test_good_hints_on_a_plain_model_are_accepted(gateway):
+    from asgiref.sync import sync_to_async
+
+    from apps.providers.models import ModelDeployment
+    from apps.routing.snapshot import holder
+
+    # A region hint binds a model name too: the model must be served there.
+    await sync_to_async(
+        ModelDeployment.objects.filter(public_name="sim-fast").update, thread_sensitive=True
+    )(region="us")
+    holder.invalidate()
     atp = {"max_cost_usd": "0.5", "quality": "fast", "cache": False, "region": ["us"]}
     resp = await call(
         "POST",

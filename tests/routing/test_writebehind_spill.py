@@ -388,28 +388,52 @@ def test_retention_purges_spilled_rows_past_their_retention(data_dir, tenant_fac
 
 @pytest.mark.django_db(transaction=True)
 def test_erasure_reaches_rows_waiting_in_the_spill(data_dir, tenant_factory):
-    tenant = tenant_factory()
+    tenant, other = tenant_factory(), tenant_factory()
     store = spill.default_store()
     store.append(
         "request-log",
         [
             _row("mine", tenant_id=tenant.pk, end_user="user-42", error_message="about user-42"),
             _row("theirs", tenant_id=tenant.pk, end_user="someone-else"),
+            # The same subject id at another tenant is another person.
+            _row("other-tenant", tenant_id=other.pk, end_user="user-42"),
         ],
     )
     store.append(
         "exchanges",
-        [{"request_id": "mine", "end_user": "user-42", "request_encrypted": "x"}],
+        [
+            {
+                "request_id": "mine",
+                "tenant_id": tenant.pk,
+                "end_user": "user-42",
+                "request_encrypted": "x",
+            },
+            {
+                "request_id": "other-tenant",
+                "tenant_id": other.pk,
+                "end_user": "user-42",
+                "request_encrypted": "y",
+            },
+        ],
     )
-    store.dead_letter("request-log", [(_row("dead", end_user="user-42"), "DataError: x")])
+    store.dead_letter(
+        "request-log", [(_row("dead", tenant_id=tenant.pk, end_user="user-42"), "DataError: x")]
+    )
 
-    result = subject_erase(subject="user-42")
-    waiting = {row["request_id"]: (queue, row) for queue, row in store.read_all()}
-    assert set(waiting) == {"mine", "theirs"}  # the stored bodies went
-    mine = waiting["mine"][1]
+    result = subject_erase(tenant=tenant, subject="user-42")
+    waiting = {(queue, row["request_id"]): row for queue, row in store.read_all()}
+    # This tenant's stored body went; the other tenant's stayed.
+    assert set(waiting) == {
+        ("request-log", "mine"),
+        ("request-log", "theirs"),
+        ("request-log", "other-tenant"),
+        ("exchanges", "other-tenant"),
+    }
+    mine = waiting[("request-log", "mine")]
     assert mine["end_user"] == result["tombstone"] and mine["error_message"] == ""
     assert mine["cost_usd"] == Decimal("0.00012345")  # accounting kept
-    assert waiting["theirs"][1]["end_user"] == "someone-else"
+    assert waiting[("request-log", "theirs")]["end_user"] == "someone-else"
+    assert waiting[("request-log", "other-tenant")]["end_user"] == "user-42"
     [(_, dead)] = store.read_all(dead=True)
     assert dead["row"]["end_user"] == result["tombstone"]
     assert not StoredExchange.objects.exists()
