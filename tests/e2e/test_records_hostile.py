@@ -32,7 +32,7 @@ pytestmark = [
     ),
 ]
 
-KEY = "atp_records-hostile-key-0123456789abcdef"
+KEY = "atp_records-hostile-key-Wc6Jt3Pz8Nq5Ry2Ke7Mb"
 MB = "u" * 1_000_000
 
 

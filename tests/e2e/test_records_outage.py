@@ -34,7 +34,7 @@ from atp_site.lib.spill import SpillStore
 from tests.e2e.conftest import free_port, run_manage, start_server
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-KEY = "atp_outage-test-key-0123456789abcdefghij"
+KEY = "atp_outage-test-key-Qm4Rz8Kw2Vn7Tx5Lp9Hd"
 
 pytestmark = [
     pytest.mark.live,
