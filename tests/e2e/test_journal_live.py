@@ -12,8 +12,18 @@ import pytest
 pytestmark = [pytest.mark.live, pytest.mark.redis]
 
 
+def wait_for(condition, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for the {what}"
+        time.sleep(0.05)
+
+
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL)")
 def test_rows_of_a_killed_process_are_written_by_the_next_one(live):
+    import redis as redis_client
+
+    redis = redis_client.Redis.from_url(os.environ["REDIS_URL"])
     env = {
         "ATP_REDIS_PREFIX": f"atp-crash-{uuid.uuid4().hex[:8]}",
         "ATP_WRITE_BEHIND_ALIVE_SECONDS": "2",
@@ -32,11 +42,18 @@ def test_rows_of_a_killed_process_are_written_by_the_next_one(live):
                 json={"model": "sim-fast", "messages": [{"role": "user", "content": "hi"}]},
             )
             assert resp.status_code == 200
-    time.sleep(0.3)  # the journal push follows the response within one loop turn
+    # The journal push follows the response within one loop turn: wait until Redis holds
+    # every row of both queues before the kill.
+    prefix = env["ATP_REDIS_PREFIX"]
+    journaled = lambda queue: sum(  # noqa: E731
+        redis.llen(key) for key in redis.scan_iter(match=f"{prefix}:wb:{queue}:*")
+    )
+    wait_for(lambda: journaled("request-log") >= 10 and journaled("audit") >= 10, "journal")
     first.process.kill()  # SIGKILL: no drain, no exit hooks
     first.process.wait(10)
     assert live.log_rows(ids, timeout=0.5) == {}
-    time.sleep(2.5)  # the killed process's liveness key expires
+    # The killed process's liveness key expires (ATP_WRITE_BEHIND_ALIVE_SECONDS).
+    wait_for(lambda: not list(redis.scan_iter(match=f"{prefix}:wb-alive:*")), "liveness")
     second = live.start_server(**env)
     live.extra_servers.append(second)
     rows = live.log_rows(ids, timeout=15)
