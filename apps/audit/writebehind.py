@@ -20,8 +20,13 @@ from atp_site.lib.journal import by_request
 DENIED_STATUSES = frozenset({401, 403, 429})
 
 
-def outcome_of(status: str, http_status: int) -> str:
-    if http_status in DENIED_STATUSES:
+# Errors answered with a refusal status that are the upstream's doing, not the caller's:
+# every provider rate-limited the request (a 429 passed on), which is a failure to serve.
+UPSTREAM_ERRORS = frozenset({"upstream_rate_limited"})
+
+
+def outcome_of(status: str, http_status: int, error_type: str = "") -> str:
+    if http_status in DENIED_STATUSES and error_type not in UPSTREAM_ERRORS:
         return "denied"
     return "success" if status == "success" else "failure"
 
@@ -45,7 +50,9 @@ def gateway_event(log: Row, *, provider: str = "") -> Row:
         "tenant_id": log.get("tenant_id"),
         "actor": f"api_key:{key_id}" if key_id else "anonymous",
         "request_id": log.get("request_id", ""),
-        "outcome": outcome_of(log.get("status", ""), log.get("http_status", 0)),
+        "outcome": outcome_of(
+            log.get("status", ""), log.get("http_status", 0), log.get("error_type", "")
+        ),
         "model": log.get("model") or log.get("requested_model", ""),
         "data": {
             "request_id": log.get("request_id", ""),

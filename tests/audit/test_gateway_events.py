@@ -99,3 +99,20 @@ async def test_data_plane_and_control_plane_events_form_one_chain(audited):
     assert types.count("gateway.request") == 4 and "tenant.updated" in types
     result = await sync_to_async(verify_chain)()
     assert result.ok and result.checked == len(types)
+
+
+@pytest.mark.parametrize(
+    "http_status, error_type, outcome",
+    [
+        (401, "invalid_api_key", "denied"),
+        (403, "model_not_allowed", "denied"),
+        (429, "rate_limit_exceeded", "denied"),  # the caller's own limit
+        (429, "upstream_rate_limited", "failure"),  # every provider was rate-limited
+        (503, "records_unavailable", "failure"),
+    ],
+)
+def test_a_refusal_is_denied_unless_the_upstream_caused_it(http_status, error_type, outcome):
+    from apps.audit.writebehind import gateway_event
+
+    log = {"status": "error", "http_status": http_status, "error_type": error_type}
+    assert gateway_event(log)["outcome"] == outcome
