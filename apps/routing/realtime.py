@@ -54,6 +54,7 @@ from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.results import JsonResult
 from apps.routing.pipeline.settle import settle
+from apps.routing.schemas import MAX_DEPTH, nested_too_deep
 from apps.routing.snapshot import holder
 from apps.routing.socket_slots import REFRESH_SECONDS, get_slots
 from atp_site.lib.errors import (
@@ -194,8 +195,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 CLOSE_MESSAGE_TOO_BIG,
             )
             return
+        # Kept for the nesting check of a request's body (a bracket count before any walk).
+        self._raw = text_data if text_data is not None else bytes_data or b""
         try:
-            message = orjson.loads(text_data if text_data is not None else bytes_data or b"")
+            message = orjson.loads(self._raw)
         except orjson.JSONDecodeError:
             await self._error(None, InvalidRequest("Messages must be JSON objects."))
             return
@@ -271,6 +274,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if not isinstance(body, dict):
             await self._error(
                 request_id, InvalidRequest("'body' must be a chat request object.", param="body")
+            )
+            return
+        if nested_too_deep(self._raw, body):
+            await self._error(
+                request_id,
+                InvalidRequest(
+                    f"'body' is nested more than {MAX_DEPTH} levels deep.",
+                    param="body",
+                    code="nested_too_deep",
+                ),
             )
             return
         extra = message.get("headers") or {}

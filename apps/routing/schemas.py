@@ -61,14 +61,24 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    # A body cannot be nested deeper than it has brackets: counting them (C speed) spares
-    # nearly every request the walk.
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+    if nested_too_deep(raw, body):
         raise InvalidRequest(
             f"The request body is nested more than {MAX_DEPTH} levels deep.",
             code="nested_too_deep",
         )
     return body
+
+
+def nested_too_deep(raw: bytes | str, value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value`, parsed from `raw`, nests deeper than `limit`.
+
+    A value cannot be nested deeper than it has brackets: counting them (C speed) spares
+    nearly every request the walk.
+    """
+    open_brackets = ("{", "[") if isinstance(raw, str) else (b"{", b"[")
+    if raw.count(open_brackets[0]) + raw.count(open_brackets[1]) <= limit:
+        return False
+    return _deeper_than(value, limit)
 
 
 def _number(body: dict, name: str, lo: float, hi: float) -> None:

@@ -99,6 +99,22 @@ async def test_a_message_above_max_body_bytes_closes_with_1009(gateway, settings
     await comm.disconnect()
 
 
+async def test_a_body_nested_too_deep_gets_an_error_frame_and_the_socket_stays(gateway):
+    comm = await _socket(key=gateway.key)
+    await _recv(comm)
+    # Deeper than the JSON encoder can write back, so the frame is written by hand.
+    deep = '{"x": ' * 300 + "1" + "}" * 300
+    chat = orjson.dumps(CHAT).decode()[:-1]
+    frame = '{"type": "request", "id": "d", "body": ' + chat + ', "metadata": ' + deep + "}}"
+    await comm.send_to(text_data=frame)
+    error = await _recv(comm)
+    assert error["type"] == "error" and error["id"] == "d", error
+    assert error["error"]["code"] == "nested_too_deep" and error["error"]["param"] == "body"
+    await comm.send_to(text_data='{"type": "ping"}')
+    assert (await _recv(comm))["type"] == "pong"
+    await comm.disconnect()
+
+
 async def test_a_socket_that_never_authenticates_is_closed(gateway, settings):
     settings.ATP_REALTIME_AUTH_TIMEOUT_SECONDS = 0.3
     comm = await _socket()
