@@ -16,6 +16,40 @@ def test_health_probe_and_home_page(client):
     assert resp.status_code == 200 and b"/v1" in resp.content
 
 
+@pytest.mark.django_db
+def test_readiness_probe_checks_the_database_redis_and_records(client, settings):
+    resp = client.get("/readyz")
+    assert resp.status_code == 200, resp.content
+    body = resp.json()
+    assert body["status"] == "ok" and body["checks"]["database"] is True
+    assert body["checks"]["records"] is True and body["spilling"] is False
+    assert ("redis" in body["checks"]) is bool(settings.REDIS_URL)
+
+
+@pytest.mark.django_db
+def test_readiness_fails_while_requests_cannot_be_recorded(client, monkeypatch):
+    from atp_site.lib import spill
+
+    monkeypatch.setattr(spill.state, "refusing", True)
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json()["status"] == "unavailable"
+    assert resp.json()["checks"]["records"] is False
+
+
+@pytest.mark.django_db
+def test_readiness_fails_when_redis_does_not_answer(client, settings):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json()["checks"]["redis"] is False
+
+
 def test_callers_request_id_is_echoed_on_django_responses(client):
     resp = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert resp.headers["X-Request-ID"] == "abc-123"
