@@ -69,8 +69,14 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## The gateway against LiteLLM and Portkey, then interleaved before/after pairs of ATP at
+## BENCH_BEFORE and at this tree (default baseline: the last commit before the write-behind
+## and permission hardening).
+BENCH_BEFORE ?= 6c4e0d5
+BENCH_PAIRS ?= 5
 bench: install
 	bash bench/run.sh
+	$(BIN)/python bench/pairs.py --before $(BENCH_BEFORE) --pairs $(BENCH_PAIRS)
 
 clean:
 	rm -rf $(VENV) var staticfiles
