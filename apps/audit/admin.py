@@ -16,10 +16,11 @@ from apps.audit.retention import (
     retention_policy_delete,
     retention_policy_save,
 )
+from atp_site.lib.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Browse and search events; nothing here can add, change or delete one."""
 
     list_display = [
@@ -47,24 +48,10 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     date_hierarchy = "occurred_at"
     ordering = ["-sequence"]
-    show_full_result_count = False
-    actions = None
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AuditSignedHead)
-class AuditSignedHeadAdmin(admin.ModelAdmin):
+class AuditSignedHeadAdmin(ReadOnlyAdmin):
     """Signed heads and verification checkpoints: evidence, so read-only like the events."""
 
     list_display = ["id", "signed_at", "sequence", "reason", "verified", "key"]
@@ -72,20 +59,6 @@ class AuditSignedHeadAdmin(admin.ModelAdmin):
     search_fields = ["=sequence", "=hash"]
     date_hierarchy = "signed_at"
     ordering = ["-id"]
-    show_full_result_count = False
-    actions = None
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RetentionPolicyForm(forms.ModelForm):
@@ -147,7 +120,7 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(StoredExchange)
-class StoredExchangeAdmin(admin.ModelAdmin):
+class StoredExchangeAdmin(ReadOnlyAdmin):
     """Stored exchanges' metadata only: bodies are read through the audited API, never here."""
 
     list_display = [
@@ -163,18 +136,4 @@ class StoredExchangeAdmin(admin.ModelAdmin):
     list_filter = ["classification", "endpoint"]
     search_fields = ["=request_id", "=tenant_id", "end_user", "model"]
     date_hierarchy = "created_at"
-    show_full_result_count = False
     exclude = ["request_encrypted", "response_encrypted"]
-    actions = None
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

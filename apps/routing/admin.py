@@ -20,10 +20,11 @@ from apps.routing import cache, route_services, selectors
 from apps.routing.engine.learning import learned_summary
 from apps.routing.models import BanditArm, RequestLog, Route
 from apps.routing.route_services import ROUTE_FIELDS, route_clean
+from atp_site.lib.admin import ReadOnlyAdmin
 
 
 @admin.register(RequestLog)
-class RequestLogAdmin(admin.ModelAdmin):
+class RequestLogAdmin(ReadOnlyAdmin):
     list_display = [
         "request_id",
         "created_at",
@@ -43,17 +44,6 @@ class RequestLogAdmin(admin.ModelAdmin):
     list_select_related = ["tenant", "provider"]
     raw_id_fields = ["tenant", "api_key", "deployment", "provider"]
     date_hierarchy = "created_at"
-    # The table grows without bound; an exact COUNT(*) per page view is too slow.
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: RequestLog | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: RequestLog | None = None) -> bool:
-        return False
 
 
 class RouteForm(forms.ModelForm):
@@ -132,7 +122,7 @@ class RouteAdmin(admin.ModelAdmin):
 
 
 @admin.register(BanditArm)
-class BanditArmAdmin(admin.ModelAdmin):
+class BanditArmAdmin(ReadOnlyAdmin):
     """What the learned strategy knows per route, task cluster and model (read-only)."""
 
     list_display = [
@@ -150,7 +140,6 @@ class BanditArmAdmin(admin.ModelAdmin):
     list_filter = ["route", "cluster"]
     search_fields = ["route", "model"]
     ordering = ["route", "cluster", "-pulls"]
-    actions = None
 
     @admin.display(description="mean reward")
     def mean_reward(self, arm: BanditArm) -> str:
@@ -163,15 +152,3 @@ class BanditArmAdmin(admin.ModelAdmin):
     @admin.display(description="mean latency (ms)")
     def mean_latency_ms(self, arm: BanditArm) -> str:
         return f"{arm.latency_ms_sum / arm.pulls:.0f}" if arm.pulls else "-"
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
