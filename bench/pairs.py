@@ -85,15 +85,17 @@ def render(meta: dict, table: list[dict]) -> str:
         "ATP pinned to CPU 0, upstream and wrk on CPU 1.",
         "",
         "| scenario | before req/s median (min-max) | after req/s median (min-max) "
-        "| after/before, median of pairs (min-max) |",
-        "| --- | ---: | ---: | ---: |",
+        "| after/before req/s, median of pairs (min-max) "
+        "| after/before req per CPU-second, median (min-max) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for row in table:
-        b, a, r = row["before"], row["after"], row["ratio"]
+        b, a, r, c = row["before"], row["after"], row["ratio"], row["cpu_ratio"]
         lines.append(
             f"| {row['scenario']} | {b['median']:,.0f} ({b['min']:,.0f}-{b['max']:,.0f}) "
             f"| {a['median']:,.0f} ({a['min']:,.0f}-{a['max']:,.0f}) "
-            f"| {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f}) |"
+            f"| {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f}) "
+            f"| {c['median']:.3f} ({c['min']:.3f}-{c['max']:.3f}) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -121,7 +123,9 @@ def main() -> int:
     started = dt.datetime.now(dt.UTC)
     trees: dict[str, Path] = {}
     rps: dict[tuple[str, str], list[float]] = {}
+    per_cpu: dict[tuple[str, str], list[float]] = {}
     ratios: dict[str, list[float]] = {s.name: [] for s in scenarios}
+    cpu_ratios: dict[str, list[float]] = {s.name: [] for s in scenarios}
     versions: dict[str, str] = {}
     try:
         trees = {"before": checkout(args.before, work), "after": checkout(args.after, work)}
@@ -139,13 +143,17 @@ def main() -> int:
         for index in range(args.pairs):
             order = ["before", "after"] if index % 2 == 0 else ["after", "before"]
             for sc in scenarios:
-                got = {}
+                got, got_cpu = {}, {}
                 for side in order:
                     _target, ep = live[side]
                     row = bench.measure(f"atp-{side}", ep, sc, upstream, opts, None)
                     got[side] = row.rps
+                    got_cpu[side] = row.req_per_cpu_s or 0.0
                     rps.setdefault((sc.name, side), []).append(row.rps)
+                    per_cpu.setdefault((sc.name, side), []).append(got_cpu[side])
                 ratios[sc.name].append(got["after"] / got["before"])
+                if got_cpu["before"]:
+                    cpu_ratios[sc.name].append(got_cpu["after"] / got_cpu["before"])
         for target, _ep in live.values():
             target.stop()
     finally:
@@ -160,6 +168,11 @@ def main() -> int:
             "before": summary(rps[(sc.name, "before")]),
             "after": summary(rps[(sc.name, "after")]),
             "ratio": summary(ratios[sc.name]),
+            # Requests per CPU-second of the gateway process: what the change costs per
+            # request, less sensitive than req/s to other load on the machine.
+            "cpu_ratio": summary(cpu_ratios[sc.name] or [0.0]),
+            "before_req_per_cpu_s": per_cpu[(sc.name, "before")],
+            "after_req_per_cpu_s": per_cpu[(sc.name, "after")],
             "before_runs": rps[(sc.name, "before")],
             "after_runs": rps[(sc.name, "after")],
         }
