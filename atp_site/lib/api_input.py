@@ -33,7 +33,8 @@ class LineField(serializers.CharField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.validators.append(SINGLE_LINE)
+        if not self.read_only:
+            self.validators.append(SINGLE_LINE)
 
 
 class ModelSerializer(serializers.ModelSerializer):

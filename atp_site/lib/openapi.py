@@ -26,6 +26,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
+from atp_site.lib.api_input import SINGLE_LINE
+
 JSON = "application/json"
 UNSAFE_METHODS = ("POST", "PUT", "PATCH")
 
@@ -85,6 +87,21 @@ def unique_fields(model: type[models.Model]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _drop_pattern(schema: dict[str, Any]) -> None:
+    """Remove a string schema's `pattern`, with the `oneOf` drf-spectacular wraps around a
+    blank-allowed patterned field when nothing else needs it."""
+    schema.pop("pattern", None)
+    one_of = schema.get("oneOf")
+    if not one_of or "pattern" not in one_of[0]:
+        return
+    inner = {key: value for key, value in one_of[0].items() if key != "pattern"}
+    if {"format", "minLength"} & inner.keys():
+        one_of[0] = inner
+    else:
+        del schema["oneOf"]
+        schema.update(inner)
+
+
 class SessionScheme(OpenApiAuthenticationExtension):
     """The console's session, as drf-spectacular describes it, saying what else it needs."""
 
@@ -103,6 +120,22 @@ class SessionScheme(OpenApiAuthenticationExtension):
 
 class AutoSchema(SpectacularAutoSchema):
     """drf-spectacular's AutoSchema with the error responses each operation can return."""
+
+    _direction: str | None = None
+
+    def _map_basic_serializer(self, serializer, direction):
+        outer, self._direction = self._direction, direction
+        try:
+            return super()._map_basic_serializer(serializer, direction)
+        finally:
+            self._direction = outer
+
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        if self._direction == "response" and SINGLE_LINE in getattr(field, "validators", []):
+            # A rule on what a request may write, not a promise about what is read back:
+            # rows written before it, or by the configuration file, may break it.
+            _drop_pattern(schema)
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
