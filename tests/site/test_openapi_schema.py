@@ -140,3 +140,15 @@ def test_a_deployment_names_its_provider_by_id_and_reads_it_back_whole(schema):
         "$ref": "#/components/schemas/ProviderBrief"
     }
     assert {"input_price", "output_price"} <= set(shapes["DeploymentRequest"]["required"])
+
+
+def test_names_are_single_line_in_what_a_request_writes_not_in_what_is_read(schema):
+    shapes = schema["components"]["schemas"]
+    rule = shapes["TenantRequest"]["properties"]["name"]["pattern"]
+    assert rule == "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]+$"
+    assert shapes["RouteRequest"]["properties"]["candidates"]["items"]["pattern"] == rule
+    # Rows written before the rule, or by the configuration file, are read back as they are.
+    assert "pattern" not in shapes["Tenant"]["properties"]["name"]
+    assert "pattern" not in str(shapes["AuditEvent"]) and "pattern" not in str(shapes["Exchange"])
+    # A description is free text.
+    assert "pattern" not in shapes["RouteRequest"]["properties"]["description"]
