@@ -1,4 +1,4 @@
-"""The management API's OpenAPI schema: the error responses every operation can return.
+"""The management API's OpenAPI schema: error responses, the session scheme, filter parameters.
 
 drf-spectacular documents only the success response of an operation. `AutoSchema` adds the
 errors the API really returns, from what the view is (authenticated, addressing one object,
@@ -64,7 +64,7 @@ VALIDATION_ERROR_SCHEMA: dict[str, Any] = {
     "example": {"name": ["This field is required."]},
 }
 
-# (status, component name, description); the schema of each is set in `_error_schema`.
+# Status -> (response component, description); the body's schema is `_error_schema`'s.
 ERROR_RESPONSES = {
     "400": ("BadRequest", "Invalid input: the fields at fault with their messages."),
     "401": ("Unauthorized", "No credentials, or an invalid, expired or revoked admin token."),
