@@ -390,6 +390,41 @@ ATP_SPILL_FULL = env_str("ATP_SPILL_FULL", "reject")
 if ATP_SPILL_FULL not in ("reject", "proceed"):
     raise ImproperlyConfigured("ATP_SPILL_FULL must be reject or proceed.")
 
+# --- OpenAPI (issue 10) ---------------------------------------------------------------
+# The schema documents every error an operation really returns (atp_site.lib.openapi),
+# and request bodies get components of their own (`TenantRequest`, ...) so read-only
+# fields are not asked of clients and write-only ones are not promised in responses.
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "atp_site.lib.openapi.AutoSchema"
+# Bodies with a string the database cannot store (a NUL, a lone surrogate), at any depth,
+# get a 400 naming the field; DRF's search filter refuses a bad term naming `search`.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "atp_site.lib.api_input.JSONParser",
+    "atp_site.lib.api_input.FormParser",
+    "atp_site.lib.api_input.MultiPartParser",
+]
+REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = [
+    "django_filters.rest_framework.DjangoFilterBackend",
+    "rest_framework.filters.OrderingFilter",
+    "atp_site.lib.api_input.SearchFilter",
+]
+SPECTACULAR_SETTINGS.update(
+    {
+        "DESCRIPTION": (
+            "Tenants, API keys, admin tokens, providers, model deployments, routes, the "
+            "audit log, retention policies and data-subject requests.\n\n"
+            "Authenticate with a personal admin token (`Authorization: Bearer atpadm_...`, "
+            "from `manage.py atp_admin_token` or `POST /api/v1/admin-tokens/`) or a signed-in "
+            "session (unsafe methods then also need the `X-CSRFToken` header).\n\n"
+            'Errors: 400 with the invalid fields and their messages (or `{"detail"}` for a '
+            "body that cannot be parsed); 401 without valid credentials; 403 without the "
+            "permission; 404 for an object that does not exist or is outside the caller's "
+            'tenants; 409 `{"detail", "code": "conflict", "field"}` when a name or '
+            "slug is already in use. Prices are exact decimal strings."
+        ),
+        "COMPONENT_SPLIT_REQUEST": True,
+    }
+)
+
 # --- logging --------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

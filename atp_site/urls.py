@@ -26,3 +26,6 @@ urlpatterns = [
     path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api-auth/", include("rest_framework.urls")),
 ]
+
+# JSON, not an HTML page, for an /api/ path no route matches.
+handler404 = "atp_site.lib.drf.not_found"

@@ -7,7 +7,7 @@ import io
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -85,7 +85,9 @@ def period_bound(value: date | datetime, *, end: bool) -> datetime:
     Periods are half-open (since <= t < until), so `--until 2026-11-30` covers the 30th.
     """
     if isinstance(value, datetime):
-        return value if timezone.is_aware(value) else timezone.make_aware(value)
+        aware = value if timezone.is_aware(value) else timezone.make_aware(value)
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python accepts.
+        return aware.astimezone(UTC)
     start = datetime.combine(value + timedelta(days=1) if end else value, time.min)
     return timezone.make_aware(start)
 
@@ -99,9 +101,10 @@ def parse_period_bound(text: str, *, end: bool) -> datetime | None:
     text = text.strip()
     try:
         parsed: date | datetime | None = parse_date(text) or parse_datetime(text)
-    except ValueError:
+        # Beyond the calendar (the day after 9999-12-31, say) is no bound either.
+        return period_bound(parsed, end=end) if parsed is not None else None
+    except (ValueError, OverflowError):
         return None
-    return period_bound(parsed, end=end) if parsed is not None else None
 
 
 def _grouped(events: QuerySet, name: str) -> dict[str, int]:

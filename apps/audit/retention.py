@@ -116,7 +116,11 @@ def retention_policy_save(
     ).exclude(pk=policy.pk)
     if clash.exists():
         raise ValidationError(
-            {"classification": "A policy for this tenant and classification already exists."}
+            {
+                "classification": ValidationError(
+                    "A policy for this tenant and classification already exists.", code="unique"
+                )
+            }
         )
     policy.full_clean()
     policy.save()

@@ -266,7 +266,11 @@ def _clean_deployment(deployment: ModelDeployment) -> None:
     ).exclude(pk=deployment.pk)
     if clash.exists():
         raise ValidationError(
-            {"public_name": "This provider already serves a model with this public name."}
+            {
+                "public_name": ValidationError(
+                    "This provider already serves a model with this public name.", code="unique"
+                )
+            }
         )
     deployment.full_clean()
 

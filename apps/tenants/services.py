@@ -121,7 +121,13 @@ def _check_name_free(*, tenant: Tenant, name: str, exclude_pk: Any = None) -> No
     if exclude_pk is not None:
         clash = clash.exclude(pk=exclude_pk)
     if clash.exists():
-        raise ValidationError({"name": "This tenant already has a live key with this name."})
+        raise ValidationError(
+            {
+                "name": ValidationError(
+                    "This tenant already has a live key with this name.", code="unique"
+                )
+            }
+        )
 
 
 @transaction.atomic

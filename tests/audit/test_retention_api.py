@@ -69,16 +69,16 @@ def test_bad_input_is_a_400_naming_the_field(manager_client, payload, field):
     assert not RetentionPolicy.objects.exists()
 
 
-def test_a_second_policy_for_the_same_scope_is_a_400(manager_client, acme):
+def test_a_second_policy_for_the_same_scope_is_a_409(manager_client, acme):
     payload = {"tenant_id": str(acme.pk), "classification": "requests", "days": 30}
     assert manager_client.post(URL, payload, format="json").status_code == 201
     resp = manager_client.post(URL, {**payload, "days": 10}, format="json")
-    assert resp.status_code == 400 and "classification" in resp.json()
+    assert resp.status_code == 409 and resp.json()["field"] == "classification"
     # The same for all tenants.
     payload = {"classification": "requests", "days": 30}
     assert manager_client.post(URL, payload, format="json").status_code == 201
     resp = manager_client.post(URL, {**payload, "classification": " requests "}, format="json")
-    assert resp.status_code == 400 and "classification" in resp.json()
+    assert resp.status_code == 409 and resp.json()["field"] == "classification"
 
 
 def test_only_permission_holders_manage_policies(api_client, plain_user):

@@ -98,7 +98,7 @@ def test_deployment_shows_a_brief_provider_and_takes_its_id(manager_client, prov
     }
 
 
-def test_deployment_name_clash_is_a_400_naming_public_name(manager_client, deployment_factory):
+def test_deployment_name_clash_is_a_409_naming_public_name(manager_client, deployment_factory):
     existing = deployment_factory()
     response = manager_client.post(
         "/api/v1/deployments/",
@@ -111,8 +111,8 @@ def test_deployment_name_clash_is_a_400_naming_public_name(manager_client, deplo
         },
         format="json",
     )
-    assert response.status_code == 400
-    assert "public_name" in response.json()
+    assert response.status_code == 409
+    assert response.json()["field"] == "public_name"
 
 
 def test_deployment_filters(manager_client, deployment_factory, provider_factory):

@@ -160,10 +160,10 @@ def test_api_bad_input_is_a_400_naming_the_field(manager_client, payload, field)
     assert not Route.objects.exists()
 
 
-def test_api_duplicate_name_is_a_400(manager_client):
+def test_api_duplicate_name_is_a_409(manager_client):
     assert manager_client.post(URL, {"name": "atp/high"}, format="json").status_code == 201
     resp = manager_client.post(URL, {"name": "atp/high"}, format="json")
-    assert resp.status_code == 400 and "name" in resp.json()
+    assert resp.status_code == 409 and resp.json()["field"] == "name"
 
 
 def test_api_needs_a_permission(api_client, plain_user):

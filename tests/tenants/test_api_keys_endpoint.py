@@ -33,11 +33,11 @@ def test_create_returns_the_key_once(manager_client, manager_user, tenant_factor
         assert "key_hash" not in text
 
 
-def test_live_name_clash_is_a_400_naming_name(manager_client, api_key_factory):
+def test_live_name_clash_is_a_409_naming_name(manager_client, api_key_factory):
     key, _ = api_key_factory(name="ci")
     response = manager_client.post(URL, {"tenant": str(key.tenant_id), "name": "ci"}, format="json")
-    assert response.status_code == 400
-    assert "name" in response.json()
+    assert response.status_code == 409
+    assert response.json()["field"] == "name"
 
 
 def test_tenant_cannot_be_changed(manager_client, api_key_factory, tenant_factory):

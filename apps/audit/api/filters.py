@@ -8,10 +8,13 @@ from typing import Any
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import AuditEventFilters, audit_event_filter, tenant_resolve
 from apps.tenants import permissions
+from atp_site.lib.api_input import IsoDateTimeFilter
 
 
 class AuditEventFilterForm(forms.Form):
@@ -49,17 +52,21 @@ class AuditEventFilterForm(forms.Form):
 class AuditEventFilterSet(django_filters.FilterSet):
     """The audit search filters. Every filter is applied by `audit_event_list`."""
 
-    since = django_filters.IsoDateTimeFilter(
-        method="_noop", help_text="occurred_at >= this ISO 8601 datetime."
+    since = extend_schema_field(OpenApiTypes.DATETIME)(
+        IsoDateTimeFilter(method="_noop", help_text="occurred_at >= this ISO 8601 datetime.")
     )
-    until = django_filters.IsoDateTimeFilter(
-        method="_noop", help_text="occurred_at < this ISO 8601 datetime."
+    until = extend_schema_field(OpenApiTypes.DATETIME)(
+        IsoDateTimeFilter(method="_noop", help_text="occurred_at < this ISO 8601 datetime.")
     )
     tenant = django_filters.CharFilter(method="_noop", help_text="Tenant slug or UUID.")
     user = django_filters.CharFilter(method="_noop", help_text="User id or actor.")
     event_type = django_filters.CharFilter(method="_noop")
-    event_type__startswith = django_filters.CharFilter(method="_noop")
-    event_type_prefix = django_filters.CharFilter(method="_noop")
+    event_type__startswith = django_filters.CharFilter(
+        method="_noop", help_text="event_type starts with this."
+    )
+    event_type_prefix = django_filters.CharFilter(
+        method="_noop", help_text="event_type starts with this."
+    )
     outcome = django_filters.ChoiceFilter(method="_noop", choices=AuditEvent.Outcome.choices)
     source = django_filters.ChoiceFilter(method="_noop", choices=AuditEvent.Source.choices)
     resource_type = django_filters.CharFilter(method="_noop")
@@ -75,7 +82,7 @@ class AuditEventFilterSet(django_filters.FilterSet):
         user = getattr(self.request, "user", None)
         return type("AuditEventFilterForm", (super().get_form_class(),), {"user": user})
 
-    def _noop(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+    def _noop(self, queryset: QuerySet, name: str, value: object) -> QuerySet:
         # The filters are applied together by the selector in `filter_queryset`.
         return queryset
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.reports import FORMATS, parse_period_bound
+from atp_site.lib.api_input import LineField, ModelSerializer
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(ModelSerializer):
     """Every field of an event. Hashes, signature and key id are evidence, not secrets."""
 
     class Meta:
@@ -47,7 +47,14 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "format": "date-time"},
+        ]
+    }
+)
 class PeriodBoundField(serializers.Field):
     """An ISO 8601 date or datetime; a date `until` means the end of that day."""
 
@@ -68,7 +75,7 @@ class PeriodBoundField(serializers.Field):
 
 
 class ReportInputSerializer(serializers.Serializer):
-    tenant = serializers.CharField(
+    tenant = LineField(
         required=False, allow_blank=True, help_text="Slug or UUID; all tenants when absent."
     )
     since = PeriodBoundField(end=False)
@@ -88,7 +95,7 @@ class ReportInputSerializer(serializers.Serializer):
         return attrs
 
 
-class ExchangeSerializer(serializers.ModelSerializer):
+class ExchangeSerializer(ModelSerializer):
     """A stored exchange's metadata; the bodies are only in ExchangeBodySerializer."""
 
     class Meta:
@@ -120,13 +127,11 @@ class ExchangeBodySerializer(ExchangeSerializer):
         read_only_fields = fields
 
 
-class RetentionPolicySerializer(serializers.ModelSerializer):
+class RetentionPolicySerializer(ModelSerializer):
     """A retention policy. `tenant_id` empty: every tenant; `classification` empty: any."""
 
     tenant_id = serializers.UUIDField(required=False, allow_null=True, default=None)
-    classification = serializers.CharField(
-        max_length=32, required=False, allow_blank=True, default=""
-    )
+    classification = LineField(max_length=32, required=False, allow_blank=True, default="")
     days = serializers.IntegerField(min_value=1, max_value=36500)
 
     class Meta:
@@ -138,3 +143,37 @@ class RetentionPolicySerializer(serializers.ModelSerializer):
 
     def validate_classification(self, value: str) -> str:
         return value.strip()
+
+
+class ReportTenantSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class ComplianceReportSerializer(serializers.Serializer):
+    """The JSON compliance report (apps.audit.reports.ComplianceReport.as_dict)."""
+
+    tenant = ReportTenantSerializer(allow_null=True, help_text="Null: all tenants.")
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    generated_at = serializers.DateTimeField()
+    requests_by_classification = serializers.DictField(child=serializers.IntegerField())
+    requests_by_status = serializers.DictField(child=serializers.IntegerField())
+    policy_denials = serializers.DictField()
+    redactions_by_entity = serializers.DictField(child=serializers.IntegerField())
+    budget_events = serializers.DictField()
+    admin_changes = serializers.DictField()
+    access = serializers.DictField()
+    verification = serializers.DictField(
+        help_text="The chain's verification: status (ok or broken), head and checkpoint."
+    )
+
+
+class ExportManifestSerializer(serializers.Serializer):
+    """The last record of a JSON or JSON Lines export: its signed manifest."""
+
+    atp_export = serializers.DictField(
+        help_text="The export's filters, row count, first and last sequence, last hash and "
+        "events digest, signed with the audit head key (verify offline with its public key)."
+    )

@@ -9,7 +9,12 @@ from django.db.models import Max, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -22,8 +27,10 @@ from apps.audit import reports
 from apps.audit.api.filters import AuditEventFilterSet
 from apps.audit.api.serializers import (
     AuditEventSerializer,
+    ComplianceReportSerializer,
     ExchangeBodySerializer,
     ExchangeSerializer,
+    ExportManifestSerializer,
     ReportInputSerializer,
     RetentionPolicySerializer,
 )
@@ -46,6 +53,8 @@ from apps.audit.verify import verify_chain
 from apps.tenants import permissions
 from apps.tenants.api.permissions import tenant_for_action
 from apps.tenants.api.views import ServiceModelViewSet
+from atp_site.lib.api_input import IsoDateTimeFilter, LineField
+from atp_site.lib.openapi import filterset_parameters
 
 EXPORT_FORMATS = ("csv", "json", "jsonl")
 EXPORT_CONTENT_TYPES = {
@@ -92,11 +101,6 @@ def _valid_filters(request: Request, queryset: QuerySet) -> AuditEventFilterSet:
     return filterset
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("event_type_prefix", str, description="event_type starts with this.")
-    ]
-)
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     """Search the audit log, newest first. One event is addressed by its `sequence`."""
 
@@ -129,8 +133,30 @@ class AuditExportView(APIView):
     permission_action = "export"
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS))],
-        responses={200: OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=list(EXPORT_FORMATS),
+                default="csv",
+                description="csv (a header row, then one event a row), json (an array of "
+                "events ending with the signed manifest) or jsonl (one event a line, then "
+                "the signed manifest).",
+            ),
+            *filterset_parameters(AuditEventFilterSet),
+        ],
+        responses={
+            (200, EXPORT_CONTENT_TYPES["csv"]): OpenApiResponse(
+                OpenApiTypes.STR, description="The events, as a file to download."
+            ),
+            (200, EXPORT_CONTENT_TYPES["json"]): PolymorphicProxySerializer(
+                component_name="AuditExportRecord",
+                serializers=[AuditEventSerializer, ExportManifestSerializer],
+                resource_type_field_name=None,
+                many=True,
+            ),
+            (200, EXPORT_CONTENT_TYPES["jsonl"]): OpenApiTypes.STR,
+        },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         fmt = _format(request, EXPORT_FORMATS, "csv")
@@ -183,7 +209,16 @@ class AuditReportView(APIView):
     permission_model = AuditEvent
     permission_action = "report"
 
-    @extend_schema(parameters=[ReportInputSerializer], responses={200: OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[ReportInputSerializer],
+        responses={
+            (200, reports.CONTENT_TYPES["json"]): OpenApiResponse(
+                ComplianceReportSerializer, description="The report, as a file to download."
+            ),
+            (200, reports.CONTENT_TYPES["csv"]): OpenApiTypes.STR,
+            (200, reports.CONTENT_TYPES["pdf"]): OpenApiTypes.BINARY,
+        },
+    )
     def get(self, request: Request) -> HttpResponse:
         params = ReportInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -241,8 +276,8 @@ class AuditVerifyView(APIView):
 
 
 class SubjectInputSerializer(serializers.Serializer):
-    tenant = serializers.CharField(max_length=100, help_text="The tenant's slug or id.")
-    subject = serializers.CharField(
+    tenant = LineField(max_length=100, help_text="The tenant's slug or id.")
+    subject = LineField(
         max_length=256, trim_whitespace=True, help_text="The id the tenant sends as `user`."
     )
 
@@ -295,8 +330,8 @@ class SubjectEraseView(APIView):
 
 
 class ExchangeFilterSet(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = StoredExchange

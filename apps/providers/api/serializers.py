@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import build_basic_type
+from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers
 
 from apps.providers.credentials import env_reference_error
 from apps.providers.models import Capability, ModelDeployment, Provider
 from apps.providers.selectors import provider_list
+from atp_site.lib.api_input import LineField, ModelSerializer
 
 
-class ProviderSerializer(serializers.ModelSerializer):
+class ProviderSerializer(ModelSerializer):
     api_key = serializers.CharField(
         write_only=True,
         required=False,
@@ -57,13 +60,12 @@ class ProviderSerializer(serializers.ModelSerializer):
         return value
 
 
-class ProviderBriefSerializer(serializers.ModelSerializer):
+class ProviderBriefSerializer(ModelSerializer):
     class Meta:
         model = Provider
         fields = ["id", "name", "kind"]
 
 
-@extend_schema_field(ProviderBriefSerializer)
 class ProviderBriefField(serializers.PrimaryKeyRelatedField):
     """Written as a provider id, read back as a brief provider object."""
 
@@ -81,9 +83,21 @@ class ProviderBriefField(serializers.PrimaryKeyRelatedField):
         return {str(p.pk): self.display_value(p) for p in queryset}
 
 
-class DeploymentSerializer(serializers.ModelSerializer):
+class ProviderBriefFieldSchema(OpenApiSerializerFieldExtension):
+    """In the OpenAPI schema, a ProviderBriefField is a provider id in requests and a
+    brief provider object in responses."""
+
+    target_class = ProviderBriefField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        if direction == "request":
+            return build_basic_type(OpenApiTypes.UUID)
+        return auto_schema.resolve_serializer(ProviderBriefSerializer, direction).ref
+
+
+class DeploymentSerializer(ModelSerializer):
     provider = ProviderBriefField(queryset=provider_list())
-    aliases = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    aliases = serializers.ListField(child=LineField(max_length=200), required=False)
     capabilities = serializers.ListField(
         child=serializers.ChoiceField(choices=Capability.choices), required=False
     )
@@ -118,7 +132,11 @@ class DeploymentSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "quality_score": {"max_value": 1.0},
             **{
-                name: {"help_text": "USD per million tokens, as an exact decimal string."}
+                name: {
+                    "help_text": "USD per million tokens, as an exact decimal string.",
+                    # No default for the main prices: never free by omission.
+                    "required": name in ("input_price", "output_price"),
+                }
                 for name in (
                     "input_price",
                     "output_price",

@@ -5,18 +5,19 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.routing.models import Route
+from atp_site.lib.api_input import LineField, ModelSerializer
 
 
-class RouteSerializer(serializers.ModelSerializer):
+class RouteSerializer(ModelSerializer):
     """A route. The JSON settings are checked key by key by apps.routing.route_services."""
 
     candidates = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=LineField(max_length=200),
         required=False,
         help_text="Public model names in order; empty: select by candidate_filter.",
     )
     fallbacks = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=LineField(max_length=200),
         required=False,
         help_text="Public model names tried after the candidates.",
     )

@@ -74,4 +74,10 @@ class AdminTokenScheme(OpenApiAuthenticationExtension):
     name = "adminToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "A personal admin token."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal admin token (`atpadm_...`), from `manage.py "
+            "atp_admin_token --user NAME` or `POST /api/v1/admin-tokens/`; it acts with its "
+            "user's permissions.",
+        }

@@ -5,9 +5,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.tenants.models import AdminToken, ApiKey, Tenant
+from atp_site.lib.api_input import LineField, ModelSerializer
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(ModelSerializer):
     class Meta:
         model = Tenant
         fields = [
@@ -25,16 +26,14 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class TenantBriefSerializer(serializers.ModelSerializer):
+class TenantBriefSerializer(ModelSerializer):
     class Meta:
         model = Tenant
         fields = ["id", "slug", "name"]
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
-    allowed_models = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False
-    )
+class ApiKeySerializer(ModelSerializer):
+    allowed_models = serializers.ListField(child=LineField(max_length=200), required=False)
     is_revoked = serializers.BooleanField(read_only=True)
     is_expired = serializers.BooleanField(read_only=True)
 
@@ -74,7 +73,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         fields = [*ApiKeySerializer.Meta.fields, "key"]
 
 
-class AdminTokenSerializer(serializers.ModelSerializer):
+class AdminTokenSerializer(ModelSerializer):
     class Meta:
         model = AdminToken
         fields = ["id", "name", "prefix", "expires_at", "revoked_at", "last_used_at", "created_at"]

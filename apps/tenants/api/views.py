@@ -7,17 +7,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import django_filters
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
-from rest_framework.settings import api_settings
 
 from apps.tenants import permissions, selectors, services
 from apps.tenants.api.permissions import ScopedQuerysetMixin
@@ -30,22 +28,17 @@ from apps.tenants.api.serializers import (
     TenantSerializer,
 )
 from apps.tenants.models import AdminToken, ApiKey, Tenant
+from atp_site.lib.drf import drf_validation_error
 
 
 @contextmanager
 def service_errors() -> Iterator[None]:
-    """Turn a service's Django ValidationError into a DRF 400 that names the field."""
+    """Turn a service's Django ValidationError into a DRF 400 that names the field (a 409
+    when it only says a name is taken, see atp_site.lib.drf)."""
     try:
         yield
     except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            detail = {
-                (api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): msgs
-                for field, msgs in exc.message_dict.items()
-            }
-        else:
-            detail = {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
-        raise ValidationError(detail) from exc
+        raise drf_validation_error(exc) from exc
 
 
 class ServiceModelViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
