@@ -16,13 +16,15 @@ from django.db import models
 from rest_framework import exceptions, filters, parsers, serializers
 from rest_framework.settings import api_settings
 
+from atp_site.lib.identifiers import CONTROL_CLASS
+
 # A single-line value (a name, an id) holds no control character (C0, DEL, C1) and no line
 # or paragraph separator: they break logs, CSV cells and every system the value reaches.
 # A regex, so the OpenAPI schema carries it as the field's `pattern` and generated clients
 # and fuzzers know the rule. `+`: DRF never validates a blank value, and drf-spectacular
 # documents a blank-allowed field as `oneOf` this pattern or the empty string.
 SINGLE_LINE = RegexValidator(
-    r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+\Z",
+    rf"^[^{CONTROL_CLASS}]+\Z",
     message="Control characters and line breaks are not allowed.",
     code="invalid",
 )
