@@ -210,11 +210,17 @@ CRASHED = textwrap.dedent(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_another_process_spill_is_replayed_only_once_it_is_gone(tmp_path):
+async def test_another_process_spill_is_replayed_only_once_it_is_gone(tmp_path, settings):
     store = SpillStore(tmp_path)
     queue = _queue(store, request_logs_writer, name="request-log")
     gone_id, alive_id = f"gone-{uuid.uuid4().hex[:8]}", f"alive-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "ATP_DATA_DIR": os.environ.get("ATP_DATA_DIR", str(tmp_path))}
+    # The other processes encrypt their spill with this process's keys, as the instances
+    # of one deployment share them; their own data directory would generate other keys.
+    env = {
+        **os.environ,
+        "ATP_DATA_DIR": str(tmp_path),
+        "ATP_ENCRYPTION_KEYS": ",".join(settings.ATP_ENCRYPTION_KEYS),
+    }
     await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", CRASHED, str(tmp_path), gone_id, "exit"],
