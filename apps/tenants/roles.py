@@ -273,7 +273,7 @@ def roles_sync(**_: Any) -> None:
     Changes are audited (`role.permissions_changed`); a sync that changes nothing records nothing.
     """
     available = _all_permission_names()
-    with transaction.atomic(), _quietly():
+    with transaction.atomic(), recorded_by_service():
         for role in GLOBAL_ROLES.values():
             group, _ = Group.objects.get_or_create(name=role.name)
             wanted = role_permission_names(role, available)
@@ -341,7 +341,7 @@ _services_recording: ContextVar[bool] = ContextVar("atp_roles_recording", defaul
 
 
 @contextmanager
-def _quietly() -> Iterator[None]:
+def recorded_by_service() -> Iterator[None]:
     token = _services_recording.set(True)
     try:
         yield
@@ -434,7 +434,7 @@ def user_roles_set(*, user: Any, roles: Iterable[str], actor: Any, source: str) 
     if missing:
         raise LookupError(f"role groups missing (run migrate): {sorted(missing)}")
     before = _group_names(user)
-    with _quietly():
+    with recorded_by_service():
         user.groups.remove(*(groups[name] for name in held - wanted))
         user.groups.add(*(groups[name] for name in wanted - held))
     audit_record(
@@ -507,7 +507,7 @@ def _apply_tenant_role(
         actor, Tenant, "manage_members", tenant.pk
     ):
         raise PermissionDenied(f"You may not manage the members of tenant '{tenant.slug}'.")
-    with _quietly():
+    with recorded_by_service():
         for codename in sorted(held - wanted):
             remove_perm(f"tenants.{codename}", user, tenant)
         for codename in sorted(wanted - held):
@@ -624,7 +624,7 @@ def dedicated_permission_set(
     if held == granted:
         return
     change = permission_grant if granted else permission_revoke
-    with _quietly():
+    with recorded_by_service():
         change(permission=permission, user=user, tenant=tenant)
 
 
