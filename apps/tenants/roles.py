@@ -637,15 +637,29 @@ def user_roles(user: Any) -> set[str]:
 
 
 def user_memberships(user: Any) -> dict[Tenant, str]:
-    """The tenants `user` has a role on, with that role."""
-    grants = _tenant_grants(user)
-    tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in=list(grants))}
-    found = {}
-    for key, codenames in grants.items():
+    """The tenants `user` has a role on, with that role, by tenant slug."""
+    return memberships_of([user]).get(user.pk, {})
+
+
+def memberships_of(users: Iterable[Any]) -> dict[Any, dict[Tenant, str]]:
+    """`user_memberships` of several users in two queries: user pk -> {tenant: role}."""
+    rows = UserObjectPermission.objects.filter(
+        user__in=[u.pk for u in users],
+        content_type=ContentType.objects.get_for_model(Tenant),
+        permission__codename__in=_ALL_ROLE_CODENAMES,
+    ).values_list("user_id", "object_pk", "permission__codename")
+    held: dict[tuple[Any, str], set[str]] = {}
+    for user_id, object_pk, codename in rows:
+        held.setdefault((user_id, object_pk), set()).add(codename)
+    tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in={pk for _, pk in held})}
+    found: dict[Any, dict[Tenant, str]] = {}
+    for (user_id, object_pk), codenames in sorted(
+        held.items(), key=lambda item: tenants[item[0][1]].slug if item[0][1] in tenants else ""
+    ):
         role = _tenant_role_of(codenames)
-        if role and key in tenants:
-            found[tenants[key]] = role
-    return dict(sorted(found.items(), key=lambda item: item[0].slug))
+        if role and object_pk in tenants:
+            found.setdefault(user_id, {})[tenants[object_pk]] = role
+    return found
 
 
 def tenant_members(tenant: Tenant) -> list[tuple[Any, str]]:
