@@ -186,3 +186,38 @@ def test_a_401_says_how_to_authenticate():
     response = world.client("anonymous").get(reverse("tenants-api:tenant-list"))
     assert response.status_code == 401
     assert re.match(r"Bearer", response["WWW-Authenticate"])
+
+
+# --- the runner itself, on a stand-in site --------------------------------------------------
+
+
+@pytest.mark.urls("tests.permission_matrix._sample_urls")
+def test_coverage_takes_every_url_but_the_excluded_ones():
+    assert endpoints() == {
+        ("sample:page", "get"),
+        ("sample:page", "post"),
+        ("sample:elsewhere", "get"),
+    }
+
+
+@pytest.mark.urls("tests.permission_matrix._sample_urls")
+def test_console_rows_are_called_as_a_browser_would():
+    from tests.permission_matrix.rows import row
+
+    world = build_world()
+    statuses = " ".join(["302"] + ["200"] * (len(ROLES) - 1))
+    page = row("page", "sample:page", "get", statuses, target=7)
+    response = _call(page, world, "anonymous")
+    assert response.status_code == 302 and _wrong_redirect(response, "anonymous") is None
+    signed_in = _call(page, world, "manager")  # a session, not the manager's admin token
+    assert signed_in.json() == {"user": "m-manager", "htmx": False, "session": True}
+
+    htmx = row("page htmx", "sample:page", "get", statuses, target=7, htmx=True)
+    assert _call(htmx, world, "anonymous").status_code == 401
+    assert _call(htmx, world, "super_admin").json()["htmx"] is True
+
+    form = row("form", "sample:page", "post", statuses, target=7, data={"name": "x"})
+    assert _call(form, world, "auditor").json() == {"fields": {"name": "x"}}
+
+    elsewhere = _call(row("away", "sample:elsewhere", "get", statuses), world, "anonymous")
+    assert "not to" in _wrong_redirect(elsewhere, "anonymous")

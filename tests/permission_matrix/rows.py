@@ -175,7 +175,6 @@ def policy_for(tenant: str | None, classification: str, days: int) -> Lazy:
     return data
 
 
-
 def user_pk(name: str) -> Lazy:
     return lambda w, r: w.users[name].pk
 
