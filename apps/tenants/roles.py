@@ -305,10 +305,14 @@ def roles_sync_after_migrate(sender: Any, using: str = "default", **kwargs: Any)
     from django.apps import apps as global_apps
     from django.db import connections
 
-    if sender is not list(global_apps.get_app_configs())[-1] or using != "default":
+    # The signal is sent once per app with models, in INSTALLED_APPS order.
+    last = [c for c in global_apps.get_app_configs() if c.models_module is not None][-1]
+    if sender is not last or using != "default":
         return
     tables = set(connections[using].introspection.table_names())
-    needed = {Group._meta.db_table, Permission._meta.db_table, "audit_auditevent"}
+    from apps.audit.models import AuditEvent
+
+    needed = {Group._meta.db_table, Permission._meta.db_table, AuditEvent._meta.db_table}
     if not needed <= tables:
         return
     from apps.audit.apps import ensure_chain_head
