@@ -49,7 +49,7 @@ MAY: dict[tuple[type, str], set[str]] = {
     (ApiKey, "change"): {S, SEC},
     (ApiKey, "revoke"): {S, SEC},
     (ApiKey, "rotate"): {S, SEC},
-    (AdminToken, "view"): {S, SEC},
+    (AdminToken, "view"): {S, SEC, R},  # one's own tokens
     (AdminToken, "add"): {S},
     (AdminToken, "revoke"): {S, SEC},
     (Provider, "view"): {S, P, C, R},
