@@ -12,7 +12,9 @@ from atp_site import views
 from atp_site.metrics import metrics_view
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    # The console: one include per app, each app's pages in its own namespace.
+    path("", include("atp_site.console.urls")),
+    path("", include("apps.providers.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
@@ -29,3 +31,4 @@ urlpatterns = [
 
 # JSON, not an HTML page, for an /api/ path no route matches.
 handler404 = "atp_site.lib.drf.not_found"
+handler403 = "atp_site.console.views.forbidden_page"
