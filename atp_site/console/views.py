@@ -185,11 +185,9 @@ class ObjectMixin:
 class ObjectDetailView(ObjectMixin, ConsoleView):
     @property
     def permission(self) -> tuple[str, str]:  # type: ignore[override]
+        # `may` counts a grant on any one tenant; which objects is the queryset's business
+        # (404 outside the viewer's tenants). Without the permission anywhere: 403.
         return (self.model._meta.label_lower, "view")
-
-    def has_permission(self) -> bool:
-        # Object-level: the object may be visible through a tenant grant alone.
-        return True
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.render(self.template_name, self.get_context_data(object=self.object))
