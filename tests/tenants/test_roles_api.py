@@ -202,3 +202,16 @@ def test_errors_of_an_item_are_keyed_by_its_index(alice, acme):
     body = {"members": [{"user": "alice"}]}
     response = boss.put(f"/api/v1/tenants/{acme.pk}/members/", body, format="json")
     assert response.json() == {"members": {"0": {"role": ["This field is required."]}}}
+
+
+def test_member_lists_are_json_only_in_the_schema_and_on_the_wire(alice, acme):
+    root = session(Users.objects.create_superuser("root"))
+    schema = root.get("/api/v1/schema/", {"format": "json"}).json()
+    for path in ("/api/v1/users/{id}/memberships/", "/api/v1/tenants/{id}/members/"):
+        assert list(schema["paths"][path]["put"]["requestBody"]["content"]) == ["application/json"]
+    form = root.put(
+        f"/api/v1/users/{alice.pk}/memberships/",
+        "memberships=acme",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert form.status_code == 415

@@ -35,6 +35,7 @@ from apps.tenants.api.serializers import (
     UserSerializer,
 )
 from apps.tenants.models import AdminToken, ApiKey, Tenant
+from atp_site.lib.api_input import JSONParser
 from atp_site.lib.drf import drf_validation_error
 
 
@@ -116,6 +117,8 @@ class TenantViewSet(ServiceModelViewSet):
         url_path="members",
         url_name="members",
         permission_action="manage_members",
+        # A list of objects: JSON only (a form would spell each item as loose fields).
+        parser_classes=[JSONParser],
     )
     def members(self, request: Request, pk: str | None = None) -> Response:
         """The tenant's members and their tenant roles; a PUT replaces them all.
@@ -357,6 +360,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         url_path="memberships",
         url_name="memberships",
         permission_action="view",
+        parser_classes=[JSONParser],
     )
     def set_memberships(self, request: Request, pk: str | None = None) -> Response:
         """Replace the user's tenant roles on the tenants the caller manages."""
