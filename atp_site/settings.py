@@ -476,6 +476,7 @@ AXES_LOCKOUT_CALLABLE = "atp_site.auth.views.lockout_response"
 # Sign-ins are in the audit log already; axes keeps only the failure counters.
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
 
 # Second factor (django-otp, TOTP): with this on, a superuser signing in with a password

@@ -161,11 +161,9 @@ def totp_device_start(*, user: AbstractBaseUser) -> TOTPDevice:
 
 
 @transaction.atomic
-def totp_device_confirm(*, user: AbstractBaseUser, device: TOTPDevice, token: str) -> bool:
-    """Confirm `device` if `token` is its current code; replaces any earlier device."""
+def totp_device_confirm(*, user: AbstractBaseUser, device: TOTPDevice) -> bool:
+    """Confirm `device`, whose current code the user has just given; it replaces any other."""
     if device.user_id != user.pk or device.confirmed:
-        return False
-    if not device.verify_token(token):
         return False
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     device.confirmed = True

@@ -73,6 +73,24 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
     return _render_login(request, form, status=429, locked=True, lockout=_lockout_message())
 
 
+WRONG_CODE = "That code is not right. Enter the current code."
+THROTTLED = "Too many wrong codes in a row. Wait a few seconds, then enter the current code."
+
+
+def code_error(device: TOTPDevice | None, code: str) -> str | None:
+    """None when `code` is the device's current code, else what to tell the user.
+
+    django-otp makes a device wait after each wrong code (1 s, 2 s, 4 s...): a code tried
+    during that wait is refused without being checked, and the user is told so.
+    """
+    if device is None:
+        return WRONG_CODE
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        return THROTTLED
+    return None if device.verify_token(code) else WRONG_CODE
+
+
 def _complete(request: HttpRequest, user: Any, next_url: str, device=None) -> HttpResponse:
     login(request, user)
     if device is not None:
@@ -142,10 +160,11 @@ def login_code_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-            if device is not None and device.verify_token(form.cleaned_data["code"]):
+            error = code_error(device, form.cleaned_data["code"])
+            if error is None:
                 request.session.pop(PENDING, None)
                 return _complete(request, user, pending["next"], device)
-            form.add_error("code", "That code is not right. Enter the current code.")
+            form.add_error("code", error)
         # A wrong code counts as a failed sign-in: audited, and towards the lockout.
         user_login_failed.send(sender=__name__, credentials=credentials, request=request)
         if getattr(request, "axes_locked_out", False):
@@ -177,9 +196,10 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 
 def _qr_svg(url: str) -> str:
-    # An inline SVG (no image request, nothing the CSP must allow), colours from CSS.
+    # An inline SVG: no image request, nothing the CSP must allow. Black on white with its
+    # quiet zone in either theme: cameras read that best.
     return segno.make(url, error="m").svg_inline(
-        scale=4, dark="currentColor", light=None, omitsize=False, title="Two-factor QR code"
+        scale=5, dark="#000", light="#fff", svgclass="auth-qr-code", title="QR code to scan"
     )
 
 
@@ -194,21 +214,24 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action", "")
     status = 200
     if request.method == "POST" and action == "remove" and confirmed is not None:
-        if form.is_valid() and confirmed.verify_token(form.cleaned_data["code"]):
-            services.totp_device_remove(user=user)
-            messages.success(request, "Two-factor sign-in is off.")
-            return redirect("auth:two-factor")
-        form.add_error("code", "That code is not right. Enter the current code.")
+        if form.is_valid():
+            error = code_error(confirmed, form.cleaned_data["code"])
+            if error is None:
+                services.totp_device_remove(user=user)
+                messages.success(request, "Two-factor sign-in is off.")
+                return redirect("auth:two-factor")
+            form.add_error("code", error)
         status = 400
     elif request.method == "POST" and action == "confirm" and confirmed is None:
         device = services.totp_device_start(user=user)
-        if form.is_valid() and services.totp_device_confirm(
-            user=user, device=device, token=form.cleaned_data["code"]
-        ):
-            otp_login(request, device)
-            messages.success(request, "Two-factor sign-in is on.")
-            return redirect("auth:two-factor")
-        form.add_error("code", "That code is not right. Enter the current code.")
+        if form.is_valid():
+            error = code_error(device, form.cleaned_data["code"])
+            if error is None:
+                services.totp_device_confirm(user=user, device=device)
+                otp_login(request, device)
+                messages.success(request, "Two-factor sign-in is on.")
+                return redirect("auth:two-factor")
+            form.add_error("code", error)
         status = 400
     elif request.method == "POST":
         return redirect("auth:two-factor")

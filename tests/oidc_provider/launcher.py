@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,16 @@ class TestProvider:
         tmp.write_text(json.dumps(self.users))
         tmp.replace(path)
 
+    def register_client(self, redirect_uris: list[str], post_logout_redirect_uris: list[str]):
+        """Set the client's registered URIs (the relying party's port is known only once it
+        runs, and it runs only once the provider answers its discovery request)."""
+        with sqlite3.connect(self.data_dir / "op.sqlite3") as conn:
+            conn.execute(
+                "UPDATE oauth2_provider_application SET redirect_uris = ?, "
+                "post_logout_redirect_uris = ? WHERE client_id = ?",
+                (" ".join(redirect_uris), " ".join(post_logout_redirect_uris), self.client_id),
+            )
+
     def events(self) -> list[dict[str, Any]]:
         path = self.data_dir / "events.jsonl"
         if not path.exists():
@@ -60,8 +72,8 @@ def start_provider(
     *,
     client_id: str,
     client_secret: str,
-    redirect_uris: list[str],
-    post_logout_redirect_uris: list[str],
+    redirect_uris: Sequence[str] = (),
+    post_logout_redirect_uris: Sequence[str] = (),
 ) -> TestProvider:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
