@@ -91,9 +91,9 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def console(browser, live):
+def console(browser, request):
     """The live ATP server the console tests drive (started only when a browser runs)."""
-    return live
+    return request.getfixturevalue("live")
 
 
 @dataclass
