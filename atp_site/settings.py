@@ -477,7 +477,7 @@ AXES_LOCKOUT_CALLABLE = "atp_site.auth.views.lockout_response"
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
 LOGGING["loggers"]["axes"] = {"level": "WARNING"}
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AUTHENTICATION_BACKENDS = ["atp_site.auth.backends.ThrottleBackend", *AUTHENTICATION_BACKENDS]
 
 # Second factor (django-otp, TOTP): with this on, a superuser signing in with a password
 # must enroll an authenticator app before anything else.
