@@ -12,8 +12,16 @@ from drf_spectacular.views import (
 from atp_site import views
 from atp_site.metrics import metrics_view
 
+# The Django admin is the raw-data and break-glass view; the console at / is the product.
+admin.site.site_header = "ATP raw data"
+admin.site.site_title = "ATP raw data"
+admin.site.index_title = "Raw data (evidence is read-only here; day-to-day work is in the console)"
+admin.site.site_url = "/"
+
 urlpatterns = [
-    path("", views.home, name="home"),
+    # The console: one include per app, each app's pages in its own namespace.
+    path("", include("atp_site.console.urls")),
+    path("", include("apps.providers.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
@@ -37,3 +45,4 @@ urlpatterns = [
 
 # JSON, not an HTML page, for an /api/ path no route matches.
 handler404 = "atp_site.lib.drf.not_found"
+handler403 = "atp_site.console.views.forbidden_page"

@@ -15,7 +15,6 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -135,4 +134,6 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     matches (an id holding a dot, say), so API clients always get JSON."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
-    return page_not_found(request, exception)
+    from atp_site.console.views import not_found_page
+
+    return not_found_page(request, exception)

@@ -8,10 +8,13 @@ from django.core.exceptions import ImproperlyConfigured
 from atp_site.lib import env
 
 
-def test_health_probe_and_home_page(client):
+@pytest.mark.django_db
+def test_health_probe_and_home_page(client, admin_user):
     resp = client.get("/healthz")
     assert resp.status_code == 200 and resp.json() == {"status": "ok"}
     assert resp.headers["X-Request-ID"].startswith("req_")
+    assert client.get("/").status_code == 302  # the console asks to sign in first
+    client.force_login(admin_user)
     resp = client.get("/")
     assert resp.status_code == 200 and b"/v1" in resp.content
 

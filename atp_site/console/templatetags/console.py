@@ -1,0 +1,101 @@
+"""Template tags of the console: icons, cells, badges and query strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import template
+from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.utils.html import format_html
+
+register = template.Library()
+
+
+@register.simple_tag
+def icon(name: str, label: str = "", classes: str = "") -> str:
+    """An icon from the vendored sprite; decorative unless `label` is given."""
+    href = static("vendor/lucide/icons.svg") + "#" + name
+    if label:
+        return format_html(
+            '<svg class="icon {}" role="img" aria-label="{}"><use href="{}"></use></svg>',
+            classes,
+            label,
+            href,
+        )
+    return format_html(
+        '<svg class="icon {}" aria-hidden="true" focusable="false"><use href="{}"></use></svg>',
+        classes,
+        href,
+    )
+
+
+@register.simple_tag(takes_context=True)
+def cell(context: template.Context, cell: Any, row: Any) -> str:
+    """A table cell: the column's template, a link, or the plain value."""
+    column = cell.column
+    if column.template:
+        return render_to_string(
+            column.template,
+            {"value": cell.value, "row": row, "column": column},
+            request=context.get("request"),
+        )
+    shown = display(cell.value)
+    if cell.href:
+        return format_html('<a href="{}">{}</a>', cell.href, shown)
+    return shown
+
+
+@register.filter
+def display(value: Any) -> Any:
+    if value is None or value == "":
+        return format_html('<span class="muted" aria-label="none">—</span>')
+    if value is True:
+        return "Yes"
+    if value is False:
+        return "No"
+    if isinstance(value, Decimal):
+        return f"{value:,.6f}".rstrip("0").rstrip(".")
+    return value
+
+
+@register.filter
+def usd(value: Any) -> str:
+    if value is None:
+        return "—"
+    amount = Decimal(str(value))
+    if abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:,.6f}".rstrip("0").rstrip(".") if amount else "$0"
+
+
+@register.simple_tag(takes_context=True)
+def query(context: template.Context, **changes: Any) -> str:
+    """The current query string with `changes` applied (None removes a key)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
+
+
+@register.simple_tag
+def next_query(table: Any, page: Any) -> str:
+    return table.page_query(page.next_cursor) or ""
+
+
+@register.simple_tag
+def prev_query(table: Any, page: Any) -> str:
+    return table.page_query(page.prev_cursor, before=True) or ""
