@@ -192,7 +192,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect(settings.LOGOUT_REDIRECT_URL)
 
 
-# --- the second-factor page -----------------------------------------------------------------
+# --- the account page: the second factor -----------------------------------------------------------------
 
 
 def _qr_svg(url: str) -> str:
@@ -207,7 +207,7 @@ def _qr_svg(url: str) -> str:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def two_factor_view(request: HttpRequest) -> HttpResponse:
+def account_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).first()
     form = CodeForm(request.POST or None)
@@ -219,7 +219,7 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
             if error is None:
                 services.totp_device_remove(user=user)
                 messages.success(request, "Two-factor sign-in is off.")
-                return redirect("auth:two-factor")
+                return redirect("auth:account")
             form.add_error("code", error)
         status = 400
     elif request.method == "POST" and action == "confirm" and confirmed is None:
@@ -230,13 +230,17 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
                 services.totp_device_confirm(user=user, device=device)
                 otp_login(request, device)
                 messages.success(request, "Two-factor sign-in is on.")
-                return redirect("auth:two-factor")
+                return redirect("auth:account")
             form.add_error("code", error)
         status = 400
     elif request.method == "POST":
-        return redirect("auth:two-factor")
+        return redirect("auth:account")
 
-    context: dict[str, Any] = {"form": form, "device": confirmed}
+    context: dict[str, Any] = {
+        "form": form,
+        "device": confirmed,
+        "method": request.session.get(METHOD),
+    }
     if confirmed is None:
         device = services.totp_device_start(user=user)
         context.update(
@@ -244,4 +248,4 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
             qr_svg=_qr_svg(device.config_url),
             required=settings.ATP_OTP_REQUIRED_FOR_SUPERUSERS and user.is_superuser,
         )
-    return render(request, "auth/two_factor.html", context, status=status)
+    return render(request, "auth/account.html", context, status=status)

@@ -73,14 +73,14 @@ def test_wrong_password_shows_the_error_and_the_limit_locks_the_account(
 
 def test_signing_in_goes_to_next_and_signing_out_ends_the_session(page, console_users):
     username, password = _new_user(console_users, "plain")
-    page.goto("/account/two-factor/")
-    assert "/login/?next=/account/two-factor/" in page.url
+    page.goto("/account/")
+    assert "/login/?next=/account/" in page.url
     _sign_in(page, username, password)
-    assert page.url.endswith("/account/two-factor/")
+    assert page.url.endswith("/account/")
     page.get_by_role("button", name="Sign out").click()
     assert page.url.endswith("/login/")
     assert page.get_by_text("You are signed out.").is_visible()
-    page.goto("/account/two-factor/")
+    page.goto("/account/")
     assert "/login/" in page.url
 
 
@@ -93,7 +93,7 @@ def test_a_foreign_next_is_ignored(page, console, console_users):
 
 def test_totp_enrolment_then_sign_in_asks_for_the_code(page, console, console_users):
     username, password = _new_user(console_users, "totp")
-    page.goto("/login/?next=/account/two-factor/")
+    page.goto("/login/?next=/account/")
     _sign_in(page, username, password)
     assert "is off" in page.locator("#otp-status").inner_text()
     assert page.locator("figure svg").is_visible()
@@ -118,7 +118,7 @@ def test_totp_enrolment_then_sign_in_asks_for_the_code(page, console, console_us
     page.get_by_label("Code", exact=True).fill(totp_code(secret, at=time.time() + 30))
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url(re.compile(r".*/$"))
-    page.goto("/account/two-factor/")
+    page.goto("/account/")
     assert "is on" in page.locator("#otp-status").inner_text()
     assert len(_events(console, "auth.otp_enrolled", username)) == 1
     assert len(_events(console, "auth.login", username)) == 2
@@ -193,7 +193,7 @@ def test_single_sign_on_maps_roles_and_replaces_them_at_the_next_sign_in(
         groups=["atp-auditors"],
         atp_tenants=["acme:tenant-member", "no-such-tenant:tenant-admin"],
     )
-    page.goto("/account/two-factor/")
+    page.goto("/account/")
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r".*/login/$"))
     ended = [e for e in provider.events() if e["path"] == "/o/logout/"]
