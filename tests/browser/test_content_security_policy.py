@@ -22,7 +22,6 @@ def test_the_console_and_the_admin_run_under_the_strict_policy(signed_in_page):
         assert "frame-ancestors 'none'" in policy and "img-src 'self' data:" in policy
         host = page.url.split("/")[2]
         assert f"ws://{host}" in policy and f"wss://{host}" in policy
-        page.wait_for_load_state("networkidle")
     assert page.csp_errors == []
 
 
