@@ -18,7 +18,12 @@ ISSUER = "https://login.example.com/realms/atp"
 
 @pytest.fixture
 def oidc_env(monkeypatch):
-    for name in ("ATP_OIDC_ROLE_MAPPING", "ATP_OIDC_TENANT_MAPPING", "ATP_OIDC_SCOPES"):
+    for name in (
+        "ATP_OIDC_ROLE_MAPPING",
+        "ATP_OIDC_TENANT_MAPPING",
+        "ATP_OIDC_SCOPES",
+        "ATP_OIDC_ROLES_FROM_CLAIMS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ATP_OIDC_ISSUER", ISSUER + "/")
     monkeypatch.setenv("ATP_OIDC_CLIENT_ID", "atp")
@@ -39,6 +44,7 @@ def test_defaults(oidc_env):
     assert config.mapping.tenants_claim == "atp_tenants"
     assert config.username_claim == "preferred_username"
     assert config.name == "single sign-on"
+    assert config.roles_from_claims is True
 
 
 def test_everything_set(oidc_env, tmp_path):
@@ -53,6 +59,7 @@ def test_everything_set(oidc_env, tmp_path):
     oidc_env.setenv("ATP_OIDC_TENANTS_CLAIM", "tenants")
     oidc_env.setenv("ATP_OIDC_TENANT_MAPPING", json.dumps({"acme": "acme:tenant-member"}))
     oidc_env.setenv("ATP_OIDC_USERNAME_CLAIM", "email")
+    oidc_env.setenv("ATP_OIDC_ROLES_FROM_CLAIMS", "false")
     config = oidc_from_env()
     assert config.client_secret == "from-a-file"
     assert config.scopes == "openid email groups"
@@ -62,6 +69,7 @@ def test_everything_set(oidc_env, tmp_path):
     assert config.mapping.tenants_claim == "tenants"
     assert config.mapping.tenant_mapping == {"acme": (("acme", "tenant-member"),)}
     assert config.username_claim == "email"
+    assert config.roles_from_claims is False
 
 
 @pytest.mark.parametrize(

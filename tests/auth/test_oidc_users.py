@@ -77,6 +77,18 @@ def test_every_sign_in_replaces_roles_and_memberships(acme):
     assert user_roles(user) == set()
 
 
+def test_with_roles_from_claims_off_sign_ins_leave_roles_alone(acme):
+    user = _sign_in(groups=["ops"])
+    user = oidc_user_sign_in(
+        issuer=ISSUER,
+        claims={"sub": "u-1", "groups": ["audit"]},
+        mapping=MAPPING,
+        username_claim="preferred_username",
+        roles_from_claims=False,
+    )
+    assert user_roles(user) == {"platform-admin"}
+
+
 def test_the_strongest_tenant_role_wins_and_unknown_tenants_are_skipped(acme):
     user = _sign_in(groups=["acme-admins"], atp_tenants=["acme:tenant-member", "nope:tenant-admin"])
     assert _tenant_role(user, acme) == "tenant-admin"
