@@ -119,7 +119,7 @@ def oidc_user_sign_in(
                 "This account is being created by another sign-in; retry."
             ) from None
         audit_record(
-            event_type="user.create",
+            event_type="user.created",
             action="create",
             resource_type="user",
             resource_id=str(user.pk),

@@ -88,7 +88,7 @@ def test_the_limit_locks_the_user_at_that_address_for_a_while(alice, browser, se
     assert "_auth_user_id" not in browser.session
     # Another address is not locked out.
     assert _sign_in(Client(REMOTE_ADDR="192.0.2.8")).status_code == 302
-    [lockout] = _events("auth.lockout")
+    [lockout] = _events("auth.locked_out")
     assert lockout.data == {"username": "alice", "failures": 5, "minutes": 15}
     assert lockout.outcome == "failure" and lockout.ip_address == "192.0.2.7"
     with time_machine.travel(time.time() + 16 * 60):
@@ -169,7 +169,7 @@ def test_wrong_codes_count_towards_the_lockout(alice, browser, settings):
             response = browser.post("/login/code/", {"code": "000000"})
             clock.shift(60)
     assert response.status_code == 429
-    assert len(_events("auth.lockout")) == 1
+    assert len(_events("auth.locked_out")) == 1
     assert _sign_in(browser).status_code == 429
 
 

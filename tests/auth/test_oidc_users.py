@@ -58,7 +58,7 @@ def test_first_sign_in_creates_the_user_with_the_mapped_roles(acme):
     assert OidcIdentity.objects.get(user=user).subject == "u-1"
     assert user_roles(user) == {"platform-admin"}
     assert _tenant_role(user, acme) == "tenant-member"
-    [created] = AuditEvent.objects.filter(event_type="user.create")
+    [created] = AuditEvent.objects.filter(event_type="user.created")
     assert created.data == {"username": "olivia", "source": "oidc", "issuer": ISSUER}
     [changed] = AuditEvent.objects.filter(event_type="user.roles_changed")
     assert changed.data["source"] == "oidc"

@@ -69,7 +69,7 @@ def test_wrong_password_shows_the_error_and_the_limit_locks_the_account(page, co
     assert page.url.endswith("/login/")
     check_accessibility(page, themes=("light",))
     screenshot(page, "sign-in-locked")
-    assert len(_events(console, "auth.lockout", username)) == 1
+    assert len(_events(console, "auth.locked_out", username)) == 1
     assert len(_events(console, "auth.login_failed", username)) == 6
     assert _events(console, "auth.login", username) == []
 
@@ -183,6 +183,7 @@ def test_single_sign_on_maps_roles_and_replaces_them_at_the_next_sign_in(
     sso.click()
     _provider_sign_in(page, username, password)
     page.wait_for_url(f"{oidc_console.base_url}/")
+    assert page.locator(".user-menu .user-name").inner_text() == username
     assert _groups(console, username) == ["platform-admin"]
     held = _tenant_permissions(console, username)
     assert {slug for slug, _ in held} == {"acme"}
@@ -196,8 +197,9 @@ def test_single_sign_on_maps_roles_and_replaces_them_at_the_next_sign_in(
         groups=["atp-auditors"],
         atp_tenants=["acme:tenant-member", "no-such-tenant:tenant-admin"],
     )
-    page.goto("/account/")
-    page.get_by_role("button", name="Sign out").click()
+    # Sign out from the console's user menu.
+    page.locator(".user-menu summary").click()
+    page.get_by_role("menuitem", name="Sign out").click()
     page.wait_for_url(re.compile(r".*/login/$"))
     ended = [e for e in provider.events() if e["path"] == "/o/logout/"]
     assert ended and "id_token_hint" in ended[-1]["query"]
