@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -18,6 +19,13 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    # --- sign-in (atp_site/auth): the only sign-in pages; the admin's and the browsable
+    # API's send the browser there, so every password sign-in is throttled and asks for
+    # the second factor.
+    path("", include("atp_site.auth.urls")),
+    path("admin/login/", RedirectView.as_view(pattern_name="auth:login", query_string=True)),
+    path("api-auth/login/", RedirectView.as_view(pattern_name="auth:login", query_string=True)),
+    # --- end of sign-in
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.tenants.api.urls")),
     path("api/v1/", include("apps.providers.api.urls")),
