@@ -273,6 +273,10 @@ class ProviderTestView(ModelPermissionFirst, ObjectMixin, ConsoleView):
         provider = Provider.objects.get(pk=self.object.pk)
         check = services.provider_connectivity_test(provider=provider)
         context = self.get_context_data(object=provider, check=check)
+        if self.may("providers.healthcheck", "view"):
+            context["health_checks"] = list(
+                selectors.health_check_list(provider=provider)[:HEALTH_ROWS]
+            )
         if is_htmx(request):
             return self.render("providers/partials/connectivity.html", context)
         if check is None:

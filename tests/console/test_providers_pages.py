@@ -541,6 +541,8 @@ def test_connectivity_ok_against_a_real_upstream_is_shown_and_recorded(platform_
     (check,) = HealthCheck.objects.filter(provider=provider)
     assert check.status == "up" and check.latency_ms is not None
     assert f"in {check.latency_ms} ms" in html
+    # The health history below is refreshed from the same response (out of band).
+    assert 'id="health-history-region" hx-swap-oob="true"' in html
     (event,) = events("provider.tested")
     assert event.outcome == "success" and event.data["status"] == "up"
     detail = client.get(reverse("providers:provider-detail", args=[provider.pk])).content
