@@ -606,3 +606,21 @@ def test_connectivity_of_a_provider_with_nothing_to_call(platform_admin):
         .content.decode()
     )
     assert "Add a model" in html and not HealthCheck.objects.exists()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (breakers shared by Redis)")
+def test_circuit_state_is_what_every_process_sees(platform_admin, deployment):
+    """A breaker opened by another process (its own RedisBreakers) shows open here, and the
+    reset closes it for that process too."""
+    from apps.routing.resilience.breaker import RedisBreakers
+
+    other_process = RedisBreakers()
+    key = str(deployment.pk)
+    other_process.reset_sync(key)
+    for _ in range(other_process.config.min_requests):
+        other_process.record_sync(key, ok=False)
+    client = signed_in(platform_admin)
+    page = client.get(reverse("providers:deployment-detail", args=[deployment.pk]))
+    assert page.context["circuit"]["state"] == "open"
+    client.post(reverse("providers:deployment-reset-circuit", args=[deployment.pk]))
+    assert other_process.state_of(key).state == "closed"
