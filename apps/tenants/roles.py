@@ -273,7 +273,7 @@ def roles_sync(**_: Any) -> None:
     Changes are audited (`role.permissions_changed`); a sync that changes nothing records nothing.
     """
     available = _all_permission_names()
-    with transaction.atomic(), _quietly():
+    with transaction.atomic(), recorded_by_service():
         for role in GLOBAL_ROLES.values():
             group, _ = Group.objects.get_or_create(name=role.name)
             wanted = role_permission_names(role, available)
@@ -305,10 +305,14 @@ def roles_sync_after_migrate(sender: Any, using: str = "default", **kwargs: Any)
     from django.apps import apps as global_apps
     from django.db import connections
 
-    if sender is not list(global_apps.get_app_configs())[-1] or using != "default":
+    # The signal is sent once per app with models, in INSTALLED_APPS order.
+    last = [c for c in global_apps.get_app_configs() if c.models_module is not None][-1]
+    if sender is not last or using != "default":
         return
     tables = set(connections[using].introspection.table_names())
-    needed = {Group._meta.db_table, Permission._meta.db_table, "audit_auditevent"}
+    from apps.audit.models import AuditEvent
+
+    needed = {Group._meta.db_table, Permission._meta.db_table, AuditEvent._meta.db_table}
     if not needed <= tables:
         return
     from apps.audit.apps import ensure_chain_head
@@ -341,7 +345,7 @@ _services_recording: ContextVar[bool] = ContextVar("atp_roles_recording", defaul
 
 
 @contextmanager
-def _quietly() -> Iterator[None]:
+def recorded_by_service() -> Iterator[None]:
     token = _services_recording.set(True)
     try:
         yield
@@ -434,7 +438,7 @@ def user_roles_set(*, user: Any, roles: Iterable[str], actor: Any, source: str) 
     if missing:
         raise LookupError(f"role groups missing (run migrate): {sorted(missing)}")
     before = _group_names(user)
-    with _quietly():
+    with recorded_by_service():
         user.groups.remove(*(groups[name] for name in held - wanted))
         user.groups.add(*(groups[name] for name in wanted - held))
     audit_record(
@@ -507,7 +511,7 @@ def _apply_tenant_role(
         actor, Tenant, "manage_members", tenant.pk
     ):
         raise PermissionDenied(f"You may not manage the members of tenant '{tenant.slug}'.")
-    with _quietly():
+    with recorded_by_service():
         for codename in sorted(held - wanted):
             remove_perm(f"tenants.{codename}", user, tenant)
         for codename in sorted(wanted - held):
@@ -624,7 +628,7 @@ def dedicated_permission_set(
     if held == granted:
         return
     change = permission_grant if granted else permission_revoke
-    with _quietly():
+    with recorded_by_service():
         change(permission=permission, user=user, tenant=tenant)
 
 
@@ -637,15 +641,29 @@ def user_roles(user: Any) -> set[str]:
 
 
 def user_memberships(user: Any) -> dict[Tenant, str]:
-    """The tenants `user` has a role on, with that role."""
-    grants = _tenant_grants(user)
-    tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in=list(grants))}
-    found = {}
-    for key, codenames in grants.items():
+    """The tenants `user` has a role on, with that role, by tenant slug."""
+    return memberships_of([user]).get(user.pk, {})
+
+
+def memberships_of(users: Iterable[Any]) -> dict[Any, dict[Tenant, str]]:
+    """`user_memberships` of several users in two queries: user pk -> {tenant: role}."""
+    rows = UserObjectPermission.objects.filter(
+        user__in=[u.pk for u in users],
+        content_type=ContentType.objects.get_for_model(Tenant),
+        permission__codename__in=_ALL_ROLE_CODENAMES,
+    ).values_list("user_id", "object_pk", "permission__codename")
+    held: dict[tuple[Any, str], set[str]] = {}
+    for user_id, object_pk, codename in rows:
+        held.setdefault((user_id, object_pk), set()).add(codename)
+    tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in={pk for _, pk in held})}
+    found: dict[Any, dict[Tenant, str]] = {}
+    for (user_id, object_pk), codenames in sorted(
+        held.items(), key=lambda item: tenants[item[0][1]].slug if item[0][1] in tenants else ""
+    ):
         role = _tenant_role_of(codenames)
-        if role and key in tenants:
-            found[tenants[key]] = role
-    return dict(sorted(found.items(), key=lambda item: item[0].slug))
+        if role and object_pk in tenants:
+            found.setdefault(user_id, {})[tenants[object_pk]] = role
+    return found
 
 
 def tenant_members(tenant: Tenant) -> list[tuple[Any, str]]:
