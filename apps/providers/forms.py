@@ -257,3 +257,20 @@ class DeploymentForm(forms.Form):
 
     def service_arguments(self) -> dict[str, Any]:
         return dict(self.cleaned_data)
+
+
+class DeploymentPricesForm(forms.Form):
+    """A deployment's prices alone (what the cost-admin role may change)."""
+
+    input_price = _price("Input price", required=True)
+    output_price = _price("Output price", required=True)
+    cached_input_price = _price("Cached input price")
+    cache_write_price = _price("Cache write price")
+    reasoning_price = _price("Reasoning price")
+
+    def __init__(self, data: Any = None, *, instance: ModelDeployment) -> None:
+        self.instance = instance
+        super().__init__(data, initial={f: getattr(instance, f) for f in self.base_fields})
+
+    def service_arguments(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)

@@ -435,3 +435,16 @@ def deployment_circuit_reset(*, deployment: ModelDeployment) -> dict[str, Any]:
         data={"public_name": deployment.public_name, "before": before},
     )
     return before
+
+
+CHANGE_DEPLOYMENT_PRICES = "providers.change_deployment_prices"
+
+
+def deployment_set_prices(*, deployment: ModelDeployment, **prices: Any) -> ModelDeployment:
+    """Change only a deployment's prices (USD per million tokens), audited as an update.
+
+    Whoever may change the deployment, or holds `providers.change_deployment_prices`, may."""
+    unknown = set(prices) - set(PRICE_FIELDS)
+    if unknown:
+        raise TypeError(f"deployment_set_prices() got non-price fields: {sorted(unknown)}")
+    return deployment_update(deployment=deployment, **prices)

@@ -19,6 +19,11 @@ urlpatterns = [
     path("models/<uuid:pk>/", views.DeploymentDetailView.as_view(), name="deployment-detail"),
     path("models/<uuid:pk>/edit/", views.DeploymentEditView.as_view(), name="deployment-edit"),
     path(
+        "models/<uuid:pk>/prices/",
+        views.DeploymentPricesView.as_view(),
+        name="deployment-prices",
+    ),
+    path(
         "models/<uuid:pk>/toggle/",
         views.DeploymentToggleView.as_view(),
         name="deployment-toggle",

@@ -19,7 +19,7 @@ from django.utils.functional import cached_property
 
 from apps.providers import selectors, services
 from apps.providers.filters import DeploymentFilterSet, ProviderFilterSet
-from apps.providers.forms import DeploymentForm, ProviderForm
+from apps.providers.forms import DeploymentForm, DeploymentPricesForm, ProviderForm
 from apps.providers.models import ModelDeployment, Provider
 from apps.providers.tables import DeploymentTable, ProviderTable
 from apps.tenants import permissions
@@ -328,6 +328,7 @@ class DeploymentDetailView(ModelPermissionFirst, ObjectDetailView):
         context["can"] = {
             "change": permissions.may_on(user, deployment, "change"),
             "delete": permissions.may_on(user, deployment, "delete"),
+            "prices": _may_change_prices(user, deployment),
         }
         return context
 
@@ -384,6 +385,48 @@ class DeploymentEditView(ModelPermissionFirst, ObjectFormView):
     def perform(self, form):
         deployment = ModelDeployment.objects.get(pk=self.object.pk)
         return services.deployment_update(deployment=deployment, **form.service_arguments())
+
+    def success(self, result):
+        return hx_redirect(self.request, reverse("providers:deployment-detail", args=[result.pk]))
+
+
+def _may_change_prices(user: Any, deployment: ModelDeployment) -> bool:
+    return permissions.may_on(user, deployment, "change") or bool(
+        user.is_active and user.has_perm(services.CHANGE_DEPLOYMENT_PRICES)
+    )
+
+
+class DeploymentPricesView(ModelPermissionFirst, ObjectFormView):
+    """Prices alone: the deployment's change permission or the prices permission."""
+
+    model = ModelDeployment
+    form_class = DeploymentPricesForm
+    object_action = "view"  # the prices check follows in dispatch
+    submit_label = "Save prices"
+    success_message = "Prices of {obj.public_name} saved."
+
+    def get_queryset(self):
+        return selectors.deployment_list()
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated and permissions.may(request.user, self.model, "view"):
+            self.request, self.kwargs = request, kwargs
+            if not _may_change_prices(request.user, self.object):
+                raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        return {"instance": self.object}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["title"] = f"Prices of {self.object.public_name}"
+        context["cancel_url"] = reverse("providers:deployment-detail", args=[self.object.pk])
+        return context
+
+    def perform(self, form):
+        deployment = ModelDeployment.objects.get(pk=self.object.pk)
+        return services.deployment_set_prices(deployment=deployment, **form.service_arguments())
 
     def success(self, result):
         return hx_redirect(self.request, reverse("providers:deployment-detail", args=[result.pk]))

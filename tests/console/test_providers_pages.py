@@ -91,6 +91,7 @@ def page_urls(provider, deployment) -> dict[str, str]:
         "deployment-add": reverse("providers:deployment-add"),
         "deployment-detail": reverse("providers:deployment-detail", args=[deployment.pk]),
         "deployment-edit": reverse("providers:deployment-edit", args=[deployment.pk]),
+        "deployment-prices": reverse("providers:deployment-prices", args=[deployment.pk]),
         "deployment-toggle": reverse("providers:deployment-toggle", args=[deployment.pk]),
         "deployment-delete": reverse("providers:deployment-delete", args=[deployment.pk]),
         "deployment-reset-circuit": reverse(
@@ -624,3 +625,34 @@ def test_circuit_state_is_what_every_process_sees(platform_admin, deployment):
     assert page.context["circuit"]["state"] == "open"
     client.post(reverse("providers:deployment-reset-circuit", args=[deployment.pk]))
     assert other_process.state_of(key).state == "closed"
+
+
+def test_prices_alone_with_the_prices_permission(user_factory, grant, deployment):
+    cost_admin = grant(
+        user_factory(username="cost"),
+        "providers.view_provider",
+        "providers.view_modeldeployment",
+        "providers.change_deployment_prices",
+    )
+    client = signed_in(cost_admin)
+    detail = client.get(reverse("providers:deployment-detail", args=[deployment.pk]))
+    assert b"Edit prices" in detail.content and b"Disable" not in detail.content
+    assert client.get(reverse("providers:deployment-edit", args=[deployment.pk])).status_code == 403
+    url = reverse("providers:deployment-prices", args=[deployment.pk])
+    bad = client.post(url, {"input_price": "-1", "output_price": "1"})
+    assert bad.status_code == 200 and "input_price" in bad.context["form"].errors
+    assert b'id="id_input_price_error"' in bad.content
+    done = client.post(url, {"input_price": "0.2", "output_price": "0.8", "reasoning_price": "1.5"})
+    assert done.status_code == 303
+    deployment.refresh_from_db()
+    assert str(deployment.input_price) == "0.200000"
+    assert str(deployment.reasoning_price) == "1.500000"
+    assert deployment.cached_input_price is None  # blank clears it
+    assert set(events("deployment.updated")[-1].data["changed"]) >= {
+        "input_price",
+        "output_price",
+        "reasoning_price",
+    }
+    # A reader without it may not.
+    reader = grant(user_factory(username="r2"), *READ_ONLY)
+    assert signed_in(reader).get(url).status_code == 403

@@ -3,7 +3,8 @@
 Providers and models belong to no tenant: holding the model's view permission opens the
 lists and details (read-only, cost-admin, platform-admin, managers, super-admin); the
 writes (add, change, enable/disable, delete, connectivity test, circuit reset) need the
-model's add/change/delete permission (platform-admin, managers, super-admin). Everyone else
+model's add/change/delete permission (platform-admin, managers, super-admin); a model's
+prices alone also yield to `providers.change_deployment_prices` (cost-admin). Everyone else
 signed in gets 403, never 404 (there is no tenant to hide). Signed out: a page GET redirects
 to the sign-in page (302), an htmx request or a POST gets 401.
 
@@ -34,6 +35,8 @@ READERS = frozenset(
     {"read_only", "cost_admin", "platform_admin", "manager", "super_admin", "superuser"}
 )
 WRITERS = frozenset({"platform_admin", "manager", "super_admin", "superuser"})
+# Prices alone: the deployment's change permission or providers.change_deployment_prices.
+PRICERS = WRITERS | {"cost_admin"}
 
 
 def expect(signed_out: int, allowed: frozenset[str], ok: int) -> str:
@@ -157,6 +160,29 @@ ROWS = [
         FORM_INVALID,
         target=deployment,
         data={"public_name": "", "input_price": "-1"},
+    ),
+    row(
+        "console-deployment-prices",
+        "providers:deployment-prices",
+        "get",
+        expect(302, PRICERS, 200),
+        target=deployment,
+    ),
+    row(
+        "console-deployment-prices-invalid",
+        "providers:deployment-prices",
+        "post",
+        expect(401, PRICERS, 200),
+        target=deployment,
+        data={"input_price": "-1", "output_price": "1"},
+    ),
+    row(
+        "console-deployment-prices-post",
+        "providers:deployment-prices",
+        "post",
+        expect(401, PRICERS, 303),
+        target=deployment,
+        data={"input_price": "0.5", "output_price": "1.5"},
     ),
     row(
         "console-deployment-toggle",
