@@ -70,6 +70,15 @@ class ModelPermissionFirst:
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
 
+class CredentialErrorsOnForm:
+    """Form views whose `perform` may put a refused credential change on the form."""
+
+    def form_error(self, form: Any, exc: Exception) -> bool:
+        if isinstance(exc, ShownOnForm):
+            return True
+        return super().form_error(form, exc)  # type: ignore[misc]
+
+
 # --- providers ------------------------------------------------------------------------------
 
 
@@ -125,7 +134,7 @@ class ProviderDetailView(ModelPermissionFirst, ObjectDetailView):
         return context
 
 
-class ProviderCreateView(FormView):
+class ProviderCreateView(CredentialErrorsOnForm, FormView):
     form_class = ProviderForm
     permission = ("providers.provider", "add")
     title = "Add a provider"
@@ -145,16 +154,11 @@ class ProviderCreateView(FormView):
             _credential_error(form, exc)
             raise ShownOnForm from exc
 
-    def form_error(self, form, exc):
-        if isinstance(exc, ShownOnForm):
-            return True
-        return super().form_error(form, exc)
-
     def success(self, result):
         return hx_redirect(self.request, reverse("providers:provider-detail", args=[result.pk]))
 
 
-class ProviderEditView(ModelPermissionFirst, ObjectFormView):
+class ProviderEditView(CredentialErrorsOnForm, ModelPermissionFirst, ObjectFormView):
     form_class = ProviderForm
     model = Provider
     submit_label = "Save changes"
@@ -181,8 +185,6 @@ class ProviderEditView(ModelPermissionFirst, ObjectFormView):
         except PermissionDenied as exc:
             _credential_error(form, exc)
             raise ShownOnForm from exc
-
-    form_error = ProviderCreateView.form_error
 
     def success(self, result):
         return hx_redirect(self.request, reverse("providers:provider-detail", args=[result.pk]))

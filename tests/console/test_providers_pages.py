@@ -656,3 +656,28 @@ def test_prices_alone_with_the_prices_permission(user_factory, grant, deployment
     # A reader without it may not.
     reader = grant(user_factory(username="r2"), *READ_ONLY)
     assert signed_in(reader).get(url).status_code == 403
+
+
+def test_editing_to_a_taken_name_is_an_error_on_the_name(admin_user, provider, provider_factory):
+    provider_factory(name="taken")
+    edit = reverse("providers:provider-edit", args=[provider.pk])
+    response = signed_in(admin_user).post(
+        edit, provider_post(name="taken", kind="openai", base_url=provider.base_url)
+    )
+    assert response.status_code == 200 and "name" in response.context["form"].errors
+    provider.refresh_from_db()
+    assert provider.name == "openai-eu"
+
+
+def test_a_refused_credential_change_is_shown_on_the_field(platform_admin, provider, monkeypatch):
+    """Should the services refuse a credential change the form let through, the refusal is
+    shown next to the field, not as an error page."""
+    from django.core.exceptions import PermissionDenied
+
+    def refuse(**kwargs):
+        raise PermissionDenied("Changing a provider's base_url needs the permission X.")
+
+    monkeypatch.setattr(services, "provider_create", refuse)
+    response = signed_in(platform_admin).post(reverse("providers:provider-add"), provider_post())
+    assert response.status_code == 200
+    assert "needs the permission" in " ".join(response.context["form"].errors["base_url"])
