@@ -59,6 +59,18 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
     check_accessibility(page)
     screenshot(page, "model-detail")
 
+    # Reset its circuit through the confirmation dialog (audited).
+    page.get_by_role("link", name="Reset circuit").click()
+    dialog = page.locator("#console-modal")
+    dialog.get_by_role("button", name="Reset circuit").wait_for()
+    assert dialog.get_by_text("Close the circuit breaker").is_visible()
+    dialog.get_by_role("button", name="Reset circuit").click()
+    page.get_by_text(f"Circuit of {model} closed.").wait_for()
+    resets = console.db.query(
+        "SELECT count(*) FROM audit_auditevent WHERE event_type = 'deployment.circuit_reset'"
+    )
+    assert resets[0][0] >= 1
+
     # Errors next to the field, never a 500.
     page.goto("/models/add/")
     page.get_by_label("Public name").fill(model + "-bad")
