@@ -8,17 +8,25 @@ from apps.providers.models import Capability, HealthCheck, ModelDeployment, Prov
 from apps.providers.selectors import provider_list
 
 
+class AnyYesNo(django_filters.widgets.BooleanWidget):
+    """Yes / No / Any (django-filter's says "Unknown" for no choice)."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = (("", "Any"), ("true", "Yes"), ("false", "No"))
+
+
 class ProviderFilterSet(django_filters.FilterSet):
-    kind = django_filters.ChoiceFilter(choices=Provider.Kind.choices, empty_label="Any protocol")
+    kind = django_filters.ChoiceFilter(
+        label="Protocol", choices=Provider.Kind.choices, empty_label="Any protocol"
+    )
     health = django_filters.ChoiceFilter(
         label="Health",
         choices=HealthCheck.Status.choices,
         empty_label="Any health",
         field_name="health_status",
     )
-    enabled = django_filters.BooleanFilter(
-        widget=django_filters.widgets.BooleanWidget(), label="Enabled"
-    )
+    enabled = django_filters.BooleanFilter(widget=AnyYesNo(), label="Enabled")
 
     class Meta:
         model = Provider
@@ -37,12 +45,8 @@ class DeploymentFilterSet(django_filters.FilterSet):
         empty_label="Any capability",
         method="filter_capability",
     )
-    enabled = django_filters.BooleanFilter(
-        widget=django_filters.widgets.BooleanWidget(), label="Enabled"
-    )
-    listed = django_filters.BooleanFilter(
-        widget=django_filters.widgets.BooleanWidget(), label="Listed"
-    )
+    enabled = django_filters.BooleanFilter(widget=AnyYesNo(), label="Enabled")
+    listed = django_filters.BooleanFilter(widget=AnyYesNo(), label="Listed")
 
     class Meta:
         model = ModelDeployment

@@ -8,7 +8,7 @@ from atp_site.console.tables import Column, Table
 class ProviderTable(Table):
     columns = (
         Column("name", order_by=None, link="providers:provider-detail"),
-        Column("kind", "Protocol", order_by=None),
+        Column("kind", "Protocol", accessor="get_kind_display", order_by=None),
         Column("base_url", "Base URL", classes="mono"),
         Column("region", order_by=None),
         Column("health_status", "Health", template="console/cells/status.html"),
@@ -42,7 +42,13 @@ class DeploymentTable(Table):
         Column("upstream_model", "Upstream model", order_by=None, classes="mono"),
         Column("input_price", "Input $/1M", order_by=None, template="console/cells/usd.html"),
         Column("output_price", "Output $/1M", order_by=None, template="console/cells/usd.html"),
-        Column("context_window", "Context", order_by=None, classes="num"),
+        Column(
+            "context_window",
+            "Context",
+            accessor=lambda row: f"{row.context_window:,}",
+            order_by=None,
+            classes="num",
+        ),
         Column("capabilities", accessor=_capabilities),
         Column("enabled", template="console/cells/boolean.html"),
         Column("listed", template="console/cells/boolean.html"),
