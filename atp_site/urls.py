@@ -12,6 +12,12 @@ from drf_spectacular.views import (
 from atp_site import views
 from atp_site.metrics import metrics_view
 
+# The Django admin is the raw-data and break-glass view; the console at / is the product.
+admin.site.site_header = "ATP raw data"
+admin.site.site_title = "ATP raw data"
+admin.site.index_title = "Raw data (evidence is read-only here; day-to-day work is in the console)"
+admin.site.site_url = "/"
+
 urlpatterns = [
     # The console: one include per app, each app's pages in its own namespace.
     path("", include("atp_site.console.urls")),
