@@ -10,6 +10,7 @@ from drf_spectacular.views import (
 )
 
 from atp_site import views
+from atp_site.auth import views as auth_views
 from atp_site.metrics import metrics_view
 
 # The Django admin is the raw-data and break-glass view; the console at / is the product.
@@ -29,6 +30,7 @@ urlpatterns = [
     # API's send the browser there, so every password sign-in is throttled and asks for
     # the second factor.
     path("", include("atp_site.auth.urls")),
+    path("logout/", auth_views.logout_view, name="logout"),
     path("admin/login/", RedirectView.as_view(pattern_name="auth:login", query_string=True)),
     path("api-auth/login/", RedirectView.as_view(pattern_name="auth:login", query_string=True)),
     # --- end of sign-in

@@ -17,7 +17,7 @@ METHOD = "atp_auth_method"
 # A session's last-seen time is written at most this often: not a write per request.
 SEEN_RESOLUTION_SECONDS = 60
 # Paths a superuser who must enroll a second factor may still reach.
-ENROLL_OPEN_PREFIXES = ("/account/two-factor/", "/logout/", "/login/", "/static/")
+ENROLL_OPEN_PREFIXES = ("/account/", "/logout/", "/login/", "/static/")
 
 
 class SignInPolicyMiddleware:
@@ -43,7 +43,7 @@ class SignInPolicyMiddleware:
                 and not user.is_verified()
                 and not request.path.startswith(ENROLL_OPEN_PREFIXES)
             ):
-                return redirect("auth:two-factor")
+                return redirect("auth:account")
         return self.get_response(request)
 
     @staticmethod

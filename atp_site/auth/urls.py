@@ -1,4 +1,4 @@
-"""Sign-in URLs, mounted at the site's root (namespace `auth`)."""
+"""Sign-in URLs, mounted at the site's root (namespace `auth`; sign-out is `logout`)."""
 
 from django.conf import settings
 from django.urls import path
@@ -10,8 +10,7 @@ app_name = "auth"
 urlpatterns = [
     path("login/", views.login_view, name="login"),
     path("login/code/", views.login_code_view, name="login-code"),
-    path("logout/", views.logout_view, name="logout"),
-    path("account/two-factor/", views.two_factor_view, name="two-factor"),
+    path("account/", views.account_view, name="account"),
 ]
 
 if settings.ATP_OIDC is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from base64 import b32encode
+from functools import wraps
 from typing import Any
 
 import segno
@@ -11,8 +12,8 @@ from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model, login, logout
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -192,7 +193,26 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect(settings.LOGOUT_REDIRECT_URL)
 
 
-# --- the second-factor page -----------------------------------------------------------------
+def signed_in_required(view):
+    """The console's rule for a signed-out visitor: a GET goes to the sign-in page with
+    ?next=, anything else (a POST, an htmx request) gets 401 (htmx: with HX-Redirect)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        htmx = request.headers.get("HX-Request") == "true"
+        if request.method in ("GET", "HEAD") and not htmx:
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        response = HttpResponse("Sign in to continue.", status=401, content_type="text/plain")
+        if htmx:
+            response["HX-Redirect"] = settings.LOGIN_URL
+        return response
+
+    return wrapped
+
+
+# --- the account page: the second factor -----------------------------------------------------------------
 
 
 def _qr_svg(url: str) -> str:
@@ -205,9 +225,9 @@ def _qr_svg(url: str) -> str:
 
 @sensitive_post_parameters("code")
 @never_cache
-@login_required
+@signed_in_required
 @require_http_methods(["GET", "POST"])
-def two_factor_view(request: HttpRequest) -> HttpResponse:
+def account_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).first()
     form = CodeForm(request.POST or None)
@@ -219,7 +239,7 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
             if error is None:
                 services.totp_device_remove(user=user)
                 messages.success(request, "Two-factor sign-in is off.")
-                return redirect("auth:two-factor")
+                return redirect("auth:account")
             form.add_error("code", error)
         status = 400
     elif request.method == "POST" and action == "confirm" and confirmed is None:
@@ -230,13 +250,17 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
                 services.totp_device_confirm(user=user, device=device)
                 otp_login(request, device)
                 messages.success(request, "Two-factor sign-in is on.")
-                return redirect("auth:two-factor")
+                return redirect("auth:account")
             form.add_error("code", error)
         status = 400
     elif request.method == "POST":
-        return redirect("auth:two-factor")
+        return redirect("auth:account")
 
-    context: dict[str, Any] = {"form": form, "device": confirmed}
+    context: dict[str, Any] = {
+        "form": form,
+        "device": confirmed,
+        "method": request.session.get(METHOD),
+    }
     if confirmed is None:
         device = services.totp_device_start(user=user)
         context.update(
@@ -244,4 +268,4 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
             qr_svg=_qr_svg(device.config_url),
             required=settings.ATP_OTP_REQUIRED_FOR_SUPERUSERS and user.is_superuser,
         )
-    return render(request, "auth/two_factor.html", context, status=status)
+    return render(request, "auth/account.html", context, status=status)
