@@ -104,6 +104,17 @@ class AdminTokenTable(Table):
         ("tenants.admintoken", "add"),
     )
 
+    def __init__(self, *args: Any, may_revoke: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.may_revoke = may_revoke
+
+    def page(self) -> Page:
+        page = super().page()
+        for token in page.rows:
+            token.may_revoke = self.may_revoke
+        page.cells = [(row, self.cells(row)) for row in page.rows]
+        return page
+
 
 class UserTable(Table):
     columns = (
