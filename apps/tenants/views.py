@@ -77,6 +77,23 @@ def secret_response(view: ConsoleView, context: dict[str, Any], status: int = 20
     return response
 
 
+class PermissionFirst:
+    """403 for a viewer who may not do the view's action on any object of its model, before
+    the object is looked up; one outside the viewer's tenants is then a 404."""
+
+    model: Any
+    object_action: str
+    request: HttpRequest
+
+    def has_permission(self) -> bool:
+        return permissions.may(self.request.user, self.model, self.object_action)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated and not self.has_permission():
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
 def api_base(request: HttpRequest) -> str:
     return request.build_absolute_uri("/v1")
 
@@ -97,7 +114,7 @@ class TenantListView(ObjectListView):
         return selectors.tenant_list_with_key_counts()
 
 
-class TenantDetailView(ObjectDetailView):
+class TenantDetailView(PermissionFirst, ObjectDetailView):
     model = Tenant
     template_name = "tenants/tenant_detail.html"
 
@@ -149,7 +166,7 @@ class TenantCreateView(FormView):
         return hx_redirect(self.request, reverse("tenants:tenant-detail", args=[result.pk]))
 
 
-class TenantEditView(ObjectFormView):
+class TenantEditView(PermissionFirst, ObjectFormView):
     model = Tenant
     form_class = TenantForm
     submit_label = "Save"
@@ -174,7 +191,7 @@ class TenantEditView(ObjectFormView):
         return hx_redirect(self.request, reverse("tenants:tenant-detail", args=[result.pk]))
 
 
-class TenantMemberView(ObjectFormView):
+class TenantMemberView(PermissionFirst, ObjectFormView):
     """Give a user (by username) a role on this tenant, or take it away."""
 
     model = Tenant
@@ -236,7 +253,7 @@ class ApiKeyListView(ObjectListView):
         return selectors.api_key_list()
 
 
-class ApiKeyDetailView(ObjectDetailView):
+class ApiKeyDetailView(PermissionFirst, ObjectDetailView):
     model = ApiKey
     template_name = "tenants/apikey_detail.html"
 
@@ -310,7 +327,7 @@ class ApiKeyCreateView(FormView):
         )
 
 
-class ApiKeyEditView(ObjectFormView):
+class ApiKeyEditView(PermissionFirst, ObjectFormView):
     model = ApiKey
     form_class = ApiKeyEditForm
     submit_label = "Save"
@@ -353,7 +370,7 @@ class ApiKeyEditView(ObjectFormView):
         return hx_redirect(self.request, reverse("tenants:apikey-detail", args=[result.pk]))
 
 
-class ApiKeyRotateView(ObjectActionView):
+class ApiKeyRotateView(PermissionFirst, ObjectActionView):
     model = ApiKey
     object_action = "rotate"
     verb = "Rotate"
@@ -387,7 +404,7 @@ class ApiKeyRotateView(ObjectActionView):
         )
 
 
-class ApiKeyRevokeView(ObjectActionView):
+class ApiKeyRevokeView(PermissionFirst, ObjectActionView):
     model = ApiKey
     object_action = "revoke"
     verb = "Revoke"
@@ -483,7 +500,7 @@ class AdminTokenCreateView(FormView):
         )
 
 
-class AdminTokenRevokeView(ObjectActionView):
+class AdminTokenRevokeView(PermissionFirst, ObjectActionView):
     """Revoke one of the viewer's own tokens; another user's token is not found."""
 
     model = AdminToken
@@ -495,12 +512,9 @@ class AdminTokenRevokeView(ObjectActionView):
 
     @cached_property
     def object(self) -> AdminToken:
-        token = get_object_or_404(
+        return get_object_or_404(
             selectors.admin_token_list(user=self.request.user), pk=self.kwargs["pk"]
         )
-        if not permissions.may(self.request.user, AdminToken, "revoke"):
-            raise PermissionDenied
-        return token
 
     def perform(self, obj: AdminToken) -> AdminToken:
         return services.admin_token_revoke(token=obj)

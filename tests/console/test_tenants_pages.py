@@ -386,3 +386,18 @@ def test_unknown_ids_are_404_not_500(admin_user):
     assert client.get("/keys/00000000-0000-0000-0000-000000000000/").status_code == 404
     assert client.get("/keys/not-a-uuid/").status_code == 404
     assert client.get("/tenants/00000000-0000-0000-0000-000000000000/").status_code == 404
+
+
+def test_without_any_key_permission_pages_are_403_not_404(staff_user, two_tenants):
+    acme, _, key_a, _ = two_tenants
+    client = signed_in(staff_user)
+    for path in (
+        "/tenants/",
+        f"/tenants/{acme.pk}/",
+        f"/tenants/{acme.pk}/edit/",
+        "/keys/",
+        f"/keys/{key_a.pk}/",
+        f"/keys/{key_a.pk}/revoke/",
+    ):
+        assert client.get(path).status_code == 403, path
+    assert client.post(f"/keys/{key_a.pk}/rotate/").status_code == 403
