@@ -106,7 +106,9 @@ class TenantForm(forms.Form):
 
 
 class ApiKeyCreateForm(forms.Form):
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), to_field_name="slug")
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.none(), to_field_name="slug", empty_label="Choose a tenant"
+    )
     name = forms.CharField(max_length=200, help_text="Say who uses it, e.g. billing-service.")
     allowed_models = ListField(
         max_length=2000,
@@ -193,7 +195,9 @@ TENANT_ROLE_CHOICES = [
 class MembershipForm(forms.Form):
     """Give `user` a role on one tenant (or take it away)."""
 
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), to_field_name="slug")
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.none(), to_field_name="slug", empty_label="Choose a tenant"
+    )
     role = forms.ChoiceField(choices=TENANT_ROLE_CHOICES, required=False, label="Tenant role")
 
     def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
