@@ -337,3 +337,15 @@ def test_dedicated_permissions_only_by_superusers_and_audited(admin_user, acme):
         {"permission": "tenants.view_tenant", "granted": "true"},
     )
     assert response.status_code == 200 and "permission" in response.context["form"].errors
+
+
+def test_users_menu_entry_shows_for_those_who_may_open_it(acme):
+    from atp_site.console.navigation import menu_for
+
+    def labels(user) -> list[str]:
+        return [item.label for _, items in menu_for(user) for item in items]
+
+    assert "Users and roles" in labels(on_tenant(acme, "boss", roles.TENANT_ADMIN))
+    assert "Users and roles" not in labels(on_tenant(acme, "member", roles.TENANT_MEMBER))
+    assert "Users and roles" in labels(with_role("ro", roles.READ_ONLY))
+    assert "Admin tokens" in labels(on_tenant(acme, "plain", roles.TENANT_MEMBER))
