@@ -117,11 +117,17 @@ MENU: tuple[MenuGroup, ...] = (
     MenuGroup(
         "Settings",
         (
+            # Users with auth.view_user, and tenant admins (who manage their tenants' members).
             MenuItem(
                 "Users and roles",
                 "tenants:user-list",
                 "user-cog",
-                ("auth.user", "view"),
+                visible=lambda user: (
+                    permissions.may(user, django_apps.get_model("auth.user"), "view")
+                    or permissions.may(
+                        user, django_apps.get_model("tenants.tenant"), "manage_members"
+                    )
+                ),
                 active_prefixes=("tenants:user",),
             ),
             MenuItem(
