@@ -130,7 +130,7 @@ def _seed(world: dict, rows: int) -> float:
             CASE WHEN g %% 3 <> 2 THEN g %% 12 END,
             CASE WHEN g %% 10 = 0 THEN 'hit' ELSE 'miss' END,
             ''
-        FROM generate_series(1, %(rows)s) AS g
+        FROM generate_series(1::bigint, %(rows)s::bigint) AS g
     """
     started = time.perf_counter()
     with connection.cursor() as cursor:

@@ -206,7 +206,12 @@ def requestlog_shadows(log: RequestLog) -> QuerySet[RequestLog]:
     """A champion request's mirrored challenger calls."""
     if log.shadow_of:
         return RequestLog.objects.none()
-    return RequestLog.objects.filter(shadow_of=log.request_id).only(*REQUESTLOG_LIST_FIELDS)
+    # exclude() spells out the partial index's condition so the planner uses it.
+    return (
+        RequestLog.objects.exclude(shadow_of="")
+        .filter(shadow_of=log.request_id)
+        .only(*REQUESTLOG_LIST_FIELDS)
+    )
 
 
 def route_list() -> QuerySet[Route]:
