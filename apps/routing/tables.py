@@ -115,7 +115,7 @@ class RequestLogTable(Table):
         Column("cache", accessor=lambda r: r.cache or "—"),
     )
     default_order = "-created_at"
-    empty_title = "No requests match"
+    empty_title = "No requests yet"
     empty_text = (
         "Requests appear here once applications call ATP's /v1 endpoints with an API key. "
         "Widen the time range or clear the filters to see more."
