@@ -78,6 +78,7 @@ ACTION_PERMISSIONS: dict[tuple[str, str], str] = {
     ("audit.auditevent", "erase_subject"): ERASE_DATA_SUBJECT,
     ("audit.storedexchange", "view_body"): VIEW_EXCHANGE_BODY,
     ("tenants.tenant", "manage_members"): MANAGE_TENANT_MEMBERS,
+    ("auth.user", "assign_roles"): "tenants.assign_roles",
 }
 
 

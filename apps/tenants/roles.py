@@ -201,9 +201,9 @@ GLOBAL_ROLES: dict[str, Role] = {
         Role(
             READ_ONLY,
             "Read only",
-            "Views everything except stored bodies and admin tokens.",
+            # tenants.view_admintoken lists one's own tokens only: nobody sees another's.
+            "Views everything except stored bodies and other users' admin tokens.",
             (*(f"{app}.view_*" for app in PROJECT_APPS), "auth.view_user"),
-            excludes=("tenants.view_admintoken",),
         ),
     )
 }
@@ -270,10 +270,11 @@ def roles_sync(**_: Any) -> None:
 
     Connected to post_migrate: runs after every migrate, when every app's permissions exist,
     so permissions added by later migrations join the roles whose patterns match them.
-    Changes are audited (`role.permissions_changed`); a sync that changes nothing records nothing.
+    Changes to a group that held permissions are audited (`role.permissions_changed`); a sync
+    that changes nothing records nothing.
     """
     available = _all_permission_names()
-    with transaction.atomic(), _quietly():
+    with transaction.atomic(), recorded_by_service():
         for role in GLOBAL_ROLES.values():
             group, _ = Group.objects.get_or_create(name=role.name)
             wanted = role_permission_names(role, available)
@@ -284,6 +285,10 @@ def roles_sync(**_: Any) -> None:
             if held == wanted:
                 continue
             group.permissions.set([available[name] for name in sorted(wanted)])
+            if not held:
+                # A group just made (by its migration, or again after a flush) is filled as
+                # part of the install: nobody's access changes, nothing to record.
+                continue
             audit_record(
                 event_type="role.permissions_changed",
                 action="change",
@@ -305,10 +310,14 @@ def roles_sync_after_migrate(sender: Any, using: str = "default", **kwargs: Any)
     from django.apps import apps as global_apps
     from django.db import connections
 
-    if sender is not list(global_apps.get_app_configs())[-1] or using != "default":
+    # The signal is sent once per app with models, in INSTALLED_APPS order.
+    last = [c for c in global_apps.get_app_configs() if c.models_module is not None][-1]
+    if sender is not last or using != "default":
         return
     tables = set(connections[using].introspection.table_names())
-    needed = {Group._meta.db_table, Permission._meta.db_table, "audit_auditevent"}
+    from apps.audit.models import AuditEvent
+
+    needed = {Group._meta.db_table, Permission._meta.db_table, AuditEvent._meta.db_table}
     if not needed <= tables:
         return
     from apps.audit.apps import ensure_chain_head
@@ -341,7 +350,7 @@ _services_recording: ContextVar[bool] = ContextVar("atp_roles_recording", defaul
 
 
 @contextmanager
-def _quietly() -> Iterator[None]:
+def recorded_by_service() -> Iterator[None]:
     token = _services_recording.set(True)
     try:
         yield
@@ -434,7 +443,7 @@ def user_roles_set(*, user: Any, roles: Iterable[str], actor: Any, source: str) 
     if missing:
         raise LookupError(f"role groups missing (run migrate): {sorted(missing)}")
     before = _group_names(user)
-    with _quietly():
+    with recorded_by_service():
         user.groups.remove(*(groups[name] for name in held - wanted))
         user.groups.add(*(groups[name] for name in wanted - held))
     audit_record(
@@ -507,7 +516,7 @@ def _apply_tenant_role(
         actor, Tenant, "manage_members", tenant.pk
     ):
         raise PermissionDenied(f"You may not manage the members of tenant '{tenant.slug}'.")
-    with _quietly():
+    with recorded_by_service():
         for codename in sorted(held - wanted):
             remove_perm(f"tenants.{codename}", user, tenant)
         for codename in sorted(wanted - held):
@@ -624,7 +633,7 @@ def dedicated_permission_set(
     if held == granted:
         return
     change = permission_grant if granted else permission_revoke
-    with _quietly():
+    with recorded_by_service():
         change(permission=permission, user=user, tenant=tenant)
 
 
@@ -637,15 +646,29 @@ def user_roles(user: Any) -> set[str]:
 
 
 def user_memberships(user: Any) -> dict[Tenant, str]:
-    """The tenants `user` has a role on, with that role."""
-    grants = _tenant_grants(user)
-    tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in=list(grants))}
-    found = {}
-    for key, codenames in grants.items():
+    """The tenants `user` has a role on, with that role, by tenant slug."""
+    return memberships_of([user]).get(user.pk, {})
+
+
+def memberships_of(users: Iterable[Any]) -> dict[Any, dict[Tenant, str]]:
+    """`user_memberships` of several users in two queries: user pk -> {tenant: role}."""
+    rows = UserObjectPermission.objects.filter(
+        user__in=[u.pk for u in users],
+        content_type=ContentType.objects.get_for_model(Tenant),
+        permission__codename__in=_ALL_ROLE_CODENAMES,
+    ).values_list("user_id", "object_pk", "permission__codename")
+    held: dict[tuple[Any, str], set[str]] = {}
+    for user_id, object_pk, codename in rows:
+        held.setdefault((user_id, object_pk), set()).add(codename)
+    tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in={pk for _, pk in held})}
+    found: dict[Any, dict[Tenant, str]] = {}
+    for (user_id, object_pk), codenames in sorted(
+        held.items(), key=lambda item: tenants[item[0][1]].slug if item[0][1] in tenants else ""
+    ):
         role = _tenant_role_of(codenames)
-        if role and key in tenants:
-            found[tenants[key]] = role
-    return dict(sorted(found.items(), key=lambda item: item[0].slug))
+        if role and object_pk in tenants:
+            found.setdefault(user_id, {})[tenants[object_pk]] = role
+    return found
 
 
 def tenant_members(tenant: Tenant) -> list[tuple[Any, str]]:
@@ -797,6 +820,47 @@ def _on_user_permissions(sender, instance, action, reverse, model, pk_set, **kwa
         )
 
 
+def _group_permission_names(group: Group) -> list[str]:
+    return _perm_names(group.permissions.values_list("pk", flat=True))
+
+
+def _on_group_permissions(sender, instance, action, reverse, model, pk_set, **kwargs) -> None:
+    """One `group.permissions_changed` event per change of a group's permissions (what a role
+    or any other group holds) made outside the services."""
+    if changes_recorded_by_service():
+        return
+    if action == "pre_clear":
+        if reverse:
+            pk_set = set(instance.group_set.values_list("pk", flat=True))
+        else:
+            pk_set = set(instance.permissions.values_list("pk", flat=True))
+        _cleared.set({**(_cleared.get() or {}), ("group", reverse, instance.pk): pk_set})
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if action == "post_clear":
+        pk_set = (_cleared.get() or {}).pop(("group", reverse, instance.pk), set())
+    if not pk_set:
+        return
+    if reverse:  # permission.group_set.add(groups)
+        changes = [(g, _perm_names([instance.pk])) for g in Group.objects.filter(pk__in=pk_set)]
+    else:
+        changes = [(instance, _perm_names(pk_set))]
+    for group, names in changes:
+        after = set(_group_permission_names(group))
+        before = after - set(names) if action == "post_add" else after | set(names)
+        audit_record(
+            event_type="group.permissions_changed",
+            action="change",
+            resource_type="group",
+            resource_id=str(group.pk),
+            before={"permissions": sorted(before)},
+            after={"permissions": sorted(after)},
+            data={"group": group.name, "role": group.name in GLOBAL_ROLES},
+            classification="restricted",
+        )
+
+
 def _on_object_permission(sender, instance, created: bool = True, **kwargs) -> None:
     """One event per django-guardian object permission given or taken outside the services."""
     if changes_recorded_by_service() or kwargs.get("raw") or not created:
@@ -840,6 +904,11 @@ def connect_audit_receivers() -> None:
         _on_user_permissions,
         sender=user_model.user_permissions.through,
         dispatch_uid="tenants.roles.user_permissions",
+    )
+    m2m_changed.connect(
+        _on_group_permissions,
+        sender=Group.permissions.through,
+        dispatch_uid="tenants.roles.group_permissions",
     )
     for model in (UserObjectPermission, GroupObjectPermission):
         post_save.connect(
