@@ -135,12 +135,18 @@ class RequestLogTable(Table):
             out.append(f"<td{classes}>{shown}</td>")
         return mark_safe("".join(out))  # every part is escaped above
 
+    # Set by the view when the viewer sees only some tenants' rows: the table's estimated
+    # size would tell them how much every other tenant sends.
+    scoped = False
+
     def _total(self) -> tuple[int | None, bool, bool]:
-        """On PostgreSQL a filtered page gets the planner's estimate of its rows, counted
+        """On PostgreSQL a filtered (or tenant-scoped) page gets the planner's estimate of its rows, counted
         exactly only when that estimate is small: counting even ten thousand matches costs
         more than the page itself."""
-        if not self.filtered or connection.vendor != "postgresql":
+        if connection.vendor != "postgresql":
             return super()._total()
+        if not self.filtered and not self.scoped:
+            return super()._total()  # the table's estimated size
         estimate = _planned_rows(self.queryset.order_by())
         if estimate is None or estimate < EXACT_BELOW:
             counted = self.queryset.order_by()[: COUNT_LIMIT + 1].count()

@@ -310,6 +310,7 @@ class RequestLogListView(RequestLogMixin, ObjectListView):
             queryset = queryset.filter(selectors.requestlog_search_q(queryset, term))
             filtered = True
         table = self.table_class(queryset, request.GET, filtered=filtered)
+        table.scoped = permissions.tenant_ids(request.user, RequestLog, "view") is not None
         context = self.get_context_data(
             table=table,
             page=table.page(),
