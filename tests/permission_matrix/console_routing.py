@@ -6,8 +6,9 @@ cost_admin security_admin platform_admin manager super_admin superuser.
 Routes belong to no tenant: their view permission is read_only's, platform_admin's,
 manager's and super_admin's; changing them platform_admin's, manager's and super_admin's.
 The request log is tenant-scoped: tenant roles see acme's requests (globex's are 404);
-read_only, auditor, cost_admin and platform_admin see every tenant's; security_admin and
-manager hold no request-log permission. Stored bodies are a dedicated permission: only
+read_only, auditor, cost_admin and platform_admin see every tenant's, and so do
+security_admin and manager: they hold tenants.view_tenant globally, which is the request
+log's tenant grant (apps.tenants.permissions.TENANT_SCOPES) on every tenant. Stored bodies are a dedicated permission: only
 the superuser reads them. htmx POSTs answer 204 with HX-Redirect on success.
 """
 
@@ -37,8 +38,8 @@ ROUTE_VIEW = "   302  403  200 403  403  403 403  403 200  200 200   200"
 ROUTE_VIEW_HX = "401  403  200 403  403  403 403  403 200  200 200   200"
 ROUTE_CHANGE = " 302  403  403 403  403  403 403  403 200  200 200   200"
 ROUTE_DONE = "   401  403  403 403  403  403 403  403 204  204 204   204"
-LOG_VIEW = "     302  403  200 200  200  200 200  403 200  403 200   200"
-LOG_OTHER = "    302  403  200 404  404  200 200  403 200  403 200   200"
+LOG_VIEW = "     302  403  200 200  200  200 200  200 200  200 200   200"
+LOG_OTHER = "    302  403  200 404  404  200 200  200 200  200 200   200"
 BODY = "         401  403  403 403  403  403 403  403 403  403 403   200"
 BODY_OTHER = "   401  403  403 404  404  403 403  403 403  403 403   200"
 
