@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("atp_site.console.urls")),
     path("", include("apps.providers.urls")),
     path("", include("apps.tenants.urls")),
+    path("", include("apps.routing.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

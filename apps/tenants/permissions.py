@@ -139,6 +139,9 @@ TENANT_SCOPES: dict[str, TenantScope] = {
             "delete": MANAGE_TENANT_RETENTION,
         },
     ),
+    # The request log: a tenant's members see its requests (bodies stay with
+    # audit.storedexchange's view_body).
+    "routing.requestlog": TenantScope("tenant_id", {"view": VIEW_TENANT}),
 }
 
 
