@@ -15,6 +15,7 @@ urlpatterns = [
     # The console: one include per app, each app's pages in its own namespace.
     path("", include("atp_site.console.urls")),
     path("", include("apps.providers.urls")),
+    path("", include("apps.audit.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

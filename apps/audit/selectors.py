@@ -263,3 +263,16 @@ def auditor_grants() -> list[AuditorGrant]:
             )
         )
     return result
+
+
+def subject_holdings(*, tenant: Tenant, subject: str) -> dict[str, int]:
+    """How much `tenant` holds about `subject` (what an erasure would touch), counted only."""
+    from apps.routing.services import request_log_for_subject
+
+    return {
+        "requests": len(request_log_for_subject(tenant_id=tenant.pk, subject=subject)),
+        "exchanges": StoredExchange.objects.filter(tenant_id=tenant.pk, end_user=subject).count(),
+        "audit_events": AuditEvent.objects.filter(
+            Q(user_id=subject) | Q(actor=subject), tenant_id=tenant.pk
+        ).count(),
+    }
