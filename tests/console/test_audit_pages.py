@@ -12,16 +12,8 @@ from guardian.shortcuts import assign_perm
 
 from apps.audit.models import AuditEvent, Job, RetentionPolicy
 from apps.audit.services import audit_record
-from tests.conftest import UserFactory, grant_permissions
-from tests.console.audit_cast import (  # noqa: F401 - fixtures
-    acme,
-    acme_auditor,
-    auditor,
-    eager_jobs,
-    events,
-    globex,
-    globex_auditor,
-)
+from tests.conftest import UserFactory
+from tests.console.audit_cast import *  # noqa: F403 - the cast's fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -424,4 +416,3 @@ def test_grant_form_errors_are_not_500(security_admin):
 def test_menu_leads_to_the_audit_log(auditor):
     response = signed_in(auditor).get("/audit/")
     assert b'href="/audit/"' in response.content
-    grant_permissions(auditor)  # no change: the menu is computed per request
