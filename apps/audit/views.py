@@ -461,13 +461,27 @@ class RetentionPolicyAddView(AuditSection, FormView):
         return hx_redirect(self.request, reverse("audit:retentionpolicy-list"))
 
 
-class RetentionPolicyEditView(AuditSection, ObjectFormView):
+class PermissionFirst:
+    """403 for a user who may do this to no object at all, before the object's 404."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.request = request
+        if request.user.is_authenticated and not self.has_permission():
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class RetentionPolicyEditView(PermissionFirst, AuditSection, ObjectFormView):
     model = RetentionPolicy
     tab = "audit:retentionpolicy-list"
     form_class = RetentionPolicyForm
     template_name = "audit/retention_form.html"
     submit_label = "Save"
     success_message = "Retention policy saved."
+
+    def has_permission(self) -> bool:
+        # 403 for who may change no policy at all; 404 for one outside their tenants.
+        return self.may("audit.retentionpolicy", "change")
 
     def get_form_kwargs(self) -> dict[str, Any]:
         return {"user": self.request.user, "action": "change"}
@@ -500,7 +514,7 @@ class RetentionPolicyEditView(AuditSection, ObjectFormView):
         return hx_redirect(self.request, reverse("audit:retentionpolicy-list"))
 
 
-class RetentionPolicyDeleteView(AuditSection, ObjectActionView):
+class RetentionPolicyDeleteView(PermissionFirst, AuditSection, ObjectActionView):
     model = RetentionPolicy
     object_action = "delete"
     verb = "Delete"
@@ -510,6 +524,9 @@ class RetentionPolicyDeleteView(AuditSection, ObjectActionView):
         "retention; the next daily purge applies it."
     )
     success_message = "Retention policy deleted."
+
+    def has_permission(self) -> bool:
+        return self.may("audit.retentionpolicy", "delete")
 
     def perform(self, obj: RetentionPolicy) -> None:
         retention_policy_delete(policy=obj, by=self.request.user)
