@@ -81,10 +81,15 @@ class AuditSection:
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)  # type: ignore[misc]
         user = self.request.user
+        # One look-up per distinct permission (several tabs share one).
+        allowed: dict[tuple[str, str], bool] = {}
+        for _, _, needed in TABS:
+            if needed not in allowed:
+                allowed[needed] = permissions.may(user, _model(needed[0]), needed[1])
         context["audit_tabs"] = [
             (label, reverse(url_name), url_name == self.tab)
-            for label, url_name, (label_model, action) in TABS
-            if permissions.may(user, _model(label_model), action)
+            for label, url_name, needed in TABS
+            if allowed[needed]
         ]
         return context
 

@@ -71,8 +71,9 @@ def test_signed_out_post_gets_401(client: Client):
 
 def test_list_shows_events_newest_first_with_tenant_slugs(auditor, events):
     response = signed_in(auditor).get("/audit/")
-    rows = [r for r in response.context["page"].rows if r.event_type != "auth.login"]
-    assert [r.sequence for r in rows] == sorted((e.sequence for e in events), reverse=True)
+    wanted = {e.sequence for e in events}
+    shown = [r.sequence for r in response.context["page"].rows if r.sequence in wanted]
+    assert shown == sorted(wanted, reverse=True)
     assert b"acme" in response.content and b"globex" in response.content
 
 
@@ -90,13 +91,14 @@ def test_list_filters_by_tenant_outcome_action_actor_and_classification(
     assert [r.event_type for r in typed] == ["provider.created"]
     assert client.get("/audit/", {"actor": "nobody-at-all"}).context["page"].rows == []
     restricted = client.get("/audit/", {"classification": "restricted"}).context["page"].rows
-    assert restricted == []
+    assert {r.classification for r in restricted} <= {"restricted"}
+    assert not {r.sequence for r in restricted} & {e.sequence for e in events}
 
 
 def test_list_time_range_and_an_inverted_range_is_an_error_not_a_500(auditor, events):
     client = signed_in(auditor)
     page = client.get("/audit/", {"since": "2000-01-01T00:00", "until": "2100-01-01T00:00"})
-    assert len(page.context["page"].rows) == len(events) + 1  # and the sign-in
+    assert {e.sequence for e in events} <= {r.sequence for r in page.context["page"].rows}
     inverted = client.get("/audit/", {"since": "2100-01-01T00:00", "until": "2000-01-01T00:00"})
     assert inverted.status_code == 200
     assert b"Must be later than" in inverted.content

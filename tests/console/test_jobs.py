@@ -184,7 +184,8 @@ def test_results_expire_after_the_configured_hours(auditor, settings, eager_jobs
     assert jobs_expire() == 0
     with time_machine.travel(timezone.now() + timedelta(hours=3)):
         assert jobs_expire() == 1
-        assert client.get(f"/audit/jobs/{job.pk}/download/").status_code == 404
+        # Signed in again: sessions expire too.
+        assert signed_in(auditor).get(f"/audit/jobs/{job.pk}/download/").status_code == 404
     assert not path.exists()
     job.refresh_from_db()
     assert job.result_file == "" and job.message == "Result expired"
