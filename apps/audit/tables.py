@@ -7,9 +7,11 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html
 
+from apps.audit.models import AuditEvent
 from apps.audit.selectors import tenant_names
 from atp_site.console.tables import COUNT_LIMIT, Cell, Column, Table
 
@@ -34,7 +36,7 @@ class AuditEventTable(Table):
 
     columns = (
         Column("sequence", "#", order_by="pk", link="audit:event-detail", link_arg="sequence"),
-        Column("occurred_at", "When", accessor=_when),
+        Column("occurred_at", "When", accessor=_when, order_by="occurred_at"),
         Column("event_type", "Event"),
         Column("action"),
         Column("actor"),
@@ -53,6 +55,20 @@ class AuditEventTable(Table):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tenants = tenant_names()
+        if not self.params.get("sort") and (self.params.get("since") or self.params.get("until")):
+            # A period is found through the time index; newest first by id would walk
+            # every later event before reaching it.
+            self.sort, self.descending = "occurred_at", True
+
+    def _keyset(self, values: list[str], forward: bool) -> Any:
+        keyset = super()._keyset(values, forward)
+        if self.sort != "occurred_at" or values[0] is None:
+            return keyset
+        # (time < t) or (time = t and id < pk), bounded by time <= t so the index range
+        # starts at the cursor instead of the newest event.
+        value = AuditEvent._meta.get_field("occurred_at").to_python(values[0])
+        after = forward != self.descending
+        return (Q(occurred_at__gte=value) if after else Q(occurred_at__lte=value)) & keyset
 
     def cells(self, row: Any) -> list[Cell]:
         cells = super().cells(row)
