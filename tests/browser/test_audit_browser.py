@@ -146,7 +146,7 @@ def test_every_audit_page_is_photographed_and_accessible(signed_in_page, job_wor
     page.goto("/audit/subjects/erase/")
     page.get_by_label("Subject id").fill("someone-42")
     page.get_by_role("button", name="Review what will be erased").click()
-    assert page.get_by_role("heading", name=re.compile("Erase someone-42")).is_visible()
+    page.get_by_role("heading", name=re.compile("Erase someone-42")).wait_for()
     check_accessibility(page)
     screenshot(page, "audit-erase-confirm")
 
