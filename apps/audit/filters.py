@@ -43,7 +43,11 @@ class AuditEventFilterSet(django_filters.FilterSet):
     """Tenant, event type (prefix), action, actor, outcome, classification and period."""
 
     tenant = django_filters.ModelChoiceFilter(
-        queryset=None, method="_noop", empty_label="Any tenant", to_field_name="slug"
+        queryset=None,
+        method="_noop",
+        empty_label="Any tenant",
+        to_field_name="slug",
+        label="Tenant",
     )
     event_type = django_filters.CharFilter(method="_noop", label="Event type starts with")
     action = django_filters.CharFilter(method="_noop")
