@@ -27,7 +27,7 @@ def on_locked_out(
     if request is None or getattr(request, "axes_failures_since_start", None) is None:
         return
     audit_record(
-        event_type="auth.lockout",
+        event_type="auth.locked_out",
         action="lockout",
         outcome="failure",
         resource_type="user",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from base64 import b32encode
+from functools import wraps
 from typing import Any
 
 import segno
@@ -11,8 +12,8 @@ from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model, login, logout
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -192,6 +193,25 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect(settings.LOGOUT_REDIRECT_URL)
 
 
+def signed_in_required(view):
+    """The console's rule for a signed-out visitor: a GET goes to the sign-in page with
+    ?next=, anything else (a POST, an htmx request) gets 401 (htmx: with HX-Redirect)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        htmx = request.headers.get("HX-Request") == "true"
+        if request.method in ("GET", "HEAD") and not htmx:
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        response = HttpResponse("Sign in to continue.", status=401, content_type="text/plain")
+        if htmx:
+            response["HX-Redirect"] = settings.LOGIN_URL
+        return response
+
+    return wrapped
+
+
 # --- the account page: the second factor -----------------------------------------------------------------
 
 
@@ -205,7 +225,7 @@ def _qr_svg(url: str) -> str:
 
 @sensitive_post_parameters("code")
 @never_cache
-@login_required
+@signed_in_required
 @require_http_methods(["GET", "POST"])
 def account_view(request: HttpRequest) -> HttpResponse:
     user = request.user
