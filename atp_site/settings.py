@@ -172,6 +172,10 @@ ATP_LOCAL_BEAT = env_bool("ATP_LOCAL_BEAT", CELERY_TASK_ALWAYS_EAGER)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
+# --- background jobs (apps.audit.jobs) ---
+# Hours a finished job's result (file under ATP_DATA_DIR/jobs, or JSON) is kept.
+ATP_JOB_RESULT_HOURS = env_int("ATP_JOB_RESULT_HOURS", 24, minimum=1)
+# --- end background jobs ---
 
 # --- auth, sessions -------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("apps.providers.urls")),
     path("", include("apps.tenants.urls")),
     path("", include("apps.routing.urls")),
+    path("", include("apps.audit.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

@@ -191,3 +191,14 @@ def test_members_and_readers_do_not_manage_members(alice, acme):
     assert session(alice).get(url).status_code == 403
     assert session(in_role("reader", "read-only")).get(url).status_code == 403
     assert APIClient().get(url).status_code == 401
+
+
+def test_errors_of_an_item_are_keyed_by_its_index(alice, acme):
+    boss = session(Users.objects.create_superuser("root"))
+    body = {"memberships": [{"tenant": "acme", "role": "tenant-member"}, {"role": "tenant-admin"}]}
+    response = boss.put(f"/api/v1/users/{alice.pk}/memberships/", body, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"memberships": {"1": {"tenant": ["This field is required."]}}}
+    body = {"members": [{"user": "alice"}]}
+    response = boss.put(f"/api/v1/tenants/{acme.pk}/members/", body, format="json")
+    assert response.json() == {"members": {"0": {"role": ["This field is required."]}}}

@@ -135,8 +135,9 @@ class MembershipInputSerializer(serializers.Serializer):
 
 
 class UserMembershipsInputSerializer(serializers.Serializer):
-    memberships = MembershipInputSerializer(
-        many=True,
+    # A ListField, not many=True: its errors are keyed by the item's index, the documented shape.
+    memberships = serializers.ListField(
+        child=MembershipInputSerializer(),
         allow_empty=True,
         max_length=1000,
         help_text="The user's role on each tenant; tenants the caller manages that are not "
@@ -164,8 +165,8 @@ class MemberInputSerializer(serializers.Serializer):
 
 
 class TenantMembersInputSerializer(serializers.Serializer):
-    members = MemberInputSerializer(
-        many=True,
+    members = serializers.ListField(
+        child=MemberInputSerializer(),
         allow_empty=True,
         max_length=1000,
         help_text="Every member of the tenant with their role; users not listed lose theirs.",
