@@ -52,6 +52,10 @@ class Tenant(models.Model):
             ("manage_tenant_retention", "Can manage this tenant's retention policies"),
             ("export_tenant_subjects", "Can export a data subject's records of this tenant"),
             ("erase_tenant_subjects", "Can erase a data subject's records of this tenant"),
+            ("manage_tenant_members", "Can give and take away roles on this tenant"),
+            # Global only: gives the roles (groups) the holder could assign
+            # (apps.tenants.roles.role_assignable).
+            ("assign_roles", "Can assign global roles to users"),
         ]
 
     def __str__(self) -> str:

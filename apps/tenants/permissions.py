@@ -49,6 +49,7 @@ VIEW_TENANT_BODIES = "tenants.view_tenant_bodies"
 MANAGE_TENANT_KEYS = "tenants.manage_tenant_keys"
 MANAGE_TENANT_RETENTION = "tenants.manage_tenant_retention"
 EXPORT_TENANT_SUBJECTS = "tenants.export_tenant_subjects"
+MANAGE_TENANT_MEMBERS = "tenants.manage_tenant_members"
 ERASE_TENANT_SUBJECTS = "tenants.erase_tenant_subjects"
 
 # --- dedicated permissions: reach secrets or destroy evidence; no role has them by default ----
@@ -56,7 +57,9 @@ CHANGE_PROVIDER_CREDENTIALS = "providers.change_provider_credentials"
 ADD_ADMIN_TOKEN_FOR_OTHERS = "tenants.add_admintoken_for_others"
 ERASE_DATA_SUBJECT = "audit.erase_data_subject"
 CHANGE_AUDIT_RETENTION = "audit.change_audit_retention"
+VIEW_EXCHANGE_BODY = "audit.view_exchange_body"
 
+# Granted to a named user only (apps.tenants.roles.dedicated_permission_set), never to a role.
 DEDICATED = frozenset(
     {
         CHANGE_PROVIDER_CREDENTIALS,
@@ -64,6 +67,8 @@ DEDICATED = frozenset(
         ERASE_DATA_SUBJECT,
         CHANGE_AUDIT_RETENTION,
         ERASE_TENANT_SUBJECTS,
+        VIEW_EXCHANGE_BODY,
+        VIEW_TENANT_BODIES,
     }
 )
 
@@ -71,7 +76,9 @@ DEDICATED = frozenset(
 ACTION_PERMISSIONS: dict[tuple[str, str], str] = {
     ("audit.auditevent", "export_subject"): "audit.export_data_subject",
     ("audit.auditevent", "erase_subject"): ERASE_DATA_SUBJECT,
-    ("audit.storedexchange", "view_body"): "audit.view_exchange_body",
+    ("audit.storedexchange", "view_body"): VIEW_EXCHANGE_BODY,
+    ("tenants.tenant", "manage_members"): MANAGE_TENANT_MEMBERS,
+    ("auth.user", "assign_roles"): "tenants.assign_roles",
 }
 
 
@@ -90,7 +97,13 @@ class TenantScope:
 
 TENANT_SCOPES: dict[str, TenantScope] = {
     "tenants.tenant": TenantScope(
-        "pk", {"view": VIEW_TENANT, "change": CHANGE_TENANT, "delete": DELETE_TENANT}
+        "pk",
+        {
+            "view": VIEW_TENANT,
+            "change": CHANGE_TENANT,
+            "delete": DELETE_TENANT,
+            "manage_members": MANAGE_TENANT_MEMBERS,
+        },
     ),
     "tenants.apikey": TenantScope(
         "tenant_id",

@@ -25,6 +25,7 @@ from apps.tenants.keys import (
 )
 from apps.tenants.models import AdminToken, ApiKey, Tenant
 from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS, TENANT_PERMISSIONS
+from apps.tenants.roles import recorded_by_service
 from atp_site.lib import config_version
 
 
@@ -404,11 +405,13 @@ def _permission_change(
                 f"{', '.join(sorted(TENANT_PERMISSIONS))}."
             }
         )
-    if tenant is None:
-        permissions_of = holder.user_permissions if kind == "user" else holder.permissions
-        (permissions_of.add if grant else permissions_of.remove)(permission)
-    else:
-        (assign_perm if grant else remove_perm)(permission, holder, tenant)
+    # This records its own event; the receivers auditing changes made elsewhere stay quiet.
+    with recorded_by_service():
+        if tenant is None:
+            permissions_of = holder.user_permissions if kind == "user" else holder.permissions
+            (permissions_of.add if grant else permissions_of.remove)(permission)
+        else:
+            (assign_perm if grant else remove_perm)(permission, holder, tenant)
     audit_record(
         event_type="permission.granted" if grant else "permission.revoked",
         action="grant" if grant else "revoke",

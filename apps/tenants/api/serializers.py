@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.roles import GLOBAL_ROLES, TENANT_ROLE_NAMES
 from atp_site.lib.api_input import LineField, ModelSerializer
 
 
@@ -87,3 +88,85 @@ class AdminTokenCreatedSerializer(AdminTokenSerializer):
 
     class Meta(AdminTokenSerializer.Meta):
         fields = [*AdminTokenSerializer.Meta.fields, "token"]
+
+
+# --- users, roles and tenant members -------------------------------------------------------
+
+ROLE_CHOICES = [(name, role.label) for name, role in GLOBAL_ROLES.items()]
+TENANT_ROLE_CHOICES = [(name, name) for name in TENANT_ROLE_NAMES]
+
+
+class MembershipSerializer(serializers.Serializer):
+    tenant = TenantBriefSerializer(read_only=True)
+    role = serializers.ChoiceField(choices=TENANT_ROLE_CHOICES, read_only=True)
+
+
+class UserSerializer(serializers.Serializer):
+    """A user with their global roles and the tenant roles the viewer may see."""
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)
+    first_name = serializers.CharField(read_only=True)
+    last_name = serializers.CharField(read_only=True)
+    is_active = serializers.BooleanField(read_only=True)
+    is_staff = serializers.BooleanField(read_only=True)
+    is_superuser = serializers.BooleanField(read_only=True)
+    last_login = serializers.DateTimeField(read_only=True, allow_null=True)
+    date_joined = serializers.DateTimeField(read_only=True)
+    roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=ROLE_CHOICES), read_only=True
+    )
+    memberships = MembershipSerializer(many=True, read_only=True)
+
+
+class UserRolesInputSerializer(serializers.Serializer):
+    roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=ROLE_CHOICES),
+        allow_empty=True,
+        max_length=len(ROLE_CHOICES),
+        help_text="Every global role the user is to hold; the others are taken away.",
+    )
+
+
+class MembershipInputSerializer(serializers.Serializer):
+    tenant = LineField(max_length=100, help_text="The tenant's slug or id.")
+    role = serializers.ChoiceField(choices=TENANT_ROLE_CHOICES)
+
+
+class UserMembershipsInputSerializer(serializers.Serializer):
+    memberships = MembershipInputSerializer(
+        many=True,
+        allow_empty=True,
+        max_length=1000,
+        help_text="The user's role on each tenant; tenants the caller manages that are not "
+        "listed lose the user's role (others are left as they are).",
+    )
+
+
+class MemberUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+
+
+class MemberSerializer(serializers.Serializer):
+    user = MemberUserSerializer(read_only=True)
+    role = serializers.ChoiceField(choices=TENANT_ROLE_CHOICES, read_only=True)
+
+
+class TenantMembersSerializer(serializers.Serializer):
+    members = MemberSerializer(many=True, read_only=True)
+
+
+class MemberInputSerializer(serializers.Serializer):
+    user = LineField(max_length=150, help_text="The user's username or id.")
+    role = serializers.ChoiceField(choices=TENANT_ROLE_CHOICES)
+
+
+class TenantMembersInputSerializer(serializers.Serializer):
+    members = MemberInputSerializer(
+        many=True,
+        allow_empty=True,
+        max_length=1000,
+        help_text="Every member of the tenant with their role; users not listed lose theirs.",
+    )

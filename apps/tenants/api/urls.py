@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from apps.tenants.api.views import AdminTokenViewSet, ApiKeyViewSet, TenantViewSet
+from apps.tenants.api.views import AdminTokenViewSet, ApiKeyViewSet, TenantViewSet, UserViewSet
 
 app_name = "tenants-api"
 
@@ -14,5 +14,6 @@ router = SimpleRouter()
 router.register("tenants", TenantViewSet, basename="tenant")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("admin-tokens", AdminTokenViewSet, basename="admin-token")
+router.register("users", UserViewSet, basename="user")
 
 urlpatterns = router.urls

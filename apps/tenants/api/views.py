@@ -7,17 +7,19 @@ from contextlib import contextmanager
 from typing import Any
 
 import django_filters
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from apps.tenants import permissions, selectors, services
+from apps.tenants import permissions, roles, selectors, services
 from apps.tenants.api.permissions import ScopedQuerysetMixin
 from apps.tenants.api.serializers import (
     AdminTokenCreatedSerializer,
@@ -25,7 +27,12 @@ from apps.tenants.api.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeySerializer,
     ApiKeyUpdateSerializer,
+    TenantMembersInputSerializer,
+    TenantMembersSerializer,
     TenantSerializer,
+    UserMembershipsInputSerializer,
+    UserRolesInputSerializer,
+    UserSerializer,
 )
 from apps.tenants.models import AdminToken, ApiKey, Tenant
 from atp_site.lib.drf import drf_validation_error
@@ -80,6 +87,7 @@ class ServiceModelViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
 class TenantViewSet(ServiceModelViewSet):
     serializer_class = TenantSerializer
     permission_model = Tenant
+    permission_action: str | None = None  # set per @action (members)
     filterset_fields = ["is_active", "slug"]
     search_fields = ["slug", "name"]
     ordering_fields = ["slug", "name", "created_at"]
@@ -95,6 +103,63 @@ class TenantViewSet(ServiceModelViewSet):
 
     def delete_object(self, instance: Tenant) -> None:
         services.tenant_delete(tenant=instance)
+
+    @extend_schema(methods=["GET"], responses={200: TenantMembersSerializer})
+    @extend_schema(
+        methods=["PUT"],
+        request=TenantMembersInputSerializer,
+        responses={200: TenantMembersSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["get", "put"],
+        url_path="members",
+        url_name="members",
+        permission_action="manage_members",
+    )
+    def members(self, request: Request, pk: str | None = None) -> Response:
+        """The tenant's members and their tenant roles; a PUT replaces them all.
+
+        Needs `tenants.manage_tenant_members` on the tenant (a tenant-admin has it on theirs).
+        """
+        tenant = self.get_object()
+        if request.method == "PUT":
+            serializer = TenantMembersInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            wanted = _resolve_members(serializer.validated_data["members"])
+            with service_errors(), transaction.atomic():
+                for user, _ in roles.tenant_members(tenant):
+                    if user.pk not in wanted:
+                        roles.tenant_role_set(
+                            user=user, tenant=tenant, role=None, actor=request.user, source="api"
+                        )
+                for user, role in wanted.values():
+                    roles.tenant_role_set(
+                        user=user, tenant=tenant, role=role, actor=request.user, source="api"
+                    )
+        members = [{"user": user, "role": role} for user, role in roles.tenant_members(tenant)]
+        return Response(TenantMembersSerializer({"members": members}).data)
+
+
+def _user_named(value: str) -> Any:
+    users = get_user_model()._default_manager
+    found = users.filter(username=value).first()
+    if found is None and value.isdigit() and len(value) < 19:
+        found = users.filter(pk=int(value)).first()
+    return found
+
+
+def _resolve_members(rows: list[dict[str, str]]) -> dict[Any, tuple[Any, str]]:
+    """user pk -> (user, role) for a members list; unknown or repeated users are a 400."""
+    wanted: dict[Any, tuple[Any, str]] = {}
+    for row in rows:
+        user = _user_named(row["user"])
+        if user is None:
+            raise ValidationError({"members": [f"No user '{row['user']}'."]})
+        if user.pk in wanted:
+            raise ValidationError({"members": [f"User '{row['user']}' is listed twice."]})
+        wanted[user.pk] = (user, row["role"])
+    return wanted
 
 
 def _visible_tenants(request: Request | None) -> QuerySet[Tenant]:
@@ -214,3 +279,114 @@ class AdminTokenViewSet(
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         token = services.admin_token_revoke(token=self.get_object())
         return Response(self.get_serializer(token).data)
+
+
+class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Users with their global roles and tenant roles (those on tenants the caller may see).
+
+    Reading needs `auth.view_user`; setting roles `tenants.assign_roles` as well (and only
+    roles the caller could assign, apps.tenants.roles.role_assignable); setting tenant roles
+    `tenants.manage_tenant_members` on each tenant whose role changes.
+    """
+
+    serializer_class = UserSerializer
+    permission_model = get_user_model()
+    permission_action: str | None = None  # set per @action (roles, memberships)
+    http_method_names = ["get", "put", "head", "options"]
+    filterset_fields = ["is_active", "is_staff", "is_superuser"]
+    search_fields = ["username", "email", "first_name", "last_name"]
+    ordering_fields = ["username", "date_joined", "last_login"]
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):
+            return get_user_model()._default_manager.none()
+        return roles.user_list(self.request.user)
+
+    def _represent(self, users: list[Any]) -> list[dict[str, Any]]:
+        visible = permissions.tenant_ids(self.request.user, Tenant, "view")
+        memberships = roles.memberships_of(users)
+        for user in users:
+            user.roles = sorted(g.name for g in user.groups.all() if g.name in roles.GLOBAL_ROLES)
+            user.memberships = [
+                {"tenant": tenant, "role": role}
+                for tenant, role in memberships.get(user.pk, {}).items()
+                if visible is None or tenant.pk in visible
+            ]
+        return UserSerializer(users, many=True).data
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        if page is not None:
+            return self.get_paginated_response(self._represent(page))
+        return Response(self._represent(list(queryset)))
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(self._represent([self.get_object()])[0])
+
+    def _fresh(self, user: Any) -> Response:
+        user = self.get_queryset().get(pk=user.pk)
+        return Response(self._represent([user])[0])
+
+    @extend_schema(request=UserRolesInputSerializer, responses={200: UserSerializer})
+    @action(
+        detail=True,
+        methods=["put"],
+        url_path="roles",
+        url_name="roles",
+        permission_action="assign_roles",
+    )
+    def set_roles(self, request: Request, pk: str | None = None) -> Response:
+        """Replace the user's global roles."""
+        user = self.get_object()
+        serializer = UserRolesInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            roles.user_roles_set(
+                user=user,
+                roles=serializer.validated_data["roles"],
+                actor=request.user,
+                source="api",
+            )
+        return self._fresh(user)
+
+    @extend_schema(request=UserMembershipsInputSerializer, responses={200: UserSerializer})
+    @action(
+        detail=True,
+        methods=["put"],
+        url_path="memberships",
+        url_name="memberships",
+        permission_action="view",
+    )
+    def set_memberships(self, request: Request, pk: str | None = None) -> Response:
+        """Replace the user's tenant roles on the tenants the caller manages."""
+        caller = request.user
+        if not permissions.may(caller, Tenant, "manage_members"):
+            raise PermissionDenied("You may not manage tenant members.")
+        user = self.get_object()
+        serializer = UserMembershipsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        given: dict[Tenant, str] = {}
+        for row in serializer.validated_data["memberships"]:
+            tenant = selectors.tenant_resolve(row["tenant"])
+            if tenant is None or not (
+                permissions.may_on(caller, tenant, "view")
+                or permissions.may_on(caller, tenant, "manage_members")
+            ):
+                raise ValidationError({"memberships": [f"No tenant '{row['tenant']}'."]})
+            if tenant in given:
+                raise ValidationError(
+                    {"memberships": [f"Tenant '{row['tenant']}' is listed twice."]}
+                )
+            given[tenant] = row["role"]
+        # Roles on tenants the caller does not manage are not theirs to change: kept as they are.
+        kept = {
+            tenant: role
+            for tenant, role in roles.user_memberships(user).items()
+            if not permissions.may_on(caller, tenant, "manage_members")
+        }
+        with service_errors():
+            roles.tenant_memberships_set(
+                user=user, memberships={**kept, **given}, actor=caller, source="api"
+            )
+        return self._fresh(user)
