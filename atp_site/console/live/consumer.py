@@ -42,9 +42,10 @@ MAX_TOPICS_PER_FRAME = 20
 
 def _current_user(session_key: str | None) -> Any:
     """The user the session still signs in (None when signed out, expired or disabled)."""
+    from importlib import import_module
+
     from django.conf import settings
     from django.contrib import auth
-    from importlib import import_module
 
     if not session_key:
         return None

@@ -175,7 +175,9 @@ def _tenant_names(ids: set[str]) -> dict[str, str]:
             valid.append(uuid.UUID(tenant_id))
         except ValueError:
             continue
-    return {str(pk): name for pk, name in Tenant.objects.filter(pk__in=valid).values_list("pk", "name")}
+    return {
+        str(pk): name for pk, name in Tenant.objects.filter(pk__in=valid).values_list("pk", "name")
+    }
 
 
 def costs(merged: dict[str, Any], scope: ViewerScope) -> dict[str, Any]:
@@ -262,9 +264,7 @@ def alerts(traffic_figures: dict[str, Any], provider_rows: list[dict[str, Any]])
             found.append({"level": "bad", "text": f"Provider {provider['name']} is down."})
         for circuit in provider["circuits"]:
             if circuit["state"] == "open":
-                found.append(
-                    {"level": "bad", "text": f"Circuit open for {circuit['model']}."}
-                )
+                found.append({"level": "bad", "text": f"Circuit open for {circuit['model']}."})
     rate = traffic_figures.get("error_rate")
     if rate is not None and traffic_figures["requests_minute"] >= ERROR_RATE_MIN_REQUESTS:
         if rate >= ERROR_RATE_ALERT:

@@ -30,9 +30,7 @@ ERRORS_KEPT = 50
 class Store:
     """Publish and read buckets; every method is synchronous (call it off the event loop)."""
 
-    def publish(
-        self, process: str, buckets: Mapping[tuple[int, int], Mapping[str, float]]
-    ) -> None:
+    def publish(self, process: str, buckets: Mapping[tuple[int, int], Mapping[str, float]]) -> None:
         raise NotImplementedError
 
     def read(self, resolution: int, starts: Iterable[int]) -> dict[int, dict[str, dict]]:

@@ -1,8 +1,8 @@
 """`{% load live %}`: the overview's number formats (static/console/overview.js formats alike).
 
-    {{ value|figure:"ms" }}    123 ms      {{ value|figure:"pct" }}  1.5%
-    {{ value|figure:"usd" }}   $0.0123     {{ value|figure:"int" }}  12,345
-    {{ value|figure:"rate" }}  3.25        a missing value shows as an en dash
+{{ value|figure:"ms" }}    123 ms      {{ value|figure:"pct" }}  1.5%
+{{ value|figure:"usd" }}   $0.0123     {{ value|figure:"int" }}  12,345
+{{ value|figure:"rate" }}  3.25        a missing value shows as an en dash
 """
 
 from __future__ import annotations
