@@ -266,11 +266,11 @@ def alerts(traffic_figures: dict[str, Any], provider_rows: list[dict[str, Any]])
             if circuit["state"] == "open":
                 found.append({"level": "bad", "text": f"Circuit open for {circuit['model']}."})
     rate = traffic_figures.get("error_rate")
-    if rate is not None and traffic_figures["requests_minute"] >= ERROR_RATE_MIN_REQUESTS:
-        if rate >= ERROR_RATE_ALERT:
-            found.append(
-                {"level": "warn", "text": f"{rate:.0%} of requests failed in the last minute."}
-            )
+    busy = traffic_figures["requests_minute"] >= ERROR_RATE_MIN_REQUESTS
+    if rate is not None and busy and rate >= ERROR_RATE_ALERT:
+        found.append(
+            {"level": "warn", "text": f"{rate:.0%} of requests failed in the last minute."}
+        )
     if spill.state.refusing:
         found.append(
             {"level": "bad", "text": "Requests are refused: their records cannot be kept."}
