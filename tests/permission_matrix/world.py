@@ -1,19 +1,23 @@
 """The world the permission matrix runs in: two tenants, one of everything, and the roles.
 
-`acme` is the tenant the per-tenant role was granted; `globex` is one it was not. Every
-role's user has an admin token of its own, and `outsider` has one nobody else may touch.
+`acme` is the tenant the per-tenant roles are held on; `globex` is one they are not. Every
+role's user is made the way a real one is (put in the role's group, given the tenant role
+through apps.tenants.roles), has an admin token of its own, and `outsider` has one nobody
+else may touch. A console_*.py module beside this one may define `extend_world(world)` to add
+the objects its rows address (in `world.extra`).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
 from apps.audit.bodies import exchange_row
@@ -24,33 +28,40 @@ from apps.providers.models import ModelDeployment, Provider
 from apps.providers.services import deployment_create, provider_create
 from apps.routing.models import RequestLog, Route
 from apps.routing.route_services import route_create
+from apps.tenants import roles
 from apps.tenants.models import AdminToken, ApiKey, Tenant
-from apps.tenants.permissions import (
-    AUDIT_TENANT,
-    CHANGE_TENANT,
-    EXPORT_TENANT_SUBJECTS,
-    MANAGE_TENANT_KEYS,
-    MANAGE_TENANT_RETENTION,
-    MANAGER_PERMISSIONS,
-    VIEW_TENANT,
-    VIEW_TENANT_BODIES,
-    VIEWER_PERMISSIONS,
-)
+from apps.tenants.permissions import MANAGER_PERMISSIONS
 from apps.tenants.services import admin_token_create, api_key_create, tenant_create
 
 # The columns of every row in rows.py, in this order.
-ROLES = ("anonymous", "staff", "viewer", "tenant", "manager", "superuser")
-
-# What the per-tenant role holds on acme (django-guardian object permissions).
-TENANT_ROLE = (
-    VIEW_TENANT,
-    CHANGE_TENANT,
-    MANAGE_TENANT_KEYS,
-    MANAGE_TENANT_RETENTION,
-    AUDIT_TENANT,
-    VIEW_TENANT_BODIES,
-    EXPORT_TENANT_SUBJECTS,
+ROLES = (
+    "anonymous",
+    "staff",
+    "read_only",
+    "tenant_member",
+    "tenant_admin",
+    "auditor",
+    "cost_admin",
+    "security_admin",
+    "platform_admin",
+    "manager",
+    "super_admin",
+    "superuser",
 )
+
+# The global role (group) of each column that has one.
+GLOBAL_ROLE = {
+    "read_only": roles.READ_ONLY,
+    "auditor": roles.AUDITOR,
+    "cost_admin": roles.COST_ADMIN,
+    "security_admin": roles.SECURITY_ADMIN,
+    "platform_admin": roles.PLATFORM_ADMIN,
+    "super_admin": roles.SUPER_ADMIN,
+}
+# The tenant role of each column that has one, held on acme only.
+TENANT_ROLE = {"tenant_member": roles.TENANT_MEMBER, "tenant_admin": roles.TENANT_ADMIN}
+# The group tenants/0006 gives staff users on an upgrade.
+MANAGERS_GROUP = "atp-managers"
 
 SUBJECT = "user-42"
 
@@ -75,6 +86,7 @@ class World:
     policy_audit: RetentionPolicy
     users: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, tuple[AdminToken, str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # what console_*.extend_world adds
 
     def user(self, role: str) -> Any:
         return self.users.get(role)
@@ -83,22 +95,36 @@ class World:
         """The admin token of the role's user (anonymous: somebody else's)."""
         return self.tokens.get(role, self.tokens["outsider"])[0]
 
-    def client(self, role: str) -> APIClient:
-        """How each role calls: a session, or (the manager) its admin token."""
+    def client(self, role: str, *, console: bool = False) -> APIClient:
+        """How each role calls: a session, or (the manager, on the API) its admin token.
+
+        Console pages are always called with a session, as a browser would.
+        """
         client = APIClient()
-        if role == "manager":
+        if role == "manager" and not console:
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens[role][1]}")
         elif role != "anonymous":
             client.force_login(self.users[role])
         return client
 
 
-def _global(user: Any, names: frozenset[str] | tuple[str, ...]) -> None:
-    for name in sorted(names):
+def _managers_group() -> Group:
+    """`atp-managers` as tenants/0006 makes it (on a fresh install it does not exist)."""
+    group, _ = Group.objects.get_or_create(name=MANAGERS_GROUP)
+    for name in sorted(MANAGER_PERMISSIONS):
         app_label, codename = name.split(".")
-        user.user_permissions.add(
+        group.permissions.add(
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
+    return group
+
+
+def _console_modules() -> list[Any]:
+    here = Path(__file__).parent
+    return [
+        importlib.import_module(f"{__package__}.{path.stem}")
+        for path in sorted(here.glob("console_*.py"))
+    ]
 
 
 def _stored(tenant: Tenant, request_id: str) -> StoredExchange:
@@ -171,21 +197,27 @@ def build_world() -> World:
         policy_all=_policy(None, "bodies", 30),
         policy_audit=_policy(None, "internal", 400),
     )
-    staff = {"is_staff": True}
-    world.users = {
-        "staff": users_model.objects.create_user("m-staff", **staff),
-        "viewer": users_model.objects.create_user("m-viewer", **staff),
-        "tenant": users_model.objects.create_user("m-tenant"),
-        "manager": users_model.objects.create_user("m-manager", **staff),
-        "superuser": users_model.objects.create_superuser("m-superuser"),
-    }
-    _global(world.users["viewer"], VIEWER_PERMISSIONS)
-    _global(world.users["manager"], MANAGER_PERMISSIONS)
-    for name in TENANT_ROLE:
-        assign_perm(name, world.users["tenant"], acme)
+    world.users = {"staff": users_model.objects.create_user("m-staff", is_staff=True)}
+    for column, role in GLOBAL_ROLE.items():
+        user = users_model.objects.create_user(f"m-{column}")
+        roles.user_roles_set(user=user, roles=[role], actor=None, source="cli")
+        world.users[column] = user
+    for column, role in TENANT_ROLE.items():
+        user = users_model.objects.create_user(f"m-{column}")
+        roles.tenant_role_set(user=user, tenant=acme, role=role, actor=None, source="cli")
+        world.users[column] = user
+    world.users["manager"] = users_model.objects.create_user("m-manager", is_staff=True)
+    world.users["manager"].groups.add(_managers_group())
+    world.users["superuser"] = users_model.objects.create_superuser("m-superuser")
+    world.users = {role: world.users[role] for role in ROLES if role != "anonymous"}
     outsider = users_model.objects.create_user("m-outsider", is_staff=True)
     world.tokens = {
         role: admin_token_create(user=user, name=f"{role}-token")
         for role, user in {**world.users, "outsider": outsider}.items()
     }
+    world.users["outsider"] = outsider
+    for module in _console_modules():
+        extend = getattr(module, "extend_world", None)
+        if extend is not None:
+            extend(world)
     return world
