@@ -244,14 +244,14 @@ class Command(BaseCommand):
         out = self.stdout.write
         out("")
         out(f"ATP is starting on {base}")
-        out(
-            f"  console:       {base}/admin/   user: admin   password: {password or '(unchanged: set with manage.py changepassword admin)'}"
-        )
+        shown = password or "(unchanged: set with manage.py changepassword admin)"
+        out(f"  console:       {base}/   sign in as admin, password: {shown}")
+        out(f"  Django admin:  {base}/admin/ (raw data, same account)")
         out(f"  API docs:      {base}/api/v1/docs/")
         out(f"  demo API key:  {demo_key}")
         out(f"  models:        {', '.join(m['name'] for p in providers for m in p['models'])}")
         out("  routes:        auto, atp/fast, atp/balanced, atp/high (ATP chooses the model)")
-        out(f"  overview:      {base}/admin/routing/route/overview/   metrics: {base}/metrics")
+        out(f"  metrics:       {base}/metrics")
         out(f"  streaming:     {base.replace('http', 'ws', 1)}/v1/realtime (WebSocket)")
         out("  try it:")
         out(f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {demo_key}' \\")
