@@ -184,7 +184,7 @@
   function chartOptions(node, series) {
     var axis = { stroke: cssVar("--muted"), grid: { stroke: cssVar("--border") }, ticks: { stroke: cssVar("--border") } };
     return {
-      width: Math.max(node.clientWidth, 240),
+      width: Math.max(node.clientWidth, 200),
       height: 180,
       legend: { show: true },
       scales: { x: { time: true } },
@@ -202,8 +202,8 @@
     var specs = {
       "overview-chart-rps": [["rps"], [{ label: "req/s", stroke: cssVar("--accent"), width: 2, fill: cssVar("--accent-soft") }]],
       "overview-chart-latency": [["p50", "p95"], [
-        { label: "p50 ms", stroke: cssVar("--accent"), width: 2, spanGaps: true },
-        { label: "p95 ms", stroke: cssVar("--warn"), width: 2, spanGaps: true }
+        { label: "p50 ms", stroke: cssVar("--accent"), width: 2, spanGaps: true, points: { show: true, size: 5 } },
+        { label: "p95 ms", stroke: cssVar("--warn"), width: 2, spanGaps: true, points: { show: true, size: 5 } }
       ]]
     };
     Object.keys(specs).forEach(function (id) {
@@ -214,9 +214,21 @@
         charts[id].setData(data);
       } else {
         charts[id] = new window.uPlot(chartOptions(node, specs[id][1]), data, node);
+        watchSize(id, node);
       }
     });
     lastSeries = series;
+  }
+
+  // Charts follow their card's width (a phone, a resized window, the sidebar toggled).
+  var observed = {};
+  function watchSize(id, node) {
+    if (observed[id] || !("ResizeObserver" in window)) return;
+    observed[id] = new ResizeObserver(function () {
+      var width = Math.max(node.clientWidth, 200);
+      if (charts[id] && charts[id].width !== width) charts[id].setSize({ width: width, height: 180 });
+    });
+    observed[id].observe(node);
   }
 
   var lastSeries = config.series;
@@ -226,11 +238,6 @@
   }
   // Colours follow the theme: redraw when it changes; sizes follow the window.
   new MutationObserver(redrawCharts).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
-  var resizeTimer = null;
-  window.addEventListener("resize", function () {
-    window.clearTimeout(resizeTimer);
-    resizeTimer = window.setTimeout(redrawCharts, 200);
-  });
 
   // --- the socket, its backoff and the polling fallback -------------------------------------
   var socket = null;
