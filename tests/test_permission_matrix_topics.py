@@ -14,12 +14,12 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from apps.tenants.permissions import MANAGER_PERMISSIONS
 from atp_site.asgi import application
 from atp_site.console.live import figures
 from atp_site.console.live.consumer import CLOSE_SIGNED_OUT
 from atp_site.console.live.store import MemoryStore, set_store
 from atp_site.console.live.topics import TOPICS
-from apps.tenants.permissions import MANAGER_PERMISSIONS
 from tests.conftest import TenantFactory, UserFactory
 from tests.permission_matrix.topics import OK, REFUSED, ROLES, TOPIC_ROWS
 

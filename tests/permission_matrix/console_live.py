@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from tests.permission_matrix.rows import row
 
-O = "console:"
+CONSOLE = "console:"
 
 # fmt: off
 ROWS = [
     #    id                          URL name                  method  anon staff ro  tmem tadm aud cost sec plat mgr super su
-    row("console overview",          O + "overview",           "get",  "302 200 200 200 200 200 200 200 200 200 200 200"),
-    row("console overview figures",  O + "overview-figures",   "get",  "401 200 200 200 200 200 200 200 200 200 200 200"),
+    row("console overview",          CONSOLE + "overview",           "get",  "302 200 200 200 200 200 200 200 200 200 200 200"),
+    row("console overview figures",  CONSOLE + "overview-figures",   "get",  "401 200 200 200 200 200 200 200 200 200 200 200"),
 ]
 # fmt: on
