@@ -194,6 +194,25 @@ async def test_signing_out_closes_the_socket_with_4401():
     await _closed_with(ws, consumer.CLOSE_SIGNED_OUT)
 
 
+async def test_a_session_past_its_lifetime_closes_the_socket_with_4401():
+    import time
+
+    user = await sync_to_async(_global_viewer)()
+    ws = await _open(user)
+    assert (await ws.connect())[0]
+    await _subscribe(ws, "requests.stream")
+
+    def age():
+        from importlib import import_module
+
+        session = import_module(settings.SESSION_ENGINE).SessionStore(ws.session_key)
+        session["atp_signed_in_at"] = time.time() - 30 * 86400
+        session.save()
+
+    await sync_to_async(age)()
+    await _closed_with(ws, consumer.CLOSE_SIGNED_OUT)
+
+
 async def test_a_disabled_account_closes_the_socket_with_4401():
     user = await sync_to_async(_global_viewer)()
     ws = await _open(user)

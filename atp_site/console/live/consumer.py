@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -55,9 +56,25 @@ def _current_user(session_key: str | None) -> Any:
         session = store
 
     user = auth.get_user(_Request)
-    if not user.is_authenticated or not user.is_active:
+    if not user.is_authenticated or not user.is_active or _past_lifetime(store):
         return None
     return user
+
+
+def _past_lifetime(session: Any) -> bool:
+    """The sign-in policy's absolute and idle lifetimes (atp_site.auth.middleware), read
+    without touching the session: a page's socket does not keep its session alive."""
+    from django.conf import settings
+
+    signed_in = session.get("atp_signed_in_at")
+    if signed_in is None:
+        return False
+    now = time.time()
+    absolute = getattr(settings, "ATP_SESSION_SECONDS", None)
+    idle = getattr(settings, "ATP_SESSION_IDLE_SECONDS", None)
+    if absolute and now - signed_in > absolute:
+        return True
+    return bool(idle and now - session.get("atp_seen_at", signed_in) > idle)
 
 
 def _access(session_key: str | None) -> figures.ViewerScope | None:
