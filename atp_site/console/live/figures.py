@@ -285,7 +285,8 @@ def figures_for(scope: ViewerScope, merged: dict[str, Any] | None = None) -> dic
         "at": datetime.fromtimestamp(merged["now"], UTC).isoformat(),
         "scope": {"traffic": scope.traffic, "tenants": scope.tenants, "providers": scope.providers},
     }
-    provider_rows = providers() if scope.providers or scope.traffic else []
+    # Alerts about providers and circuits only for viewers who may see providers.
+    provider_rows = providers() if scope.providers else []
     if scope.traffic:
         out["traffic"] = traffic(merged)
         out["alerts"] = alerts(out["traffic"], provider_rows)
