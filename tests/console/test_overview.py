@@ -256,3 +256,34 @@ def test_the_hot_path_module_has_no_new_work():
     source = inspect.getsource(settle.settle)
     assert "console" not in source and "live" not in source
     assert os.path.exists(settings.BASE_DIR / "static/vendor/uplot/uPlot.iife.min.js")
+
+
+@pytest.mark.django_db
+def test_provider_alerts_only_for_viewers_who_may_see_providers(monkeypatch, live_store):
+    down = [
+        {
+            "name": "p",
+            "enabled": True,
+            "health": "down",
+            "circuits": [{"model": "m", "state": "open", "badge": "open"}],
+        }
+    ]
+    monkeypatch.setattr(figures, "providers", lambda: down)
+    traffic_only = figures.ViewerScope(all_tenants=True, tenant_ids=frozenset(), providers=False)
+    both = figures.ViewerScope(all_tenants=True, tenant_ids=frozenset(), providers=True)
+    assert figures.figures_for(traffic_only)["alerts"] == []
+    assert "providers" not in figures.figures_for(traffic_only)
+    texts = [a["text"] for a in figures.figures_for(both)["alerts"]]
+    assert texts == ["Provider p is down.", "Circuit open for m."]
+
+
+async def test_minute_buckets_hold_every_second_of_the_minute_published_so_far():
+    store = MemoryStore(clock=lambda: NOW)
+    pub = Publisher(store=lambda: store, clock=lambda: NOW, process="proc-a")
+    pub.observe([_row(20, at=NOW - 10)])
+    await pub.publish()
+    pub.observe([_row(20, at=NOW - 8), _row(20, at=NOW - 8)])
+    await pub.stop()
+    merged = figures.merged_window(now=NOW, store=store)
+    assert figures.traffic(merged)["requests_hour"] == 3
+    assert figures.traffic(merged)["requests_minute"] == 3

@@ -35,8 +35,12 @@ REQUESTS_GROUP = "console.requests"
 INTERVAL_SECONDS = 1.0
 # A row older than this when it reaches the flush counts in the current second.
 LATE_SECONDS = 60
+# Seconds kept in memory: a late row's minute is re-published whole from them.
+KEPT_SECONDS = LATE_SECONDS + 2 * 60
 # Requests sent to the stream per process and second; more are counted, not listed.
 STREAM_MAX = 50
+# Errors listed per process and second (the store keeps the newest few anyway).
+ERRORS_MAX = 20
 
 
 def _iso(value: Any) -> str | None:
@@ -76,8 +80,8 @@ class Publisher:
         self.store = store
         self.clock = clock
         self.process = process
-        self._open: dict[tuple[int, int], samples.Sample] = {}
-        self._dirty: set[tuple[int, int]] = set()
+        self._seconds: dict[int, samples.Sample] = {}
+        self._dirty: set[int] = set()
         self._stream: list[dict[str, Any]] = []
         self._errors: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -87,23 +91,25 @@ class Publisher:
     # --- fed by the write-behind flush --------------------------------------------------------
 
     def observe(self, rows: list[Mapping[str, Any]]) -> None:
+        """Count rows into their second (minute buckets are made from seconds at
+        publication, so each row is counted once)."""
         now = self.clock()
         with self._lock:
+            seconds = self._seconds
             for row in rows:
                 done = row.get("completed_at")
                 at = done.timestamp() if isinstance(done, datetime) else now
                 if at < now - LATE_SECONDS or at > now + 5:
                     at = now
                 second = int(at)
-                for key in ((SECOND, second), (MINUTE, second - second % MINUTE)):
-                    sample = self._open.get(key)
-                    if sample is None:
-                        sample = self._open[key] = {}
-                    samples.add_row(sample, row)
-                    self._dirty.add(key)
+                sample = seconds.get(second)
+                if sample is None:
+                    sample = seconds[second] = {}
+                samples.add_row(sample, row)
+                self._dirty.add(second)
                 if len(self._stream) < STREAM_MAX:
                     self._stream.append(_summary(row))
-                if row.get("status") == "error":
+                if row["status"] == "error" and len(self._errors) < ERRORS_MAX:
                     self._errors.append(_summary(row))
         self._ensure_task()
 
@@ -119,17 +125,22 @@ class Publisher:
     # --- once a second ------------------------------------------------------------------------
 
     def take(self) -> tuple[dict, list, list]:
-        """Changed buckets (cumulative for this process), the stream and the new errors."""
+        """Changed buckets (this process's cumulative sample of each: the seconds that
+        changed and the minutes they fall in), the stream and the new errors."""
         now = self.clock()
         with self._lock:
-            buckets = {key: dict(self._open[key]) for key in self._dirty}
+            seconds = self._seconds
+            buckets: dict[tuple[int, int], samples.Sample] = {
+                (SECOND, s): dict(seconds[s]) for s in self._dirty
+            }
+            for minute in {s - s % MINUTE for s in self._dirty}:
+                buckets[(MINUTE, minute)] = samples.merge(
+                    seconds[s] for s in range(minute, minute + MINUTE) if s in seconds
+                )
             self._dirty.clear()
-            for key in [
-                k
-                for k in self._open
-                if k[1] < now - (LATE_SECONDS + 30 if k[0] == SECOND else 3 * MINUTE)
-            ]:
-                del self._open[key]
+            # Kept for as long as a late row may still land in their minute.
+            for second in [s for s in seconds if s < now - KEPT_SECONDS]:
+                del seconds[second]
             stream, self._stream = self._stream, []
             errors, self._errors = self._errors, []
         return buckets, stream, errors

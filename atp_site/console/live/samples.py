@@ -56,41 +56,61 @@ def bucket_of(ms: float) -> int:
     return bisect_left(BOUNDS_MS, ms)
 
 
+# Label keys by label value, made once: rows repeat a few routes, models and tenants.
+_keys: dict[tuple[str, Any], tuple[str, ...]] = {}
+
+
+def _label_keys(kind: str, value: Any) -> tuple[str, ...]:
+    found = _keys.get((kind, value))
+    if found is None:
+        tenant = kind == "tenant"
+        found = (f"t:{value}", f"tusd:{value}") if tenant else (f"{kind}:{value}",)
+        if len(_keys) < 100_000:  # labels are bounded; this bounds the cache regardless
+            _keys[(kind, value)] = found
+    return found
+
+
 def add_row(sample: Sample, row: Mapping[str, Any]) -> None:
-    """Count one settled request-log row (as apps.routing.pipeline.settle builds it)."""
+    """Count one settled request-log row (as apps.routing.pipeline.settle builds it).
+
+    Called for every request, in the write-behind flush: kept to a few dictionary updates.
+    """
     get = sample.get
     sample["n"] = get("n", 0) + 1
     if row["status"] == "error":
         sample["err"] = get("err", 0) + 1
     sample["in"] = get("in", 0) + (row["input_tokens"] or 0)
     sample["out"] = get("out", 0) + (row["output_tokens"] or 0)
-    cost = float(row["cost_usd"] or 0)
-    sample["usd"] = get("usd", 0) + cost
-    cache = row.get("cache") or ""
-    if cache in CACHE_LOOKUPS:
+    cost = row["cost_usd"]
+    cost = float(cost) if cost else 0.0
+    if cost:
+        sample["usd"] = get("usd", 0) + cost
+    cache = row.get("cache")
+    if cache and cache in CACHE_LOOKUPS:
         sample["look"] = get("look", 0) + 1
         if cache in CACHE_HITS:
             sample["hit"] = get("hit", 0) + 1
     latency = row.get("latency_ms")
     if latency is not None:
-        key = f"lat:{bucket_of(latency)}"
+        key = LAT_KEYS[bisect_left(BOUNDS_MS, latency)]
         sample[key] = get(key, 0) + 1
     ttft = row.get("ttft_ms")
     if ttft is not None:
-        key = f"ttft:{bucket_of(ttft)}"
+        key = TTFT_KEYS[bisect_left(BOUNDS_MS, ttft)]
         sample[key] = get(key, 0) + 1
-    if row.get("route"):
-        key = f"route:{row['route']}"
+    route = row.get("route")
+    if route:
+        (key,) = _label_keys("route", route)
         sample[key] = get(key, 0) + 1
-    if row.get("model"):
-        key = f"model:{row['model']}"
+    model = row.get("model")
+    if model:
+        (key,) = _label_keys("model", model)
         sample[key] = get(key, 0) + 1
     tenant = row.get("tenant_id")
     if tenant is not None:
-        key = f"t:{tenant}"
-        sample[key] = get(key, 0) + 1
-        key = f"tusd:{tenant}"
-        sample[key] = get(key, 0) + cost
+        count_key, cost_key = _label_keys("tenant", tenant)
+        sample[count_key] = get(count_key, 0) + 1
+        sample[cost_key] = get(cost_key, 0) + cost
 
 
 def merge(samples: Iterable[Mapping[str, float]]) -> Sample:
