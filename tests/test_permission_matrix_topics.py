@@ -25,6 +25,17 @@ from tests.permission_matrix.topics import OK, REFUSED, ROLES, TOPIC_ROWS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+async def _close_worker_connections():
+    """The consumer reads the database on a worker thread: close its connection after each
+    test so the test database can be dropped."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 GLOBAL = {
     "read_only": "read-only",
     "auditor": "auditor",

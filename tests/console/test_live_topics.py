@@ -26,6 +26,17 @@ from tests.conftest import TenantFactory, UserFactory, grant_permissions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+async def _close_worker_connections():
+    """The consumer reads the database on a worker thread: close its connection after each
+    test so the test database can be dropped."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 TICK = 0.1
 BOUND = 3.0  # seconds within which a socket must close after sign-out or a lost role
 
