@@ -287,3 +287,17 @@ async def test_minute_buckets_hold_every_second_of_the_minute_published_so_far()
     merged = figures.merged_window(now=NOW, store=store)
     assert figures.traffic(merged)["requests_hour"] == 3
     assert figures.traffic(merged)["requests_minute"] == 3
+
+
+async def test_closed_minutes_of_every_process_count_in_the_hour():
+    store = MemoryStore(clock=lambda: NOW)
+    for process, count in (("proc-a", 3), ("proc-b", 2)):
+        pub = Publisher(store=lambda: store, clock=lambda: NOW - 600, process=process)
+        pub.observe([_row(20, at=NOW - 600) for _ in range(count)])
+        await pub.stop()
+    figures.clear_cache()
+    merged = figures.merged_window(now=NOW, store=store)
+    assert figures.traffic(merged)["requests_hour"] == 5
+    assert merged["hour_processes"] == 2 and merged["processes"] == 0
+    # Read again: the closed minutes come from the process's sum, with the same figures.
+    assert figures.traffic(figures.merged_window(now=NOW, store=store))["requests_hour"] == 5

@@ -31,6 +31,8 @@ TOP = 5
 ERROR_RATE_ALERT = 0.05
 ERROR_RATE_MIN_REQUESTS = 20
 CACHE_SECONDS = 1.0
+# A minute bucket older than this many minutes gets no more rows (publisher.LATE_SECONDS).
+CLOSED_AFTER_MINUTES = 3
 
 
 @dataclass(frozen=True)
@@ -81,19 +83,43 @@ def merged_window(now: float | None = None, store: Any = None) -> dict[str, Any]
     this_minute = int(now) - int(now) % MINUTE
     minutes = [this_minute - MINUTE * i for i in range(HOUR_MINUTES - 1, -1, -1)]
     by_second = store.read(SECOND, seconds)
-    by_minute = store.read(MINUTE, minutes)
+    # Minutes no late row can reach any more are read and added up once, then reused.
+    closed = [m for m in minutes if m < this_minute - CLOSED_AFTER_MINUTES * MINUTE]
+    closed_sum, closed_processes = _closed_minutes(store, closed)
+    by_minute = store.read(MINUTE, [m for m in minutes if m not in set(closed)])
     processes = {p for found in by_second.values() for p in found}
     processes |= {p for found in by_minute.values() for p in found}
     per_second = [samples.merge(by_second.get(s, {}).values()) for s in seconds]
+    hour = samples.merge([closed_sum, *(s for found in by_minute.values() for s in found.values())])
     return {
         "now": now,
         "seconds": seconds,
         "per_second": per_second,
         "minute": samples.merge(per_second),
-        "hour": samples.merge(s for found in by_minute.values() for s in found.values()),
+        "hour": hour,
         "processes": len(processes),
+        "hour_processes": len(processes | closed_processes),
         "errors": store.errors(),
     }
+
+
+_closed: dict[str, Any] = {"store": None, "minutes": None, "sum": {}, "processes": set()}
+_closed_lock = threading.Lock()
+
+
+def _closed_minutes(store: Any, minutes: list[int]) -> tuple[samples.Sample, set[str]]:
+    """The sum of closed minute buckets: read from the store when the hour moved on (once
+    a minute), else this process's copy."""
+    key = (minutes[0], minutes[-1]) if minutes else None
+    with _closed_lock:
+        if _closed["store"] is store and _closed["minutes"] == key:
+            return _closed["sum"], _closed["processes"]
+    found = store.read(MINUTE, minutes) if minutes else {}
+    total = samples.merge(s for by_process in found.values() for s in by_process.values())
+    processes = {p for by_process in found.values() for p in by_process}
+    with _closed_lock:
+        _closed.update(store=store, minutes=key, sum=total, processes=processes)
+    return total, processes
 
 
 _cache: dict[str, Any] = {"at": 0.0, "value": None}
@@ -112,9 +138,14 @@ def merged_cached() -> dict[str, Any]:
     return value
 
 
-def clear_cache() -> None:
+def clear_cache(*, closed: bool = True) -> None:
+    """Forget the shared figures (and, with `closed`, the sum of closed minutes)."""
     with _cache_lock:
         _cache.update(at=0.0, value=None)
+    if not closed:
+        return
+    with _closed_lock:
+        _closed.update(store=None, minutes=None, sum={}, processes=set())
 
 
 # --- figures ----------------------------------------------------------------------------------
