@@ -452,11 +452,16 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
     "atp_site.auth.csp.PolicyMiddleware",
 )
-_after_auth = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
-MIDDLEWARE[_after_auth:_after_auth] = [
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
     "django_otp.middleware.OTPMiddleware",
+)
+# Session lifetimes and the superusers' second factor; it leaves a message when it ends a
+# session, so it comes after the message middleware.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
     "atp_site.auth.middleware.SignInPolicyMiddleware",
-]
+)
 # Last: turns a sign-in refused for too many failures into the sign-in page's lockout message.
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 

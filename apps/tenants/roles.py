@@ -201,9 +201,9 @@ GLOBAL_ROLES: dict[str, Role] = {
         Role(
             READ_ONLY,
             "Read only",
-            "Views everything except stored bodies and admin tokens.",
+            # tenants.view_admintoken lists one's own tokens only: nobody sees another's.
+            "Views everything except stored bodies and other users' admin tokens.",
             (*(f"{app}.view_*" for app in PROJECT_APPS), "auth.view_user"),
-            excludes=("tenants.view_admintoken",),
         ),
     )
 }
@@ -270,7 +270,8 @@ def roles_sync(**_: Any) -> None:
 
     Connected to post_migrate: runs after every migrate, when every app's permissions exist,
     so permissions added by later migrations join the roles whose patterns match them.
-    Changes are audited (`role.permissions_changed`); a sync that changes nothing records nothing.
+    Changes to a group that held permissions are audited (`role.permissions_changed`); a sync
+    that changes nothing records nothing.
     """
     available = _all_permission_names()
     with transaction.atomic(), recorded_by_service():
@@ -284,6 +285,10 @@ def roles_sync(**_: Any) -> None:
             if held == wanted:
                 continue
             group.permissions.set([available[name] for name in sorted(wanted)])
+            if not held:
+                # A group just made (by its migration, or again after a flush) is filled as
+                # part of the install: nobody's access changes, nothing to record.
+                continue
             audit_record(
                 event_type="role.permissions_changed",
                 action="change",
@@ -305,10 +310,14 @@ def roles_sync_after_migrate(sender: Any, using: str = "default", **kwargs: Any)
     from django.apps import apps as global_apps
     from django.db import connections
 
-    if sender is not list(global_apps.get_app_configs())[-1] or using != "default":
+    # The signal is sent once per app with models, in INSTALLED_APPS order.
+    last = [c for c in global_apps.get_app_configs() if c.models_module is not None][-1]
+    if sender is not last or using != "default":
         return
     tables = set(connections[using].introspection.table_names())
-    needed = {Group._meta.db_table, Permission._meta.db_table, "audit_auditevent"}
+    from apps.audit.models import AuditEvent
+
+    needed = {Group._meta.db_table, Permission._meta.db_table, AuditEvent._meta.db_table}
     if not needed <= tables:
         return
     from apps.audit.apps import ensure_chain_head
@@ -811,6 +820,47 @@ def _on_user_permissions(sender, instance, action, reverse, model, pk_set, **kwa
         )
 
 
+def _group_permission_names(group: Group) -> list[str]:
+    return _perm_names(group.permissions.values_list("pk", flat=True))
+
+
+def _on_group_permissions(sender, instance, action, reverse, model, pk_set, **kwargs) -> None:
+    """One `group.permissions_changed` event per change of a group's permissions (what a role
+    or any other group holds) made outside the services."""
+    if changes_recorded_by_service():
+        return
+    if action == "pre_clear":
+        if reverse:
+            pk_set = set(instance.group_set.values_list("pk", flat=True))
+        else:
+            pk_set = set(instance.permissions.values_list("pk", flat=True))
+        _cleared.set({**(_cleared.get() or {}), ("group", reverse, instance.pk): pk_set})
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if action == "post_clear":
+        pk_set = (_cleared.get() or {}).pop(("group", reverse, instance.pk), set())
+    if not pk_set:
+        return
+    if reverse:  # permission.group_set.add(groups)
+        changes = [(g, _perm_names([instance.pk])) for g in Group.objects.filter(pk__in=pk_set)]
+    else:
+        changes = [(instance, _perm_names(pk_set))]
+    for group, names in changes:
+        after = set(_group_permission_names(group))
+        before = after - set(names) if action == "post_add" else after | set(names)
+        audit_record(
+            event_type="group.permissions_changed",
+            action="change",
+            resource_type="group",
+            resource_id=str(group.pk),
+            before={"permissions": sorted(before)},
+            after={"permissions": sorted(after)},
+            data={"group": group.name, "role": group.name in GLOBAL_ROLES},
+            classification="restricted",
+        )
+
+
 def _on_object_permission(sender, instance, created: bool = True, **kwargs) -> None:
     """One event per django-guardian object permission given or taken outside the services."""
     if changes_recorded_by_service() or kwargs.get("raw") or not created:
@@ -854,6 +904,11 @@ def connect_audit_receivers() -> None:
         _on_user_permissions,
         sender=user_model.user_permissions.through,
         dispatch_uid="tenants.roles.user_permissions",
+    )
+    m2m_changed.connect(
+        _on_group_permissions,
+        sender=Group.permissions.through,
+        dispatch_uid="tenants.roles.group_permissions",
     )
     for model in (UserObjectPermission, GroupObjectPermission):
         post_save.connect(

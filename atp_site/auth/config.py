@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from atp_site.auth.claims import ClaimMapping, parse_role_mapping, parse_tenant_mapping
-from atp_site.lib.env import env_float, env_secret, env_str
+from atp_site.lib.env import env_bool, env_float, env_secret, env_str
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class OidcConfig:
     username_claim: str
     mapping: ClaimMapping
     timeout: float
+    # False: sign-ins leave roles and memberships alone (they are given in the console).
+    roles_from_claims: bool = True
 
     @property
     def origin(self) -> str:
@@ -65,4 +67,5 @@ def oidc_from_env() -> OidcConfig | None:
         or "preferred_username",
         mapping=mapping,
         timeout=env_float("ATP_OIDC_TIMEOUT_SECONDS", 10.0, minimum=0.5),
+        roles_from_claims=env_bool("ATP_OIDC_ROLES_FROM_CLAIMS", True),
     )

@@ -3,12 +3,16 @@
 Every page ATP renders itself runs with no inline script and no inline style. Two
 third-party pages cannot: Swagger UI and Redoc (drf-spectacular, served from this
 server's static files) write `<style>` elements and `style` attributes as they render,
-and Redoc starts a web worker from a blob: URL. Those views, named in PAGE_POLICIES,
-get the extra sources they need; their scripts still load from this server only.
+Redoc starts a web worker from a blob: URL, and Swagger UI is started by an inline
+script. Those views, named in PAGE_POLICIES, get what they need and nothing more: inline
+styles, the worker, and for Swagger UI's start-up script a per-request nonce
+(templates/drf_spectacular/swagger_ui.html); every other script still loads from this
+server only.
 """
 
 from __future__ import annotations
 
+from csp.constants import NONCE
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.http import HttpRequest, HttpResponseBase
 
@@ -16,7 +20,7 @@ UNSAFE_INLINE = "'unsafe-inline'"
 
 # URL name -> the directives added for that view.
 PAGE_POLICIES: dict[str, dict[str, list[str]]] = {
-    "api-docs": {"style-src": [UNSAFE_INLINE]},
+    "api-docs": {"script-src": [NONCE], "style-src": [UNSAFE_INLINE]},
     "api-redoc": {"style-src": [UNSAFE_INLINE], "worker-src": ["'self'", "blob:"]},
 }
 

@@ -101,6 +101,7 @@ class OidcBackend(OIDCAuthenticationBackend):
                 claims=claims,
                 mapping=self.config.mapping,
                 username_claim=self.config.username_claim,
+                roles_from_claims=self.config.roles_from_claims,
             )
         except SignInRefused as exc:
             messages.error(self.request, str(exc))

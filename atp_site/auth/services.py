@@ -73,13 +73,18 @@ def _apply_grants(*, user: AbstractBaseUser, claims: Mapping[str, Any], mapping:
 
 @transaction.atomic
 def oidc_user_sign_in(
-    *, issuer: str, claims: Mapping[str, Any], mapping: ClaimMapping, username_claim: str
+    *,
+    issuer: str,
+    claims: Mapping[str, Any],
+    mapping: ClaimMapping,
+    username_claim: str,
+    roles_from_claims: bool = True,
 ) -> AbstractBaseUser:
     """The user `claims` (verified ID token claims) identify, created on first sign-in.
 
-    The profile (email, names) follows the provider, and the user's global roles and tenant
-    memberships are replaced by what the claims grant, so a change at the provider takes
-    effect at the next sign-in.
+    The profile (email, names) follows the provider, and (unless `roles_from_claims` is
+    off) the user's global roles and tenant memberships are replaced by what the claims
+    grant, so a change at the provider takes effect at the next sign-in.
     """
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
@@ -131,7 +136,8 @@ def oidc_user_sign_in(
             user.save(update_fields=changed)
     identity.last_login_at = timezone.now()
     identity.save(update_fields=["last_login_at"])
-    _apply_grants(user=user, claims=claims, mapping=mapping)
+    if roles_from_claims:
+        _apply_grants(user=user, claims=claims, mapping=mapping)
     return user
 
 

@@ -143,25 +143,25 @@ def page(pages, console):
 
 # --- users and signing in ---------------------------------------------------------------------
 
-_CREATE_USER = """
+_CREATE_USERS = """
 from django.contrib.auth import get_user_model
 from apps.tenants.models import Tenant
 from apps.tenants.roles import tenant_role_set, user_roles_set
 from apps.tenants.services import tenant_create
-spec = {spec}
 User = get_user_model()
-user, _ = User.objects.get_or_create(username=spec["username"])
-user.set_password(spec["password"])
-user.is_superuser = spec["role"] == "superuser"
-user.is_staff = spec["role"] in ("superuser", "staff")
-user.save()
-if spec["role"] in {global_roles}:
-    user_roles_set(user=user, roles=[spec["role"]], actor=None, source="cli")
-if spec["role"] in {tenant_roles}:
-    tenant = Tenant.objects.filter(slug=spec["tenant"]).first() or tenant_create(
-        slug=spec["tenant"], name=spec["tenant"].title()
-    )
-    tenant_role_set(user=user, tenant=tenant, role=spec["role"], actor=None, source="cli")
+for spec in {specs}:
+    user, _ = User.objects.get_or_create(username=spec["username"])
+    user.set_password(spec["password"])
+    user.is_superuser = spec["role"] == "superuser"
+    user.is_staff = spec["role"] in ("superuser", "staff")
+    user.save()
+    if spec["role"] in {global_roles}:
+        user_roles_set(user=user, roles=[spec["role"]], actor=None, source="cli")
+    if spec["role"] in {tenant_roles}:
+        tenant = Tenant.objects.filter(slug=spec["tenant"]).first() or tenant_create(
+            slug=spec["tenant"], name=spec["tenant"].title()
+        )
+        tenant_role_set(user=user, tenant=tenant, role=spec["role"], actor=None, source="cli")
 """
 
 _ROLES = ("superuser", "staff", *GLOBAL_ROLES, *TENANT_ROLES)
@@ -176,26 +176,32 @@ def normalise_role(role: str) -> str:
 
 @dataclass
 class ConsoleUsers:
-    """One user per role on the live server, created through the role services."""
+    """Users on the live server, made through the role services: one per role, created
+    together on first use (starting `manage.py` costs seconds), and any a test asks for."""
 
     env: dict[str, str]
     created: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def create(self, username: str, password: str, role: str | None = None) -> None:
-        spec = {"username": username, "password": password, "role": role, "tenant": TENANT}
-        code = _CREATE_USER.format(
-            spec=json.dumps(spec).replace("null", "None"),
+    def create_many(self, users: list[tuple[str, str, str | None]]) -> None:
+        """Create or reset (username, password, role or None) users in one go."""
+        specs = [{"username": u, "password": p, "role": r, "tenant": TENANT} for u, p, r in users]
+        code = _CREATE_USERS.format(
+            specs=json.dumps(specs).replace("null", "None"),
             global_roles=GLOBAL_ROLES,
             tenant_roles=TENANT_ROLES,
         )
         run_manage(self.env, "shell", "-c", code)
 
+    def create(self, username: str, password: str, role: str | None = None) -> None:
+        self.create_many([(username, password, role and normalise_role(role))])
+
     def get(self, role: str) -> tuple[str, str]:
+        """(username, password) of the user holding `role` (tenant roles: on `acme`)."""
         role = normalise_role(role)
-        if role not in self.created:
-            username, password = f"ui-{role}", secrets.token_urlsafe(16)
-            self.create(username, password, role)
-            self.created[role] = (username, password)
+        if not self.created:
+            users = {r: (f"ui-{r}", secrets.token_urlsafe(16)) for r in _ROLES}
+            self.create_many([(u, p, r) for r, (u, p) in users.items()])
+            self.created.update(users)
         return self.created[role]
 
 

@@ -112,6 +112,7 @@ COLLECTIONS = {
     "retention-policies",
     "routes",
     "tenants",
+    "users",
 }
 REFERENCES = {"tenant": "tenants", "tenant_id": "tenants", "provider": "providers"}
 

@@ -228,11 +228,11 @@ ROWS: list[Row] = [
     row("other key revoke",              T + "api-key-revoke",             "post",   "401 403 403 403 404 403 403 200 403 200 200 200", target=pk("key_b")),
     row("own key rotate",                T + "api-key-rotate",             "post",   "401 403 403 403 201 403 403 201 403 201 201 201", target=pk("key_a")),
     row("other key rotate",              T + "api-key-rotate",             "post",   "401 403 403 403 404 403 403 201 403 201 201 201", target=pk("key_b")),
-    # --- admin tokens (personal: nobody reaches another user's; read-only does not see them) ----------------------
-    row("token list",                    T + "admin-token-list",           "get",    "401 403 403 403 403 403 403 200 403 200 200 200"),
+    # --- admin tokens (personal: nobody reaches another user's) ----------------------------------------------------
+    row("token list",                    T + "admin-token-list",           "get",    "401 403 200 403 403 403 403 200 403 200 200 200"),
     row("token create",                  T + "admin-token-list",           "post",   "401 403 403 403 403 403 403 403 403 201 201 201", data={"name": "new-token"}),
-    row("own token",                     T + "admin-token-detail",         "get",    "401 403 403 403 403 403 403 200 403 200 200 200", target=own_token),
-    row("other's token",                 T + "admin-token-detail",         "get",    "401 403 403 403 403 403 403 404 403 404 404 404", target=outsider_token),
+    row("own token",                     T + "admin-token-detail",         "get",    "401 403 200 403 403 403 403 200 403 200 200 200", target=own_token),
+    row("other's token",                 T + "admin-token-detail",         "get",    "401 403 404 403 403 403 403 404 403 404 404 404", target=outsider_token),
     row("own token revoke",              T + "admin-token-revoke",         "post",   "401 403 403 403 403 403 403 200 403 200 200 200", target=own_token),
     row("other's token revoke",          T + "admin-token-revoke",         "post",   "401 403 403 403 403 403 403 404 403 404 404 404", target=outsider_token),
     # --- providers (changing where a key goes or comes from is dedicated) -----------------------------------------

@@ -120,6 +120,8 @@ def _managers_group() -> Group:
 
 
 def _console_modules() -> list[Any]:
+    # rows.py imports them, each importing rows.py: let rows.py come first.
+    importlib.import_module(f"{__package__}.rows")
     here = Path(__file__).parent
     return [
         importlib.import_module(f"{__package__}.{path.stem}")

@@ -49,7 +49,7 @@ MAY: dict[tuple[type, str], set[str]] = {
     (ApiKey, "change"): {S, SEC},
     (ApiKey, "revoke"): {S, SEC},
     (ApiKey, "rotate"): {S, SEC},
-    (AdminToken, "view"): {S, SEC},
+    (AdminToken, "view"): {S, SEC, R},  # one's own tokens
     (AdminToken, "add"): {S},
     (AdminToken, "revoke"): {S, SEC},
     (Provider, "view"): {S, P, C, R},
@@ -238,3 +238,17 @@ def test_sync_recreates_a_deleted_group():
     Group.objects.filter(name=roles.COST_ADMIN).delete()
     roles.roles_sync()
     assert _names(Group.objects.get(name=roles.COST_ADMIN)) == roles.role_permissions(C)
+
+
+def test_migrate_syncs_the_roles_once_the_last_app_has_its_permissions():
+    from django.apps import apps
+
+    group = Group.objects.get(name=roles.AUDITOR)
+    group.permissions.clear()
+    configs = [c for c in apps.get_app_configs() if c.models_module is not None]
+    roles.roles_sync_after_migrate(sender=apps.get_app_config("tenants"), using="default")
+    assert not group.permissions.exists()  # costs and policies come later
+    roles.roles_sync_after_migrate(sender=configs[-1], using="default")
+    declared = roles.GLOBAL_ROLES[roles.AUDITOR]
+    assert _names(group) == roles.role_permission_names(declared, roles._all_permission_names())
+    assert "audit.verify_auditevent" in _names(group)

@@ -352,3 +352,18 @@ def test_a_change_in_the_django_admin_is_recorded_once_with_its_actor(client, ro
     assert len(recorded) == 1
     assert recorded[0].after == {"groups": ["auditor"]}
     assert recorded[0].source == "admin" and recorded[0].user_id == str(root.pk)
+
+
+def test_a_change_to_what_a_group_holds_made_elsewhere_is_recorded_once():
+    auditor = Group.objects.get(name="auditor")
+    verify = Permission.objects.get(codename="verify_auditevent")
+    events = Events()
+    auditor.permissions.remove(verify)
+    [event] = events()
+    assert event.event_type == "group.permissions_changed"
+    assert "audit.verify_auditevent" in event.before["permissions"]
+    assert "audit.verify_auditevent" not in event.after["permissions"]
+    assert event.data == {"group": "auditor", "role": True}
+    events = Events()
+    roles.roles_sync()  # puts it back, recording that as the sync's own event only
+    assert [e.event_type for e in events()] == ["role.permissions_changed"]

@@ -23,7 +23,7 @@ def results(response) -> list[dict]:
 
 
 def test_every_list_holds_only_the_granted_tenants_objects(world):
-    client = world.client("tenant")
+    client = world.client("tenant_admin")
     acme = str(world.acme.pk)
     assert [t["slug"] for t in results(client.get("/api/v1/tenants/"))] == ["acme"]
     assert {k["tenant"] for k in results(client.get("/api/v1/api-keys/"))} == {acme}
@@ -34,13 +34,13 @@ def test_every_list_holds_only_the_granted_tenants_objects(world):
 
 
 def test_the_same_lists_hold_everything_for_a_global_viewer(world):
-    client = world.client("viewer")
+    client = world.client("read_only")
     assert len(results(client.get("/api/v1/tenants/"))) == 2
     assert len(results(client.get("/api/v1/retention-policies/"))) == 4
 
 
 def test_filtering_by_another_tenant_reads_as_filtering_by_a_missing_one(world):
-    client = world.client("tenant")
+    client = world.client("tenant_admin")
     elsewhere = client.get("/api/v1/api-keys/", {"tenant": str(world.globex.pk)})
     missing = client.get("/api/v1/api-keys/", {"tenant": "00000000-0000-4000-8000-000000000000"})
     assert elsewhere.status_code == missing.status_code == 400
@@ -54,7 +54,7 @@ def test_filtering_by_another_tenant_reads_as_filtering_by_a_missing_one(world):
 
 
 def test_the_export_narrows_like_the_search(world):
-    client = world.client("tenant")
+    client = world.client("tenant_admin")
     response = client.get("/api/v1/audit/export/", {"format": "jsonl"})
     lines = b"".join(response.streaming_content).decode().splitlines()
     # The last line is the export's signed manifest, not an event.
