@@ -52,6 +52,12 @@ app.conf.beat_schedule = {
         "task": "audit.retention_run",
         "schedule": crontab(hour=2, minute=41),
     },
+    # Hourly: delete background-job results older than ATP_JOB_RESULT_HOURS (apps.audit.jobs).
+    "audit-jobs-expire": {
+        "task": "audit.jobs_expire",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
     # Every minute: probe each enabled provider; results feed the circuit breakers.
     "providers-health-check": {
         "task": "providers.health_check",

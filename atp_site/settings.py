@@ -172,6 +172,10 @@ ATP_LOCAL_BEAT = env_bool("ATP_LOCAL_BEAT", CELERY_TASK_ALWAYS_EAGER)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
+# --- background jobs (apps.audit.jobs) ---
+# Hours a finished job's result (file under ATP_DATA_DIR/jobs, or JSON) is kept.
+ATP_JOB_RESULT_HOURS = env_int("ATP_JOB_RESULT_HOURS", 24, minimum=1)
+# --- end background jobs ---
 
 # --- auth, sessions -------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -436,3 +440,95 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("ATP_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# === sign-in: local accounts, TOTP, OpenID Connect, sessions, CSP (issue 11) ===============
+# Everything about signing in lives in this block and in atp_site/auth (docs/sign-in.md).
+from atp_site.auth.config import oidc_from_env  # noqa: E402
+
+INSTALLED_APPS += [
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
+    "atp_site.auth",
+]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "atp_site.auth.csp.PolicyMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+# Session lifetimes and the superusers' second factor; it leaves a message when it ends a
+# session, so it comes after the message middleware.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "atp_site.auth.middleware.SignInPolicyMiddleware",
+)
+# Last: turns a sign-in refused for too many failures into the sign-in page's lockout message.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+# Throttling (django-axes): after this many failed sign-ins from one address for one
+# username, that pair is locked out for this many minutes. Wrong second-factor codes count.
+ATP_LOGIN_FAILURE_LIMIT = env_int("ATP_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+ATP_LOGIN_LOCKOUT_MINUTES = env_int("ATP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = ATP_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = ATP_LOGIN_LOCKOUT_MINUTES / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lockout do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "atp_site.auth.views.lockout_response"
+# Sign-ins are in the audit log already; axes keeps only the failure counters.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
+AUTHENTICATION_BACKENDS = ["atp_site.auth.backends.ThrottleBackend", *AUTHENTICATION_BACKENDS]
+
+# Second factor (django-otp, TOTP): with this on, a superuser signing in with a password
+# must enroll an authenticator app before anything else.
+ATP_OTP_REQUIRED_FOR_SUPERUSERS = env_bool("ATP_OTP_REQUIRED_FOR_SUPERUSERS", False)
+OTP_TOTP_ISSUER = env_str("ATP_OTP_ISSUER", "ATP")
+
+# Sessions end ATP_SESSION_SECONDS after sign-in whatever happens (absolute), and earlier
+# after ATP_SESSION_IDLE_SECONDS without a request (idle).
+ATP_SESSION_SECONDS = env_int("ATP_SESSION_SECONDS", 8 * 3600, minimum=60)
+ATP_SESSION_IDLE_SECONDS = env_int("ATP_SESSION_IDLE_SECONDS", 3600, minimum=60)
+SESSION_COOKIE_AGE = ATP_SESSION_SECONDS
+SESSION_COOKIE_SAMESITE = "Lax"  # the provider's redirect back must carry the cookie
+
+# OpenID Connect (mozilla-django-oidc), configured by ATP_OIDC_* (docs/sign-in.md); None
+# when ATP_OIDC_ISSUER is unset. Endpoints come from the issuer's discovery document,
+# fetched at start-up (atp_site.auth.discovery).
+ATP_OIDC = oidc_from_env()
+if ATP_OIDC is not None:
+    AUTHENTICATION_BACKENDS.append("atp_site.auth.oidc.OidcBackend")
+    OIDC_RP_SCOPES = ATP_OIDC.scopes
+    OIDC_USE_PKCE = True
+    OIDC_TIMEOUT = ATP_OIDC.timeout
+    OIDC_AUTHENTICATION_CALLBACK_URL = "auth:oidc-callback"
+    LOGIN_REDIRECT_URL_FAILURE = "/login/"
+
+# Content-Security-Policy (django-csp): no inline script or style anywhere ATP renders;
+# third-party pages that need more get it per view (atp_site.auth.csp).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],  # plus ws:/wss: of the request's host, per request
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        # Signing out of single sign-on is a form whose answer redirects to the provider.
+        "form-action": ["'self'", *([ATP_OIDC.origin] if ATP_OIDC else [])],
+    }
+}
+# === end of sign-in ===========================================================================

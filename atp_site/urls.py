@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -9,6 +10,7 @@ from drf_spectacular.views import (
 )
 
 from atp_site import views
+from atp_site.auth import views as auth_views
 from atp_site.metrics import metrics_view
 
 # The Django admin is the raw-data and break-glass view; the console at / is the product.
@@ -21,9 +23,20 @@ urlpatterns = [
     # The console: one include per app, each app's pages in its own namespace.
     path("", include("atp_site.console.urls")),
     path("", include("apps.providers.urls")),
+    path("", include("apps.tenants.urls")),
+    path("", include("apps.routing.urls")),
+    path("", include("apps.audit.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    # --- sign-in (atp_site/auth): the only sign-in pages; the admin's and the browsable
+    # API's send the browser there, so every password sign-in is throttled and asks for
+    # the second factor.
+    path("", include("atp_site.auth.urls")),
+    path("logout/", auth_views.logout_view, name="logout"),
+    path("admin/login/", RedirectView.as_view(pattern_name="auth:login", query_string=True)),
+    path("api-auth/login/", RedirectView.as_view(pattern_name="auth:login", query_string=True)),
+    # --- end of sign-in
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.tenants.api.urls")),
     path("api/v1/", include("apps.providers.api.urls")),

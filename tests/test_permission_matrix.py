@@ -53,14 +53,27 @@ EXCLUDED_NAMES = {
 }
 
 
+def _function_methods(callback) -> set[str]:
+    """The methods a function view allows: `require_http_methods`'s list, found in the closure
+    of its wrapper (through `functools.wraps` chains), or GET."""
+    function = callback
+    while function is not None:
+        code = getattr(function, "__code__", None)
+        if code is not None and "request_method_list" in code.co_freevars:
+            cell = function.__closure__[code.co_freevars.index("request_method_list")]
+            return {method.lower() for method in cell.cell_contents}
+        function = getattr(function, "__wrapped__", None)
+    return {"get"}
+
+
 def _methods(pattern: URLPattern) -> set[str]:
     callback = pattern.callback
     actions = getattr(callback, "actions", None)
     if actions is not None:  # a viewset route: method -> action
         return set(actions) - IMPLIED
     view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-    if view_class is None:  # a function view: it declares its methods, or answers GET
-        return set(getattr(callback, "http_methods", {"get"})) - IMPLIED
+    if view_class is None:  # a function view: require_http_methods says, or it answers GET
+        return _function_methods(callback) - IMPLIED
     return {m for m in view_class.http_method_names if hasattr(view_class, m)} - IMPLIED
 
 

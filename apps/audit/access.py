@@ -14,9 +14,12 @@ from apps.tenants.permissions import AUDIT_TENANT, VIEW_TENANT_BODIES
 @transaction.atomic
 def auditor_grant(*, user: AbstractBaseUser, tenant: Tenant, bodies: bool = False) -> list[str]:
     """Let `user` read `tenant`'s audit records, and with `bodies` its stored bodies too."""
+    from apps.tenants.roles import recorded_by_service
+
     granted = [AUDIT_TENANT] + ([VIEW_TENANT_BODIES] if bodies else [])
-    for permission in granted:
-        assign_perm(permission, user, tenant)
+    with recorded_by_service():  # one event below, not one per permission
+        for permission in granted:
+            assign_perm(permission, user, tenant)
     audit_record(
         event_type="auditor.granted",
         action="grant",
@@ -34,9 +37,12 @@ def auditor_revoke(
     *, user: AbstractBaseUser, tenant: Tenant, bodies_only: bool = False
 ) -> list[str]:
     """Take back `user`'s access to `tenant`'s bodies, and unless `bodies_only` its audit."""
+    from apps.tenants.roles import recorded_by_service
+
     revoked = [VIEW_TENANT_BODIES] + ([] if bodies_only else [AUDIT_TENANT])
-    for permission in revoked:
-        remove_perm(permission, user, tenant)
+    with recorded_by_service():  # one event below, not one per permission
+        for permission in revoked:
+            remove_perm(permission, user, tenant)
     audit_record(
         event_type="auditor.revoked",
         action="revoke",

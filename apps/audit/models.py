@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -70,6 +71,14 @@ class AuditEvent(models.Model):
             models.Index(fields=["user_id", "occurred_at"], name="audit_user_time"),
             models.Index(fields=["resource_type", "resource_id"], name="audit_resource"),
             models.Index(fields=["request_id"], name="audit_request"),
+            # The console's search: newest first (by id, which follows the sequence) within
+            # one value of each filter, so a rare value never walks the whole table.
+            models.Index(fields=["tenant_id", "id"], name="audit_tenant_id"),
+            models.Index(fields=["event_type", "id"], name="audit_type_id"),
+            models.Index(fields=["actor", "id"], name="audit_actor_id"),
+            models.Index(fields=["action", "id"], name="audit_action_id"),
+            models.Index(fields=["outcome", "id"], name="audit_outcome_id"),
+            models.Index(fields=["classification", "id"], name="audit_class_id"),
         ]
         permissions = [
             ("verify_auditevent", "Can verify the audit chain"),
@@ -77,6 +86,8 @@ class AuditEvent(models.Model):
             ("report_auditevent", "Can download compliance reports"),
             ("export_data_subject", "Can export everything held about a data subject"),
             ("erase_data_subject", "Can erase a data subject"),
+            # permissions.may(user, AuditEvent, "grant_auditor"): global only.
+            ("grant_auditor_auditevent", "Can grant and revoke auditor access to tenants"),
         ]
 
     def __str__(self) -> str:
@@ -215,3 +226,66 @@ class StoredExchange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class Job(models.Model):
+    """One run of a long operation (an export, a report, a verification), with its progress.
+
+    Started by apps.audit.jobs.job_start and run by a Celery task (in process when
+    embedded). A job is seen, and its result downloaded, only by users who hold every
+    permission in `permissions` ("app_label.model:action") on every tenant in `tenant_ids`
+    (null: every tenant, so only global holders) — the requester is judged the same way,
+    so losing a role also loses the results. A large result is a file under
+    ATP_DATA_DIR/jobs (`result_file`), a small one JSON (`result`); both expire after
+    ATP_JOB_RESULT_HOURS.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=64)
+    parameters = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tenant_ids = models.JSONField(
+        null=True, blank=True, help_text="The tenants the result covers; empty: every tenant."
+    )
+    permissions = models.JSONField(
+        default=list, help_text="What a viewer must hold on those tenants: app.model:action."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    result_file = models.CharField(max_length=200, blank=True)
+    result_name = models.CharField(max_length=200, blank=True)
+    result_type = models.CharField(max_length=100, blank=True)
+    result_size = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["requested_by", "created_at"], name="job_requester_time"),
+            models.Index(fields=["kind", "created_at"], name="job_kind_time"),
+            models.Index(fields=["expires_at"], name="job_expiry"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_100")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

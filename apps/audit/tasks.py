@@ -90,3 +90,25 @@ def retention_run_task() -> dict:
         "audit_events_purged": report.audit_events_purged,
         "exchanges_purged": report.exchanges_purged,
     }
+
+
+@shared_task(name="audit.job_run", acks_late=True)
+def job_run_task(job_id: str) -> str:
+    """Run one background job (apps.audit.jobs); a job already claimed is left alone.
+
+    The time limits come with each call (the job kind's); `acks_late` redelivers a job
+    whose worker died, and the claim makes that redelivery harmless.
+    """
+    from apps.audit import job_kinds  # noqa: F401 - registers the audit job kinds
+    from apps.audit.jobs import job_run
+
+    job = job_run(job_id)
+    return job.status if job else "skipped"
+
+
+@shared_task(name="audit.jobs_expire", time_limit=600, soft_time_limit=540)
+def jobs_expire_task() -> dict:
+    """Hourly: delete background-job results older than ATP_JOB_RESULT_HOURS."""
+    from apps.audit.jobs import jobs_expire
+
+    return {"expired": jobs_expire()}

@@ -9,6 +9,7 @@ the sink): a chain that ends before it, or differs at it, was truncated.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -166,22 +167,40 @@ def _record_outcome(*, last: Event | None, ok: bool, previous: AuditSignedHead |
     )
 
 
+def _reporting(
+    events: Iterable[Event], progress: Callable[[int], None], every: int
+) -> Iterator[Event]:
+    """`events`, calling `progress` with the sequence reached every `every` events."""
+    for count, event in enumerate(events, 1):
+        if count % every == 0:
+            progress(event["sequence"])
+        yield event
+
+
 def verify_chain(
-    *, full: bool = False, record: bool = True, batch_size: int = 2000
+    *,
+    full: bool = False,
+    record: bool = True,
+    batch_size: int = 2000,
+    progress: Callable[[int], None] | None = None,
 ) -> VerificationResult:
     """Verify the chain; stop at the first problem.
 
     `full` walks every event; otherwise the walk starts at the latest trusted checkpoint.
     `record` leaves the outcome as a signed head in the database (a passed one becomes
-    the next checkpoint).
+    the next checkpoint). `progress`, if given, is called with the sequence number reached
+    after every `batch_size` events (a background job shows it).
     """
     start = None if full else _checkpoint()
     previous = _latest_outcome() if record else None
     events = AuditEvent.objects.order_by("sequence").values(*EVENT_VALUES)
     if start is not None:
         events = events.filter(sequence__gt=start[0]["sequence"])
+    stream: Iterable[Event] = events.iterator(chunk_size=batch_size)
+    if progress is not None:
+        stream = _reporting(stream, progress, batch_size)
     walked = walk(
-        events.iterator(chunk_size=batch_size),
+        stream,
         hash_exists=_hash_exists,
         anchor_for=_purge_anchor,
         previous=start[0] if start else None,

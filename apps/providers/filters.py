@@ -4,15 +4,54 @@ from __future__ import annotations
 
 import django_filters
 
-from apps.providers.models import Provider
+from apps.providers.models import Capability, HealthCheck, ModelDeployment, Provider
+from apps.providers.selectors import provider_list
+
+
+class AnyYesNo(django_filters.widgets.BooleanWidget):
+    """Yes / No / Any (django-filter's says "Unknown" for no choice)."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = (("", "Any"), ("true", "Yes"), ("false", "No"))
 
 
 class ProviderFilterSet(django_filters.FilterSet):
-    kind = django_filters.ChoiceFilter(choices=Provider.Kind.choices, empty_label="Any protocol")
-    enabled = django_filters.BooleanFilter(
-        widget=django_filters.widgets.BooleanWidget(), label="Enabled"
+    kind = django_filters.ChoiceFilter(
+        label="Protocol", choices=Provider.Kind.choices, empty_label="Any protocol"
     )
+    health = django_filters.ChoiceFilter(
+        label="Health",
+        choices=HealthCheck.Status.choices,
+        empty_label="Any health",
+        field_name="health_status",
+    )
+    enabled = django_filters.BooleanFilter(widget=AnyYesNo(), label="Enabled")
 
     class Meta:
         model = Provider
-        fields = ["kind", "enabled"]
+        fields = ["kind", "health", "enabled"]
+
+
+def _providers(request):
+    return provider_list()
+
+
+class DeploymentFilterSet(django_filters.FilterSet):
+    provider = django_filters.ModelChoiceFilter(queryset=_providers, empty_label="Any provider")
+    capability = django_filters.ChoiceFilter(
+        label="Capability",
+        choices=Capability.choices,
+        empty_label="Any capability",
+        method="filter_capability",
+    )
+    enabled = django_filters.BooleanFilter(widget=AnyYesNo(), label="Enabled")
+    listed = django_filters.BooleanFilter(widget=AnyYesNo(), label="Listed")
+
+    class Meta:
+        model = ModelDeployment
+        fields = ["provider", "capability", "enabled", "listed"]
+
+    def filter_capability(self, queryset, name, value):
+        # A JSON list of names: match the quoted name in its text (SQLite and PostgreSQL).
+        return queryset.filter(capabilities__icontains=f'"{value}"') if value else queryset

@@ -119,6 +119,11 @@ class ModelDeployment(models.Model):
 
     class Meta:
         ordering = ["public_name", "provider__name"]
+        permissions = [
+            # Prices alone, for whoever keeps the price list (the cost-admin role) without
+            # changing how models are served.
+            ("change_deployment_prices", "Can change a model deployment's prices"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "public_name"], name="deployment_unique_name_per_provider"

@@ -63,3 +63,32 @@ def deployment_resilience_list(*, provider: Provider | None = None) -> list[dict
             }
         )
     return rows
+
+
+def deployment_circuit(deployment: ModelDeployment) -> dict[str, Any]:
+    """One deployment's circuit breaker as every process sees it (Redis when configured)."""
+    from apps.routing.resilience.breaker import get_breakers
+
+    return get_breakers().state_of(str(deployment.id)).as_dict()
+
+
+def routes_using_deployment(deployment: ModelDeployment) -> list[dict[str, Any]]:
+    """Routes naming the deployment (its public name or an alias) as a candidate, fallback
+    or challenger, or wrapping it under its own name; `how` says which."""
+    from apps.routing.models import Route
+
+    names = {deployment.public_name, *deployment.aliases}
+    found = []
+    for route in Route.objects.order_by("name"):
+        how = []
+        if route.name in names:
+            how.append("wraps it")
+        if names & set(route.candidates or ()):
+            how.append("candidate")
+        if names & set(route.fallbacks or ()):
+            how.append("fallback")
+        if route.challenger in names:
+            how.append("challenger")
+        if how:
+            found.append({"route": route, "how": how})
+    return found

@@ -356,3 +356,95 @@ def deployment_delete(*, deployment: ModelDeployment) -> None:
     deployment.delete()
     audit_change(event_type="deployment.deleted", resource_id=deployment_id, before=before)
     _bump_on_commit()
+
+
+# --- operations from the console: connectivity tests and circuit resets ----------------------
+
+
+def mask_credential(text: str, secret: str) -> str:
+    """`text` (an upstream's error message) with the key and every URL query value masked."""
+    from atp_site.lib.logs import redact
+
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return redact(text)
+
+
+def provider_connectivity_test(*, provider: Provider) -> Any:
+    """Call the provider's upstream now, the way the health job does (its adapter and
+    credentials, the cheapest enabled deployment or the model listing), record the result
+    in its health history and the audit log, and return the HealthCheck; None when there is
+    nothing to call (a protocol without a model listing and no model deployed yet).
+
+    Synchronous (it runs its own event loop): call it from a view or a task, never from a
+    coroutine. The stored and returned error never holds the provider's key."""
+    import asyncio
+
+    from apps.audit.models import AuditEvent
+    from apps.audit.services import audit_record
+    from apps.providers.credentials import provider_api_key
+    from apps.providers.health import ProbeResult, health_check_record, probe_provider
+    from apps.providers.http import close_sessions
+
+    deployments = [d for d in provider.deployments.all() if d.enabled] or list(
+        provider.deployments.all()
+    )
+
+    async def probe() -> ProbeResult | None:
+        try:
+            return await probe_provider(provider, deployments)
+        finally:
+            await close_sessions()
+
+    result = asyncio.run(probe())
+    if result is None:
+        return None
+    secret = provider_api_key(provider)
+    result = ProbeResult(result.status, result.latency_ms, mask_credential(result.error, secret))
+    check = health_check_record(
+        provider=provider, result=result, deployment_ids=[str(d.id) for d in deployments]
+    )
+    audit_record(
+        event_type="provider.tested",
+        action="test",
+        outcome=(
+            AuditEvent.Outcome.SUCCESS if result.status != "down" else AuditEvent.Outcome.FAILURE
+        ),
+        resource_type="provider",
+        resource_id=str(provider.pk),
+        data={"status": result.status, "latency_ms": result.latency_ms, "error": result.error},
+    )
+    return check
+
+
+def deployment_circuit_reset(*, deployment: ModelDeployment) -> dict[str, Any]:
+    """Close a deployment's circuit breaker (shared by every process when Redis is set),
+    audited with the state it had; returns that state."""
+    from apps.audit.services import audit_record
+    from apps.routing.resilience.breaker import get_breakers
+
+    breakers = get_breakers()
+    key = str(deployment.pk)
+    before = breakers.state_of(key).as_dict()
+    breakers.reset_sync(key)
+    audit_record(
+        event_type="deployment.circuit_reset",
+        action="reset_circuit",
+        resource_type="deployment",
+        resource_id=key,
+        data={"public_name": deployment.public_name, "before": before},
+    )
+    return before
+
+
+CHANGE_DEPLOYMENT_PRICES = "providers.change_deployment_prices"
+
+
+def deployment_set_prices(*, deployment: ModelDeployment, **prices: Any) -> ModelDeployment:
+    """Change only a deployment's prices (USD per million tokens), audited as an update.
+
+    Whoever may change the deployment, or holds `providers.change_deployment_prices`, may."""
+    unknown = set(prices) - set(PRICE_FIELDS)
+    if unknown:
+        raise TypeError(f"deployment_set_prices() got non-price fields: {sorted(unknown)}")
+    return deployment_update(deployment=deployment, **prices)

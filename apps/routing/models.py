@@ -98,6 +98,16 @@ class RequestLog(models.Model):
             models.Index(fields=["status", "-created_at"], name="reqlog_status_created"),
             models.Index(fields=["provider", "model", "-created_at"], name="reqlog_provider_model"),
             models.Index(fields=["-created_at"], name="reqlog_created"),
+            # The console's filters and exact search, each with the newest-first sort.
+            models.Index(fields=["model", "-created_at"], name="reqlog_model_created"),
+            models.Index(fields=["route", "-created_at"], name="reqlog_route_created"),
+            models.Index(fields=["end_user", "-created_at"], name="reqlog_enduser_created"),
+            models.Index(fields=["cost_usd"], name="reqlog_cost"),
+            # A champion request's mirrored calls; nearly every row has none, so only those
+            # that do are indexed.
+            models.Index(
+                fields=["shadow_of"], name="reqlog_shadow_of", condition=~models.Q(shadow_of="")
+            ),
         ]
 
     def __str__(self) -> str:

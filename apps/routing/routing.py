@@ -24,7 +24,16 @@ def http_router(django_app):
     return app
 
 
-websocket_urlpatterns: list = []
+def _console_urlpatterns() -> list:
+    # The console's live topics (session-authenticated, behind the origin check).
+    from django.urls import path
+
+    from atp_site.console.live.consumer import ConsoleConsumer
+
+    return [path("ws/console/", ConsoleConsumer.as_asgi())]
+
+
+websocket_urlpatterns: list = _console_urlpatterns()
 
 
 def websocket_router(console_app):

@@ -121,6 +121,10 @@ class WriteBehindQueue:
         self._spilled = False  # this process has spilled rows not yet replayed
         self._last_scan = 0.0
         self._spill: spill.SpillStore | None = None
+        # Called with each batch of rows taken from memory, in the flush task (behind the
+        # response): the console's live figures count them there (atp_site.console.live).
+        # Rows given back after both the database and the spill file failed count twice.
+        self.observers: list[Callable[[list[Row]], None]] = []
         atexit.register(self.flush_sync)
 
     def __len__(self) -> int:
@@ -189,7 +193,16 @@ class WriteBehindQueue:
             if rows and self._journal is not None:
                 ticket = [len(rows), False]
                 self._tickets.append(ticket)
+        if rows and self.observers:
+            self._observe(rows)
         return rows, ticket
+
+    def _observe(self, rows: list[Row]) -> None:
+        for observer in self.observers:
+            try:
+                observer(rows)
+            except Exception:  # figures are best effort; the rows must still be written
+                logger.exception("write-behind %s: an observer failed", self.name)
 
     def _give_back(self, rows: list[Row], ticket: list | None) -> None:
         """Rows neither written nor spilled (the spill file failed): back to the head."""

@@ -139,6 +139,9 @@ TENANT_SCOPES: dict[str, TenantScope] = {
             "delete": MANAGE_TENANT_RETENTION,
         },
     ),
+    # A tenant's members see its requests (the request log, the overview's request stream
+    # and spend); the log's metadata only: bodies stay with audit.storedexchange's view_body.
+    "routing.requestlog": TenantScope("tenant_id", {"view": VIEW_TENANT}),
 }
 
 

@@ -110,18 +110,39 @@ MENU: tuple[MenuGroup, ...] = (
                 "audit:event-list",
                 "scroll-text",
                 ("audit.auditevent", "view"),
-                active_prefixes=("audit:",),
+                active_prefixes=(
+                    "audit:event",
+                    "audit:verify",
+                    "audit:export",
+                    "audit:report",
+                    "audit:subject",
+                    "audit:job",
+                    "audit:auditor",
+                ),
+            ),
+            MenuItem(
+                "Retention",
+                "audit:retentionpolicy-list",
+                "history",
+                ("audit.retentionpolicy", "view"),
+                active_prefixes=("audit:retentionpolicy",),
             ),
         ),
     ),
     MenuGroup(
         "Settings",
         (
+            # Users with auth.view_user, and tenant admins (who manage their tenants' members).
             MenuItem(
                 "Users and roles",
                 "tenants:user-list",
                 "user-cog",
-                ("auth.user", "view"),
+                visible=lambda user: (
+                    permissions.may(user, django_apps.get_model("auth.user"), "view")
+                    or permissions.may(
+                        user, django_apps.get_model("tenants.tenant"), "manage_members"
+                    )
+                ),
                 active_prefixes=("tenants:user",),
             ),
             MenuItem(

@@ -8,4 +8,5 @@ app_name = "console"
 
 urlpatterns = [
     path("", views.OverviewView.as_view(), name="overview"),
+    path("overview/figures/", views.OverviewFiguresView.as_view(), name="overview-figures"),
 ]

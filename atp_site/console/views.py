@@ -311,18 +311,49 @@ class ObjectActionView(ObjectMixin, ConsoleView):
 
 
 class OverviewView(PageView):
-    """The landing page: what is running and where to go next."""
+    """The live overview: figures merged from every gateway process, narrowed to what the
+    viewer may see (atp_site.console.live.figures), rendered here and then kept current over
+    the console's WebSocket (static/console/overview.js). Every signed-in user may open it;
+    a viewer who may see none of its figures gets the menu and what to ask for."""
 
     title = "Overview"
     template_name = "console/overview.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from atp_site.console.live import figures
+        from atp_site.console.live.topics import TOPICS
         from atp_site.console.navigation import menu_for
 
         context = super().get_context_data(**kwargs)
+        scope = figures.viewer_scope(self.request.user)
+        data = figures.figures_for(scope)
+        context["figures"] = data
+        context["live"] = {
+            "socket": "/ws/console/",
+            "poll": reverse("console:overview-figures"),
+            "topics": [name for name, topic in TOPICS.items() if topic.allowed(scope)],
+            "series": data.get("traffic", {}).get("series"),
+        }
         context["sections"] = menu_for(self.request.user)
         context["api_base"] = self.request.build_absolute_uri("/v1")
         return context
+
+
+class OverviewFiguresView(ConsoleView):
+    """The overview's figures as JSON: the page's fallback when its WebSocket cannot connect."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from django.http import JsonResponse
+
+        from atp_site.console.live import figures
+
+        data = figures.figures_for(figures.viewer_scope(request.user))
+        response = JsonResponse(data)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def signed_out(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("Sign in to continue.", status=401, content_type="text/plain")
 
 
 def not_found_page(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -8,6 +8,7 @@ it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -81,6 +82,10 @@ async def lifespan_startup_refused(send: Any) -> bool:
     """
     try:
         check_secrets()
+        # Single sign-on: the provider's discovery document, fetched once (issue 11).
+        from atp_site.auth import discovery
+
+        await asyncio.to_thread(discovery.check_at_startup)
     except ImproperlyConfigured as exc:
         logger.critical("%s", exc)
         await send({"type": "lifespan.startup.failed", "message": str(exc)})

@@ -27,13 +27,15 @@ def _events(event_type: str) -> list[AuditEvent]:
 
 
 def test_login_and_logout_through_the_admin(operator):
+    # The admin's sign-in page sends the browser to the console's (atp_site/auth).
     client = Client(REMOTE_ADDR="192.0.2.10")
+    assert client.get("/admin/login/?next=/admin/")["Location"] == "/login/?next=/admin/"
     response = client.post(
-        "/admin/login/", {"username": "operator", "password": PASSWORD, "next": "/admin/"}
+        "/login/", {"username": "operator", "password": PASSWORD, "next": "/admin/"}
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == "/admin/"
     [login] = _events("auth.login")
-    assert (login.outcome, login.source, login.action) == ("success", "admin", "login")
+    assert (login.outcome, login.source, login.action) == ("success", "console", "login")
     assert (login.user_id, login.actor) == (str(operator.pk), "operator")
     assert login.ip_address == "192.0.2.10" and login.session_id
     session_key = client.session.session_key
@@ -50,12 +52,10 @@ def test_login_and_logout_through_the_admin(operator):
 
 
 def test_failed_login_keeps_the_name_and_never_the_password(operator):
-    response = Client().post(
-        "/admin/login/", {"username": "operator", "password": "wrong-password-123"}
-    )
+    response = Client().post("/login/", {"username": "operator", "password": "wrong-password-123"})
     assert response.status_code == 200
     [failed] = _events("auth.login_failed")
-    assert (failed.outcome, failed.source, failed.actor) == ("failure", "admin", "anonymous")
+    assert (failed.outcome, failed.source, failed.actor) == ("failure", "console", "anonymous")
     assert failed.data == {"username": "operator"}
     stored = str([failed.data, failed.before, failed.after])
     assert "wrong-password-123" not in stored and "****" not in stored

@@ -54,7 +54,7 @@ def test_https_behind_a_proxy_gets_secure_cookies_and_hsts(live):
     origin = server.base_url.replace("http://", "https://")
     proxied = {"X-Forwarded-Proto": "https"}
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
-        page = http.get("/admin/login/", headers=proxied)
+        page = http.get("/login/", headers=proxied)
         assert page.status_code == 200
         assert page.headers["strict-transport-security"].startswith("max-age=31536000")
         csrf_cookie = page.headers["set-cookie"]
@@ -66,12 +66,12 @@ def test_https_behind_a_proxy_gets_secure_cookies_and_hsts(live):
         cookie = re.search(r"csrftoken=([^;]+)", csrf_cookie).group(1)
         http.cookies.clear()
         login = http.post(
-            "/admin/login/?next=/admin/",
+            "/login/?next=/admin/",
             data={"csrfmiddlewaretoken": token, "username": username, "password": password},
             headers={
                 **proxied,
                 "Origin": origin,
-                "Referer": f"{origin}/admin/login/",
+                "Referer": f"{origin}/login/",
                 "Cookie": f"csrftoken={cookie}",
             },
         )
@@ -81,4 +81,4 @@ def test_https_behind_a_proxy_gets_secure_cookies_and_hsts(live):
         )
         assert "Secure" in session_cookie and "HttpOnly" in session_cookie
         # A plain-HTTP request (no proxy header) gets no HSTS.
-        assert "strict-transport-security" not in http.get("/admin/login/").headers
+        assert "strict-transport-security" not in http.get("/login/").headers

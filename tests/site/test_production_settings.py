@@ -58,7 +58,7 @@ def test_https_settings_follow_one_switch():
 
 @pytest.mark.django_db
 def test_csrf_cookie_is_http_only(client):
-    resp = client.get("/admin/login/")
+    resp = client.get("/login/")
     cookie = resp.cookies["csrftoken"]
     assert cookie["httponly"] is True
 

@@ -9,6 +9,7 @@ from django import template
 from django.template.loader import get_template
 from django.templatetags.static import static
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -49,7 +50,7 @@ def cell(context: template.Context, cell: Any, row: Any) -> str:
 @register.filter
 def display(value: Any) -> Any:
     if value is None or value == "":
-        return format_html('<span class="muted" aria-label="none">—</span>')
+        return mark_safe('<span class="muted" aria-label="none">—</span>')
     if value is True:
         return "Yes"
     if value is False:

@@ -1,0 +1,246 @@
+"""Forms of the console's tenant, API key, admin token and user pages.
+
+Forms parse and check what a person typed; the services (apps.tenants.services and
+apps.tenants.roles) decide and write, and their ValidationErrors land next to the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.tenants import roles
+from apps.tenants.models import Tenant
+from apps.tenants.permissions import DEDICATED, TENANT_PERMISSIONS
+
+# Nothing that could hide in a name: control characters, NUL, lone surrogates.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _printable(value: str, what: str = "This") -> str:
+    if _UNPRINTABLE.search(value):
+        raise forms.ValidationError(f"{what} may not contain control characters.")
+    return value
+
+
+class ListField(forms.CharField):
+    """A list of names typed as one line, separated by commas or spaces."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(*args, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        text = super().to_python(value) or ""
+        _printable(text)
+        return list(dict.fromkeys(part for part in re.split(r"[,\s]+", text) if part))
+
+
+class ExpiryField(forms.DateTimeField):
+    """A moment in the future, typed in the browser's date-and-time picker (UTC)."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "UTC. Leave empty for a key that does not expire.")
+        super().__init__(*args, **kwargs)
+
+    # The value already held: it may stay even once past (the picker shows whole minutes).
+    current: Any = None
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value is None or value > timezone.now():
+            return
+        current = self.current
+        if current is not None and value == current.replace(second=0, microsecond=0):
+            return
+        raise forms.ValidationError("Must be in the future.")
+
+
+# --- tenants --------------------------------------------------------------------------------
+
+
+class TenantForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(
+        max_length=100, help_text="Lower-case letters, digits and hyphens; used in URLs and logs."
+    )
+    is_active = forms.BooleanField(
+        required=False, initial=True, help_text="Inactive tenants' keys are refused."
+    )
+    cost_mode = forms.ChoiceField(
+        choices=Tenant._meta.get_field("cost_mode").choices, initial="balanced"
+    )
+    preferred_regions = ListField(
+        max_length=500, help_text="Regions to prefer, e.g. eu, us-east. Empty: no preference."
+    )
+    carbon_aware = forms.BooleanField(
+        required=False, help_text="Prefer deployments in regions with lower carbon intensity."
+    )
+    store_bodies = forms.BooleanField(
+        required=False,
+        label="Store bodies",
+        help_text="Keep prompt and response bodies, encrypted at rest, for audit and review.",
+    )
+
+    def clean_name(self) -> str:
+        return _printable(self.cleaned_data["name"].strip(), "A name")
+
+    @classmethod
+    def initial_of(cls, tenant: Tenant) -> dict[str, Any]:
+        return {name: getattr(tenant, name) for name in cls.base_fields}
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+class ApiKeyCreateForm(forms.Form):
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.none(), to_field_name="slug", empty_label="Choose a tenant"
+    )
+    name = forms.CharField(max_length=200, help_text="Say who uses it, e.g. billing-service.")
+    allowed_models = ListField(
+        max_length=2000,
+        label="Allowed models",
+        help_text="Model or route names this key may use, separated by commas. Empty: all.",
+    )
+    expires_at = ExpiryField(label="Expires")
+
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants
+        self.fields["tenant"].error_messages["invalid_choice"] = (
+            "Choose one of the tenants you may create keys for."
+        )
+
+    def clean_name(self) -> str:
+        return _printable(self.cleaned_data["name"].strip(), "A name")
+
+
+class ApiKeyEditForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    allowed_models = ListField(
+        max_length=2000,
+        label="Allowed models",
+        help_text="Model or route names this key may use, separated by commas. Empty: all.",
+    )
+    expires_at = ExpiryField(label="Expires")
+
+    def clean_name(self) -> str:
+        return _printable(self.cleaned_data["name"].strip(), "A name")
+
+
+# --- admin tokens ---------------------------------------------------------------------------
+
+
+class AdminTokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="Say where it is used, e.g. ci-deploy.")
+    expires_at = ExpiryField(
+        label="Expires", help_text="UTC. Leave empty for a token that does not expire."
+    )
+
+    def __init__(self, *args: Any, users: QuerySet | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if users is not None:
+            # Only with the dedicated permission: a token acts with its user's permissions.
+            self.fields["user"] = forms.ModelChoiceField(
+                queryset=users,
+                to_field_name="username",
+                required=False,
+                empty_label="Myself",
+                label="For user",
+                help_text="Minting a token for somebody else is audited.",
+            )
+
+    def clean_name(self) -> str:
+        return _printable(self.cleaned_data["name"].strip(), "A name")
+
+
+# --- users and roles ------------------------------------------------------------------------
+
+
+class UserRolesForm(forms.Form):
+    """The global roles the viewer may give or take; the others are shown, not offered."""
+
+    roles = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Global roles"
+    )
+
+    def __init__(self, *args: Any, assignable: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["roles"].choices = [
+            (name, f"{roles.GLOBAL_ROLES[name].label}: {roles.GLOBAL_ROLES[name].description}")
+            for name in assignable
+        ]
+
+
+TENANT_ROLE_CHOICES = [
+    ("", "No role (remove)"),
+    (roles.TENANT_MEMBER, "Tenant member: sees the tenant's keys, requests and spend"),
+    (roles.TENANT_ADMIN, "Tenant admin: manages the tenant, its keys and members"),
+]
+
+
+class MembershipForm(forms.Form):
+    """Give `user` a role on one tenant (or take it away)."""
+
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.none(), to_field_name="slug", empty_label="Choose a tenant"
+    )
+    role = forms.ChoiceField(choices=TENANT_ROLE_CHOICES, required=False, label="Tenant role")
+
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants
+        self.fields["tenant"].error_messages["invalid_choice"] = (
+            "Choose one of the tenants whose members you manage."
+        )
+
+
+class MemberForm(MembershipForm):
+    """On a tenant's page: give a user, named by username, a role on this tenant."""
+
+    username = forms.CharField(max_length=150, label="User")
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, tenants=Tenant.objects.filter(pk=tenant.pk), **kwargs)
+        self.fields["tenant"].widget = forms.HiddenInput()
+        self.fields["tenant"].initial = tenant.slug
+        self.order_fields(["username", "role"])
+
+
+DEDICATED_CHOICES = [(name, name) for name in sorted(DEDICATED)]
+
+
+class DedicatedPermissionForm(forms.Form):
+    permission = forms.ChoiceField(choices=DEDICATED_CHOICES)
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.all(),
+        to_field_name="slug",
+        required=False,
+        empty_label="Every tenant (global)",
+        help_text="Only tenant permissions can be held on one tenant.",
+    )
+    granted = forms.TypedChoiceField(
+        choices=[("true", "Grant"), ("false", "Take back")],
+        coerce=lambda v: v == "true",
+        initial="true",
+        label="Change",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("tenant") is not None and data.get("permission") not in TENANT_PERMISSIONS:
+            self.add_error("tenant", "This permission can only be held globally.")
+        return data
