@@ -64,7 +64,8 @@ MAY: dict[tuple[type, str], set[str]] = {
     (Route, "add"): {S, P},
     (Route, "change"): {S, P},
     (Route, "delete"): {S, P},
-    (RequestLog, "view"): {S, P, C, A, R},
+    # tenants.view_tenant shows a tenant's requests too (TENANT_SCOPES).
+    (RequestLog, "view"): {S, P, SEC, C, A, R},
     (AuditEvent, "view"): {S, SEC, A, R},
     (AuditEvent, "verify"): {S, SEC, A},
     (AuditEvent, "export"): {S, A},
