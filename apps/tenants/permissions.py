@@ -192,10 +192,28 @@ def tenant_ids(
         return frozenset()
     if user.has_perm(granted):
         return None
-    tenants = get_objects_for_user(
-        user, granted, klass=Tenant, accept_global_perms=False, with_superuser=False
-    )
-    return frozenset(tenants.values_list("pk", flat=True))
+    return _granted_tenants(user, granted)
+
+
+def _granted_tenants(user: Any, granted: str) -> frozenset[uuid.UUID]:
+    """The tenants `user` holds `granted` on, read once per user object.
+
+    Like Django's own permission cache on the user, this lives as long as the user object:
+    one request (a page asks the menu, the tabs and the table), or one re-check of a socket.
+    """
+    cache = getattr(user, "_atp_tenant_grants", None)
+    if cache is None:
+        cache = {}
+        try:
+            user._atp_tenant_grants = cache
+        except AttributeError:  # an object that takes no attributes: no cache
+            pass
+    if granted not in cache:
+        tenants = get_objects_for_user(
+            user, granted, klass=Tenant, accept_global_perms=False, with_superuser=False
+        )
+        cache[granted] = frozenset(tenants.values_list("pk", flat=True))
+    return cache[granted]
 
 
 def may(user: User | None, model: type[Model] | Model, action: str) -> bool:
