@@ -72,6 +72,16 @@ def _persist_learning() -> None:
         logger.exception("learned routing statistics not persisted at shutdown")
 
 
+async def _publish_console_figures() -> None:
+    """The console's last second of figures from this process (after the log is drained)."""
+    from atp_site.console.live.publisher import publisher
+
+    try:
+        await asyncio.wait_for(publisher.stop(), timeout=5)
+    except Exception:  # figures are a view; shutdown goes on without them
+        logger.warning("console figures not published at shutdown", exc_info=True)
+
+
 async def shutdown() -> None:
     for task in _background:
         task.cancel()
@@ -82,6 +92,7 @@ async def shutdown() -> None:
     await stored_exchanges.drain()
     await request_logs.drain()
     await feedback.drain()
+    await _publish_console_figures()
     await audit_head_seal_at_shutdown()
     await drain_learning()
     await sync_to_async(_persist_learning, thread_sensitive=True)()

@@ -26,6 +26,7 @@ The API for views, selectors and (next) console pages:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -202,18 +203,39 @@ def _granted_tenants(user: Any, granted: str) -> frozenset[uuid.UUID]:
     one request (a page asks the menu, the tabs and the table), or one re-check of a socket.
     """
     cache = getattr(user, "_atp_tenant_grants", None)
-    if cache is None:
-        cache = {}
-        try:
+    if cache is None or cache.get("epoch") != _grants_epoch:
+        cache = {"epoch": _grants_epoch}
+        with contextlib.suppress(AttributeError):  # an object taking no attributes: no cache
             user._atp_tenant_grants = cache
-        except AttributeError:  # an object that takes no attributes: no cache
-            pass
     if granted not in cache:
         tenants = get_objects_for_user(
             user, granted, klass=Tenant, accept_global_perms=False, with_superuser=False
         )
         cache[granted] = frozenset(tenants.values_list("pk", flat=True))
     return cache[granted]
+
+
+# Bumped when this process changes any object permission or group membership, so a user
+# object that already asked sees the change (another process's users are new objects).
+_grants_epoch = 0
+
+
+def _grants_changed(**_: Any) -> None:
+    global _grants_epoch
+    _grants_epoch += 1
+
+
+def watch_grants() -> None:
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    for model in (UserObjectPermission, GroupObjectPermission):
+        post_save.connect(_grants_changed, sender=model, dispatch_uid=f"atp-grants-{model}")
+        post_delete.connect(_grants_changed, sender=model, dispatch_uid=f"atp-grants-d-{model}")
+    m2m_changed.connect(
+        _grants_changed, sender=get_user_model().groups.through, dispatch_uid="atp-grants-groups"
+    )
 
 
 def may(user: User | None, model: type[Model] | Model, action: str) -> bool:
