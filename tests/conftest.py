@@ -256,3 +256,12 @@ def token_client(admin_token) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
     return client
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The browser tests run last: Playwright's synchronous API keeps an event loop running in
+    this thread for the rest of the session, where asyncio.run() and async tests cannot run."""
+    browser = [item for item in items if "/tests/browser/" in str(item.path)]
+    if browser:
+        others = [item for item in items if "/tests/browser/" not in str(item.path)]
+        items[:] = others + browser
