@@ -32,32 +32,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
 
-COLUMNS = (
-    "sequence",
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "tenant_id",
-    "user_id",
-    "actor",
-    "source",
-    "session_id",
-    "request_id",
-    "ip_address",
-    "resource_type",
-    "resource_id",
-    "action",
-    "outcome",
-    "data",
-    "before",
-    "after",
-    "classification",
-    "retention_days",
-    "prev_hash",
-    "hash",
-    "key_id",
-    "signature",
-)
+from apps.audit.chain import HASHED_FIELDS  # noqa: E402  (pure: no Django needed)
+
+# The columns COPY fills: the hashed fields in the chain's own order, then what it derives.
+COLUMNS = ("sequence", *HASHED_FIELDS, "hash", "key_id", "signature")
 
 
 def _postgres(create: bool) -> None:
@@ -148,34 +126,14 @@ def seed(n: int, tenants: list[uuid.UUID], *, seed_value: int = 7) -> float:
                     }
                     digest = chain.event_hash(fields)
                     key_id, signature = chain.sign(digest)
-                    copy.write_row(
-                        (
-                            sequence,
-                            fields["event_id"],
-                            event_type,
-                            fields["occurred_at"],
-                            tenant,
-                            actor,
-                            actor,
-                            fields["source"],
-                            "",
-                            fields["request_id"],
-                            None,
-                            "model",
-                            "sim-fast",
-                            action,
-                            fields["outcome"],
-                            orjson.dumps(fields["data"]).decode(),
-                            None,
-                            None,
-                            fields["classification"],
-                            None,
-                            prev,
-                            digest,
-                            key_id,
-                            signature,
-                        )
-                    )
+                    derived = {
+                        "sequence": sequence,
+                        "data": orjson.dumps(fields["data"]).decode(),
+                        "hash": digest,
+                        "key_id": key_id,
+                        "signature": signature,
+                    }
+                    copy.write_row(tuple(derived.get(c, fields.get(c)) for c in COLUMNS))
                     prev = digest
                     if (i + 1) % 100_000 == 0:
                         print(f"  seeded {i + 1:,} events", flush=True)

@@ -18,10 +18,13 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import Max, QuerySet
+from django.utils import timezone
 
 from apps.audit import heads
 from apps.audit.api.serializers import AuditEventSerializer
@@ -110,3 +113,54 @@ def export_stream(
         yield tail + "\n]\n"
     elif record:
         yield record + "\n"
+
+
+@dataclass
+class Export:
+    """An export fixed at one moment: the events, how many, and the file to name."""
+
+    events: QuerySet
+    rows: int
+    last: int
+    fmt: str
+    manifest: dict[str, Any] | None
+    exported_at: datetime
+
+    @property
+    def filename(self) -> str:
+        return f"atp-audit-{self.exported_at.strftime('%Y%m%dT%H%M%SZ')}.{self.fmt}"
+
+    def stream(self) -> Iterator[str]:
+        return export_stream(self.events, self.fmt, manifest=self.manifest)
+
+
+def prepare_export(*, user: AbstractBaseUser, filters: Any, fmt: str, actor: Any = None) -> Export:
+    """The events `user` may export under `filters`, fixed to what exists now, with the
+    manifest to sign (JSON formats) and the `audit.exported` event recorded.
+
+    The API's streamed export and the console's export job both start here."""
+    from apps.audit.selectors import audit_event_filter, audit_event_scope, audit_tenant_ids
+    from apps.audit.services import audit_record
+
+    # Before the set is fixed: a head signed before this moment is covered by it.
+    exported_at = timezone.now()
+    events = audit_event_filter(audit_event_scope(user=user, action="export"), filters)
+    # Fix the exported set to what exists now, so the row count recorded below is exactly
+    # what is streamed, and the export's own event is not part of it.
+    last = events.aggregate(last=Max("sequence"))["last"] or 0
+    events = events.filter(sequence__lte=last).order_by("sequence")
+    rows = events.count()
+    manifest = None
+    if fmt != "csv":
+        complete = not filters.as_dict() and audit_tenant_ids(user=user, action="export") is None
+        manifest = export_manifest(
+            fmt=fmt, filters=filters.as_dict(), complete=complete, exported_at=exported_at
+        )
+    audit_record(
+        event_type="audit.exported",
+        action="export",
+        resource_type="audit_event",
+        data={"filters": filters.as_dict(), "format": fmt, "rows": rows, "last": last},
+        actor=actor,
+    )
+    return Export(events, rows, last, fmt, manifest, exported_at)

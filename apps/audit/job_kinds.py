@@ -13,19 +13,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.audit import reports
-from apps.audit.exports import export_manifest, export_stream
+from apps.audit.exports import prepare_export
 from apps.audit.jobs import JobError, Output, Progress, job_kind
 from apps.audit.models import AuditChainHead, AuditEvent, Job
 from apps.audit.privacy import subject_export
 from apps.audit.selectors import (
     AuditEventFilters,
-    audit_event_filter,
-    audit_event_scope,
     audit_tenant_ids,
     subject_bodies_allowed,
 )
@@ -128,31 +125,12 @@ def run_export(job: Job, progress: Progress) -> Output:
     user = _requester(job)
     fmt = job.parameters["format"]
     filters = filters_from(job.parameters.get("filters", {}))
-    scope = audit_event_scope(user=user, action="export")
-    exported_at = timezone.now()
-    events = audit_event_filter(scope, filters)
-    progress(2, "Counting events")
-    last = events.aggregate(last=Max("sequence"))["last"] or 0
-    events = events.filter(sequence__lte=last).order_by("sequence")
-    rows = events.count()
-    manifest = None
-    if fmt != "csv":
-        progress(4, "Verifying the chain for the manifest")
-        complete = not filters.as_dict() and audit_tenant_ids(user=user, action="export") is None
-        manifest = export_manifest(
-            fmt=fmt, filters=filters.as_dict(), complete=complete, exported_at=exported_at
-        )
-    audit_record(
-        event_type="audit.exported",
-        action="export",
-        resource_type="audit_event",
-        data={"filters": filters.as_dict(), "format": fmt, "rows": rows, "last": last},
-    )
-    stamp = exported_at.strftime("%Y%m%dT%H%M%SZ")
+    progress(2, "Counting events and verifying the chain for the manifest")
+    export = prepare_export(user=user, filters=filters, fmt=fmt)
     return Output(
-        data={"rows": rows, "last": last, "format": fmt},
-        chunks=_counting(export_stream(events, fmt, manifest=manifest), progress, rows),
-        filename=f"atp-audit-{stamp}.{fmt}",
+        data={"rows": export.rows, "last": export.last, "format": fmt},
+        chunks=_counting(export.stream(), progress, export.rows),
+        filename=export.filename,
         content_type=EXPORT_CONTENT_TYPES[fmt],
     )
 

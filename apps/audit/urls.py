@@ -3,6 +3,7 @@
 from django.urls import path
 
 from apps.audit import views
+from atp_site.console.routes import object_urls
 
 app_name = "audit"
 
@@ -16,19 +17,14 @@ urlpatterns = [
     path("audit/subjects/erase/", views.SubjectEraseView.as_view(), name="subject-erase"),
     path("audit/jobs/<uuid:pk>/", views.JobDetailView.as_view(), name="job-detail"),
     path("audit/jobs/<uuid:pk>/download/", views.JobDownloadView.as_view(), name="job-download"),
-    path("audit/retention/", views.RetentionPolicyListView.as_view(), name="retentionpolicy-list"),
-    path(
-        "audit/retention/add/", views.RetentionPolicyAddView.as_view(), name="retentionpolicy-add"
-    ),
-    path(
-        "audit/retention/<int:pk>/edit/",
-        views.RetentionPolicyEditView.as_view(),
-        name="retentionpolicy-edit",
-    ),
-    path(
-        "audit/retention/<int:pk>/delete/",
-        views.RetentionPolicyDeleteView.as_view(),
-        name="retentionpolicy-delete",
+    *object_urls(
+        "audit/retention",
+        "retentionpolicy",
+        converter="int",
+        list=views.RetentionPolicyListView,
+        add=views.RetentionPolicyAddView,
+        edit=views.RetentionPolicyEditView,
+        delete=views.RetentionPolicyDeleteView,
     ),
     path("audit/auditors/", views.AuditorListView.as_view(), name="auditor-list"),
     path(

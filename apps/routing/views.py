@@ -293,7 +293,6 @@ class RequestLogListView(RequestLogMixin, ObjectListView):
     search_fields = selectors.REQUESTLOG_SEARCH_FIELDS
     search_placeholder = "Request id, model, route or end user"
     template_name = "routing/requestlog_list.html"
-    table_template = "routing/partials/requestlog_table.html"
 
     def get_queryset(self):
         return selectors.requestlog_list()

@@ -59,7 +59,6 @@ class TenantTable(Table):
         usage = selectors.tenant_usage(tenant_ids=[t.pk for t in page.rows], since=since)
         for tenant in page.rows:
             tenant.usage = usage.get(tenant.pk, selectors.Usage())
-        page.cells = [(row, self.cells(row)) for row in page.rows]
         return page
 
 
@@ -112,7 +111,6 @@ class AdminTokenTable(Table):
         page = super().page()
         for token in page.rows:
             token.may_revoke = self.may_revoke
-        page.cells = [(row, self.cells(row)) for row in page.rows]
         return page
 
 
@@ -147,5 +145,4 @@ class UserTable(Table):
                 for tenant, role in memberships.get(user.pk, {}).items()
                 if self.visible_tenants is None or tenant.pk in self.visible_tenants
             ]
-        page.cells = [(row, self.cells(row)) for row in page.rows]
         return page

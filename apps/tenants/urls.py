@@ -2,42 +2,46 @@
 
 The management API is in api/urls.py."""
 
-from django.urls import path
-
 from apps.tenants import views
+from atp_site.console.routes import object_urls
 
 app_name = "tenants"
 
 urlpatterns = [
-    path("tenants/", views.TenantListView.as_view(), name="tenant-list"),
-    path("tenants/add/", views.TenantCreateView.as_view(), name="tenant-add"),
-    path("tenants/<uuid:pk>/", views.TenantDetailView.as_view(), name="tenant-detail"),
-    path("tenants/<uuid:pk>/edit/", views.TenantEditView.as_view(), name="tenant-edit"),
-    path("tenants/<uuid:pk>/members/", views.TenantMemberView.as_view(), name="tenant-members"),
-    path("keys/", views.ApiKeyListView.as_view(), name="apikey-list"),
-    path("keys/add/", views.ApiKeyCreateView.as_view(), name="apikey-add"),
-    path("keys/<uuid:pk>/", views.ApiKeyDetailView.as_view(), name="apikey-detail"),
-    path("keys/<uuid:pk>/edit/", views.ApiKeyEditView.as_view(), name="apikey-edit"),
-    path("keys/<uuid:pk>/rotate/", views.ApiKeyRotateView.as_view(), name="apikey-rotate"),
-    path("keys/<uuid:pk>/revoke/", views.ApiKeyRevokeView.as_view(), name="apikey-revoke"),
-    path("settings/tokens/", views.AdminTokenListView.as_view(), name="admintoken-list"),
-    path("settings/tokens/add/", views.AdminTokenCreateView.as_view(), name="admintoken-add"),
-    path(
-        "settings/tokens/<uuid:pk>/revoke/",
-        views.AdminTokenRevokeView.as_view(),
-        name="admintoken-revoke",
+    *object_urls(
+        "tenants",
+        "tenant",
+        list=views.TenantListView,
+        add=views.TenantCreateView,
+        detail=views.TenantDetailView,
+        edit=views.TenantEditView,
+        members=views.TenantMemberView,
     ),
-    path("settings/users/", views.UserListView.as_view(), name="user-list"),
-    path("settings/users/<int:pk>/", views.UserDetailView.as_view(), name="user-detail"),
-    path("settings/users/<int:pk>/roles/", views.UserRolesView.as_view(), name="user-roles"),
-    path(
-        "settings/users/<int:pk>/memberships/",
-        views.UserMembershipView.as_view(),
-        name="user-memberships",
+    *object_urls(
+        "keys",
+        "apikey",
+        list=views.ApiKeyListView,
+        add=views.ApiKeyCreateView,
+        detail=views.ApiKeyDetailView,
+        edit=views.ApiKeyEditView,
+        rotate=views.ApiKeyRotateView,
+        revoke=views.ApiKeyRevokeView,
     ),
-    path(
-        "settings/users/<int:pk>/permissions/",
-        views.UserDedicatedPermissionView.as_view(),
-        name="user-permissions",
+    *object_urls(
+        "settings/tokens",
+        "admintoken",
+        list=views.AdminTokenListView,
+        add=views.AdminTokenCreateView,
+        revoke=views.AdminTokenRevokeView,
+    ),
+    *object_urls(
+        "settings/users",
+        "user",
+        converter="int",
+        list=views.UserListView,
+        detail=views.UserDetailView,
+        roles=views.UserRolesView,
+        memberships=views.UserMembershipView,
+        permissions=views.UserDedicatedPermissionView,
     ),
 ]

@@ -51,6 +51,19 @@
     }
   });
 
+  // --- filters: served open; on a phone folded behind their summary unless one is set -----
+  var narrow = window.matchMedia ? window.matchMedia("(max-width: 860px)") : null;
+  function fitFilters() {
+    document.querySelectorAll("details[data-filters]").forEach(function (d) {
+      d.open = !(narrow && narrow.matches) || d.getAttribute("data-filters") === "set";
+    });
+  }
+  if (narrow) {
+    if (narrow.addEventListener) narrow.addEventListener("change", fitFilters);
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fitFilters);
+    else fitFilters();
+  }
+
   function announce(text) {
     var live = document.getElementById("console-live");
     if (live) live.textContent = text;

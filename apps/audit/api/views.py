@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import Max, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -36,12 +35,11 @@ from apps.audit.api.serializers import (
 )
 from apps.audit.bodies import exchange_reveal
 from apps.audit.context import AuditActor, acting_as, session_digest
-from apps.audit.exports import export_manifest, export_stream
+from apps.audit.exports import prepare_export
 from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
 from apps.audit.privacy import subject_erase, subject_export
 from apps.audit.retention import retention_policy_delete, retention_policy_save
 from apps.audit.selectors import (
-    audit_event_filter,
     audit_event_scope,
     audit_tenant_ids,
     exchange_body_allowed,
@@ -162,37 +160,15 @@ class AuditExportView(APIView):
         fmt = _format(request, EXPORT_FORMATS, "csv")
         scope = audit_event_scope(user=request.user, action="export")
         filterset = _valid_filters(request, scope)
-        filters = filterset.filters_value()
-        # Before the set is fixed: a head signed before this moment is covered by it.
-        exported_at = timezone.now()
-        events = audit_event_filter(scope, filters)
-        # Fix the exported set to what exists now, so the row count recorded below is
-        # exactly what is streamed, and the export's own event is not part of it.
-        last = events.aggregate(last=Max("sequence"))["last"] or 0
-        events = events.filter(sequence__lte=last).order_by("sequence")
-        rows = events.count()
-        manifest = None
-        if fmt != "csv":
-            complete = (
-                not filters.as_dict()
-                and audit_tenant_ids(user=request.user, action="export") is None
-            )
-            manifest = export_manifest(
-                fmt=fmt, filters=filters.as_dict(), complete=complete, exported_at=exported_at
-            )
-        audit_record(
-            event_type="audit.exported",
-            action="export",
-            resource_type="audit_event",
-            data={"filters": filters.as_dict(), "format": fmt, "rows": rows, "last": last},
+        export = prepare_export(
+            user=request.user,
+            filters=filterset.filters_value(),
+            fmt=fmt,
             actor=request_actor(request),
         )
-        response = StreamingHttpResponse(
-            export_stream(events, fmt, manifest=manifest), content_type=EXPORT_CONTENT_TYPES[fmt]
-        )
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        response["Content-Disposition"] = f'attachment; filename="atp-audit-{stamp}.{fmt}"'
-        response["X-ATP-Rows"] = str(rows)
+        response = StreamingHttpResponse(export.stream(), content_type=EXPORT_CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        response["X-ATP-Rows"] = str(export.rows)
         return response
 
 

@@ -6,10 +6,10 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
-from django.template.loader import get_template
 from django.templatetags.static import static
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
+
+from atp_site.console.tables import display
 
 register = template.Library()
 
@@ -32,32 +32,7 @@ def icon(name: str, label: str = "", classes: str = "") -> str:
     )
 
 
-@register.simple_tag(takes_context=True)
-def cell(context: template.Context, cell: Any, row: Any) -> str:
-    """A table cell: the column's template, a link, or the plain value."""
-    column = cell.column
-    if column.template:
-        # Without the request: rendering with it would run every context processor per cell.
-        return get_template(column.template).render(
-            {"value": cell.value, "row": row, "column": column}
-        )
-    shown = display(cell.value)
-    if cell.href:
-        return format_html('<a href="{}">{}</a>', cell.href, shown)
-    return shown
-
-
-@register.filter
-def display(value: Any) -> Any:
-    if value is None or value == "":
-        return mark_safe('<span class="muted" aria-label="none">—</span>')
-    if value is True:
-        return "Yes"
-    if value is False:
-        return "No"
-    if isinstance(value, Decimal):
-        return f"{value:,.6f}".rstrip("0").rstrip(".")
-    return value
+register.filter("display", display)
 
 
 @register.filter
