@@ -36,7 +36,7 @@ class AuditEventTable(Table):
 
     columns = (
         Column("sequence", "#", order_by="pk", link="audit:event-detail", link_arg="sequence"),
-        Column("occurred_at", "When", accessor=_when, order_by="occurred_at"),
+        Column("occurred_at", "When", accessor=_when, order_by="occurred_at", classes="nowrap"),
         Column("event_type", "Event"),
         Column("action"),
         Column("actor"),

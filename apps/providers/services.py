@@ -440,6 +440,16 @@ def deployment_circuit_reset(*, deployment: ModelDeployment) -> dict[str, Any]:
 CHANGE_DEPLOYMENT_PRICES = "providers.change_deployment_prices"
 
 
+def may_change_prices(user: Any, deployment: ModelDeployment) -> bool:
+    """Whether `user` may change `deployment`'s prices: its change permission, or the
+    prices permission alone (the cost-admin role). The console and the API both ask."""
+    from apps.tenants import permissions
+
+    return permissions.may_on(user, deployment, "change") or bool(
+        user.is_active and user.has_perm(CHANGE_DEPLOYMENT_PRICES)
+    )
+
+
 def deployment_set_prices(*, deployment: ModelDeployment, **prices: Any) -> ModelDeployment:
     """Change only a deployment's prices (USD per million tokens), audited as an update.
 

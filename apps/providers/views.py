@@ -330,7 +330,7 @@ class DeploymentDetailView(ModelPermissionFirst, ObjectDetailView):
         context["can"] = {
             "change": permissions.may_on(user, deployment, "change"),
             "delete": permissions.may_on(user, deployment, "delete"),
-            "prices": _may_change_prices(user, deployment),
+            "prices": services.may_change_prices(user, deployment),
         }
         return context
 
@@ -392,12 +392,6 @@ class DeploymentEditView(ModelPermissionFirst, ObjectFormView):
         return hx_redirect(self.request, reverse("providers:deployment-detail", args=[result.pk]))
 
 
-def _may_change_prices(user: Any, deployment: ModelDeployment) -> bool:
-    return permissions.may_on(user, deployment, "change") or bool(
-        user.is_active and user.has_perm(services.CHANGE_DEPLOYMENT_PRICES)
-    )
-
-
 class DeploymentPricesView(ModelPermissionFirst, ObjectFormView):
     """Prices alone: the deployment's change permission or the prices permission."""
 
@@ -413,7 +407,7 @@ class DeploymentPricesView(ModelPermissionFirst, ObjectFormView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.user.is_authenticated and permissions.may(request.user, self.model, "view"):
             self.request, self.kwargs = request, kwargs
-            if not _may_change_prices(request.user, self.object):
+            if not services.may_change_prices(request.user, self.object):
                 raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 

@@ -101,7 +101,12 @@ class RequestLogTable(Table):
     label = "Requests"
     columns = (
         Column(
-            "created_at", "Time", accessor=_time, order_by=None, link="routing:requestlog-detail"
+            "created_at",
+            "Time",
+            accessor=_time,
+            order_by=None,
+            link="routing:requestlog-detail",
+            classes="nowrap",
         ),
         Column("request_id", "Request", classes="mono"),
         Column("model", accessor=lambda r: r.model or r.requested_model or "—", classes="mono"),

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.helpers import check_accessibility, screenshot
 
@@ -73,13 +74,13 @@ def _wait_for_job(page, timeout: int = 120_000) -> str:
 
 def test_auditor_verifies_the_chain_and_downloads_a_compliance_report(signed_in_page, job_worker):
     page = signed_in_page("auditor", path="/audit/")
-    assert page.get_by_role("heading", name="Audit log").is_visible()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     assert page.csp_errors == []
 
     page.get_by_role("link", name="Verify", exact=True).click()
     page.get_by_role("button", name="Verify now").click()
     page.wait_for_url(re.compile(r"/audit/jobs/[0-9a-f-]+/$"))
-    assert page.locator("progress.job-progress").is_visible()
+    expect(page.locator("progress.job-progress")).to_be_visible()
     assert _wait_for_job(page) == "succeeded"
     status = page.locator("#job-status")
     assert "Chain OK" in status.inner_text()
@@ -120,14 +121,14 @@ def test_every_audit_page_is_photographed_and_accessible(signed_in_page, job_wor
     page = signed_in_page("superuser", path="/audit/")
     for name, path in AUDIT_PAGES:
         page.goto(path)
-        assert page.locator("h1").first.is_visible(), path
+        expect(page.locator("h1").first).to_be_visible()
         check_accessibility(page)
         screenshot(page, f"audit-{name}")
 
     page.goto("/audit/")
     page.locator("table.table tbody tr a").first.click()
     page.wait_for_url(re.compile(r"/audit/events/\d+/$"))
-    assert page.get_by_role("heading", name="Evidence").is_visible()
+    expect(page.get_by_role("heading", name="Evidence")).to_be_visible()
     check_accessibility(page)
     screenshot(page, "audit-event")
 

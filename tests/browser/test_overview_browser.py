@@ -5,6 +5,7 @@ phone width; no serious or critical axe violation."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.helpers import check_accessibility, screenshot
 
@@ -19,7 +20,7 @@ def test_overview_counts_a_request_live(signed_in_page, console):
     from openai import OpenAI
 
     page = signed_in_page("read-only")
-    assert page.get_by_role("heading", name="Overview", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
     # The socket is up and subscribed.
     page.locator("#overview-connection", has_text="Live").wait_for(timeout=10_000)
     before = _requests_hour(page)
@@ -49,7 +50,9 @@ def test_overview_counts_a_request_live(signed_in_page, console):
 
 def test_overview_for_a_tenant_member_shows_only_their_scope(signed_in_page):
     page = signed_in_page("tenant-member")
-    assert page.get_by_role("heading", name="Spend and requests by tenant, last hour").is_visible()
+    expect(
+        page.get_by_role("heading", name="Spend and requests by tenant, last hour")
+    ).to_be_visible()
     assert page.locator("#overview-chart-rps").count() == 0  # no global traffic
     assert page.locator("#overview-providers").count() == 0
     page.locator("#overview-connection", has_text="Live").wait_for(timeout=10_000)

@@ -7,6 +7,7 @@ import re
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.helpers import check_accessibility, screenshot
 from tests.e2e.conftest import UPSTREAM_OPENAI_KEY
@@ -18,7 +19,7 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
     name = f"browser-openai-{uuid.uuid4().hex[:6]}"
     model = f"browser-gpt-{uuid.uuid4().hex[:6]}"
     page = signed_in_page("platform-admin", path="/providers/")
-    assert page.get_by_role("heading", name="Providers").is_visible()
+    expect(page.get_by_role("heading", name="Providers")).to_be_visible()
     assert page.csp_errors == []
 
     # Create the provider; the key goes in once and is never shown again.
@@ -29,7 +30,7 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
     page.get_by_label("API key", exact=True).fill(UPSTREAM_OPENAI_KEY)
     page.get_by_role("button", name="Create provider").click()
     page.wait_for_url(re.compile(r"/providers/[0-9a-f-]{36}/$"))
-    assert page.get_by_role("heading", name=name).is_visible()
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
     assert "stored encrypted" in page.content()
     assert UPSTREAM_OPENAI_KEY not in page.content()
 
@@ -41,7 +42,7 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
     assert re.search(r"in \d+ ms", result.inner_text())
     assert page.evaluate("window.__notReloaded") is True
     # The health history below was refreshed from the same response.
-    assert page.locator("#health-history-region").get_by_text("up").first.is_visible()
+    expect(page.locator("#health-history-region").get_by_text("up").first).to_be_visible()
     assert page.csp_errors == []
 
     # Add a model to it (the provider is preselected).
@@ -54,7 +55,7 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
     page.get_by_label("Tools").check()
     page.get_by_role("button", name="Create model").click()
     page.wait_for_url(re.compile(r"/models/[0-9a-f-]{36}/$"))
-    assert page.get_by_role("heading", name=model).is_visible()
+    expect(page.get_by_role("heading", name=model)).to_be_visible()
     assert "$0.15" in page.content() and "$0.075" in page.content()
     check_accessibility(page)
     screenshot(page, "model-detail")
@@ -63,7 +64,7 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
     page.get_by_role("link", name="Reset circuit").click()
     dialog = page.locator("#console-modal")
     dialog.get_by_role("button", name="Reset circuit").wait_for()
-    assert dialog.get_by_text("Close the circuit breaker").is_visible()
+    expect(dialog.get_by_text("Close the circuit breaker")).to_be_visible()
     dialog.get_by_role("button", name="Reset circuit").click()
     page.get_by_text(f"Circuit of {model} closed.").wait_for()
     resets = console.db.query(
@@ -83,18 +84,18 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
     screenshot(page, "model-form-errors")
 
     page.goto("/providers/")
-    assert page.get_by_role("link", name=name).is_visible()
+    expect(page.get_by_role("link", name=name)).to_be_visible()
     check_accessibility(page)
     screenshot(page, "providers-list")
 
     page.get_by_role("link", name=name).click()
     page.wait_for_url(re.compile(r"/providers/[0-9a-f-]{36}/$"))
-    assert page.get_by_role("link", name=model).is_visible()
+    expect(page.get_by_role("link", name=model)).to_be_visible()
     check_accessibility(page)
     screenshot(page, "provider-detail")
 
     page.goto("/models/")
-    assert page.get_by_role("link", name=model).is_visible()
+    expect(page.get_by_role("link", name=model)).to_be_visible()
     check_accessibility(page)
     screenshot(page, "models-list")
 
@@ -108,7 +109,7 @@ def test_create_a_provider_test_it_and_add_a_model(signed_in_page, console):
 
 def test_a_reader_sees_no_write_buttons(signed_in_page):
     page = signed_in_page("read-only", path="/providers/")
-    assert page.get_by_role("heading", name="Providers").is_visible()
+    expect(page.get_by_role("heading", name="Providers")).to_be_visible()
     assert page.get_by_role("link", name="Add provider").count() == 0
     page.goto("/models/")
     assert page.get_by_role("link", name="Add model").count() == 0

@@ -9,6 +9,7 @@ import uuid
 
 import openai
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.helpers import check_accessibility, screenshot
 
@@ -37,7 +38,7 @@ def _request_through_the_sdk(console) -> tuple[str, str]:
 def test_find_a_request_by_model_and_open_its_decision(signed_in_page, console):
     request_id, model = _request_through_the_sdk(console)
     page = signed_in_page("platform-admin", path="/requests/")
-    assert page.get_by_role("heading", name="Requests").is_visible()
+    expect(page.get_by_role("heading", name="Requests")).to_be_visible()
 
     # Search by the model that served it: the table updates in place.
     page.evaluate("window.__notReloaded = true")
@@ -57,16 +58,16 @@ def test_find_a_request_by_model_and_open_its_decision(signed_in_page, console):
     row = table.locator("tr", has_text=request_id)
     row.get_by_role("link").first.click()
     page.wait_for_url(re.compile(r"/requests/\d+/$"))
-    assert page.get_by_role("heading", name=f"Request {request_id}").is_visible()
+    expect(page.get_by_role("heading", name=f"Request {request_id}")).to_be_visible()
     decision = page.locator("section", has=page.get_by_role("heading", name="Decision", exact=True))
-    assert decision.get_by_text("learned").first.is_visible()
+    expect(decision.get_by_text("learned").first).to_be_visible()
     candidates = page.locator(
         "section", has=page.get_by_role("heading", name="Candidates", exact=True)
     )
-    assert candidates.get_by_text("sim-cheap").first.is_visible()
-    assert candidates.get_by_text("sim-fast").first.is_visible()
-    assert candidates.get_by_text("chosen").first.is_visible()
-    assert page.get_by_text("Time to first token").is_visible()
+    expect(candidates.get_by_text("sim-cheap").first).to_be_visible()
+    expect(candidates.get_by_text("sim-fast").first).to_be_visible()
+    expect(candidates.get_by_text("chosen").first).to_be_visible()
+    expect(page.get_by_text("Time to first token")).to_be_visible()
     assert page.csp_errors == []
     check_accessibility(page)
     screenshot(page, "request-detail")
@@ -75,22 +76,22 @@ def test_find_a_request_by_model_and_open_its_decision(signed_in_page, console):
 def test_a_tenant_member_sees_only_their_tenant(signed_in_page, console):
     request_id, _ = _request_through_the_sdk(console)  # tenant "live", not acme
     page = signed_in_page("tenant-member", path=f"/requests/?q={request_id}")
-    assert page.get_by_role("heading", name="Requests").is_visible()
+    expect(page.get_by_role("heading", name="Requests")).to_be_visible()
     assert page.locator("#console-table").get_by_text(request_id, exact=True).count() == 0
-    assert page.get_by_role("heading", name="Nothing matches").is_visible()
+    expect(page.get_by_role("heading", name="Nothing matches")).to_be_visible()
 
 
 def test_route_pages_and_the_try_it_box(signed_in_page, console):
     page = signed_in_page("platform-admin", path="/routes/")
-    assert page.get_by_role("heading", name="Routes", exact=True).is_visible()
-    assert page.get_by_role("link", name="atp/fast").is_visible()
+    expect(page.get_by_role("heading", name="Routes", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="atp/fast")).to_be_visible()
     check_accessibility(page)
     screenshot(page, "routes-list")
 
     page.get_by_role("link", name=ROUTE, exact=True).click()
     page.wait_for_url(re.compile(r"/routes/[0-9a-f-]{36}/$"))
-    assert page.get_by_role("heading", name=ROUTE, exact=True).is_visible()
-    assert page.get_by_role("heading", name="What it learned").is_visible()
+    expect(page.get_by_role("heading", name=ROUTE, exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="What it learned")).to_be_visible()
 
     # Rank a prompt in place: nothing is sent upstream, the page is not reloaded.
     page.evaluate("window.__notReloaded = true")
@@ -110,9 +111,9 @@ def test_route_pages_and_the_try_it_box(signed_in_page, console):
     page.get_by_role("button", name="Rank").click()
     ranking = page.locator(".routing-ranking")
     ranking.wait_for()
-    assert ranking.locator("strong", has_text="Chosen:").is_visible()
-    assert ranking.get_by_text("sim-cheap").first.is_visible()
-    assert ranking.get_by_text("sim-fast").first.is_visible()
+    expect(ranking.locator("strong", has_text="Chosen:")).to_be_visible()
+    expect(ranking.get_by_text("sim-cheap").first).to_be_visible()
+    expect(ranking.get_by_text("sim-fast").first).to_be_visible()
     assert page.locator("#id_hints_error").count() == 0
     assert page.evaluate("window.__notReloaded") is True
     check_accessibility(page)

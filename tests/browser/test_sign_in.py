@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import OIDC_NAME
 from tests.browser.helpers import check_accessibility, screenshot, totp_code
@@ -45,12 +46,12 @@ def _events(console, event_type: str, username: str) -> list[tuple]:
 
 def test_sign_in_page_is_accessible_and_photographed(page):
     page.goto("/login/")
-    assert page.get_by_role("heading", name="Sign in to ATP").is_visible()
+    expect(page.get_by_role("heading", name="Sign in to ATP")).to_be_visible()
     assert page.csp_errors == []
     check_accessibility(page)
     screenshot(page, "sign-in")
     page.get_by_role("button", name="Sign in", exact=True).click()
-    assert page.locator(".field-error").first.is_visible()
+    expect(page.locator(".field-error").first).to_be_visible()
     screenshot(page, "sign-in-errors")
 
 
@@ -59,13 +60,13 @@ def test_wrong_password_shows_the_error_and_the_limit_locks_the_account(page, co
     page.goto("/login/")
     for _ in range(4):
         _sign_in(page, username, "not-the-password")
-        assert page.get_by_role("alert").filter(has_text=WRONG).is_visible()
+        expect(page.get_by_role("alert").filter(has_text=WRONG)).to_be_visible()
     _sign_in(page, username, "not-the-password")  # the fifth failure locks
     lockout = page.locator("#lockout")
     assert "locked for 15 minutes" in lockout.inner_text()
     # The right password does not help while the lockout lasts.
     _sign_in(page, username, password)
-    assert page.locator("#lockout").is_visible()
+    expect(page.locator("#lockout")).to_be_visible()
     assert page.url.endswith("/login/")
     check_accessibility(page, themes=("light",))
     screenshot(page, "sign-in-locked")
@@ -82,7 +83,7 @@ def test_signing_in_goes_to_next_and_signing_out_ends_the_session(page, people):
     assert page.url.endswith("/account/")
     page.get_by_role("button", name="Sign out").click()
     assert page.url.endswith("/login/")
-    assert page.get_by_text("You are signed out.").is_visible()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
     page.goto("/account/")
     assert "/login/" in page.url
 
@@ -99,7 +100,7 @@ def test_totp_enrolment_then_sign_in_asks_for_the_code(page, console, people):
     page.goto("/login/?next=/account/")
     _sign_in(page, username, password)
     assert "is off" in page.locator("#otp-status").inner_text()
-    assert page.locator("figure svg").is_visible()
+    expect(page.locator("figure svg")).to_be_visible()
     secret = page.locator("#otp-secret").inner_text().strip()
     check_accessibility(page)
     screenshot(page, "two-factor-enrol")
@@ -113,7 +114,7 @@ def test_totp_enrolment_then_sign_in_asks_for_the_code(page, console, people):
 
     _sign_in(page, username, password)
     assert page.url.endswith("/login/code/")
-    assert page.get_by_role("heading", name="Enter your code").is_visible()
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
     check_accessibility(page)
     screenshot(page, "sign-in-code")
     # The code of the next time step: the enrolment used this step's, and a code is
@@ -177,7 +178,7 @@ def test_single_sign_on_maps_roles_and_replaces_them_at_the_next_sign_in(
     page = pages.open(oidc_console.base_url)
     page.goto("/login/")
     sso = page.get_by_role("link", name=f"Sign in with {OIDC_NAME}")
-    assert sso.is_visible()
+    expect(sso).to_be_visible()
     check_accessibility(page, themes=("light",))
     screenshot(page, "sign-in-sso")
     sso.click()

@@ -252,6 +252,8 @@ ROWS: list[Row] = [
     row("deployment",                    P + "deployment-detail",          "get",    "401 403 200 403 403 403 200 403 200 200 200 200", target=pk("deployment")),
     row("deployment put",                P + "deployment-detail",          "put",    "401 403 403 403 403 403 403 403 200 200 200 200", target=pk("deployment"), data=DEPLOYMENT_PUT),
     row("deployment patch",              P + "deployment-detail",          "patch",  "401 403 403 403 403 403 403 403 200 200 200 200", target=pk("deployment"), data={"weight": 50}),
+    row("deployment prices",             P + "deployment-prices",          "post",   "401 403 403 403 403 403 200 403 200 200 200 200", target=pk("deployment"), data={"input_price": "0.25"}),
+    row("deployment prices, none given", P + "deployment-prices",          "post",   "401 403 403 403 403 403 400 403 400 400 400 400", target=pk("deployment"), data={}),
     row("deployment delete",             P + "deployment-detail",          "delete", "401 403 403 403 403 403 403 403 204 204 204 204", target=pk("deployment")),
     # --- routes ---------------------------------------------------------------------------------------------------
     row("route list",                    R + "route-list",                 "get",    "401 403 200 403 403 403 403 403 200 200 200 200"),

@@ -138,3 +138,43 @@ def test_openapi_schema_lists_the_endpoints(manager_client):
     response = manager_client.get("/api/v1/schema/")
     assert response.status_code == 200
     assert b"/api/v1/deployments/" in response.content
+
+
+def test_prices_alone_through_the_api_with_the_prices_permission(user_factory, grant):
+    """The cost-admin's permission changes prices through the API as in the console: only
+    the prices given, exact decimals, audited; the rest of the deployment is not theirs."""
+    from apps.audit.models import AuditEvent
+    from apps.providers.models import ModelDeployment
+    from tests.conftest import client_for
+
+    provider = Provider.objects.create(name="p", kind="openai", base_url="https://x.test/v1")
+    deployment = ModelDeployment.objects.create(
+        provider=provider, public_name="m", upstream_model="m", input_price="1", output_price="2"
+    )
+    cost_admin = grant(
+        user_factory(username="cost"),
+        "providers.view_modeldeployment",
+        "providers.change_deployment_prices",
+    )
+    client = client_for(cost_admin)
+    url = f"/api/v1/deployments/{deployment.pk}/prices/"
+    done = client.post(url, {"output_price": "2.5", "reasoning_price": "3"}, format="json")
+    assert done.status_code == 200, done.content
+    assert (done.json()["input_price"], done.json()["output_price"]) == ("1.000000", "2.500000")
+    deployment.refresh_from_db()
+    assert str(deployment.reasoning_price) == "3.000000"
+    changed = AuditEvent.objects.filter(event_type="deployment.updated").latest("sequence")
+    assert set(changed.data["changed"]) == {"output_price", "reasoning_price"}
+    bad = client.post(url, {"input_price": "-1"}, format="json")
+    assert bad.status_code == 400 and "input_price" in bad.json()
+    assert (
+        client.patch(
+            f"/api/v1/deployments/{deployment.pk}/", {"weight": 5}, format="json"
+        ).status_code
+        == 403
+    )
+    reader = grant(user_factory(username="reader"), "providers.view_modeldeployment")
+    refused = client_for(reader).post(url, {"input_price": "0"}, format="json")
+    assert refused.status_code == 403
+    deployment.refresh_from_db()
+    assert str(deployment.input_price) == "1.000000"

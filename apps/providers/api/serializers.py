@@ -12,6 +12,7 @@ from rest_framework import serializers
 from apps.providers.credentials import env_reference_error
 from apps.providers.models import Capability, ModelDeployment, Provider
 from apps.providers.selectors import provider_list
+from apps.providers.services import PRICE_FIELDS
 from atp_site.lib.api_input import LineField, ModelSerializer
 
 
@@ -154,3 +155,18 @@ class DeploymentUpdateSerializer(DeploymentSerializer):
     """A deployment stays with its provider."""
 
     provider = ProviderBriefField(read_only=True)
+
+
+class DeploymentPricesSerializer(ModelSerializer):
+    """Prices alone (USD per million tokens, exact decimal strings); a price left out keeps
+    its value."""
+
+    class Meta:
+        model = ModelDeployment
+        fields = list(PRICE_FIELDS)
+        extra_kwargs = {name: {"required": False} for name in PRICE_FIELDS}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give at least one price.")
+        return attrs

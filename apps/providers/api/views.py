@@ -5,15 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from apps.providers import selectors, services
 from apps.providers.api.serializers import (
+    DeploymentPricesSerializer,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
     ProviderSerializer,
 )
 from apps.providers.models import ModelDeployment, Provider
-from apps.tenants.api.views import ServiceModelViewSet
+from apps.tenants.api.views import ServiceModelViewSet, service_errors
 
 
 class ProviderViewSet(ServiceModelViewSet):
@@ -41,6 +47,7 @@ class ProviderViewSet(ServiceModelViewSet):
 
 class DeploymentViewSet(ServiceModelViewSet):
     serializer_class = DeploymentSerializer
+    permission_action: str | None = None  # set per @action (prices)
     update_serializer_class = DeploymentUpdateSerializer
     permission_model = ModelDeployment
     filterset_fields = ["provider", "public_name", "enabled", "region"]
@@ -65,3 +72,20 @@ class DeploymentViewSet(ServiceModelViewSet):
 
     def delete_object(self, instance: ModelDeployment) -> None:
         services.deployment_delete(deployment=instance)
+
+    @extend_schema(request=DeploymentPricesSerializer, responses={200: DeploymentSerializer})
+    @action(detail=True, methods=["post"], url_path="prices", permission_action="view")
+    def prices(self, request: Request, pk: str | None = None) -> Response:
+        """Change a deployment's prices alone. Needs the deployment's change permission or
+        `providers.change_deployment_prices` (the cost-admin role); a price left out keeps
+        its value. Audited as an update, like any change."""
+        deployment = self.get_object()
+        if not services.may_change_prices(request.user, deployment):
+            raise PermissionDenied("You may not change this deployment's prices.")
+        serializer = DeploymentPricesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            deployment = services.deployment_set_prices(
+                deployment=deployment, **serializer.validated_data
+            )
+        return Response(DeploymentSerializer(deployment, context={"request": request}).data)
