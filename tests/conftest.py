@@ -260,8 +260,10 @@ def token_client(admin_token) -> APIClient:
 
 def pytest_collection_modifyitems(session, config, items):
     """The browser tests run last: Playwright's synchronous API keeps an event loop running in
-    this thread for the rest of the session, where asyncio.run() and async tests cannot run."""
+    this thread for the rest of the session, where asyncio.run() and async tests cannot run.
+    Last of them, the walk over every console page, which covers what the others did not."""
     browser = [item for item in items if "/tests/browser/" in str(item.path)]
     if browser:
         others = [item for item in items if "/tests/browser/" not in str(item.path)]
-        items[:] = others + browser
+        walk = [item for item in browser if item.path.name == "test_every_page.py"]
+        items[:] = others + [item for item in browser if item not in walk] + walk

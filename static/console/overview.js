@@ -25,7 +25,8 @@
     };
     if (kind === "ms") return grouped(n, 0) + " ms";
     if (kind === "pct") return (n * 100).toFixed(1) + "%";
-    if (kind === "usd") return "$" + grouped(n, n < 100 ? 4 : 2);
+    // Sub-cent amounts keep six places, as the server renders them (templatetags/live.py).
+    if (kind === "usd") return "$" + grouped(n, n >= 100 ? 2 : (n === 0 || n >= 0.01 ? 4 : 6));
     if (kind === "int") return grouped(n, 0);
     if (kind === "rate") return grouped(n, 2);
     return String(value);

@@ -28,7 +28,10 @@ def format_figure(value: Any, kind: str) -> str:
     if kind == "pct":
         return f"{number * 100:.1f}%"
     if kind == "usd":
-        return f"${number:,.4f}" if number < 100 else f"${number:,.2f}"
+        if number >= 100:
+            return f"${number:,.2f}"
+        # Sub-cent amounts keep six places: a single cheap request is not "$0.0000".
+        return f"${number:,.4f}" if number == 0 or number >= 0.01 else f"${number:,.6f}"
     if kind == "int":
         return f"{number:,.0f}"
     if kind == "rate":

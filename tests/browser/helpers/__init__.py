@@ -22,6 +22,23 @@ THEMES = ("light", "dark")
 FAILING_IMPACTS = ("serious", "critical")
 THEME_TOGGLE = "[data-theme-toggle]"
 
+# Console URL names whose page a test has photographed / checked with axe in this session:
+# tests/browser/test_every_page.py covers every other page (the browser tests run last,
+# that one last of all).
+PHOTOGRAPHED: set[str] = set()
+CHECKED: set[str] = set()
+
+
+def _view_name(page) -> str | None:
+    from urllib.parse import urlsplit
+
+    from django.urls import Resolver404, resolve
+
+    try:
+        return resolve(urlsplit(page.url).path).view_name
+    except Resolver404:
+        return None
+
 
 def set_theme(page, theme: str) -> None:
     """Switch the console to `theme` with its own toggle (which sets data-theme on <html>).
@@ -57,6 +74,7 @@ def screenshot(page, name: str) -> list[Path]:
             path = SCREENSHOTS / f"{name}-{theme}-{label}.png"
             page.screenshot(path=str(path), full_page=True, animations="disabled")
             written.append(path)
+    PHOTOGRAPHED.add(_view_name(page))
     if before_size:
         page.set_viewport_size(before_size)
     if before_theme:
@@ -98,6 +116,7 @@ def check_accessibility(page, *, themes=THEMES) -> None:
             problems.append(f"({theme} theme) " + _describe(violation))
     if before:
         set_theme(page, before)
+    CHECKED.add(_view_name(page))
     if problems:
         raise AssertionError(f"Accessibility violations on {page.url}:\n" + "\n".join(problems))
 
