@@ -302,6 +302,33 @@ def test_request_detail_shows_the_decision(world):
         assert needle in text
 
 
+def test_request_detail_lists_the_attempts_before_a_fallback(world):
+    log = _log(
+        world["acme"],
+        "req-fell-back",
+        model="model-b",
+        decision={
+            "model": "model-a",
+            "attempts": [
+                {
+                    "deployment": "model-a",
+                    "provider": "sim",
+                    "try": 1,
+                    "status": 502,
+                    "code": "upstream_error",
+                    "error": "Bad gateway",
+                    "latency_ms": 31,
+                },
+                {"deployment": "model-a", "provider": "sim", "skipped": "circuit_open"},
+            ],
+        },
+    )
+    text = _as(world["viewer"]).get(reverse("routing:requestlog-detail", args=[log.pk]))
+    text = text.content.decode()
+    assert "try 1: HTTP 502 upstream_error Bad gateway" in " ".join(text.split())
+    assert "skipped (circuit_open)" in text and "31 ms" in text
+
+
 def _exchange(tenant, request_id):
     return StoredExchange.objects.create(
         **exchange_row(

@@ -148,6 +148,31 @@ async def test_retries_exhausted_fall_back_to_the_next_deployment(pair):
     assert chat_requests(first) == 2 and chat_requests(second) == 1
 
 
+async def test_the_request_log_keeps_the_attempts_before_a_fallback(pair):
+    """The request's detail page shows what failed before the answer: the logged decision
+    carries every failed attempt (deployment, provider, try, status, latency)."""
+    from apps.routing.models import RequestLog
+    from apps.routing.writebehind import request_logs
+
+    first, *_ = pair
+    first.enqueue(Script(status=500), Script(status=502))
+    resp = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    assert resp.status == 200
+    await request_logs.drain()
+    log = await RequestLog.objects.aget(request_id=resp.headers["x-request-id"])
+    attempts = log.decision["attempts"]
+    assert [(a["provider"], a["try"], a["status"]) for a in attempts] == [
+        ("primary", 1, 502),
+        ("primary", 2, 502),
+    ]
+    assert all(a["latency_ms"] >= 0 for a in attempts)
+    # A request served at once logs no attempts.
+    ok = await call("POST", "/v1/chat/completions", json=CHAT, key=pair.key)
+    await request_logs.drain()
+    served = await RequestLog.objects.aget(request_id=ok.headers["x-request-id"])
+    assert "attempts" not in (served.decision or {})
+
+
 @pytest.mark.parametrize("status", [400, 422])
 async def test_client_error_is_neither_retried_nor_falls_back(pair, status):
     first, second, *_ = pair

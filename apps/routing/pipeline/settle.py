@@ -78,7 +78,11 @@ def settle(
         "error_type": (error.code or error.type)[:64] if error else "",
         "error_message": error.message[:2000] if error else "",
         "route": ctx.route[:200],
-        "decision": ctx.decision,
+        # Failed and skipped attempts before the answer (or the error), for the request's
+        # detail page; nothing is added on the common path, where there were none.
+        "decision": {**(ctx.decision or {}), "attempts": ctx.attempts}
+        if ctx.attempts
+        else ctx.decision,
         "task_cluster": ctx.task_cluster,
         "cache": ctx.cache,
         "shadow_of": ctx.shadow_of,
