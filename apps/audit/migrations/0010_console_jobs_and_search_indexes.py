@@ -6,8 +6,13 @@ import uuid
 from django.conf import settings
 from django.db import migrations, models
 
+from atp_site.lib.migrations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The audit log's indexes are built with CREATE INDEX CONCURRENTLY on PostgreSQL
+    # (atp_site.lib.migrations), which cannot run inside a transaction.
+    atomic = False
 
     dependencies = [
         ('audit', '0009_signed_head_periodic_reason'),
@@ -45,27 +50,27 @@ class Migration(migrations.Migration):
             name='auditevent',
             options={'ordering': ['sequence'], 'permissions': [('verify_auditevent', 'Can verify the audit chain'), ('export_auditevent', 'Can export audit events'), ('report_auditevent', 'Can download compliance reports'), ('export_data_subject', 'Can export everything held about a data subject'), ('erase_data_subject', 'Can erase a data subject'), ('grant_auditor_auditevent', 'Can grant and revoke auditor access to tenants')]},
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='auditevent',
             index=models.Index(fields=['tenant_id', 'id'], name='audit_tenant_id'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='auditevent',
             index=models.Index(fields=['event_type', 'id'], name='audit_type_id'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='auditevent',
             index=models.Index(fields=['actor', 'id'], name='audit_actor_id'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='auditevent',
             index=models.Index(fields=['action', 'id'], name='audit_action_id'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='auditevent',
             index=models.Index(fields=['outcome', 'id'], name='audit_outcome_id'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='auditevent',
             index=models.Index(fields=['classification', 'id'], name='audit_class_id'),
         ),
