@@ -71,6 +71,8 @@ def screenshot(page, name: str) -> list[Path]:
         set_theme(page, theme)
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             page.set_viewport_size(size)
+            # From the top: a page scrolled to a field would put the sticky bar mid-capture.
+            page.evaluate("window.scrollTo(0, 0)")
             path = SCREENSHOTS / f"{name}-{theme}-{label}.png"
             page.screenshot(path=str(path), full_page=True, animations="disabled")
             written.append(path)
