@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.providers.models import ModelDeployment, Provider
-from apps.tenants.config import ConfigError, apply_config
 from apps.tenants.keys import hash_key
 from apps.tenants.models import ApiKey, Tenant
+from atp_site.lib.config_file import ConfigError, apply_config
 
 pytestmark = pytest.mark.django_db
 
@@ -430,3 +430,19 @@ def test_invalid_routes_and_retention_name_the_path_and_apply_nothing(
     assert message in str(exc.value)
     assert not Route.objects.exists() and not RetentionPolicy.objects.exists()
     assert not Tenant.objects.exists()
+
+
+def test_each_app_owns_its_sections_applied_in_order():
+    """The document's sections come from the apps' config_sections modules, in order."""
+    from atp_site.lib.config_file import sections
+
+    found = [(s.key, type(s).__module__) for s in sections()]
+    assert found == [
+        ("providers", "apps.providers.config_sections"),
+        ("tenants", "apps.tenants.config_sections"),
+        ("routes", "apps.routing.config_sections"),
+        ("retention", "apps.audit.config_sections"),
+    ]
+    with pytest.raises(ConfigError, match="unknown key") as refused:
+        apply_config({"version": 1, "budgets": []})
+    assert "retention" in str(refused.value) and "providers" in str(refused.value)

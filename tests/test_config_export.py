@@ -7,8 +7,8 @@ import yaml
 from django.core.management import call_command
 
 from apps.providers.services import provider_create
-from apps.tenants.config import apply_config, export_config, export_config_yaml
 from apps.tenants.services import api_key_create, api_key_revoke
+from atp_site.lib.config_file import apply_config, export_config, export_config_yaml
 
 pytestmark = pytest.mark.django_db
 

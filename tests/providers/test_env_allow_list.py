@@ -19,7 +19,7 @@ from apps.providers.health import health_check_run
 from apps.providers.models import ModelDeployment, Provider
 from apps.providers.services import provider_create, provider_update
 from apps.routing.snapshot import build_snapshot
-from apps.tenants.config import ConfigError, apply_config
+from atp_site.lib.config_file import ConfigError, apply_config
 from tests.fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.django_db

@@ -199,7 +199,7 @@ async def test_listed_is_settable_through_the_api(fakes, admin_client):
 
 
 def test_listed_round_trips_through_the_configuration_file(gateway, tmp_path):
-    from apps.tenants.config import apply_config, export_config
+    from atp_site.lib.config_file import apply_config, export_config
 
     document = {
         "version": 1,

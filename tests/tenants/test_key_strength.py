@@ -7,9 +7,9 @@ import secrets
 import pytest
 import yaml
 
-from apps.tenants.config import ConfigError, apply_config
 from apps.tenants.keys import generate_api_key, key_strength_error
 from apps.tenants.models import ApiKey
+from atp_site.lib.config_file import ConfigError, apply_config
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from apps.audit.context import AuditActor, acting_as
-from apps.tenants.config import apply_config
 from apps.tenants.keys import generate_api_key
+from atp_site.lib.config_file import apply_config
 
 SIMULATOR_MODELS: list[dict[str, Any]] = [
     {

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.context import AuditActor, acting_as
-from apps.tenants.config import ConfigError, apply_config, load_config_file
+from atp_site.lib.config_file import ConfigError, apply_config, load_config_file
 
 
 class Command(BaseCommand):

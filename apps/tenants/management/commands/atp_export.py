@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from apps.audit.context import AuditActor, acting_as
 from apps.audit.services import audit_record
-from apps.tenants.config import export_config_yaml
+from atp_site.lib.config_file import export_config_yaml
 
 
 class Command(BaseCommand):

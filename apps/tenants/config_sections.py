@@ -1,0 +1,187 @@
+"""The configuration file's `tenants` section: tenants with their API keys
+(atp_site.lib.config_file; the format is in docs/configuration.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from apps.providers.credentials import server_secret_error
+from apps.tenants import selectors, services
+from apps.tenants.keys import hash_key, key_strength_error
+from apps.tenants.models import ApiKey, Tenant
+from atp_site.lib import config_file as cf
+
+TENANT_KEYS = {
+    "slug",
+    "name",
+    "active",
+    "store_bodies",
+    "cost_mode",
+    "preferred_regions",
+    "carbon_aware",
+    "api_keys",
+}
+COST_MODES = ("aggressive", "balanced", "quality_first")
+API_KEY_KEYS = {"name", "key", "prefix", "allowed_models", "expires_at"}
+TENANT_PATHS = {"is_active": "active"}
+
+
+@dataclass
+class ApiKeySpec:
+    path: str
+    name: str
+    plaintext: str | None  # None: generate once, then leave the key alone
+    allowed_models: list[str]
+    expires_at: datetime | None
+
+
+@dataclass
+class TenantSpec:
+    path: str
+    slug: str
+    fields: dict[str, Any]
+    api_keys: list[ApiKeySpec]
+
+
+def _parse_api_key(data: Any, path: str, environ: Mapping[str, str]) -> ApiKeySpec:
+    data = cf.mapping(data, path, API_KEY_KEYS)
+    plaintext = cf.get(data, "key", path, cf.string, None)
+    key_path = cf.join(path, "key")
+    if plaintext is not None and plaintext.startswith(cf.ENV_PREFIX):
+        env = cf.env_name(plaintext, key_path)
+        if problem := server_secret_error(env):
+            raise cf.ConfigError(key_path, problem)
+        plaintext = environ.get(env)
+        if not plaintext:
+            raise cf.ConfigError(key_path, f"environment variable {env} is not set")
+    if plaintext is not None and (problem := key_strength_error(plaintext)):
+        name = data.get("name") if isinstance(data.get("name"), str) else "?"
+        raise cf.ConfigError(key_path, f"key {name!r} {problem}")
+    return ApiKeySpec(
+        path=path,
+        name=cf.get(data, "name", path, cf.string, cf.MISSING),
+        plaintext=plaintext,
+        allowed_models=cf.get(data, "allowed_models", path, cf.string_list, []),
+        expires_at=cf.get(data, "expires_at", path, cf.date_time, None),
+    )
+
+
+def _apply_api_keys(tenant: Tenant, specs: list[ApiKeySpec], run: cf.Run) -> None:
+    report = run.report
+    live: dict[str, ApiKey] = {
+        k.name: k for k in selectors.api_key_list(tenant=tenant).filter(revoked_at__isnull=True)
+    }
+    for spec in specs:
+        label = f"{tenant.slug}/{spec.name}"
+        current = live.get(spec.name)
+        with cf.at(spec.path):
+            if current is not None and (
+                spec.plaintext is None or hash_key(spec.plaintext) == current.key_hash
+            ):
+                desired = {"allowed_models": spec.allowed_models, "expires_at": spec.expires_at}
+                changed = cf.diff(current, desired)
+                if changed:
+                    services.api_key_update(api_key=current, **changed)
+                    report.add("api key", label, "updated", tuple(sorted(changed)))
+                else:
+                    report.add("api key", label, "unchanged")
+                continue
+            if current is not None:
+                # The file names a different key: the old one stops working now.
+                services.api_key_revoke(api_key=current)
+            _, plaintext = services.api_key_create(
+                tenant=tenant,
+                name=spec.name,
+                allowed_models=spec.allowed_models,
+                expires_at=spec.expires_at,
+                plaintext=spec.plaintext,
+            )
+            # Only a key ATP made up is shown; a dry run's key is discarded with the rollback.
+            secret = plaintext if spec.plaintext is None and not run.dry_run else None
+            report.add("api key", label, "created" if current is None else "replaced", (), secret)
+    if run.prune:
+        wanted = {s.name for s in specs}
+        for name, api_key in live.items():
+            if name not in wanted:
+                services.api_key_revoke(api_key=api_key)
+                report.add("api key", f"{tenant.slug}/{name}", "revoked")
+
+
+def _export_api_key(k: ApiKey) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": k.name, "prefix": k.prefix}
+    if k.allowed_models:
+        out["allowed_models"] = list(k.allowed_models)
+    if k.expires_at is not None:
+        out["expires_at"] = k.expires_at
+    return out
+
+
+@cf.register
+class TenantSection(cf.Section):
+    key = "tenants"
+    order = 20
+    unique = ("slug", "tenant slug")
+
+    def parse_item(self, data: Any, path: str, environ: Mapping[str, str]) -> TenantSpec:
+        data = cf.mapping(data, path, TENANT_KEYS)
+        slug = cf.get(data, "slug", path, cf.string, cf.MISSING)
+        keys_path = cf.join(path, "api_keys")
+        api_keys = [
+            _parse_api_key(item, cf.join(keys_path, i), environ)
+            for i, item in enumerate(cf.items_of(data, "api_keys", path) or [])
+        ]
+        cf.unique(api_keys, "name", keys_path, "key name")
+        fields = {
+            "name": cf.get(data, "name", path, cf.string, slug),
+            "is_active": cf.get(data, "active", path, cf.boolean, True),
+            "store_bodies": cf.get(data, "store_bodies", path, cf.boolean, False),
+            "cost_mode": cf.get(data, "cost_mode", path, cf.choice(COST_MODES), "balanced"),
+            "preferred_regions": cf.get(data, "preferred_regions", path, cf.string_list, []),
+            "carbon_aware": cf.get(data, "carbon_aware", path, cf.boolean, False),
+        }
+        return TenantSpec(path, slug, fields, api_keys)
+
+    def apply(self, specs: list[TenantSpec], run: cf.Run) -> None:
+        report = run.report
+        existing = {t.slug: t for t in selectors.tenant_list()}
+        for spec in specs:
+            current = existing.get(spec.slug)
+            with cf.at(spec.path, TENANT_PATHS):
+                if current is None:
+                    current = services.tenant_create(slug=spec.slug, **spec.fields)
+                    report.add("tenant", spec.slug, "created")
+                else:
+                    changed = cf.diff(current, spec.fields)
+                    if changed:
+                        services.tenant_update(tenant=current, **changed)
+                        report.add("tenant", spec.slug, "updated", tuple(sorted(changed)))
+                    else:
+                        report.add("tenant", spec.slug, "unchanged")
+            _apply_api_keys(current, spec.api_keys, run)
+        if run.prune:
+            wanted = {s.slug for s in specs}
+            for slug, tenant in existing.items():
+                if slug not in wanted:
+                    services.tenant_delete(tenant=tenant)
+                    report.add("tenant", slug, "deleted", ("with its API keys",))
+
+    def export(self, notes: list[str]) -> list[dict[str, Any]]:
+        live_keys: dict[Any, list[ApiKey]] = {}
+        for key in selectors.api_key_list().filter(revoked_at__isnull=True).order_by("name"):
+            live_keys.setdefault(key.tenant_id, []).append(key)
+        return [
+            {
+                "slug": t.slug,
+                "name": t.name,
+                "active": t.is_active,
+                "store_bodies": t.store_bodies,
+                "cost_mode": t.cost_mode,
+                "preferred_regions": list(t.preferred_regions or []),
+                "carbon_aware": t.carbon_aware,
+                "api_keys": [_export_api_key(k) for k in live_keys.get(t.pk, [])],
+            }
+            for t in selectors.tenant_list()
+        ]
