@@ -446,3 +446,53 @@ def test_each_app_owns_its_sections_applied_in_order():
     with pytest.raises(ConfigError, match="unknown key") as refused:
         apply_config({"version": 1, "budgets": []})
     assert "retention" in str(refused.value) and "providers" in str(refused.value)
+
+
+PROJECTS = """
+version: 1
+tenants:
+  - slug: acme
+    projects:
+      - {slug: web, name: Web shop}
+      - {slug: batch, description: Nightly jobs}
+    api_keys:
+      - {name: shop, project: web}
+      - {name: loose}
+"""
+
+
+def test_projects_and_their_keys_apply_export_and_prune():
+    from apps.tenants.models import ApiKey, Project
+    from atp_site.lib.config_file import export_config
+
+    report = apply_config(yaml.safe_load(PROJECTS))
+    assert {c.name for c in report.changes if c.kind == "project"} == {"acme/web", "acme/batch"}
+    shop = ApiKey.objects.get(name="shop")
+    assert shop.project.slug == "web" and ApiKey.objects.get(name="loose").project is None
+    exported = export_config()
+    tenant = exported["tenants"][0]
+    assert tenant["projects"] == [
+        {"slug": "batch", "name": "batch", "description": "Nightly jobs"},
+        {"slug": "web", "name": "Web shop"},
+    ]
+    assert {k["name"]: k.get("project") for k in tenant["api_keys"]} == {
+        "loose": None,
+        "shop": "web",
+    }
+    assert not apply_config(exported).changed  # the export applies as no change
+
+    # The file moves the key out and drops a project: pruned, its keys keep working.
+    smaller = yaml.safe_load(PROJECTS)
+    smaller["tenants"][0]["projects"] = [{"slug": "batch"}]
+    smaller["tenants"][0]["api_keys"][0].pop("project")
+    apply_config(smaller, prune=True)
+    assert list(Project.objects.values_list("slug", flat=True)) == ["batch"]
+    shop.refresh_from_db()
+    assert shop.project is None and shop.revoked_at is None
+
+    wrong = yaml.safe_load(PROJECTS)
+    wrong["tenants"][0]["api_keys"][0]["project"] = "nope"
+    with pytest.raises(
+        ConfigError, match=r"tenants\[0\]\.api_keys\[0\]\.project: .*no project 'nope'"
+    ):
+        apply_config(wrong)

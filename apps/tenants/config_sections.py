@@ -11,7 +11,7 @@ from typing import Any
 from apps.providers.credentials import server_secret_error
 from apps.tenants import selectors, services
 from apps.tenants.keys import hash_key, key_strength_error
-from apps.tenants.models import ApiKey, Tenant
+from apps.tenants.models import ApiKey, Project, Tenant
 from atp_site.lib import config_file as cf
 
 TENANT_KEYS = {
@@ -22,10 +22,12 @@ TENANT_KEYS = {
     "cost_mode",
     "preferred_regions",
     "carbon_aware",
+    "projects",
     "api_keys",
 }
 COST_MODES = ("aggressive", "balanced", "quality_first")
-API_KEY_KEYS = {"name", "key", "prefix", "allowed_models", "expires_at"}
+API_KEY_KEYS = {"name", "key", "prefix", "project", "allowed_models", "expires_at"}
+PROJECT_KEYS = {"slug", "name", "description"}
 TENANT_PATHS = {"is_active": "active"}
 
 
@@ -36,6 +38,14 @@ class ApiKeySpec:
     plaintext: str | None  # None: generate once, then leave the key alone
     allowed_models: list[str]
     expires_at: datetime | None
+    project: str | None = None  # a project slug of the same tenant
+
+
+@dataclass
+class ProjectSpec:
+    path: str
+    slug: str
+    fields: dict[str, Any]  # name, description
 
 
 @dataclass
@@ -44,6 +54,54 @@ class TenantSpec:
     slug: str
     fields: dict[str, Any]
     api_keys: list[ApiKeySpec]
+    # None: the tenant's entry has no `projects`, so they are neither applied nor pruned.
+    projects: list[ProjectSpec] | None = None
+
+
+def _parse_project(data: Any, path: str) -> ProjectSpec:
+    data = cf.mapping(data, path, PROJECT_KEYS)
+    slug = cf.get(data, "slug", path, cf.string, cf.MISSING)
+    fields = {
+        "name": cf.get(data, "name", path, cf.string, slug),
+        "description": cf.get(data, "description", path, cf.optional_string, ""),
+    }
+    return ProjectSpec(path, slug, fields)
+
+
+def _apply_projects(tenant: Tenant, specs: list[ProjectSpec], run: cf.Run) -> None:
+    report = run.report
+    existing = {p.slug: p for p in Project.objects.filter(tenant=tenant)}
+    for spec in specs:
+        label = f"{tenant.slug}/{spec.slug}"
+        current = existing.get(spec.slug)
+        with cf.at(spec.path):
+            if current is None:
+                services.project_create(tenant=tenant, slug=spec.slug, **spec.fields)
+                report.add("project", label, "created")
+                continue
+            changed = cf.diff(current, spec.fields)
+            if changed:
+                services.project_update(project=current, **changed)
+                report.add("project", label, "updated", tuple(sorted(changed)))
+            else:
+                report.add("project", label, "unchanged")
+    if run.prune:
+        wanted = {s.slug for s in specs}
+        for slug, project in existing.items():
+            if slug not in wanted:
+                services.project_delete(project=project)
+                report.add("project", f"{tenant.slug}/{slug}", "deleted")
+
+
+def _project_named(tenant: Tenant, spec: ApiKeySpec) -> Project | None:
+    if spec.project is None:
+        return None
+    project = Project.objects.filter(tenant=tenant, slug=spec.project).first()
+    if project is None:
+        raise cf.ConfigError(
+            cf.join(spec.path, "project"), f"tenant {tenant.slug!r} has no project {spec.project!r}"
+        )
+    return project
 
 
 def _parse_api_key(data: Any, path: str, environ: Mapping[str, str]) -> ApiKeySpec:
@@ -66,6 +124,7 @@ def _parse_api_key(data: Any, path: str, environ: Mapping[str, str]) -> ApiKeySp
         plaintext=plaintext,
         allowed_models=cf.get(data, "allowed_models", path, cf.string_list, []),
         expires_at=cf.get(data, "expires_at", path, cf.date_time, None),
+        project=cf.get(data, "project", path, cf.string, None),
     )
 
 
@@ -77,11 +136,16 @@ def _apply_api_keys(tenant: Tenant, specs: list[ApiKeySpec], run: cf.Run) -> Non
     for spec in specs:
         label = f"{tenant.slug}/{spec.name}"
         current = live.get(spec.name)
+        project = _project_named(tenant, spec)
         with cf.at(spec.path):
             if current is not None and (
                 spec.plaintext is None or hash_key(spec.plaintext) == current.key_hash
             ):
-                desired = {"allowed_models": spec.allowed_models, "expires_at": spec.expires_at}
+                desired = {
+                    "allowed_models": spec.allowed_models,
+                    "expires_at": spec.expires_at,
+                    "project": project,
+                }
                 changed = cf.diff(current, desired)
                 if changed:
                     services.api_key_update(api_key=current, **changed)
@@ -98,6 +162,7 @@ def _apply_api_keys(tenant: Tenant, specs: list[ApiKeySpec], run: cf.Run) -> Non
                 allowed_models=spec.allowed_models,
                 expires_at=spec.expires_at,
                 plaintext=spec.plaintext,
+                project=project,
             )
             # Only a key ATP made up is shown; a dry run's key is discarded with the rollback.
             secret = plaintext if spec.plaintext is None and not run.dry_run else None
@@ -112,6 +177,8 @@ def _apply_api_keys(tenant: Tenant, specs: list[ApiKeySpec], run: cf.Run) -> Non
 
 def _export_api_key(k: ApiKey) -> dict[str, Any]:
     out: dict[str, Any] = {"name": k.name, "prefix": k.prefix}
+    if k.project_id is not None:
+        out["project"] = k.project.slug
     if k.allowed_models:
         out["allowed_models"] = list(k.allowed_models)
     if k.expires_at is not None:
@@ -134,6 +201,17 @@ class TenantSection(cf.Section):
             for i, item in enumerate(cf.items_of(data, "api_keys", path) or [])
         ]
         cf.unique(api_keys, "name", keys_path, "key name")
+        projects_path = cf.join(path, "projects")
+        raw_projects = cf.items_of(data, "projects", path)
+        projects = (
+            None
+            if raw_projects is None
+            else [
+                _parse_project(item, cf.join(projects_path, i))
+                for i, item in enumerate(raw_projects)
+            ]
+        )
+        cf.unique(projects or [], "slug", projects_path, "project slug")
         fields = {
             "name": cf.get(data, "name", path, cf.string, slug),
             "is_active": cf.get(data, "active", path, cf.boolean, True),
@@ -142,7 +220,7 @@ class TenantSection(cf.Section):
             "preferred_regions": cf.get(data, "preferred_regions", path, cf.string_list, []),
             "carbon_aware": cf.get(data, "carbon_aware", path, cf.boolean, False),
         }
-        return TenantSpec(path, slug, fields, api_keys)
+        return TenantSpec(path, slug, fields, api_keys, projects)
 
     def apply(self, specs: list[TenantSpec], run: cf.Run) -> None:
         report = run.report
@@ -160,6 +238,8 @@ class TenantSection(cf.Section):
                         report.add("tenant", spec.slug, "updated", tuple(sorted(changed)))
                     else:
                         report.add("tenant", spec.slug, "unchanged")
+            if spec.projects is not None:
+                _apply_projects(current, spec.projects, run)
             _apply_api_keys(current, spec.api_keys, run)
         if run.prune:
             wanted = {s.slug for s in specs}
@@ -172,6 +252,12 @@ class TenantSection(cf.Section):
         live_keys: dict[Any, list[ApiKey]] = {}
         for key in selectors.api_key_list().filter(revoked_at__isnull=True).order_by("name"):
             live_keys.setdefault(key.tenant_id, []).append(key)
+        projects: dict[Any, list[dict[str, Any]]] = {}
+        for project in Project.objects.order_by("slug"):
+            item = {"slug": project.slug, "name": project.name}
+            if project.description:
+                item["description"] = project.description
+            projects.setdefault(project.tenant_id, []).append(item)
         return [
             {
                 "slug": t.slug,
@@ -181,6 +267,7 @@ class TenantSection(cf.Section):
                 "cost_mode": t.cost_mode,
                 "preferred_regions": list(t.preferred_regions or []),
                 "carbon_aware": t.carbon_aware,
+                "projects": projects.get(t.pk, []),
                 "api_keys": [_export_api_key(k) for k in live_keys.get(t.pk, [])],
             }
             for t in selectors.tenant_list()

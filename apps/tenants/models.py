@@ -69,6 +69,28 @@ class Tenant(models.Model):
             raise ValidationError({"preferred_regions": "Give a list of region names."})
 
 
+class Project(models.Model):
+    """A team or application inside a tenant. A key may belong to one; limits and budgets
+    can be set on the project as on its tenant and keys."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="projects")
+    slug = models.SlugField(max_length=100, help_text="Unique within its tenant.")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "slug"], name="project_unique_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id and self.tenant.slug}/{self.slug}"
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def usable(self):
         now = timezone.now()
@@ -86,6 +108,11 @@ class ApiKey(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    # A project of the same tenant, or none. A deleted project leaves its keys working,
+    # directly under the tenant.
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys"
+    )
     name = models.CharField(max_length=200)
     prefix = models.CharField(max_length=16, help_text="The visible start of the key.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -123,6 +150,10 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def clean(self) -> None:
+        if self.project_id is not None and self.project.tenant_id != self.tenant_id:
+            raise ValidationError({"project": "The project belongs to another tenant."})
 
     @property
     def is_expired(self) -> bool:

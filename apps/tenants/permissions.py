@@ -116,6 +116,16 @@ TENANT_SCOPES: dict[str, TenantScope] = {
             "rotate": MANAGE_TENANT_KEYS,
         },
     ),
+    # A tenant's admins organise its projects (CHANGE_TENANT); its members see them.
+    "tenants.project": TenantScope(
+        "tenant_id",
+        {
+            "view": VIEW_TENANT,
+            "add": CHANGE_TENANT,
+            "change": CHANGE_TENANT,
+            "delete": CHANGE_TENANT,
+        },
+    ),
     "audit.auditevent": TenantScope(
         "tenant_id",
         {

@@ -141,18 +141,21 @@ GLOBAL_ROLES: dict[str, Role] = {
                 "routing.*_route",
                 "routing.view_*",
                 "tenants.view_tenant",
+                "tenants.view_project",
                 "tenants.view_apikey",
             ),
         ),
         Role(
             SECURITY_ADMIN,
             "Security admin",
-            "Tenants and API keys, admin tokens (view, revoke), policies, retention policies "
+            "Tenants, their projects and API keys, admin tokens (view, revoke), policies, "
+            "retention policies "
             "and auditor grants; views and verifies the audit log.",
             (
                 "tenants.view_tenant",
                 "tenants.add_tenant",
                 "tenants.change_tenant",
+                "tenants.*_project",
                 "tenants.view_apikey",
                 "tenants.add_apikey",
                 "tenants.change_apikey",
@@ -177,6 +180,7 @@ GLOBAL_ROLES: dict[str, Role] = {
                 "providers.*price*",
                 "costs.*",
                 "tenants.view_tenant",
+                "tenants.view_project",
                 "tenants.view_apikey",
                 "routing.view_requestlog",
             ),

@@ -13,7 +13,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.models import AdminToken, ApiKey, Project, Tenant
 
 # These are unscoped; callers narrow them by the user's permissions with
 # apps.tenants.permissions.restrict, the one place that decides who sees what.
@@ -32,8 +32,17 @@ def tenant_resolve(value: str) -> Tenant | None:
         return tenant_list().filter(slug=value).first()
 
 
+def project_list(*, tenant: Tenant | None = None) -> QuerySet[Project]:
+    projects = Project.objects.select_related("tenant").annotate(
+        live_keys=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True))
+    )
+    if tenant is not None:
+        projects = projects.filter(tenant=tenant)
+    return projects
+
+
 def api_key_list(*, tenant: Tenant | None = None) -> QuerySet[ApiKey]:
-    keys = ApiKey.objects.select_related("tenant", "created_by")
+    keys = ApiKey.objects.select_related("tenant", "project", "created_by")
     if tenant is not None:
         keys = keys.filter(tenant=tenant)
     return keys

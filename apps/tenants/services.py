@@ -23,7 +23,7 @@ from apps.tenants.keys import (
     key_strength_error,
     visible_prefix,
 )
-from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.models import AdminToken, ApiKey, Project, Tenant
 from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS, TENANT_PERMISSIONS
 from apps.tenants.roles import recorded_by_service
 from atp_site.lib import config_version
@@ -107,6 +107,74 @@ def tenant_delete(*, tenant: Tenant) -> None:
     _bump_on_commit()
 
 
+# --- projects -------------------------------------------------------------------------------
+
+PROJECT_FIELDS = frozenset({"slug", "name", "description"})
+
+
+def _check_project_slug_free(*, tenant: Tenant, slug: str, exclude_pk: Any = None) -> None:
+    taken = Project.objects.filter(tenant=tenant, slug=slug).exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValidationError({"slug": f"Tenant '{tenant.slug}' already has a project '{slug}'."})
+
+
+@transaction.atomic
+def project_create(*, tenant: Tenant, slug: str, name: str = "", description: str = "") -> Project:
+    """Create a project in `tenant`; its name defaults to the slug."""
+    _check_project_slug_free(tenant=tenant, slug=slug)
+    project = Project(tenant=tenant, slug=slug, name=name or slug, description=description)
+    project.full_clean()
+    project.save()
+    audit_change(
+        event_type="project.created",
+        resource_id=project.pk,
+        tenant_id=tenant.pk,
+        after=snapshot_of(project),
+    )
+    _bump_on_commit()
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, **fields: Any) -> Project:
+    """Change a project's slug, name or description; it stays with its tenant."""
+    unknown = set(fields) - PROJECT_FIELDS
+    if unknown:
+        raise TypeError(f"project_update() got unexpected fields: {sorted(unknown)}")
+    if "slug" in fields:
+        _check_project_slug_free(tenant=project.tenant, slug=fields["slug"], exclude_pk=project.pk)
+    before = stored_snapshot(project)
+    for field_name, value in fields.items():
+        setattr(project, field_name, value)
+    project.full_clean()
+    project.save()
+    audit_change(
+        event_type="project.updated",
+        resource_id=project.pk,
+        tenant_id=project.tenant_id,
+        before=before,
+        after=snapshot_of(project),
+    )
+    _bump_on_commit()
+    return project
+
+
+@transaction.atomic
+def project_delete(*, project: Project) -> None:
+    """Delete the project; its keys keep working, directly under the tenant."""
+    project_id, tenant_id, before = project.pk, project.tenant_id, snapshot_of(project)
+    keys = [str(k) for k in project.api_keys.values_list("id", flat=True)]
+    project.delete()
+    audit_change(
+        event_type="project.deleted",
+        resource_id=project_id,
+        tenant_id=tenant_id,
+        before=before,
+        data={"keys_moved_to_tenant": keys},
+    )
+    _bump_on_commit()
+
+
 # --- API keys -------------------------------------------------------------------------------
 
 
@@ -140,6 +208,7 @@ def api_key_create(
     expires_at: datetime | None = None,
     plaintext: str | None = None,
     created_by: AbstractBaseUser | None = None,
+    project: Project | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored or shown again.
 
@@ -154,6 +223,7 @@ def api_key_create(
         expires_at=expires_at,
         plaintext=plaintext,
         created_by=created_by,
+        project=project,
     )
     audit_change(
         event_type="api_key.created",
@@ -172,6 +242,7 @@ def _api_key_create(
     expires_at: datetime | None = None,
     plaintext: str | None = None,
     created_by: AbstractBaseUser | None = None,
+    project: Project | None = None,
 ) -> tuple[ApiKey, str]:
     if plaintext is not None:
         if problem := key_strength_error(plaintext):
@@ -185,6 +256,7 @@ def _api_key_create(
     _check_name_free(tenant=tenant, name=name)
     api_key = ApiKey(
         tenant=tenant,
+        project=project,
         name=name,
         prefix=visible_prefix(plaintext),
         key_hash=hash_key(plaintext),
@@ -205,8 +277,10 @@ def api_key_update(
     name: str = UNSET,
     allowed_models: Iterable[str] = UNSET,
     expires_at: datetime | None = UNSET,
+    project: Project | None = UNSET,
 ) -> ApiKey:
-    """Change a live key's name, model allow-list or expiry; revoked keys are frozen."""
+    """Change a live key's name, model allow-list, expiry or project (one of its tenant's,
+    or None); revoked keys are frozen."""
     if api_key.is_revoked:
         raise ValidationError("A revoked key cannot be changed.")
     before = stored_snapshot(api_key)
@@ -217,6 +291,8 @@ def api_key_update(
         api_key.allowed_models = _clean_allowed_models(allowed_models)
     if expires_at is not UNSET:
         api_key.expires_at = expires_at
+    if project is not UNSET:
+        api_key.project = project
     api_key.full_clean()
     api_key.save()
     audit_change(
@@ -275,6 +351,7 @@ def api_key_rotate(
         expires_at=expires_at,
         plaintext=plaintext,
         created_by=created_by or api_key.created_by,
+        project=api_key.project,
     )
     audit_change(
         event_type="api_key.rotated",

@@ -161,8 +161,18 @@ DEPLOYMENT_PUT = {
 }
 
 
-def key_for(tenant: str) -> Lazy:
-    return lambda w, r: {"tenant": str(getattr(w, tenant).pk), "name": "new-key"}
+def key_for(tenant: str, project: str | None = None) -> Lazy:
+    def data(w: World, r: str) -> dict[str, Any]:
+        body = {"tenant": str(getattr(w, tenant).pk), "name": "new-key"}
+        if project:
+            body["project"] = str(getattr(w, project).pk)
+        return body
+
+    return data
+
+
+def project_for(tenant: str) -> Lazy:
+    return lambda w, r: {"tenant": str(getattr(w, tenant).pk), "slug": "mobile"}
 
 
 def policy_for(tenant: str | None, classification: str, days: int) -> Lazy:
@@ -215,9 +225,23 @@ ROWS: list[Row] = [
     row("user super-admin put",          T + "user-roles",                 "put",    "401 403 403 403 403 403 403 403 403 403 403 200", target=user_pk("outsider"), data={"roles": ["super-admin"]}),
     row("user memberships put",          T + "user-memberships",           "put",    "401 403 403 403 403 403 403 403 403 403 200 200", target=user_pk("outsider"), data=ONE_MEMBERSHIP),
     # --- API keys (revoked, never deleted) ------------------------------------------------------------------------
+    # --- projects (a tenant-admin organises its tenant's through change_tenant) -------------------------------------
+    row("project list",                  T + "project-list",               "get",    "401 403 200 200 200 403 200 200 200 200 200 200"),
+    row("project create",                T + "project-list",               "post",   "401 403 403 403 201 403 403 201 403 201 201 201", data=project_for("acme")),
+    row("project create elsewhere",      T + "project-list",               "post",   "401 403 403 403 400 403 403 201 403 201 201 201", data=project_for("globex")),
+    row("own project",                   T + "project-detail",             "get",    "401 403 200 200 200 403 200 200 200 200 200 200", target=pk("project_a")),
+    row("other project",                 T + "project-detail",             "get",    "401 403 200 404 404 403 200 200 200 200 200 200", target=pk("project_b")),
+    row("own project put",               T + "project-detail",             "put",    "401 403 403 403 200 403 403 200 403 200 200 200", target=pk("project_a"), data={"slug": "web", "name": "Web shop"}),
+    row("own project patch",             T + "project-detail",             "patch",  "401 403 403 403 200 403 403 200 403 200 200 200", target=pk("project_a"), data={"name": "Web shop"}),
+    row("other project patch",           T + "project-detail",             "patch",  "401 403 403 403 404 403 403 200 403 200 200 200", target=pk("project_b"), data={"name": "Web shop"}),
+    row("own project delete",            T + "project-detail",             "delete", "401 403 403 403 204 403 403 204 403 204 204 204", target=pk("project_a")),
+    row("other project delete",          T + "project-detail",             "delete", "401 403 403 403 404 403 403 204 403 204 204 204", target=pk("project_b")),
+    # --- API keys -------------------------------------------------------------------------------------------------
     row("key list",                      T + "api-key-list",               "get",    "401 403 200 200 200 403 200 200 200 200 200 200"),
     row("key create",                    T + "api-key-list",               "post",   "401 403 403 403 201 403 403 201 403 201 201 201", data=key_for("acme")),
     row("key create elsewhere",          T + "api-key-list",               "post",   "401 403 403 403 400 403 403 201 403 201 201 201", data=key_for("globex")),
+    row("key create in own project",     T + "api-key-list",               "post",   "401 403 403 403 201 403 403 201 403 201 201 201", data=key_for("acme", "project_a")),
+    row("key create, other's project",   T + "api-key-list",               "post",   "401 403 403 403 400 403 403 400 403 400 400 400", data=key_for("acme", "project_b")),
     row("own key",                       T + "api-key-detail",             "get",    "401 403 200 200 200 403 200 200 200 200 200 200", target=pk("key_a")),
     row("other key",                     T + "api-key-detail",             "get",    "401 403 200 404 404 403 200 200 200 200 200 200", target=pk("key_b")),
     row("own key put",                   T + "api-key-detail",             "put",    "401 403 403 403 200 403 403 200 403 200 200 200", target=pk("key_a"), data={"name": "renamed"}),

@@ -29,9 +29,9 @@ from apps.providers.services import deployment_create, provider_create
 from apps.routing.models import RequestLog, Route
 from apps.routing.route_services import route_create
 from apps.tenants import roles
-from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.models import AdminToken, ApiKey, Project, Tenant
 from apps.tenants.permissions import MANAGER_PERMISSIONS
-from apps.tenants.services import admin_token_create, api_key_create, tenant_create
+from apps.tenants.services import admin_token_create, api_key_create, project_create, tenant_create
 
 # The columns of every row in rows.py, in this order.
 ROLES = (
@@ -72,6 +72,8 @@ class World:
     globex: Tenant
     key_a: ApiKey
     key_b: ApiKey
+    project_a: Project
+    project_b: Project
     provider: Provider
     deployment: ModelDeployment
     route: Route
@@ -180,6 +182,8 @@ def build_world() -> World:
         globex=globex,
         key_a=api_key_create(tenant=acme, name="key-a")[0],
         key_b=api_key_create(tenant=globex, name="key-b")[0],
+        project_a=project_create(tenant=acme, slug="web"),
+        project_b=project_create(tenant=globex, slug="web"),
         provider=provider,
         deployment=deployment_create(
             provider=provider,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.models import AdminToken, ApiKey, Project, Tenant
 from apps.tenants.roles import GLOBAL_ROLES, TENANT_ROLE_NAMES
 from atp_site.lib.api_input import LineField, ModelSerializer
 
@@ -33,6 +33,34 @@ class TenantBriefSerializer(ModelSerializer):
         fields = ["id", "slug", "name"]
 
 
+class ProjectSerializer(ModelSerializer):
+    live_keys = serializers.IntegerField(read_only=True, help_text="Keys not revoked.")
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "tenant",
+            "slug",
+            "name",
+            "description",
+            "live_keys",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"required": False, "help_text": "Defaults to the slug."}}
+        # Slug uniqueness within the tenant is checked by the service, which names the field.
+        validators: list = []
+
+
+class ProjectUpdateSerializer(ProjectSerializer):
+    """A project stays with its tenant."""
+
+    class Meta(ProjectSerializer.Meta):
+        read_only_fields = [*ProjectSerializer.Meta.read_only_fields, "tenant"]
+
+
 class ApiKeySerializer(ModelSerializer):
     allowed_models = serializers.ListField(child=LineField(max_length=200), required=False)
     is_revoked = serializers.BooleanField(read_only=True)
@@ -43,6 +71,7 @@ class ApiKeySerializer(ModelSerializer):
         fields = [
             "id",
             "tenant",
+            "project",
             "name",
             "prefix",
             "allowed_models",
@@ -59,7 +88,7 @@ class ApiKeySerializer(ModelSerializer):
 
 
 class ApiKeyUpdateSerializer(ApiKeySerializer):
-    """A key stays with its tenant; only its name, allow-list and expiry change."""
+    """A key stays with its tenant; its name, project, allow-list and expiry change."""
 
     class Meta(ApiKeySerializer.Meta):
         read_only_fields = [*ApiKeySerializer.Meta.read_only_fields, "tenant"]

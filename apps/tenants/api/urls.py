@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from apps.tenants.api.views import AdminTokenViewSet, ApiKeyViewSet, TenantViewSet, UserViewSet
+from apps.tenants.api.views import (
+    AdminTokenViewSet,
+    ApiKeyViewSet,
+    ProjectViewSet,
+    TenantViewSet,
+    UserViewSet,
+)
 
 app_name = "tenants-api"
 
@@ -12,6 +18,7 @@ app_name = "tenants-api"
 # DefaultRouter's root view would shadow the others.
 router = SimpleRouter()
 router.register("tenants", TenantViewSet, basename="tenant")
+router.register("projects", ProjectViewSet, basename="project")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("admin-tokens", AdminTokenViewSet, basename="admin-token")
 router.register("users", UserViewSet, basename="user")

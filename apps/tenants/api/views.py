@@ -27,6 +27,8 @@ from apps.tenants.api.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeySerializer,
     ApiKeyUpdateSerializer,
+    ProjectSerializer,
+    ProjectUpdateSerializer,
     TenantMembersInputSerializer,
     TenantMembersSerializer,
     TenantSerializer,
@@ -34,7 +36,7 @@ from apps.tenants.api.serializers import (
     UserRolesInputSerializer,
     UserSerializer,
 )
-from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.models import AdminToken, ApiKey, Project, Tenant
 from atp_site.lib.api_input import JSONParser
 from atp_site.lib.drf import drf_validation_error
 
@@ -170,15 +172,74 @@ def _visible_tenants(request: Request | None) -> QuerySet[Tenant]:
     return permissions.allowed_tenants(getattr(request, "user", None), Tenant, "view")
 
 
+def _visible_projects(request: Request | None) -> QuerySet[Project]:
+    return permissions.restrict(selectors.project_list(), getattr(request, "user", None), "view")
+
+
+class ProjectFilterSet(django_filters.FilterSet):
+    tenant = django_filters.ModelChoiceFilter(queryset=_visible_tenants)
+
+    class Meta:
+        model = Project
+        fields = ["tenant", "slug"]
+
+
+class ProjectViewSet(ServiceModelViewSet):
+    """Projects: teams or applications inside a tenant; a key may belong to one. Deleting a
+    project leaves its keys working, directly under the tenant."""
+
+    serializer_class = ProjectSerializer
+    update_serializer_class = ProjectUpdateSerializer
+    permission_model = Project
+    filterset_class = ProjectFilterSet
+    search_fields = ["slug", "name", "tenant__slug"]
+    ordering_fields = ["slug", "name", "created_at"]
+
+    def base_queryset(self) -> QuerySet[Project]:
+        return selectors.project_list()
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
+        serializer = super().get_serializer(*args, **kwargs)
+        if self.action == "create":
+            # A tenant the caller may not see reads as one that does not exist.
+            user = self.request.user
+            serializer.fields["tenant"].queryset = permissions.allowed_tenants(
+                user, Tenant, "view"
+            ) | permissions.allowed_tenants(user, Project, "add")
+        return serializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = serializer.validated_data["tenant"]
+        if not permissions.may_for_tenant(request.user, Project, "add", tenant.pk):
+            raise PermissionDenied(f"You may not add projects to tenant '{tenant.slug}'.")
+        with service_errors():
+            project = services.project_create(**serializer.validated_data)
+        shown = selectors.project_list().get(pk=project.pk)
+        return Response(
+            ProjectSerializer(shown, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    def update_object(self, instance: Project, data: dict[str, Any]) -> Project:
+        services.project_update(project=instance, **data)
+        return selectors.project_list().get(pk=instance.pk)
+
+    def delete_object(self, instance: Project) -> None:
+        services.project_delete(project=instance)
+
+
 class ApiKeyFilterSet(django_filters.FilterSet):
     tenant = django_filters.ModelChoiceFilter(queryset=_visible_tenants)
+    project = django_filters.ModelChoiceFilter(queryset=_visible_projects)
     revoked = django_filters.BooleanFilter(
         field_name="revoked_at", lookup_expr="isnull", exclude=True
     )
 
     class Meta:
         model = ApiKey
-        fields = ["tenant", "name", "revoked"]
+        fields = ["tenant", "project", "name", "revoked"]
 
 
 class ApiKeyViewSet(ServiceModelViewSet):
@@ -203,6 +264,9 @@ class ApiKeyViewSet(ServiceModelViewSet):
             serializer.fields["tenant"].queryset = permissions.allowed_tenants(
                 user, Tenant, "view"
             ) | permissions.allowed_tenants(user, ApiKey, "add")
+        if "project" in getattr(serializer, "fields", {}):
+            # Another tenant's project reads as one that does not exist.
+            serializer.fields["project"].queryset = _visible_projects(self.request)
         return serializer
 
     def _created(self, api_key: ApiKey, plaintext: str) -> Response:
