@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.tenants import permissions, selectors
-from apps.tenants.models import ApiKey, Tenant
+from apps.tenants.models import ApiKey, Project, Tenant
 
 
 class TenantFilterSet(django_filters.FilterSet):
@@ -26,6 +26,16 @@ def _visible_tenants(request) -> QuerySet[Tenant]:
     # Only tenants the viewer may see are offered; another one is "not a valid choice".
     user = getattr(request, "user", None)
     return permissions.allowed_tenants(user, Tenant, "view") if user else Tenant.objects.none()
+
+
+class ProjectFilterSet(django_filters.FilterSet):
+    tenant = django_filters.ModelChoiceFilter(
+        queryset=_visible_tenants, empty_label="Any tenant", to_field_name="slug"
+    )
+
+    class Meta:
+        model = Project
+        fields = ["tenant"]
 
 
 class ApiKeyFilterSet(django_filters.FilterSet):

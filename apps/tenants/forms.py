@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.tenants import roles
-from apps.tenants.models import Tenant
+from apps.tenants.models import Project, Tenant
 from apps.tenants.permissions import DEDICATED, TENANT_PERMISSIONS
 
 # Nothing that could hide in a name: control characters, NUL, lone surrogates.
@@ -102,6 +102,51 @@ class TenantForm(forms.Form):
         return {name: getattr(tenant, name) for name in cls.base_fields}
 
 
+# --- projects -------------------------------------------------------------------------------
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the slug.")
+    slug = forms.SlugField(
+        max_length=100, help_text="Unique within the tenant; lower-case letters, digits, hyphens."
+    )
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        return _printable(name, "A name") if name else ""
+
+
+class ProjectCreateForm(ProjectForm):
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.none(), to_field_name="slug", empty_label="Choose a tenant"
+    )
+    field_order = ["tenant", "slug", "name", "description"]
+
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants
+        self.fields["tenant"].error_messages["invalid_choice"] = (
+            "Choose one of the tenants you may add projects to."
+        )
+
+
+def _project_field(projects: QuerySet[Project], *, with_tenant: bool) -> forms.ModelChoiceField:
+    field = forms.ModelChoiceField(
+        queryset=projects,
+        required=False,
+        empty_label="No project",
+        help_text="Optional: the team or application the key belongs to.",
+    )
+    if with_tenant:
+        field.label_from_instance = lambda p: f"{p.tenant.slug} / {p.name}"
+    else:
+        field.label_from_instance = lambda p: p.name
+    return field
+
+
 # --- API keys -------------------------------------------------------------------------------
 
 
@@ -117,15 +162,31 @@ class ApiKeyCreateForm(forms.Form):
     )
     expires_at = ExpiryField(label="Expires")
 
-    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        tenants: QuerySet[Tenant],
+        projects: QuerySet[Project] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tenant"].queryset = tenants
         self.fields["tenant"].error_messages["invalid_choice"] = (
             "Choose one of the tenants you may create keys for."
         )
+        if projects is not None and projects.exists():
+            self.fields["project"] = _project_field(projects, with_tenant=True)
+            self.order_fields(["tenant", "project", "name"])
 
     def clean_name(self) -> str:
         return _printable(self.cleaned_data["name"].strip(), "A name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        project, tenant = data.get("project"), data.get("tenant")
+        if project is not None and tenant is not None and project.tenant_id != tenant.pk:
+            self.add_error("project", f"Choose a project of {tenant.name}, or none.")
+        return data
 
 
 class ApiKeyEditForm(forms.Form):
@@ -136,6 +197,11 @@ class ApiKeyEditForm(forms.Form):
         help_text="Model or route names this key may use, separated by commas. Empty: all.",
     )
     expires_at = ExpiryField(label="Expires")
+
+    def __init__(self, *args: Any, projects: QuerySet[Project] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if projects is not None and projects.exists():
+            self.fields["project"] = _project_field(projects, with_tenant=False)
 
     def clean_name(self) -> str:
         return _printable(self.cleaned_data["name"].strip(), "A name")

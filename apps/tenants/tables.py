@@ -62,6 +62,23 @@ class TenantTable(Table):
         return page
 
 
+class ProjectTable(Table):
+    columns = (
+        Column("name", order_by=None, link="tenants:project-detail"),
+        Column("slug", order_by=None, classes="mono"),
+        Column("tenant", accessor="tenant.slug", order_by="tenant__slug", classes="mono"),
+        Column("live_keys", "Live keys", classes="num"),
+        Column("created_at", "Created", order_by=None, template="console/cells/datetime.html"),
+    )
+    default_order = "name"
+    empty_title = "No projects yet"
+    empty_text = (
+        "A project is a team or application inside a tenant. Give its keys a project to see, "
+        "limit and budget what that team spends, apart from the rest of the tenant."
+    )
+    empty_action = ("tenants:project-add", "Add a project", ("tenants.project", "add"))
+
+
 class ApiKeyTable(Table):
     columns = (
         Column("name", order_by=None, link="tenants:apikey-detail"),

@@ -18,6 +18,15 @@ urlpatterns = [
         members=views.TenantMemberView,
     ),
     *object_urls(
+        "projects",
+        "project",
+        list=views.ProjectListView,
+        add=views.ProjectCreateView,
+        detail=views.ProjectDetailView,
+        edit=views.ProjectEditView,
+        delete=views.ProjectDeleteView,
+    ),
+    *object_urls(
         "keys",
         "apikey",
         list=views.ApiKeyListView,

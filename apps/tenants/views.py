@@ -8,6 +8,7 @@ not in a message, not in a cookie, and the response is marked not to be cached.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -24,7 +25,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 
 from apps.tenants import permissions, roles, selectors, services
-from apps.tenants.filters import ApiKeyFilterSet, TenantFilterSet
+from apps.tenants.filters import ApiKeyFilterSet, ProjectFilterSet, TenantFilterSet
 from apps.tenants.forms import (
     AdminTokenCreateForm,
     ApiKeyCreateForm,
@@ -32,14 +33,17 @@ from apps.tenants.forms import (
     DedicatedPermissionForm,
     MemberForm,
     MembershipForm,
+    ProjectCreateForm,
+    ProjectForm,
     TenantForm,
     UserRolesForm,
 )
-from apps.tenants.models import AdminToken, ApiKey, Tenant
+from apps.tenants.models import AdminToken, ApiKey, Project, Tenant
 from apps.tenants.permissions import ADD_ADMIN_TOKEN_FOR_OTHERS
 from apps.tenants.tables import (
     AdminTokenTable,
     ApiKeyTable,
+    ProjectTable,
     TenantTable,
     UserTable,
     key_status,
@@ -94,6 +98,14 @@ class PermissionFirst:
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def api_base(request: HttpRequest) -> str:
     return request.build_absolute_uri("/v1")
 
@@ -138,6 +150,8 @@ class TenantDetailView(PermissionFirst, ObjectDetailView):
             ),
             may_change=permissions.may_on(user, tenant, "change"),
             may_add_key=permissions.may_for_tenant(user, ApiKey, "add", tenant.pk),
+            projects=selectors.project_list(tenant=tenant).order_by("name")[:50],
+            may_add_project=permissions.may_for_tenant(user, Project, "add", tenant.pk),
             may_manage_members=manages_members,
             show_members=manages_members or user.has_perm("auth.view_user"),
             may_view_users=permissions.may(user, User, "view"),
@@ -237,6 +251,121 @@ class TenantMemberView(PermissionFirst, ObjectFormView):
         return hx_redirect(self.request, reverse("tenants:tenant-detail", args=[self.object.pk]))
 
 
+# --- projects -------------------------------------------------------------------------------
+
+
+class ProjectListView(ObjectListView):
+    model = Project
+    title = "Projects"
+    table_class = ProjectTable
+    filterset_class = ProjectFilterSet
+    search_fields = ("name", "slug")
+    search_placeholder = "Search projects"
+    add_action = ("tenants:project-add", "Add project", ("tenants.project", "add"))
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return selectors.project_list()
+
+
+class ProjectDetailView(PermissionFirst, ObjectDetailView):
+    model = Project
+    template_name = "tenants/project_detail.html"
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return selectors.project_list()
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        project, user = self.object, self.request.user
+        keys = permissions.restrict(selectors.api_key_list(), user, "view").filter(
+            project=project, revoked_at__isnull=True
+        )
+        context.update(
+            title=project.name,
+            keys=keys.order_by("name")[:50],
+            may_change=permissions.may_on(user, project, "change"),
+            may_delete=permissions.may_on(user, project, "delete"),
+            may_add_key=permissions.may_for_tenant(user, ApiKey, "add", project.tenant_id),
+        )
+        return context
+
+
+class ProjectCreateView(FormView):
+    permission = ("tenants.project", "add")
+    title = "New project"
+    form_class = ProjectCreateForm
+    submit_label = "Create project"
+    success_message = "Project {obj.name} created."
+
+    def get_form(self, data: Any = None) -> ProjectCreateForm:
+        tenants = permissions.allowed_tenants(self.request.user, Project, "add")
+        initial = {"tenant": slug} if (slug := self.request.GET.get("tenant")) else {}
+        return ProjectCreateForm(data, tenants=tenants, initial=initial)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(cancel_url=reverse("tenants:project-list"), **kwargs)
+
+    def perform(self, form: ProjectCreateForm) -> Project:
+        data = dict(form.cleaned_data)
+        tenant = data.pop("tenant")
+        if not permissions.may_for_tenant(self.request.user, Project, "add", tenant.pk):
+            raise PermissionDenied
+        return services.project_create(tenant=tenant, **data)
+
+    def success(self, result: Project) -> HttpResponse:
+        return hx_redirect(self.request, reverse("tenants:project-detail", args=[result.pk]))
+
+
+class ProjectEditView(PermissionFirst, ObjectFormView):
+    model = Project
+    form_class = ProjectForm
+    submit_label = "Save"
+    success_message = "Project {obj.name} saved."
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return selectors.project_list()
+
+    def get_form(self, data: Any = None) -> ProjectForm:
+        project = self.object
+        initial = {"name": project.name, "slug": project.slug, "description": project.description}
+        return ProjectForm(data, initial=initial)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(
+            title=f"Edit {self.object.name}",
+            cancel_url=reverse("tenants:project-detail", args=[self.object.pk]),
+            **kwargs,
+        )
+
+    def perform(self, form: ProjectForm) -> Project:
+        project = Project.objects.select_related("tenant").get(pk=self.object.pk)
+        data = dict(form.cleaned_data)
+        data["name"] = data["name"] or data["slug"]
+        return services.project_update(project=project, **data)
+
+    def success(self, result: Project) -> HttpResponse:
+        return hx_redirect(self.request, reverse("tenants:project-detail", args=[result.pk]))
+
+
+class ProjectDeleteView(PermissionFirst, ObjectActionView):
+    model = Project
+    object_action = "delete"
+    verb = "Delete"
+    question = "Delete this project?"
+    consequence = "Its keys keep working, directly under the tenant; the audit log keeps a record."
+    success_message = "Project {obj.name} deleted."
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return selectors.project_list()
+
+    def perform(self, obj: Project) -> Project:
+        services.project_delete(project=obj)
+        return obj
+
+    def success(self, result: Project) -> HttpResponse:
+        return hx_redirect(self.request, reverse("tenants:tenant-detail", args=[result.tenant_id]))
+
+
 # --- API keys -------------------------------------------------------------------------------
 
 
@@ -294,7 +423,15 @@ class ApiKeyCreateView(FormView):
         initial = {}
         if slug := self.request.GET.get("tenant"):
             initial["tenant"] = slug
-        return ApiKeyCreateForm(data, tenants=self.tenants(), initial=initial)
+        projects = permissions.restrict(selectors.project_list(), self.request.user, "view")
+        if slug := self.request.GET.get("project"):
+            initial["project"] = projects.filter(pk=slug).first() if _is_uuid(slug) else None
+        return ApiKeyCreateForm(
+            data,
+            tenants=self.tenants(),
+            projects=projects.order_by("tenant__slug", "name"),
+            initial=initial,
+        )
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return super().get_context_data(cancel_url=reverse("tenants:apikey-list"), **kwargs)
@@ -309,6 +446,7 @@ class ApiKeyCreateView(FormView):
             allowed_models=form.cleaned_data["allowed_models"],
             expires_at=form.cleaned_data["expires_at"],
             created_by=self.request.user,
+            project=form.cleaned_data.get("project"),
         )
 
     def success(self, result: tuple[ApiKey, str]) -> HttpResponse:
@@ -344,7 +482,9 @@ class ApiKeyEditView(PermissionFirst, ObjectFormView):
                 "name": key.name,
                 "allowed_models": key.allowed_models,
                 "expires_at": key.expires_at,
+                "project": key.project_id,
             },
+            projects=selectors.project_list(tenant=key.tenant).order_by("name"),
         )
         # An expiry already in the past may stay as it is; a new one must be in the future.
         form.fields["expires_at"].current = key.expires_at

@@ -94,6 +94,13 @@ MENU: tuple[MenuGroup, ...] = (
                 active_prefixes=("tenants:tenant",),
             ),
             MenuItem(
+                "Projects",
+                "tenants:project-list",
+                "layers",
+                ("tenants.project", "view"),
+                active_prefixes=("tenants:project",),
+            ),
+            MenuItem(
                 "API keys",
                 "tenants:apikey-list",
                 "key",

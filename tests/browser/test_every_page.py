@@ -37,7 +37,7 @@ from apps.audit.retention import retention_policy_save
 from apps.providers.services import deployment_create, provider_create
 from apps.routing.route_services import route_create
 from apps.tenants.models import Tenant
-from apps.tenants.services import admin_token_create, api_key_create, tenant_create
+from apps.tenants.services import admin_token_create, api_key_create, project_create, tenant_create
 User = get_user_model()
 boss = User.objects.get(username={boss!r})
 tenant = Tenant.objects.filter(slug="walk").first() or tenant_create(slug="walk", name="Walk")
@@ -46,7 +46,8 @@ deployment = deployment_create(
     provider=provider, public_name="walk-model", upstream_model="gpt-4o-mini",
     input_price="0.15", output_price="0.6",
 )
-key, _ = api_key_create(tenant=tenant, name="walk key")
+project = project_create(tenant=tenant, slug="walk-project", name="Walk project")
+key, _ = api_key_create(tenant=tenant, name="walk key", project=project)
 token, _ = admin_token_create(user=boss, name="walk token")
 route = route_create(name="walk/route", description="A route the page walk opens")
 policy = retention_policy_save(policy=RetentionPolicy(tenant_id=tenant.pk, classification="bodies", days=30))
@@ -59,6 +60,7 @@ job = Job.objects.create(
 print(json.dumps({{
     "provider": str(provider.pk), "deployment": str(deployment.pk), "tenant": str(tenant.pk),
     "tenant_slug": tenant.slug, "apikey": str(key.pk), "admintoken": str(token.pk),
+    "project": str(project.pk),
     "user": auditor.pk, "route": str(route.pk), "retentionpolicy": policy.pk,
     "job": str(job.pk), "event": AuditEvent.objects.order_by("-sequence").first().sequence,
 }}))
@@ -69,6 +71,7 @@ OBJECT_OF = (
     ("providers:provider-", "provider"),
     ("providers:deployment-", "deployment"),
     ("tenants:tenant-", "tenant"),
+    ("tenants:project-", "project"),
     ("tenants:apikey-", "apikey"),
     ("tenants:admintoken-", "admintoken"),
     ("tenants:user-", "user"),

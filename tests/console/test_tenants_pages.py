@@ -401,3 +401,51 @@ def test_without_any_key_permission_pages_are_403_not_404(staff_user, two_tenant
     ):
         assert client.get(path).status_code == 403, path
     assert client.post(f"/keys/{key_a.pk}/rotate/").status_code == 403
+
+
+# --- projects -------------------------------------------------------------------------------
+
+
+def test_a_tenant_admin_makes_a_project_and_gives_it_a_key(two_tenants):
+    from django.urls import reverse
+
+    from apps.tenants.models import Project
+
+    acme, globex, key_a, _ = two_tenants
+    theirs = Project.objects.create(tenant=globex, slug="secret-plans")
+    admin = signed_in(tenant_admin_of(acme))
+    made = admin.post(reverse("tenants:project-add"), {"tenant": "acme", "slug": "web", "name": ""})
+    assert made.status_code == 303
+    project = Project.objects.get(tenant=acme, slug="web")
+    assert project.name == "web"
+    detail = admin.get(reverse("tenants:project-detail", args=[project.pk])).content.decode()
+    assert "No key belongs to this project yet" in detail
+    assert admin.get(reverse("tenants:project-detail", args=[theirs.pk])).status_code == 404
+
+    # The key form offers the viewer's projects only; another tenant's is refused.
+    form = admin.get(reverse("tenants:apikey-add"), {"tenant": "acme", "project": str(project.pk)})
+    page = form.content.decode()
+    assert "acme / web" in page and "secret-plans" not in page
+    created = admin.post(
+        reverse("tenants:apikey-add"),
+        {"tenant": "acme", "project": str(project.pk), "name": "shop"},
+    )
+    assert created.status_code == 201
+    assert ApiKey.objects.get(name="shop").project == project
+    refused = admin.post(
+        reverse("tenants:apikey-add"), {"tenant": "acme", "project": str(theirs.pk), "name": "x"}
+    )
+    assert refused.status_code == 200 and "project" in refused.context["form"].errors
+
+    # An existing key moves into the project from its edit page.
+    edit = reverse("tenants:apikey-edit", args=[key_a.pk])
+    assert admin.post(edit, {"name": "acme-key", "project": str(project.pk)}).status_code == 303
+    key_a.refresh_from_db()
+    assert key_a.project == project
+    tenant_page = admin.get(reverse("tenants:tenant-detail", args=[acme.pk])).content.decode()
+    assert "2 live keys" in tenant_page
+
+    # Deleting the project leaves both keys working under the tenant.
+    assert admin.post(reverse("tenants:project-delete", args=[project.pk])).status_code == 303
+    assert not ApiKey.objects.filter(project__isnull=False, tenant=acme).exists()
+    assert ApiKey.objects.filter(tenant=acme, revoked_at__isnull=True).count() == 2

@@ -18,6 +18,9 @@ ACME = {"name": "Acme", "slug": "acme", "cost_mode": "balanced", "is_active": "o
 GLOBEX = {"name": "Globex", "slug": "globex", "cost_mode": "balanced", "is_active": "on"}
 MEMBER = {"tenant": "acme", "username": "m-outsider", "role": "tenant-member"}
 MEMBER_GLOBEX = {"tenant": "globex", "username": "m-outsider", "role": "tenant-member"}
+PROJECT_ACME = {"tenant": "acme", "slug": "matrix-new"}
+PROJECT_GLOBEX = {"tenant": "globex", "slug": "matrix-new"}
+PROJECT_EDIT = {"slug": "web", "name": "Web shop"}
 KEY_ACME = {"tenant": "acme", "name": "matrix-new"}
 KEY_GLOBEX = {"tenant": "globex", "name": "matrix-new"}
 PROMOTE = {"tenant": "acme", "role": "tenant-admin"}
@@ -41,6 +44,20 @@ ROWS: list[Row] = [
     row("console other tenant members form", C + "tenant-members",    "get",  "302 403 403 403 404 403 403 403 403 403 200 200", target=pk("globex")),
     row("console own tenant member add",     C + "tenant-members",    "post", "401 403 403 403 303 403 403 403 403 403 303 303", target=pk("acme"), data=MEMBER),
     row("console other tenant member add",   C + "tenant-members",    "post", "401 403 403 403 404 403 403 403 403 403 303 303", target=pk("globex"), data=MEMBER_GLOBEX),
+    # --- projects (a tenant-admin organises its tenant's through change_tenant) ----------------------------------------------------------
+    row("console projects",                  C + "project-list",      "get",  "302 403 200 200 200 403 200 200 200 200 200 200"),
+    row("console project add form",          C + "project-add",       "get",  "302 403 403 403 200 403 403 200 403 200 200 200"),
+    row("console own tenant project add",    C + "project-add",       "post", "401 403 403 403 303 403 403 303 403 303 303 303", data=PROJECT_ACME),
+    # Another tenant is not among the choices: the form comes back with the error on its field.
+    row("console other tenant project add",  C + "project-add",       "post", "401 403 403 403 200 403 403 303 403 303 303 303", data=PROJECT_GLOBEX),
+    row("console own project",               C + "project-detail",    "get",  "302 403 200 200 200 403 200 200 200 200 200 200", target=pk("project_a")),
+    row("console other project",             C + "project-detail",    "get",  "302 403 200 404 404 403 200 200 200 200 200 200", target=pk("project_b")),
+    row("console own project edit form",     C + "project-edit",      "get",  "302 403 403 403 200 403 403 200 403 200 200 200", target=pk("project_a")),
+    row("console own project edit",          C + "project-edit",      "post", "401 403 403 403 303 403 403 303 403 303 303 303", target=pk("project_a"), data=PROJECT_EDIT),
+    row("console other project edit",        C + "project-edit",      "post", "401 403 403 403 404 403 403 303 403 303 303 303", target=pk("project_b"), data=PROJECT_EDIT),
+    row("console own project delete confirm", C + "project-delete",   "get",  "302 403 403 403 200 403 403 200 403 200 200 200", target=pk("project_a")),
+    row("console own project delete",        C + "project-delete",    "post", "401 403 403 403 303 403 403 303 403 303 303 303", target=pk("project_a")),
+    row("console other project delete",      C + "project-delete",    "post", "401 403 403 403 404 403 403 303 403 303 303 303", target=pk("project_b")),
     # --- API keys ------------------------------------------------------------------------------------------------------------------------
     row("console keys",                      C + "apikey-list",       "get",  "302 403 200 200 200 403 200 200 200 200 200 200"),
     row("console keys htmx",                 C + "apikey-list",       "get",  "401 403 200 200 200 403 200 200 200 200 200 200", htmx=True, query={"status": "active"}),
