@@ -115,7 +115,8 @@ PROJECT_FIELDS = frozenset({"slug", "name", "description"})
 def _check_project_slug_free(*, tenant: Tenant, slug: str, exclude_pk: Any = None) -> None:
     taken = Project.objects.filter(tenant=tenant, slug=slug).exclude(pk=exclude_pk)
     if taken.exists():
-        raise ValidationError({"slug": f"Tenant '{tenant.slug}' already has a project '{slug}'."})
+        message = f"Tenant '{tenant.slug}' already has a project '{slug}'."
+        raise ValidationError({"slug": ValidationError(message, code="unique")})
 
 
 @transaction.atomic

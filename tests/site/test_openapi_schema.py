@@ -59,6 +59,7 @@ def test_writes_of_unique_names_document_409_and_nothing_else_does(schema):
         (method, f"/api/v1/{collection}/{suffix}")
         for collection in (
             "tenants",
+            "projects",
             "api-keys",
             "providers",
             "deployments",

@@ -30,7 +30,7 @@ def test_projects_through_the_api_hold_keys_and_leave_them_working_when_deleted(
     clash = manager_client.post(
         "/api/v1/projects/", {"tenant": str(acme.pk), "slug": "web"}, format="json"
     )
-    assert clash.status_code == 400 and "slug" in clash.json()
+    assert clash.status_code == 409 and clash.json()["field"] == "slug"
     assert (
         manager_client.post(
             "/api/v1/projects/", {"tenant": str(globex.pk), "slug": "web"}, format="json"
