@@ -176,6 +176,16 @@ def _visible_projects(request: Request | None) -> QuerySet[Project]:
     return permissions.restrict(selectors.project_list(), getattr(request, "user", None), "view")
 
 
+def _narrow_tenant_choices(view: Any, serializer: BaseSerializer) -> None:
+    """On create, the `tenant` choices are the tenants the caller may see or add to: a tenant
+    the caller may not see reads as one that does not exist."""
+    if view.action == "create":
+        user = view.request.user
+        serializer.fields["tenant"].queryset = permissions.allowed_tenants(
+            user, Tenant, "view"
+        ) | permissions.allowed_tenants(user, view.permission_model, "add")
+
+
 class ProjectFilterSet(django_filters.FilterSet):
     tenant = django_filters.ModelChoiceFilter(queryset=_visible_tenants)
 
@@ -200,12 +210,7 @@ class ProjectViewSet(ServiceModelViewSet):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
         serializer = super().get_serializer(*args, **kwargs)
-        if self.action == "create":
-            # A tenant the caller may not see reads as one that does not exist.
-            user = self.request.user
-            serializer.fields["tenant"].queryset = permissions.allowed_tenants(
-                user, Tenant, "view"
-            ) | permissions.allowed_tenants(user, Project, "add")
+        _narrow_tenant_choices(self, serializer)
         return serializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -258,12 +263,7 @@ class ApiKeyViewSet(ServiceModelViewSet):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
         serializer = super().get_serializer(*args, **kwargs)
-        if self.action == "create":
-            # A tenant the caller may not see reads as one that does not exist.
-            user = self.request.user
-            serializer.fields["tenant"].queryset = permissions.allowed_tenants(
-                user, Tenant, "view"
-            ) | permissions.allowed_tenants(user, ApiKey, "add")
+        _narrow_tenant_choices(self, serializer)
         if "project" in getattr(serializer, "fields", {}):
             # Another tenant's project reads as one that does not exist.
             serializer.fields["project"].queryset = _visible_projects(self.request)
