@@ -292,6 +292,43 @@ ATP_BREAKER_COOLDOWN_SECONDS = env_float("ATP_BREAKER_COOLDOWN_SECONDS", 30.0, m
 ATP_BREAKER_HALF_OPEN_PROBES = env_int("ATP_BREAKER_HALF_OPEN_PROBES", 1, minimum=1)
 ATP_BREAKER_SYNC_SECONDS = env_float("ATP_BREAKER_SYNC_SECONDS", 1.0, minimum=0.0)
 
+# Outgoing e-mail (budget alert notifiers). Without EMAIL_HOST, mail goes to the log
+# (the console backend) so an unconfigured ATP never tries to reach a mail server.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "atp@localhost")
+
+# Rate limits and budgets (apps.costs.admission). A reservation (concurrency slot, budget
+# hold) of a request that was never settled, because its process died, expires after
+# RESERVATION_SECONDS. Settlements are sent in batches of at most SETTLE_BATCH. When Redis
+# cannot be reached: "open" admits with this process's own counters (a local
+# approximation), "closed" refuses with 503. The reservation assumes DEFAULT_MAX_OUTPUT
+# output tokens for a request that sets no max_tokens.
+ATP_LIMITS_RESERVATION_SECONDS = env_float("ATP_LIMITS_RESERVATION_SECONDS", 900.0, minimum=1.0)
+ATP_LIMITS_SETTLE_BATCH = env_int("ATP_LIMITS_SETTLE_BATCH", 256, minimum=1)
+ATP_RATE_LIMITS_ON_REDIS_ERROR = env_str("ATP_RATE_LIMITS_ON_REDIS_ERROR", "open")
+ATP_BUDGETS_ON_REDIS_ERROR = env_str("ATP_BUDGETS_ON_REDIS_ERROR", "open")
+for _name in ("ATP_RATE_LIMITS_ON_REDIS_ERROR", "ATP_BUDGETS_ON_REDIS_ERROR"):
+    if globals()[_name] not in ("open", "closed"):
+        raise ImproperlyConfigured(f"{_name} must be 'open' or 'closed'.")
+# How long a rotated API key keeps working beside its replacement, unless the rotation
+# says otherwise (0: the old key stops at once).
+ATP_KEY_ROTATION_GRACE_SECONDS = env_int("ATP_KEY_ROTATION_GRACE_SECONDS", 0, minimum=0)
+ATP_DEFAULT_MAX_OUTPUT_TOKENS = env_int("ATP_DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1)
+# Overload control: at most MAX_IN_FLIGHT /v1 requests per process (0: no cap); lower
+# service priorities are shed first (apps.costs.overload).
+ATP_OVERLOAD_MAX_IN_FLIGHT = env_int("ATP_OVERLOAD_MAX_IN_FLIGHT", 2000, minimum=0)
+
 # Provider health checks: probe timeout (seconds), latency above which a provider that
 # answered is "degraded" (ms), and how many checks are kept per provider.
 ATP_HEALTH_TIMEOUT_SECONDS = env_float("ATP_HEALTH_TIMEOUT_SECONDS", 10.0, minimum=0.1)

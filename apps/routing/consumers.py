@@ -11,6 +11,7 @@ import orjson
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
+from apps.costs.overload import gate
 from apps.routing.pipeline import anthropic_api, native_api, openai_api
 from apps.routing.pipeline.context import RequestContext, request_id_from
 from apps.routing.pipeline.results import JsonResult, StreamResult
@@ -141,18 +142,30 @@ class V1Consumer(AsyncHttpConsumer):
                 raise NotFound(f"Unknown path {method} {path}.", code="unknown_url")
             result = await route[1](ctx, self.headers, raw, *args)
         except ATPError as err:
+            self._leave(ctx)
             await self._send_error(err)
             return
         except Exception:
+            self._leave(ctx)
             logger.exception("request %s failed unexpectedly", self.request_id)
             await self._send_error(
                 ATPError("The server had an error while processing your request.", status=500)
             )
             return
+        if ctx.admission is not None and ctx.admission.headers:
+            result.headers = [*result.headers, *ctx.admission.headers]
         if isinstance(result, JsonResult):
+            self._leave(ctx)
             await self._send_json(result.status, result.encode(), result.headers)
             return
+        self.ctx = ctx
         self.stream_task = asyncio.ensure_future(self._pump(result))
+
+    @staticmethod
+    def _leave(ctx: RequestContext) -> None:
+        if ctx.in_flight:
+            ctx.in_flight = False
+            gate.leave()
 
     async def _pump(self, result: StreamResult) -> None:
         """Send the stream's frames, coalescing those that are ready at the same moment.
@@ -216,13 +229,14 @@ class V1Consumer(AsyncHttpConsumer):
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
             await events.aclose()
+            self._leave(self.ctx)
 
     async def _send_error(self, err: ATPError) -> None:
         if self.shape == "anthropic":
             body = anthropic_error_body(err, self.request_id)
         else:
             body = openai_error_body(err, self.request_id)
-        headers = []
+        headers = list(err.headers)
         if err.retry_after is not None:
             headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
         await self._send_json(err.status, orjson.dumps(body), headers)

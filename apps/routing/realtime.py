@@ -49,6 +49,7 @@ from typing import Any
 import orjson
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from apps.costs.overload import gate
 from apps.routing.pipeline import openai_api
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.context import RequestContext
@@ -350,6 +351,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 ATPError("The server had an error while processing your request.", status=500),
                 ctx.request_id,
             )
+        finally:
+            if ctx.in_flight:
+                ctx.in_flight = False
+                gate.leave()
 
     async def _done(self, cid: str, ctx: RequestContext, usage_chunk: dict | None) -> None:
         dep = ctx.deployment

@@ -17,6 +17,7 @@ from decimal import Decimal
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.costs.limits import NO_LIMITS, KeyLimits, compile_limits
 from apps.costs.pricing import Prices
 from apps.providers.adapters.base import Target
 from apps.providers.credentials import provider_api_key
@@ -42,6 +43,11 @@ class KeyInfo:
     cost_mode: str = "balanced"
     preferred_regions: tuple[str, ...] = ()
     carbon_aware: bool = False
+    project_id: str | None = None
+    # Rate limits, budgets and service priority (apps.costs.limits), compiled per snapshot.
+    limits: KeyLimits = NO_LIMITS
+    # A key replaced by a rotation, still accepted until `expires_at` (its grace period).
+    rotated: bool = False
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
@@ -158,20 +164,31 @@ def build_snapshot(version: int) -> Snapshot:
     from apps.tenants.models import ApiKey
 
     snap = Snapshot(version=version)
-    for key in ApiKey.objects.select_related("tenant").all():
+    now = time.time()
+    keys = list(ApiKey.objects.select_related("tenant", "project"))
+    limits = compile_limits(keys, now=now)
+    for key in keys:
+        expires_at = key.expires_at.timestamp() if key.expires_at else None
+        grace = key.grace_until.timestamp() if key.grace_until else None
+        rotated = key.revoked_at is not None and grace is not None and grace > now
+        if rotated:
+            expires_at = grace if expires_at is None else min(expires_at, grace)
         snap.keys[key.key_hash] = KeyInfo(
             id=str(key.id),
             tenant_id=str(key.tenant_id),
             tenant_slug=key.tenant.slug,
             name=key.name,
             allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
-            expires_at=key.expires_at.timestamp() if key.expires_at else None,
-            revoked=key.revoked_at is not None,
+            expires_at=expires_at,
+            revoked=key.revoked_at is not None and not rotated,
             tenant_active=key.tenant.is_active,
             store_bodies=key.tenant.store_bodies,
             cost_mode=key.tenant.cost_mode,
             preferred_regions=tuple(key.tenant.preferred_regions or ()),
             carbon_aware=key.tenant.carbon_aware,
+            project_id=str(key.project_id) if key.project_id else None,
+            limits=limits[str(key.id)],
+            rotated=rotated,
         )
 
     deployments = ModelDeployment.objects.select_related("provider").filter(

@@ -11,6 +11,29 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+class Plan(models.TextChoices):
+    """Service plans: each brings default rate limits and a service priority
+    (apps.costs.limits.PLAN_DEFAULTS). No plan: no plan limits, standard priority."""
+
+    NONE = "", "No plan"
+    FREE = "free", "Free"
+    PREMIUM = "premium", "Premium"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+def validate_time_zone(value: str) -> None:
+    if not value:
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"'{value}' is not a known time zone (use an IANA name such as Europe/Paris)."
+        ) from None
+
+
 class Tenant(models.Model):
     """A customer organisation; every request, key and record belongs to one."""
 
@@ -37,6 +60,19 @@ class Tenant(models.Model):
     )
     carbon_aware = models.BooleanField(
         default=False, help_text="Prefer deployments in regions with lower carbon intensity."
+    )
+    plan = models.CharField(
+        max_length=16,
+        choices=Plan.choices,
+        default=Plan.NONE,
+        blank=True,
+        help_text="Default rate limits and service priority of the tenant's keys.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="IANA time zone its budget periods follow (empty: UTC).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -121,6 +157,17 @@ class ApiKey(models.Model):
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A key replaced by a rotation keeps working until then (its grace period); it is
+    # revoked all the same: its replacement is the live key.
+    grace_until = models.DateTimeField(null=True, blank=True)
+    plan = models.CharField(
+        max_length=16,
+        choices=Plan.choices,
+        default=Plan.NONE,
+        blank=True,
+        help_text="Overrides the tenant's plan for this key (empty: the tenant's).",
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -4,13 +4,15 @@ version on commit where the data plane reads them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -39,7 +41,17 @@ class _Unset:
 UNSET: Any = _Unset()
 
 TENANT_FIELDS = frozenset(
-    {"slug", "name", "is_active", "store_bodies", "cost_mode", "preferred_regions", "carbon_aware"}
+    {
+        "slug",
+        "name",
+        "is_active",
+        "store_bodies",
+        "cost_mode",
+        "preferred_regions",
+        "carbon_aware",
+        "plan",
+        "time_zone",
+    }
 )
 
 
@@ -210,6 +222,7 @@ def api_key_create(
     plaintext: str | None = None,
     created_by: AbstractBaseUser | None = None,
     project: Project | None = None,
+    plan: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored or shown again.
 
@@ -225,6 +238,7 @@ def api_key_create(
         plaintext=plaintext,
         created_by=created_by,
         project=project,
+        plan=plan,
     )
     audit_change(
         event_type="api_key.created",
@@ -244,6 +258,7 @@ def _api_key_create(
     plaintext: str | None = None,
     created_by: AbstractBaseUser | None = None,
     project: Project | None = None,
+    plan: str = "",
 ) -> tuple[ApiKey, str]:
     if plaintext is not None:
         if problem := key_strength_error(plaintext):
@@ -264,6 +279,7 @@ def _api_key_create(
         allowed_models=_clean_allowed_models(allowed_models),
         expires_at=expires_at,
         created_by=created_by,
+        plan=plan,
     )
     api_key.full_clean()
     api_key.save()
@@ -279,9 +295,10 @@ def api_key_update(
     allowed_models: Iterable[str] = UNSET,
     expires_at: datetime | None = UNSET,
     project: Project | None = UNSET,
+    plan: str = UNSET,
 ) -> ApiKey:
-    """Change a live key's name, model allow-list, expiry or project (one of its tenant's,
-    or None); revoked keys are frozen."""
+    """Change a live key's name, model allow-list, expiry, project (one of its tenant's,
+    or None) or plan; revoked keys are frozen."""
     if api_key.is_revoked:
         raise ValidationError("A revoked key cannot be changed.")
     before = stored_snapshot(api_key)
@@ -294,6 +311,8 @@ def api_key_update(
         api_key.expires_at = expires_at
     if project is not UNSET:
         api_key.project = project
+    if plan is not UNSET:
+        api_key.plan = plan
     api_key.full_clean()
     api_key.save()
     audit_change(
@@ -309,10 +328,17 @@ def api_key_update(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke the key; revoking an already revoked key keeps its original revocation time."""
-    if api_key.revoked_at is None:
+    """Revoke the key; revoking an already revoked key keeps its original revocation time,
+    and ends the grace period of a rotated key that is still in it."""
+    in_grace = api_key.grace_until is not None and api_key.grace_until > timezone.now()
+    if api_key.revoked_at is None or in_grace:
         before = snapshot_of(api_key)
-        _api_key_revoke(api_key)
+        if in_grace:
+            api_key.grace_until = None
+            api_key.save(update_fields=["grace_until"])
+            _bump_on_commit()
+        if api_key.revoked_at is None:
+            _api_key_revoke(api_key)
         audit_change(
             event_type="api_key.revoked",
             resource_id=api_key.pk,
@@ -331,18 +357,33 @@ def _api_key_revoke(api_key: ApiKey) -> None:
 
 @transaction.atomic
 def api_key_rotate(
-    *, api_key: ApiKey, plaintext: str | None = None, created_by: AbstractBaseUser | None = None
+    *,
+    api_key: ApiKey,
+    plaintext: str | None = None,
+    created_by: AbstractBaseUser | None = None,
+    grace_seconds: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Revoke the key and create its replacement with the same name and settings.
 
     `plaintext` sets the replacement's key (as in `api_key_create`); by default it is random.
+    For `grace_seconds` (default ATP_KEY_ROTATION_GRACE_SECONDS) the old key keeps working
+    beside its replacement, so callers can switch without an outage.
     One `api_key.rotated` event records it: `before` is the old key as it was, `after` the
     replacement, and `resource_id` the old key's id.
     """
     if api_key.is_revoked:
         raise ValidationError("A revoked key cannot be rotated; create a new key instead.")
     before = snapshot_of(api_key)
+    if grace_seconds is None:
+        grace_seconds = settings.ATP_KEY_ROTATION_GRACE_SECONDS
+    if grace_seconds < 0 or grace_seconds > MAX_ROTATION_GRACE_SECONDS:
+        raise ValidationError(
+            {"grace_seconds": f"Must be between 0 and {MAX_ROTATION_GRACE_SECONDS} seconds."}
+        )
     _api_key_revoke(api_key)
+    if grace_seconds:
+        api_key.grace_until = api_key.revoked_at + timedelta(seconds=grace_seconds)
+        api_key.save(update_fields=["grace_until"])
     # A past expiry is carried over as none: the replacement should be usable.
     expires_at = api_key.expires_at if not api_key.is_expired else None
     new_key, new_plaintext = _api_key_create(
@@ -353,6 +394,7 @@ def api_key_rotate(
         plaintext=plaintext,
         created_by=created_by or api_key.created_by,
         project=api_key.project,
+        plan=api_key.plan,
     )
     audit_change(
         event_type="api_key.rotated",
@@ -360,9 +402,25 @@ def api_key_rotate(
         tenant_id=api_key.tenant_id,
         before=before,
         after=snapshot_of(new_key),
-        data={"replaced_by": str(new_key.pk), "revoked_at": api_key.revoked_at.isoformat()},
+        data={
+            "replaced_by": str(new_key.pk),
+            "revoked_at": api_key.revoked_at.isoformat(),
+            "grace_until": api_key.grace_until.isoformat() if api_key.grace_until else None,
+        },
     )
     return new_key, new_plaintext
+
+
+def api_keys_touch(last_used: dict[Any, datetime]) -> None:
+    """Move keys' last-used times forward (the usage ledger's writer calls this behind the
+    responses; not audited, not a configuration change)."""
+    for key_id, when in last_used.items():
+        ApiKey.objects.filter(pk=key_id).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=when)
+        ).update(last_used_at=when)
+
+
+MAX_ROTATION_GRACE_SECONDS = 30 * 86400
 
 
 # --- admin tokens ---------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class ATPError(Exception):
         self.param = param
         self.retry_after = retry_after
         self.details = details or {}
+        # Response headers the error carries (x-ratelimit-*, x-should-retry).
+        self.headers: list[tuple[bytes, bytes]] = []
 
 
 class InvalidRequest(ATPError):

@@ -12,6 +12,7 @@ from apps.providers.adapters.base import Usage
 from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
 from apps.routing.pipeline import cached, execute
+from apps.routing.pipeline.admit import admit_chat
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
@@ -43,6 +44,13 @@ async def messages(
         ctx.end_user = openai_body.get("user") or ""
         await refresh_learning(snapshot, meta.model)
         plan = plan_chat(snapshot, ctx, meta.model, openai_body, headers)
+        plan = await admit_chat(
+            snapshot,
+            ctx,
+            openai_body,
+            plan,
+            lambda m: plan_chat(snapshot, ctx, m, openai_body, headers),
+        )
         if plan.consensus is not None:
             raise InvalidRequest(
                 "Consensus is available on /v1/chat/completions.", param="atp.consensus"

@@ -39,6 +39,11 @@ def authenticate(
     if key.revoked:
         raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
     if key.expires_at is not None and key.expires_at <= time.time():
+        if key.rotated:
+            raise AuthenticationFailed(
+                "This API key was rotated and its grace period has ended; use its replacement.",
+                code="revoked_api_key",
+            )
         raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
     if not key.tenant_active:
         raise PermissionDenied(

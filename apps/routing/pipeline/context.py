@@ -51,6 +51,10 @@ class RequestContext:
     task_cluster: int | None = None
     cache: str = ""  # response cache outcome: "", "hit", "semantic_hit", "miss"
     shadow_of: str = ""  # set on a challenger's mirrored call
+    # The rate-limit and budget admission (apps.costs.admission.Admission) settle releases,
+    # and whether the request holds an overload-control slot the edge gives back.
+    admission: Any = None
+    in_flight: bool = False
     # Bodies kept for the tenant's audit when it stores them (see apps.audit.bodies).
     request_body: dict | None = None
     response_body: dict | None = None

@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 
 from apps.routing.engine.hints import parse_hints
 from apps.routing.engine.router import get_engine
+from apps.routing.pipeline.admit import admit_chat
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import complete
 from apps.routing.pipeline.context import RequestContext
@@ -142,6 +143,9 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
         ctx.end_user = body.get("user") or ""
         await refresh_learning(snapshot, model)
         plan = plan_chat(snapshot, ctx, model, body, headers)
+        plan = await admit_chat(
+            snapshot, ctx, body, plan, lambda m: plan_chat(snapshot, ctx, m, body, headers)
+        )
         upstream = {k: v for k, v in body.items() if k not in ("model", "atp")}
         done = await complete(ctx, plan.cands, upstream, plan.overrides)
     except ATPError as err:

@@ -15,6 +15,7 @@ from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
 from apps.routing.engine.hints import explicit_hints
 from apps.routing.pipeline import cached, ensemble, execute
+from apps.routing.pipeline.admit import admit_chat, admit_tokens
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
@@ -71,6 +72,9 @@ async def chat_completions(
         ctx.end_user = body.get("user") or ""
         await refresh_learning(snapshot, model)
         plan = plan_chat(snapshot, ctx, model, body, headers)
+        plan = await admit_chat(
+            snapshot, ctx, body, plan, lambda m: plan_chat(snapshot, ctx, m, body, headers)
+        )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
         policy, hit = await cached.look_up(snapshot, ctx, plan.route, body, headers)
@@ -244,6 +248,9 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
             capability="embeddings",
         )
         cands = candidates(snapshot, ctx.key, model, ctx.reach)
+        limits = ctx.key.limits
+        prompt = _count_embedding_input(body.get("input")) if limits.needs_tokens else 0
+        await admit_tokens(ctx, cands, prompt)
         upstream_body = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
         result = await execute.embeddings(ctx, cands, upstream_body)
     except ATPError as err:

@@ -7,6 +7,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from apps.audit.bodies import record_exchange
 from apps.audit.writebehind import record_gateway_request
+from apps.costs import admission as limits
+from apps.costs.ledger import ledger, ledger_row
 from apps.costs.pricing import USD_QUANTUM, cost_usd
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline.context import RequestContext
@@ -88,6 +90,15 @@ def settle(
         "shadow_of": ctx.shadow_of,
     }
     request_logs.put(row)
+    entry = ledger_row(row, project_id=key.project_id if key else None)
+    if entry is not None:
+        ledger.put(entry)
+    if ctx.admission is not None:
+        limits.settle(
+            ctx.admission,
+            tokens_used=usage.input_tokens + usage.output_tokens,
+            cost=row["cost_usd"],
+        )
     metrics.observe(row)
     record_gateway_request(row, provider=dep.provider_name if dep else "")
     if key is not None and key.store_bodies:

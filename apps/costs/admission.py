@@ -1,0 +1,422 @@
+"""Admission: check every rate limit and reserve every budget of a request in one step.
+
+Called by the data plane after routing, before the provider: one `Counters.admit` call
+(one Redis round trip, or none in memory) for a key with limits or budgets, nothing for a
+key without. The request's tokens are its prompt estimate plus its maximum output, its
+cost those tokens at the most expensive deployment it may be sent to. When the request is
+settled, `settle` queues the corrections (actual tokens and cost), the release of its
+concurrency slot and budget reservations; a background flusher sends the queued
+settlements of many requests in one call.
+
+When Redis cannot be reached, `ATP_RATE_LIMITS_ON_REDIS_ERROR` and
+`ATP_BUDGETS_ON_REDIS_ERROR` say what happens: `open` admits with a local approximation
+(this process's own counters), `closed` refuses with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+
+from apps.costs import limits as L
+from apps.costs.counters import (
+    BUDGET,
+    SLOTS,
+    WINDOW,
+    Counters,
+    Item,
+    MemoryCounters,
+    RedisCounters,
+    SettleOp,
+    Verdict,
+)
+from atp_site.lib.errors import ATPError, RateLimited
+
+logger = logging.getLogger(__name__)
+
+
+class BudgetExceeded(ATPError):
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+    retryable = False
+
+
+class LimitsUnavailable(ATPError):
+    status = 503
+    type = "service_unavailable"
+    code = "limits_unavailable"
+    retryable = True
+
+
+@dataclass(slots=True)
+class Downgrade:
+    """Every blocking budget that refused wants a cheaper model: use `model` instead."""
+
+    model: str
+    budget: L.BudgetRule
+
+
+@dataclass(slots=True)
+class Admission:
+    """What one admitted request holds until it is settled."""
+
+    request_id: str
+    counters: Counters
+    tokens: list[tuple[str, int]] = field(default_factory=list)  # (window key, reserved)
+    costs: list[tuple[str, int]] = field(default_factory=list)
+    slots: list[str] = field(default_factory=list)
+    budgets: list[tuple[L.BudgetRule, str, float]] = field(default_factory=list)
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    downgraded_by: str = ""
+    settled: bool = False
+
+
+# --- the process's counters -----------------------------------------------------------
+
+_counters: Counters | None = None
+_local = MemoryCounters()  # the local approximation while Redis is unreachable
+
+
+def get_counters() -> Counters:
+    global _counters
+    if _counters is None:
+        _counters = RedisCounters() if settings.REDIS_URL else MemoryCounters()
+    return _counters
+
+
+def set_counters(counters: Counters | None) -> None:
+    """Replace the process's counters (tests; None rebuilds them from settings)."""
+    global _counters, _local
+    _counters = counters
+    _local = MemoryCounters()
+
+
+def _prefix() -> str:
+    prefix = settings.CACHES.get("default", {}).get("KEY_PREFIX") or "atp"
+    return f"{prefix}:lim:"
+
+
+def budget_key(rule: L.BudgetRule, start: float) -> str:
+    return f"{_prefix()}budget:{rule.id}:{int(start)}"
+
+
+# --- the reservation -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Ask:
+    """What a request may use: tokens at most, and cost at most (1e-8 USD units)."""
+
+    tokens: int = 0
+    cost_units: int = 0
+
+
+def ask_for(prompt_tokens: int, max_output: int, prices: list) -> Ask:
+    """The request's tokens and its maximum cost at the most expensive of `prices`."""
+    tokens = prompt_tokens + max_output
+    worst = Decimal(0)
+    for price in prices:
+        cost = price.input * prompt_tokens + max(price.output, price.reasoning_rate) * max_output
+        worst = max(worst, cost)
+    return Ask(tokens, math.ceil(worst * L.UNITS_PER_USD / 1_000_000))
+
+
+def _items(
+    key_limits: L.KeyLimits, ask: Ask, now: float, *, skip_budget: str = ""
+) -> tuple[list[Item], list[tuple[str, object, float]]]:
+    items: list[Item] = []
+    meta: list[tuple[str, object, float]] = []  # per item: (what, rule, period start)
+    prefix = _prefix()
+    for rule in key_limits.rules:
+        if rule.kind == L.CONCURRENT:
+            items.append(Item(SLOTS, f"{prefix}{rule.counter}", rule.limit, 1, 0))
+            meta.append(("rule", rule, 0.0))
+            continue
+        window = L.WINDOWS[rule.kind]
+        index = int(now // window)
+        ttl_ms = max(1, int(((index + 1) * window - now) * 1000))
+        amount = (
+            1
+            if rule.kind == L.REQUESTS
+            else ask.tokens
+            if rule.kind == L.TOKENS
+            else ask.cost_units
+        )
+        items.append(Item(WINDOW, f"{prefix}{rule.counter}:{index}", rule.limit, amount, ttl_ms))
+        meta.append(("rule", rule, 0.0))
+    for budget in key_limits.budgets:
+        start, end = budget.bounds(now)
+        ttl_ms = int((end - now) * 1000) + 86_400_000 if end is not None else 0
+        blocks = budget.blocks and budget.id != skip_budget
+        items.append(
+            Item(
+                BUDGET,
+                budget_key(budget, start),
+                budget.limit if blocks else -1,
+                ask.cost_units,
+                ttl_ms,
+                budget.seed_for(start),
+            )
+        )
+        meta.append(("budget", budget, start))
+    return items, meta
+
+
+def _duration(ms: int) -> str:
+    """A reset time as OpenAI writes it: `20ms`, `1s`, `6m0s`, `1h2m3s`."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = ms / 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.3f}".rstrip("0").rstrip(".") + "s"
+    if minutes or hours:
+        text = f"{int(minutes)}m" + text
+    if hours:
+        text = f"{int(hours)}h" + text
+    return text
+
+
+def _headers(items: list[Item], meta: list, verdict: Verdict, admitted: bool) -> list:
+    """OpenAI's x-ratelimit-* trio for requests and for tokens, from the tightest rule."""
+    out: list[tuple[bytes, bytes]] = []
+    for kind, suffix in ((L.REQUESTS, b"requests"), (L.TOKENS, b"tokens")):
+        best = None
+        for i, (what, rule, _) in enumerate(meta):
+            if what != "rule" or rule.kind != kind:
+                continue
+            used = verdict.used[i] + (items[i].amount if admitted else 0)
+            remaining = max(0, rule.limit - used)
+            if best is None or remaining < best[1]:
+                best = (rule.limit, remaining, verdict.reset_ms[i])
+        if best is not None:
+            out += [
+                (b"x-ratelimit-limit-" + suffix, str(best[0]).encode()),
+                (b"x-ratelimit-remaining-" + suffix, str(best[1]).encode()),
+                (b"x-ratelimit-reset-" + suffix, _duration(best[2]).encode()),
+            ]
+    return out
+
+
+def _refusal(
+    items: list[Item], meta: list, verdict: Verdict, headers: list, now: float
+) -> ATPError | Downgrade:
+    i = verdict.refused
+    what, rule, start = meta[i]
+    if what == "budget":
+        if rule.action == "downgrade":
+            return Downgrade(rule.downgrade_to, rule)
+        _, end = rule.bounds(now)
+        retry = (end - now) if end is not None else None
+        spent = L.units_to_usd(verdict.used[i])
+        err = BudgetExceeded(
+            f"The {rule.period} budget '{rule.name}' of the {rule.label} is spent "
+            f"(${spent.quantize(Decimal('0.01'))} of ${rule.limit_usd.normalize():f}"
+            + (", including requests in flight" if items[i].amount else "")
+            + ")."
+            + (" It resets at the start of the next period." if end is not None else ""),
+            retry_after=retry,
+            details={"budget": rule.name, "budget_id": rule.id, "period": rule.period},
+        )
+        err.headers = [*headers, (b"x-should-retry", b"false")]
+        return err
+    retry_ms = 1000 if rule.kind == L.CONCURRENT else max(verdict.reset_ms[i], 1)
+    too_big = items[i].amount > rule.limit and rule.kind != L.CONCURRENT
+    message = f"Rate limit reached for {rule.describe()}: "
+    if too_big:
+        message += (
+            f"this request needs {items[i].amount:,}"
+            + (" tokens (prompt estimate plus max output)" if rule.kind == L.TOKENS else "")
+            + ", more than the limit allows in one window. Lower max_tokens or the prompt."
+        )
+    else:
+        used = verdict.used[i]
+        message += f"used {used:,} of {rule.limit:,}. Retry after {_duration(retry_ms)}."
+    err = RateLimited(
+        message,
+        code="rate_limit_exceeded",
+        retry_after=retry_ms / 1000,
+        retryable=not too_big,
+        details={"limit": rule.kind, "level": rule.level},
+    )
+    err.headers = headers
+    return err
+
+
+async def admit(
+    key_limits: L.KeyLimits, request_id: str, ask: Ask, *, skip_budget: str = ""
+) -> Admission | Downgrade:
+    """Check and reserve; raises RateLimited, BudgetExceeded or LimitsUnavailable, or
+    returns a Downgrade when a downgrading budget is spent (call again for the cheaper
+    model with `skip_budget` set to that budget's id)."""
+    now = time.time()
+    items, meta = _items(key_limits, ask, now, skip_budget=skip_budget)
+    counters = get_counters()
+    hold_ms = int(settings.ATP_LIMITS_RESERVATION_SECONDS * 1000)
+    try:
+        verdict = await counters.admit(request_id, items, hold_ms)
+    except Exception as exc:  # Redis unreachable or failing: the documented choice
+        counters = _on_redis_error(key_limits, exc)
+        verdict = await counters.admit(request_id, items, hold_ms)
+    headers = _headers(items, meta, verdict, verdict.allowed)
+    if not verdict.allowed:
+        refusal = _refusal(items, meta, verdict, headers, now)
+        if isinstance(refusal, Downgrade):
+            return refusal
+        raise refusal
+    admission = Admission(request_id, counters, headers=headers)
+    for item, (what, rule, start) in zip(items, meta, strict=True):
+        if what == "budget":
+            admission.budgets.append((rule, item.key, start))
+        elif item.code == SLOTS:
+            admission.slots.append(item.key)
+        elif rule.kind == L.TOKENS:
+            admission.tokens.append((item.key, item.amount))
+        elif rule.kind == L.COST:
+            admission.costs.append((item.key, item.amount))
+    return admission
+
+
+def _on_redis_error(key_limits: L.KeyLimits, exc: Exception) -> Counters:
+    budgets = settings.ATP_BUDGETS_ON_REDIS_ERROR
+    rates = settings.ATP_RATE_LIMITS_ON_REDIS_ERROR
+    closed = (key_limits.budgets and budgets == "closed") or (
+        key_limits.rules and rates == "closed"
+    )
+    logger.warning("limit counters in Redis unavailable (%s)", type(exc).__name__)
+    stats.redis_errors += 1
+    if closed:
+        raise LimitsUnavailable(
+            "The gateway cannot check this key's limits right now; retry shortly.",
+            retry_after=1,
+        ) from None
+    return _local
+
+
+# --- settlement -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Stats:
+    admitted: int = 0
+    settled: int = 0
+    redis_errors: int = 0
+    settle_errors: int = 0
+
+
+stats = Stats()
+
+
+def settlement_ops(admission: Admission, tokens_used: int, cost_units: int) -> list[SettleOp]:
+    rid = admission.request_id
+    ops = [SettleOp(WINDOW, key, rid, tokens_used - held) for key, held in admission.tokens]
+    ops += [SettleOp(WINDOW, key, rid, cost_units - held) for key, held in admission.costs]
+    ops += [SettleOp(SLOTS, key, rid, 0) for key in admission.slots]
+    ops += [SettleOp(BUDGET, key, rid, cost_units) for _, key, _ in admission.budgets]
+    return ops
+
+
+def settle(admission: Admission | None, *, tokens_used: int, cost: Decimal) -> None:
+    """Queue the request's settlement (exactly once; never raises into the response)."""
+    if admission is None or admission.settled:
+        return
+    admission.settled = True
+    cost_units = max(0, int(cost * L.UNITS_PER_USD))
+    ops = settlement_ops(admission, tokens_used, cost_units)
+    if isinstance(admission.counters, MemoryCounters):
+        results = admission.counters.settle_now(ops)
+        _after_settle(admission, ops, results)
+        return
+    _flusher.add(admission, ops)
+
+
+def _after_settle(admission: Admission, ops: list[SettleOp], results: list[int]) -> None:
+    stats.settled += 1
+    if not admission.budgets:
+        return
+    first = len(ops) - len(admission.budgets)
+    for (rule, _, start), op, after in zip(
+        admission.budgets, ops[first:], results[first:], strict=True
+    ):
+        if after < 0 or op.delta <= 0:
+            continue
+        before = after - op.delta
+        for mark in rule.thresholds:
+            line = rule.limit * mark / 100
+            if before < line <= after:
+                from apps.costs import alerts
+
+                alerts.crossed(rule, start, mark, after)
+
+
+class Flusher:
+    """Sends queued settlements in batches: at most `ATP_LIMITS_SETTLE_BATCH` per call,
+    as soon as the event loop is free (a burst of answers shares one round trip)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Admission, list[SettleOp]]] = []
+        self.task: asyncio.Task | None = None
+
+    def add(self, admission: Admission, ops: list[SettleOp]) -> None:
+        self.pending.append((admission, ops))
+        if self.task is None or self.task.done():
+            try:
+                self.task = asyncio.get_running_loop().create_task(self.run())
+            except RuntimeError:  # no loop (a synchronous caller): settle right here
+                self.pending.remove((admission, ops))
+                asyncio.run(self._send([(admission, ops)]))
+
+    async def run(self) -> None:
+        while self.pending:
+            await asyncio.sleep(0)
+            limit = settings.ATP_LIMITS_SETTLE_BATCH
+            batch, self.pending = self.pending[:limit], self.pending[limit:]
+            await self._send(batch)
+
+    async def _send(self, batch: list[tuple[Admission, list[SettleOp]]]) -> None:
+        groups: dict[int, list[tuple[Admission, list[SettleOp]]]] = {}
+        for entry in batch:
+            groups.setdefault(id(entry[0].counters), []).append(entry)
+        for entries in groups.values():
+            counters = entries[0][0].counters
+            ops = [op for _, group in entries for op in group]
+            for attempt in range(3):
+                try:
+                    results = await counters.settle(ops)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        # Reservations expire by themselves; the spend is in the ledger.
+                        stats.settle_errors += len(entries)
+                        logger.warning("could not settle %d requests' limits", len(entries))
+                        results = None
+                        break
+                    await asyncio.sleep(0.05 * (attempt + 1))
+            if results is None:
+                continue
+            at = 0
+            for admission, group in entries:
+                _after_settle(admission, group, results[at : at + len(group)])
+                at += len(group)
+
+    async def drain(self) -> None:
+        while self.pending or (self.task is not None and not self.task.done()):
+            if self.task is not None and not self.task.done():
+                await self.task
+            elif self.pending:
+                await self.run()
+
+
+_flusher = Flusher()
+
+
+async def drain() -> None:
+    """Send every queued settlement (shutdown, tests)."""
+    await _flusher.drain()

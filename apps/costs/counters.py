@@ -1,0 +1,327 @@
+"""Shared counters for rate limits and budgets: one atomic admission per request.
+
+An admission is a list of items, each checked and, only when every one passes, applied
+together:
+- `w` a fixed-window counter (requests or tokens per minute, cost per hour): the key
+  names the window, so a new window starts from zero; `amount` is added.
+- `c` a concurrency set: the request's id with an expiry, so a process that dies leaves
+  slots that free themselves.
+- `b` a budget: settled spend `s` and reserved spend `r` in one hash, each reservation
+  with its expiry in a sorted set (`<key>:r`) and its amount in a hash (`<key>:a`);
+  expired reservations are dropped before the check. A budget that does not block passes
+  `limit` -1 and is still reserved against, so the others see its spend.
+
+Settlement is a second list: a window corrected by a delta, a slot released, a budget's
+reservation released and its actual cost added. Two implementations: `RedisCounters`
+(every process shares them; each call is one Lua script run, one round trip) and
+`MemoryCounters` (the embedded setup, and the local approximation when Redis is down).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+WINDOW, SLOTS, BUDGET = "w", "c", "b"
+
+
+@dataclass(slots=True)
+class Item:
+    code: str
+    key: str
+    limit: int  # -1: count, never refuse
+    amount: int
+    ttl_ms: int  # the window's or budget period's remaining life; 0: no expiry
+    seed: int = 0  # a budget's spend when its counter does not exist yet
+
+
+@dataclass(slots=True)
+class Verdict:
+    allowed: bool
+    refused: int  # index of the first item that refused, -1 when allowed
+    used: list[int]  # per item: the count before this request
+    reset_ms: list[int]  # per item: ms until a window resets (0 for other items)
+
+
+@dataclass(slots=True)
+class SettleOp:
+    code: str
+    key: str
+    request_id: str
+    delta: int  # window: correction; budget: actual cost; slots: unused
+
+
+ADMIT_LUA = """
+local now = tonumber(ARGV[1])
+local rid = ARGV[2]
+local hold = tonumber(ARGV[3])
+local n = #KEYS
+local used, reset = {}, {}
+local refused = 0
+for i = 1, n do
+  local b = 3 + (i - 1) * 5
+  local code, limit, amount = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local ttl, seed = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+  local key = KEYS[i]
+  local u, r = 0, 0
+  if code == 'w' then
+    u = tonumber(redis.call('GET', key) or '0')
+    r = redis.call('PTTL', key)
+    if r < 0 then r = ttl end
+  elseif code == 'c' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    u = redis.call('ZCARD', key)
+  else
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('HSET', key, 's', seed, 'r', 0)
+      if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+    end
+    local gone = redis.call('ZRANGEBYSCORE', key .. ':r', '-inf', now)
+    if #gone > 0 then
+      local freed = 0
+      for _, id in ipairs(gone) do
+        freed = freed + tonumber(redis.call('HGET', key .. ':a', id) or '0')
+        redis.call('HDEL', key .. ':a', id)
+      end
+      redis.call('ZREM', key .. ':r', unpack(gone))
+      redis.call('HINCRBY', key, 'r', -freed)
+    end
+    local v = redis.call('HMGET', key, 's', 'r')
+    u = tonumber(v[1] or '0') + tonumber(v[2] or '0')
+  end
+  used[i], reset[i] = u, r
+  if refused == 0 and limit >= 0 and u + amount > limit then refused = i end
+end
+if refused == 0 then
+  for i = 1, n do
+    local b = 3 + (i - 1) * 5
+    local code, amount, ttl = ARGV[b + 1], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+    local key = KEYS[i]
+    if code == 'w' then
+      if amount > 0 then
+        local v = redis.call('INCRBY', key, amount)
+        if v == amount then redis.call('PEXPIRE', key, ttl) end
+      end
+    elseif code == 'c' then
+      redis.call('ZADD', key, now + hold, rid)
+      redis.call('PEXPIRE', key, hold)
+    elseif amount > 0 then
+      redis.call('HINCRBY', key, 'r', amount)
+      redis.call('ZADD', key .. ':r', now + hold, rid)
+      redis.call('HSET', key .. ':a', rid, amount)
+      local life = ttl > 0 and ttl or hold
+      redis.call('PEXPIRE', key .. ':r', math.max(life, hold))
+      redis.call('PEXPIRE', key .. ':a', math.max(life, hold))
+    end
+  end
+end
+local out = {refused}
+for i = 1, n do
+  out[2 * i] = used[i]
+  out[2 * i + 1] = reset[i]
+end
+return out
+"""
+
+SETTLE_LUA = """
+local out = {}
+for i = 1, #KEYS do
+  local b = (i - 1) * 3
+  local code, rid, delta = ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
+  local key = KEYS[i]
+  local result = -1
+  if code == 'w' then
+    if delta ~= 0 and redis.call('EXISTS', key) == 1 then
+      result = redis.call('INCRBY', key, delta)
+      if result < 0 then redis.call('SET', key, 0, 'KEEPTTL') end
+    end
+  elseif code == 'c' then
+    redis.call('ZREM', key, rid)
+  else
+    local amt = redis.call('HGET', key .. ':a', rid)
+    if amt then
+      redis.call('HDEL', key .. ':a', rid)
+      redis.call('ZREM', key .. ':r', rid)
+      redis.call('HINCRBY', key, 'r', -tonumber(amt))
+    end
+    if redis.call('EXISTS', key) == 1 then
+      result = redis.call('HINCRBY', key, 's', delta)
+    end
+  end
+  out[i] = result
+end
+return out
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Counters:
+    """One admission and one settlement call each; both atomic."""
+
+    shared = False
+
+    async def admit(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+        raise NotImplementedError
+
+    async def settle(self, ops: list[SettleOp]) -> list[int]:
+        """Apply settlements; per op the counter after it (a budget's settled spend), or
+        -1 when there was nothing to apply to."""
+        raise NotImplementedError
+
+    def spend(self, key: str) -> tuple[int, int] | None:
+        """(settled, reserved) units of a budget counter, for pages and tests."""
+        raise NotImplementedError
+
+
+class MemoryCounters(Counters):
+    """The same semantics in one process's memory (no I/O, so admission never waits)."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, tuple[int, int]] = {}  # key -> (value, expires ms)
+        self.slots: dict[str, dict[str, int]] = {}  # key -> {request id: expires ms}
+        self.budgets: dict[str, dict[str, Any]] = {}
+        self._last_sweep = 0
+
+    def _sweep(self, now: int) -> None:
+        if now - self._last_sweep < 10_000:
+            return
+        self._last_sweep = now
+        self.windows = {k: v for k, v in self.windows.items() if v[1] > now}
+        self.budgets = {
+            k: v for k, v in self.budgets.items() if not v["expires"] or v["expires"] > now
+        }
+
+    def _budget(self, item: Item, now: int) -> dict[str, Any]:
+        state = self.budgets.get(item.key)
+        if state is None or (state["expires"] and state["expires"] <= now):
+            state = self.budgets[item.key] = {
+                "s": item.seed,
+                "res": {},  # request id -> (amount, expires ms)
+                "expires": now + item.ttl_ms if item.ttl_ms else 0,
+            }
+        res = state["res"]
+        gone = [rid for rid, (_, exp) in res.items() if exp <= now]
+        for rid in gone:
+            del res[rid]
+        return state
+
+    async def admit(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+        return self.admit_now(request_id, items, hold_ms)
+
+    def admit_now(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+        now = now_ms()
+        self._sweep(now)
+        used: list[int] = []
+        reset: list[int] = []
+        refused = -1
+        for i, item in enumerate(items):
+            r = 0
+            if item.code == WINDOW:
+                value, expires = self.windows.get(item.key, (0, 0))
+                if expires <= now:
+                    value, expires = 0, now + item.ttl_ms
+                u, r = value, expires - now
+            elif item.code == SLOTS:
+                held = self.slots.setdefault(item.key, {})
+                for rid in [rid for rid, exp in held.items() if exp <= now]:
+                    del held[rid]
+                u = len(held)
+            else:
+                state = self._budget(item, now)
+                u = state["s"] + sum(amount for amount, _ in state["res"].values())
+            used.append(u)
+            reset.append(r)
+            if refused < 0 and item.limit >= 0 and u + item.amount > item.limit:
+                refused = i
+        if refused < 0:
+            for item in items:
+                if item.code == WINDOW:
+                    value, expires = self.windows.get(item.key, (0, 0))
+                    if expires <= now:
+                        value, expires = 0, now + item.ttl_ms
+                    self.windows[item.key] = (value + item.amount, expires)
+                elif item.code == SLOTS:
+                    self.slots[item.key][request_id] = now + hold_ms
+                elif item.amount > 0:
+                    self.budgets[item.key]["res"][request_id] = (item.amount, now + hold_ms)
+        return Verdict(refused < 0, refused, used, reset)
+
+    async def settle(self, ops: list[SettleOp]) -> list[int]:
+        return self.settle_now(ops)
+
+    def settle_now(self, ops: list[SettleOp]) -> list[int]:
+        now = now_ms()
+        out = []
+        for op in ops:
+            result = -1
+            if op.code == WINDOW:
+                entry = self.windows.get(op.key)
+                if op.delta and entry is not None and entry[1] > now:
+                    result = max(0, entry[0] + op.delta)
+                    self.windows[op.key] = (result, entry[1])
+            elif op.code == SLOTS:
+                self.slots.get(op.key, {}).pop(op.request_id, None)
+            else:
+                state = self.budgets.get(op.key)
+                if state is not None and (not state["expires"] or state["expires"] > now):
+                    state["res"].pop(op.request_id, None)
+                    state["s"] += op.delta
+                    result = state["s"]
+            out.append(result)
+        return out
+
+    def spend(self, key: str) -> tuple[int, int] | None:
+        state = self.budgets.get(key)
+        if state is None:
+            return None
+        return state["s"], sum(amount for amount, _ in state["res"].values())
+
+
+class RedisCounters(Counters):
+    """Counters every gateway process shares, changed only by the two Lua scripts."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        self._scripts: dict[int, tuple[Any, Any]] = {}
+
+    def _pair(self) -> tuple[Any, Any]:
+        from apps.routing.resilience.breaker import async_client
+
+        client = async_client()
+        pair = self._scripts.get(id(client))
+        if pair is None or pair[0] is None:
+            pair = self._scripts[id(client)] = (
+                client.register_script(ADMIT_LUA),
+                client.register_script(SETTLE_LUA),
+            )
+        return pair
+
+    async def admit(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+        args: list[Any] = [now_ms(), request_id, hold_ms]
+        for item in items:
+            args += [item.code, item.limit, item.amount, item.ttl_ms, item.seed]
+        raw = await self._pair()[0](keys=[item.key for item in items], args=args)
+        refused = int(raw[0]) - 1
+        used = [int(raw[1 + 2 * i]) for i in range(len(items))]
+        reset = [int(raw[2 + 2 * i]) for i in range(len(items))]
+        return Verdict(refused < 0, refused, used, reset)
+
+    async def settle(self, ops: list[SettleOp]) -> list[int]:
+        args: list[Any] = []
+        for op in ops:
+            args += [op.code, op.request_id, op.delta]
+        raw = await self._pair()[1](keys=[op.key for op in ops], args=args)
+        return [int(v) for v in raw]
+
+    def spend(self, key: str) -> tuple[int, int] | None:
+        from apps.routing.resilience.breaker import sync_client
+
+        values = sync_client().hmget(key, "s", "r")
+        if values[0] is None:
+            return None
+        return int(values[0]), int(values[1] or 0)

@@ -1,0 +1,94 @@
+"""Step: admit the routed request against its key's rate limits and budgets.
+
+After routing, before the provider: one call to apps.costs.admission (one Redis round
+trip when configured, nothing for a key without limits or budgets). A spent budget that
+downgrades re-plans the request on its cheaper model or route and admits that instead.
+The admission rides on the context until settle releases it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from apps.costs import admission
+from apps.costs.overload import gate
+from apps.providers import tokens
+from apps.routing.pipeline.context import RequestContext
+from apps.routing.snapshot import DeploymentInfo, Snapshot
+
+
+def enter(ctx: RequestContext) -> None:
+    """Overload control by the key's service priority; the edge calls `gate.leave`."""
+    gate.enter(ctx.key.limits.priority)
+    ctx.in_flight = True
+
+
+def max_output(body: dict[str, Any]) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return settings.ATP_DEFAULT_MAX_OUTPUT_TOKENS
+
+
+def _ask(cands: list[DeploymentInfo], prompt: int, output: int, *, every: bool) -> admission.Ask:
+    ask = admission.ask_for(prompt, output, [dep.prices for dep in cands])
+    if every and len(cands) > 1:  # consensus calls every candidate
+        ask.cost_units = sum(
+            admission.ask_for(prompt, output, [dep.prices]).cost_units for dep in cands
+        )
+    return ask
+
+
+async def admit_chat(
+    snapshot: Snapshot,
+    ctx: RequestContext,
+    body: dict[str, Any],
+    plan: Any,
+    replan: Any,
+) -> Any:
+    """Admit a chat request; returns the plan to run (a downgrade's when one applied).
+    `replan(model)` plans the same request for another model or route."""
+    enter(ctx)
+    limits = ctx.key.limits
+    if not limits.active:
+        return plan
+    prompt = tokens.estimate_prompt_tokens(body) if limits.needs_tokens else 0
+    output = max_output(body) if limits.needs_tokens else 0
+    every = plan.consensus is not None
+    result = await admission.admit(
+        limits, ctx.request_id, _ask(plan.cands, prompt, output, every=every)
+    )
+    if isinstance(result, admission.Downgrade):
+        down = result
+        plan = replan(down.model)
+        ask = _ask(plan.cands, prompt, output, every=plan.consensus is not None)
+        result = await admission.admit(limits, ctx.request_id, ask, skip_budget=down.budget.id)
+        if isinstance(result, admission.Downgrade):
+            raise admission.BudgetExceeded(
+                f"The budget '{result.budget.name}' is spent and its downgrade is spent too.",
+                details={"budget": result.budget.name, "budget_id": result.budget.id},
+            )
+        result.downgraded_by = down.budget.name
+        result.headers.append((b"x-atp-budget-downgrade", down.budget.name.encode()))
+        if ctx.decision is not None:
+            ctx.decision = {**ctx.decision, "budget_downgrade": down.budget.name}
+    ctx.admission = result
+    return plan
+
+
+async def admit_tokens(ctx: RequestContext, cands: list[DeploymentInfo], prompt: int) -> None:
+    """Admit a request with no output tokens (embeddings)."""
+    enter(ctx)
+    limits = ctx.key.limits
+    if not limits.active:
+        return
+    result = await admission.admit(limits, ctx.request_id, _ask(cands, prompt, 0, every=False))
+    if isinstance(result, admission.Downgrade):
+        raise admission.BudgetExceeded(
+            f"The budget '{result.budget.name}' is spent (embeddings are not downgraded).",
+            details={"budget": result.budget.name, "budget_id": result.budget.id},
+        )
+    ctx.admission = result
