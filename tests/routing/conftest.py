@@ -13,6 +13,7 @@ from channels.testing import ApplicationCommunicator
 from django.db import connections
 
 from apps.audit.writebehind import audit_events
+from apps.costs.ledger import ledger
 from apps.providers.models import ModelDeployment, Provider
 from apps.routing.snapshot import holder
 from apps.routing.writebehind import request_logs
@@ -141,6 +142,7 @@ def gateway(transactional_db, settings) -> Gateway:
     # database is gone.
     request_logs._take()
     audit_events._take()
+    ledger._take()
     holder.invalidate()
     # The snapshot and log writer ran ORM calls in asgiref's worker thread; close that
     # thread's connection so the test database can be dropped at the end of the session.
