@@ -305,3 +305,77 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.cost_usd}"
+
+
+class UsageRollup(models.Model):
+    """The ledger summed per hour or per day and per tenant, project, key, model, provider
+    and route (the spend pages and `GET /api/v1/usage` read these, not the ledger). Rebuilt
+    idempotently: a bucket's rows are replaced as a whole."""
+
+    class Grain(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+
+    grain = models.CharField(max_length=8, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+    tenant_id = models.UUIDField(null=True, blank=True)
+    project_id = models.UUIDField(null=True, blank=True)
+    api_key_id = models.UUIDField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    provider_id = models.UUIDField(null=True, blank=True)
+    route = models.CharField(max_length=200, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    cached_requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cached_input_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal(0))
+    # What the same requests would have cost on the tenant's baseline model, and what a
+    # cache hit saved (the cost of the answer it replayed).
+    baseline_cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal(0))
+    cache_savings_usd = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal(0))
+
+    class Meta:
+        ordering = ["-bucket_start"]
+        indexes = [
+            models.Index(fields=["grain", "bucket_start"], name="rollup_grain_time"),
+            models.Index(fields=["grain", "tenant_id", "bucket_start"], name="rollup_tenant_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} {self.cost_usd}"
+
+
+class PriceVersion(models.Model):
+    """A deployment's prices from `effective_from` on: the pricing catalog's history. The
+    price in force at a moment is the latest version that started at or before it."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Set by an admin"
+        CATALOG = "catalog", "Price catalog refresh"
+        CONFIG = "config", "Configuration file"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(
+        "providers.ModelDeployment", on_delete=models.CASCADE, related_name="price_versions"
+    )
+    effective_from = models.DateTimeField(default=timezone.now)
+    input_price = models.DecimalField(max_digits=14, decimal_places=6)
+    output_price = models.DecimalField(max_digits=14, decimal_places=6)
+    cached_input_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cache_write_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    reasoning_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["deployment", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "effective_from"], name="priceversion_unique_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} from {self.effective_from:%Y-%m-%d}"

@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -73,6 +74,18 @@ class Tenant(models.Model):
         blank=True,
         validators=[validate_time_zone],
         help_text="IANA time zone its budget periods follow (empty: UTC).",
+    )
+    # Savings: what each request would have cost on this model (the one the tenant used
+    # before ATP), and the share of the savings that is ATP's fee (gain share).
+    baseline_model = models.CharField(
+        max_length=200, blank=True, help_text="Public model name savings are measured against."
+    )
+    gain_share_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Share of the realized savings reported as the gain-share fee.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -153,6 +153,14 @@ TENANT_SCOPES: dict[str, TenantScope] = {
     # A tenant's members see its requests (the request log, the overview's request stream
     # and spend); the log's metadata only: bodies stay with audit.storedexchange's view_body.
     "routing.requestlog": TenantScope("tenant_id", {"view": VIEW_TENANT}),
+    # Limits, budgets, alerts, notifiers and spend: a tenant's members see its own; only
+    # holders of the global costs permissions (the cost-admin role) change them.
+    "costs.ratelimit": TenantScope("tenant_id", {"view": VIEW_TENANT}),
+    "costs.budget": TenantScope("tenant_id", {"view": VIEW_TENANT}),
+    "costs.budgetalert": TenantScope("tenant_id", {"view": VIEW_TENANT}),
+    "costs.notifier": TenantScope("tenant_id", {"view": VIEW_TENANT}),
+    "costs.usagerecord": TenantScope("tenant_id", {"view": VIEW_TENANT}),
+    "costs.usagerollup": TenantScope("tenant_id", {"view": VIEW_TENANT}),
 }
 
 

@@ -51,6 +51,8 @@ TENANT_FIELDS = frozenset(
         "carbon_aware",
         "plan",
         "time_zone",
+        "baseline_model",
+        "gain_share_percent",
     }
 )
 
