@@ -310,12 +310,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "atp@localhost")
 
 # Rate limits and budgets (apps.costs.admission). A reservation (concurrency slot, budget
 # hold) of a request that was never settled, because its process died, expires after
-# RESERVATION_SECONDS. Settlements are sent in batches of at most SETTLE_BATCH. When Redis
-# cannot be reached: "open" admits with this process's own counters (a local
-# approximation), "closed" refuses with 503. The reservation assumes DEFAULT_MAX_OUTPUT
+# RESERVATION_SECONDS. Settlements are sent every SETTLE_SECONDS in batches of at most
+# SETTLE_BATCH. When Redis cannot be reached: "open" admits with this process's own
+# counters (a local approximation), "closed" refuses with 503. The reservation assumes DEFAULT_MAX_OUTPUT
 # output tokens for a request that sets no max_tokens.
 ATP_LIMITS_RESERVATION_SECONDS = env_float("ATP_LIMITS_RESERVATION_SECONDS", 900.0, minimum=1.0)
 ATP_LIMITS_SETTLE_BATCH = env_int("ATP_LIMITS_SETTLE_BATCH", 256, minimum=1)
+ATP_LIMITS_SETTLE_SECONDS = env_float("ATP_LIMITS_SETTLE_SECONDS", 0.02, minimum=0.0)
 ATP_RATE_LIMITS_ON_REDIS_ERROR = env_str("ATP_RATE_LIMITS_ON_REDIS_ERROR", "open")
 ATP_BUDGETS_ON_REDIS_ERROR = env_str("ATP_BUDGETS_ON_REDIS_ERROR", "open")
 for _name in ("ATP_RATE_LIMITS_ON_REDIS_ERROR", "ATP_BUDGETS_ON_REDIS_ERROR"):

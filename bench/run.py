@@ -90,7 +90,7 @@ SCENARIOS = [
 ]
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
 
-TARGET_NAMES = ["upstream", "atp", "portkey", "litellm", "atp-routed"]
+TARGET_NAMES = ["upstream", "atp", "portkey", "litellm", "atp-routed", "atp-redis", "atp-limits"]
 # Run when --targets is not given; atp-routed (every request through the routing engine)
 # is asked for explicitly.
 DEFAULT_TARGETS = ["upstream", "atp", "portkey", "litellm"]
@@ -467,11 +467,22 @@ class AtpTarget(Target):
     # The source tree served; bench/pairs.py points it at a checkout of another commit.
     root: Path = ROOT
 
+    # Extra environment of the served process and its setup (atp-redis, atp-limits).
+    def extra_env(self) -> dict[str, str | None]:
+        return {}
+
+    # Python run with `manage.py shell -c` after the configuration is applied.
+    after_apply = ""
+
     def start(self) -> Endpoint:
         python = atp_python(self.root)
         data_dir = Path(tempfile.mkdtemp(prefix="atp-bench-", dir=self.work))
-        env = {"ATP_DATA_DIR": str(data_dir), "ATP_LOG_LEVEL": "WARNING"}
-        full_env = {**os.environ, **env}
+        env: dict[str, str | None] = {
+            "ATP_DATA_DIR": str(data_dir),
+            "ATP_LOG_LEVEL": "WARNING",
+            **self.extra_env(),
+        }
+        full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
         run = lambda cmd: subprocess.run(  # noqa: E731
             cmd, cwd=self.root, env=full_env, check=True, timeout=300, capture_output=True
         )
@@ -490,6 +501,9 @@ class AtpTarget(Target):
             full_env["BENCH_ATP_KEY"] = ATP_KEY
             full_env["BENCH_UPSTREAM_API_KEY"] = UPSTREAM_KEY
             run([str(python), "manage.py", "atp_apply", str(config)])
+            if self.after_apply:
+                log(f"{self.name}: manage.py shell (limits and budgets)")
+                run([str(python), "manage.py", "shell", "-c", self.after_apply])
         else:
             log("atp: configuring through the services (bench/atp_setup.py)")
             run(
@@ -661,10 +675,52 @@ class AtpRoutedTarget(AtpTarget):
     config = "atp-routed.yaml"
 
 
+class AtpRedisTarget(AtpTarget):
+    """ATP as in production: Redis configured (BENCH_REDIS_URL, default the local one, under
+    its own key prefix), and no limits or budgets."""
+
+    name = "atp-redis"
+
+    def extra_env(self) -> dict[str, str | None]:
+        return {
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "ATP_REDIS_PREFIX": f"atp-bench-{os.getpid()}-{self.name}",
+            # Jobs stay in process: no Celery worker is part of the measurement.
+            "ATP_CELERY_EAGER": "true",
+        }
+
+
+class AtpLimitsTarget(AtpRedisTarget):
+    """atp-redis with every request going through a key with rate limits (requests,
+    tokens, concurrency), a tenant budget and a project budget: one admission round trip
+    to Redis per request and settlements batched behind the responses. The limits are set
+    high enough never to refuse, so only their cost is measured."""
+
+    name = "atp-limits"
+    after_apply = """
+from decimal import Decimal
+from apps.costs import services as costs
+from apps.tenants import services as tenants
+from apps.tenants.models import ApiKey, Tenant
+tenant = Tenant.objects.get(slug="bench")
+key = ApiKey.objects.get(tenant=tenant, name="bench")
+project = tenants.project_create(tenant=tenant, slug="bench-project")
+tenants.api_key_update(api_key=key, project=project)
+costs.rate_limit_create(scope="key", api_key=key, requests_per_minute=100_000_000,
+    tokens_per_minute=10**12, max_concurrent=100_000)
+costs.budget_create(scope="tenant", tenant=tenant, name="tenant-monthly", period="monthly",
+    limit_usd=Decimal("1000000"))
+costs.budget_create(scope="project", project=project, name="project-daily", period="daily",
+    limit_usd=Decimal("1000000"))
+"""
+
+
 TARGET_CLASSES: dict[str, type[Target]] = {
     "upstream": DirectTarget,
     "atp": AtpTarget,
     "atp-routed": AtpRoutedTarget,
+    "atp-redis": AtpRedisTarget,
+    "atp-limits": AtpLimitsTarget,
     "portkey": PortkeyTarget,
     "litellm": LitellmTarget,
 }

@@ -357,8 +357,8 @@ def _after_settle(admission: Admission, ops: list[SettleOp], results: list[int])
 
 
 class Flusher:
-    """Sends queued settlements in batches: at most `ATP_LIMITS_SETTLE_BATCH` per call,
-    as soon as the event loop is free (a burst of answers shares one round trip)."""
+    """Sends queued settlements in batches: every `ATP_LIMITS_SETTLE_SECONDS` at most
+    `ATP_LIMITS_SETTLE_BATCH` per call, so many answers share one round trip."""
 
     def __init__(self) -> None:
         self.pending: list[tuple[Admission, list[SettleOp]]] = []
@@ -375,7 +375,8 @@ class Flusher:
 
     async def run(self) -> None:
         while self.pending:
-            await asyncio.sleep(0)
+            # Let the answers of the next few milliseconds join this batch.
+            await asyncio.sleep(settings.ATP_LIMITS_SETTLE_SECONDS)
             limit = settings.ATP_LIMITS_SETTLE_BATCH
             batch, self.pending = self.pending[:limit], self.pending[limit:]
             await self._send(batch)

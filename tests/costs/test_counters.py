@@ -115,10 +115,19 @@ async def test_a_budget_that_only_alerts_never_refuses_but_counts(counters):
 async def test_many_concurrent_admissions_never_overspend(counters):
     key = k("budget")
     item = Item(BUDGET, key, 10_000, 300, 86_400_000, 0)
-    verdicts = await asyncio.gather(
-        *(counters.admit(f"r{i}", [item], 60_000) for i in range(100))
-    )
+    verdicts = await asyncio.gather(*(counters.admit(f"r{i}", [item], 60_000) for i in range(100)))
     admitted = [i for i, v in enumerate(verdicts) if v.allowed]
     assert len(admitted) == 33  # 33 x 300 = 9,900; one more would pass 10,000
     results = await counters.settle([SettleOp(BUDGET, key, f"r{i}", 300) for i in admitted])
     assert results[-1] == 9_900
+
+
+async def test_large_amounts_stay_exact(counters):
+    key = k("budget")
+    limit = 5_000_000_000_000_123  # $50 million and a fraction, in 1e-8 USD units
+    item = Item(BUDGET, key, limit, 4_999_999_999_999_999, 0, 123)
+    verdict = await counters.admit("a", [item], 60_000)
+    assert verdict.allowed and verdict.used == [123]
+    assert await counters.settle([SettleOp(BUDGET, key, "a", 4_999_999_999_999_999)]) == [
+        5_000_000_000_000_122
+    ]
