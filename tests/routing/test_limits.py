@@ -298,3 +298,31 @@ async def test_project_keys_are_in_the_project_scope_only(gateway):
     assert (await chat(other)).status == 200
     assert (await chat(other)).status == 429
     assert (await chat(gateway.key)).status == 200  # not in the project
+
+
+async def test_the_websocket_endpoint_applies_the_same_limits(gateway):
+    import orjson
+    from channels.testing import WebsocketCommunicator
+
+    from atp_site.asgi import application
+
+    await limit(scope=Scope.KEY, api_key=gateway.api_key, requests_per_minute=1)
+    comm = WebsocketCommunicator(
+        application, "/v1/realtime", headers=[(b"authorization", f"Bearer {gateway.key}".encode())]
+    )
+    connected, _ = await comm.connect()
+    assert connected
+    assert orjson.loads(await comm.receive_from(timeout=10))["type"] == "ready"
+    outcomes = {}
+    for cid in ("one", "two"):
+        request = {"type": "request", "id": cid, "body": CHAT}
+        await comm.send_to(text_data=orjson.dumps(request).decode())
+        while True:
+            message = orjson.loads(await comm.receive_from(timeout=10))
+            if message["type"] in ("done", "error"):
+                outcomes[cid] = message
+                break
+    assert outcomes["one"]["type"] == "done"
+    refused = outcomes["two"]
+    assert refused["type"] == "error" and refused["error"]["code"] == "rate_limit_exceeded"
+    await comm.disconnect()
