@@ -675,15 +675,50 @@ class AtpRoutedTarget(AtpTarget):
     config = "atp-routed.yaml"
 
 
+_private_redis: str | None = None
+
+
+def private_redis() -> str:
+    """A redis-server of the benchmark's own, on the load CPU beside the upstream and wrk,
+    started once per run: the shared one on this machine serves other work, and Redis on
+    the gateway's CPU would bill its time to the gateway."""
+    global _private_redis
+    if _private_redis is None:
+        port = free_port()
+        proc = PROCS.spawn(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cpu=LOAD_CPU,
+        )
+        wait_until(
+            lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None,
+            15,
+            "redis",
+            proc,
+        )
+        _private_redis = f"redis://127.0.0.1:{port}/0"
+    return _private_redis
+
+
 class AtpRedisTarget(AtpTarget):
-    """ATP as in production: Redis configured (BENCH_REDIS_URL, default the local one, under
-    its own key prefix), and no limits or budgets."""
+    """ATP as in production: Redis configured (BENCH_REDIS_URL, else a private redis-server
+    on the load CPU), and no limits or budgets."""
 
     name = "atp-redis"
 
     def extra_env(self) -> dict[str, str | None]:
         return {
-            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL") or private_redis(),
             "ATP_REDIS_PREFIX": f"atp-bench-{os.getpid()}-{self.name}",
             # Jobs stay in process: no Celery worker is part of the measurement.
             "ATP_CELERY_EAGER": "true",

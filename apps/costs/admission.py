@@ -93,14 +93,21 @@ def get_counters() -> Counters:
 
 def set_counters(counters: Counters | None) -> None:
     """Replace the process's counters (tests; None rebuilds them from settings)."""
-    global _counters, _local
+    global _counters, _local, _key_prefix
     _counters = counters
     _local = MemoryCounters()
+    _key_prefix = None
+
+
+_key_prefix: str | None = None
 
 
 def _prefix() -> str:
-    prefix = settings.CACHES.get("default", {}).get("KEY_PREFIX") or "atp"
-    return f"{prefix}:lim:"
+    global _key_prefix
+    if _key_prefix is None:
+        prefix = settings.CACHES.get("default", {}).get("KEY_PREFIX") or "atp"
+        _key_prefix = f"{prefix}:lim:"
+    return _key_prefix
 
 
 def budget_key(rule: L.BudgetRule, start: float) -> str:
@@ -190,7 +197,9 @@ def _headers(items: list[Item], meta: list, verdict: Verdict, admitted: bool) ->
     for kind, suffix in ((L.REQUESTS, b"requests"), (L.TOKENS, b"tokens")):
         best = None
         for i, (what, rule, _) in enumerate(meta):
-            if what != "rule" or rule.kind != kind:
+            if what != "rule":
+                break  # rules come first, budgets after
+            if rule.kind != kind:
                 continue
             used = verdict.used[i] + (items[i].amount if admitted else 0)
             remaining = max(0, rule.limit - used)

@@ -19,6 +19,7 @@ reservation released and its actual cost added. Two implementations: `RedisCount
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +57,11 @@ class SettleOp:
 
 # Both scripts take their whole input as one JSON argument and answer one JSON string:
 # encoding a handful of arguments and decoding the reply are most of what a round trip
-# costs the client, and orjson does each in one C call.
+# costs the client, and orjson does each in one C call. The admission script takes the
+# admissions of several requests (those that arrived in the same event-loop turn) and
+# decides each on its own, in order: every request is still all-or-nothing.
 ADMIT_LUA = """
-local a = cjson.decode(ARGV[1])
-local now, rid, hold, items = a[1], a[2], a[3], a[4]
+local function admit(now, rid, hold, items)
 local n = #items
 local used, reset = {}, {}
 local refused = 0
@@ -117,7 +119,16 @@ if refused == 0 then
     end
   end
 end
-return cjson.encode({refused, used, reset})
+return {refused, used, reset}
+end
+
+local a = cjson.decode(ARGV[1])
+local now, out = a[1], {}
+for q = 2, #a do
+  local req = a[q]
+  out[q - 1] = admit(now, req[1], req[2], req[3])
+end
+return cjson.encode(out)
 """
 
 SETTLE_LUA = """
@@ -278,43 +289,69 @@ class MemoryCounters(Counters):
 
 
 class RedisCounters(Counters):
-    """Counters every gateway process shares, changed only by the two Lua scripts."""
+    """Counters every gateway process shares, changed only by the two Lua scripts, sent
+    over a pipelined connection per event loop (apps.costs.resp)."""
 
     shared = True
 
-    def __init__(self) -> None:
-        self._scripts: dict[int, tuple[Any, Any]] = {}
+    def __init__(self, url: str | None = None) -> None:
+        from django.conf import settings
 
-    def _pair(self) -> tuple[Any, Any]:
-        from apps.routing.resilience.breaker import async_client
+        from apps.costs.resp import Script, ScriptClient
 
-        client = async_client()
-        pair = self._scripts.get(id(client))
-        if pair is None or pair[0] is None:
-            pair = self._scripts[id(client)] = (
-                client.register_script(ADMIT_LUA),
-                client.register_script(SETTLE_LUA),
-            )
-        return pair
+        self.client = ScriptClient(url or settings.REDIS_URL)
+        # Admissions waiting for the end of this event-loop turn, per loop.
+        self._pending: dict[asyncio.AbstractEventLoop, list] = {}
+        self.admit_script = Script(ADMIT_LUA)
+        self.settle_script = Script(SETTLE_LUA)
 
     async def admit(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
-        packed = [
-            now_ms(),
-            request_id,
-            hold_ms,
-            [[i.code, i.key, i.limit, i.amount, i.ttl_ms, i.seed] for i in items],
-        ]
-        raw = await self._pair()[0](args=[orjson.dumps(packed)])
-        refused, used, reset = orjson.loads(raw)
-        # Counts come back as decimal strings (exact past cjson's 14 digits); cjson writes
-        # an empty table as {}.
-        used = [int(v) for v in used] if used else []
-        reset = [int(v) for v in reset] if reset else []
-        return Verdict(refused == 0, refused - 1, used, reset)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._send_admissions, loop)
+        pending.append(
+            (
+                future,
+                [
+                    request_id,
+                    hold_ms,
+                    [[i.code, i.key, i.limit, i.amount, i.ttl_ms, i.seed] for i in items],
+                ],
+            )
+        )
+        return await future
+
+    def _send_admissions(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        if batch:
+            loop.create_task(self._run_admissions(batch))
+
+    async def _run_admissions(self, batch: list) -> None:
+        try:
+            raw = await self.client.run(
+                self.admit_script, orjson.dumps([now_ms(), *(req for _, req in batch)])
+            )
+            results = orjson.loads(raw)
+        except Exception as exc:
+            for future, _ in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (future, _), (refused, used, reset) in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            # Counts come back as decimal strings (exact past cjson's 14 digits); cjson
+            # writes an empty table as {}.
+            used = [int(v) for v in used] if used else []
+            reset = [int(v) for v in reset] if reset else []
+            future.set_result(Verdict(refused == 0, refused - 1, used, reset))
 
     async def settle(self, ops: list[SettleOp]) -> list[int]:
         packed = [[op.code, op.key, op.request_id, op.delta] for op in ops]
-        raw = await self._pair()[1](args=[orjson.dumps(packed)])
+        raw = await self.client.run(self.settle_script, orjson.dumps(packed))
         return [int(v) for v in orjson.loads(raw) or ()]
 
     def spend(self, key: str) -> tuple[int, int] | None:

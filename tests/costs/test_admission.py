@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -16,12 +18,13 @@ from apps.costs.pricing import Prices
 
 
 def _rule(kind: str, limit: int, level: str = "key") -> L.Rule:
-    return L.Rule(kind, f"{kind}:test:{level}", limit, level, f"{level} 'x'")
+    # Unique counters: with REDIS_URL set they live in the shared Redis.
+    return L.Rule(kind, f"{kind}:test-{uuid.uuid4().hex}:{level}", limit, level, f"{level} 'x'")
 
 
 def _budget(limit_usd: str, action: str = "block", period: str = "daily") -> L.BudgetRule:
     return L.BudgetRule(
-        id="b1",
+        id=uuid.uuid4().hex,
         name="b",
         level="tenant",
         label="tenant 'x'",
@@ -90,15 +93,17 @@ async def test_the_tightest_rule_fills_the_headers_and_refusal_names_it():
 
 async def test_a_spent_budget_blocks_downgrades_or_lets_through():
     ask = admission.Ask(tokens=10, cost_units=L.usd_to_units(Decimal("0.6")))
-    blocking = L.KeyLimits(budgets=(_budget("1"),))
+    spent = _budget("1")
+    blocking = L.KeyLimits(budgets=(spent,))
     await admission.admit(blocking, "a", ask)
     with pytest.raises(admission.BudgetExceeded) as caught:
         await admission.admit(blocking, "b", ask)
     assert (b"x-should-retry", b"false") in caught.value.headers
     assert caught.value.retry_after > 0
-    down = await admission.admit(L.KeyLimits(budgets=(_budget("1", "downgrade"),)), "c", ask)
+    downgrading = L.KeyLimits(budgets=(dataclasses.replace(spent, action="downgrade"),))
+    down = await admission.admit(downgrading, "c", ask)
     assert isinstance(down, admission.Downgrade) and down.model == "cheap"
-    alerting = L.KeyLimits(budgets=(_budget("1", "alert"),))
+    alerting = L.KeyLimits(budgets=(dataclasses.replace(spent, action="alert"),))
     assert isinstance(await admission.admit(alerting, "d", ask), admission.Admission)
 
 
