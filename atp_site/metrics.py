@@ -64,6 +64,7 @@ class GatewayCollector:
         yield from _breakers()
         yield from _cache()
         yield from _records()
+        yield from _limits()
 
 
 def _deployment_names() -> dict[str, tuple[str, str]]:
@@ -195,6 +196,42 @@ def _records() -> Iterator[Metric]:
         "atp_writebehind_refusing",
         "1 while new /v1 requests are refused because records could not be kept.",
         value=1.0 if state.refusing else 0.0,
+    )
+
+
+def _limits() -> Iterator[Metric]:
+    """Rate limits, budgets and overload control (apps.costs)."""
+    from apps.costs import admission
+    from apps.costs.overload import gate
+
+    stats = admission.stats
+    refused = CounterMetricFamily(
+        "atp_limit_rejections",
+        "Requests refused by a rate limit or budget (limit: requests, tokens, concurrent, "
+        "cost or budget; level: key, project, tenant or plan).",
+        labels=["limit", "level"],
+    )
+    for labels, value in list(stats.refused.items()):
+        refused.add_metric(list(labels), value)
+    yield refused
+    yield CounterMetricFamily(
+        "atp_budget_downgrades",
+        "Requests moved to a cheaper model by a spent budget.",
+        value=stats.downgraded,
+    )
+    yield CounterMetricFamily(
+        "atp_limits_redis_errors",
+        "Admissions that could not reach Redis (then failed open or closed per setting).",
+        value=stats.redis_errors,
+    )
+    yield CounterMetricFamily(
+        "atp_limits_settle_errors", "Settlements given up after retries.", value=stats.settle_errors
+    )
+    yield CounterMetricFamily(
+        "atp_overload_shed", "Requests refused by overload control.", value=gate.shed
+    )
+    yield GaugeMetricFamily(
+        "atp_in_flight", "/v1 requests this process holds now.", value=gate.in_flight
     )
 
 

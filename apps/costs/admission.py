@@ -19,6 +19,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -277,8 +278,11 @@ async def admit(
     headers = _headers(items, meta, verdict, verdict.allowed)
     if not verdict.allowed:
         refusal = _refusal(items, meta, verdict, headers, now)
+        what, rule, _ = meta[verdict.refused]
         if isinstance(refusal, Downgrade):
+            stats.downgraded += 1
             return refusal
+        stats.refused[("budget" if what == "budget" else rule.kind, rule.level)] += 1
         raise refusal
     admission = Admission(request_id, counters, headers=headers)
     for item, (what, rule, start) in zip(items, meta, strict=True):
@@ -314,10 +318,13 @@ def _on_redis_error(key_limits: L.KeyLimits, exc: Exception) -> Counters:
 
 @dataclass(slots=True)
 class Stats:
-    admitted: int = 0
+    """This process's figures for /metrics (labels bounded: kinds and levels only)."""
+
     settled: int = 0
     redis_errors: int = 0
     settle_errors: int = 0
+    refused: Counter = field(default_factory=Counter)  # (limit kind or "budget", level)
+    downgraded: int = 0
 
 
 stats = Stats()

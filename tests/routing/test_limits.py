@@ -326,3 +326,18 @@ async def test_the_websocket_endpoint_applies_the_same_limits(gateway):
     refused = outcomes["two"]
     assert refused["type"] == "error" and refused["error"]["code"] == "rate_limit_exceeded"
     await comm.disconnect()
+
+
+async def test_metrics_count_limit_rejections_by_kind_and_level(gateway, settings):
+    from django.test import Client
+
+    settings.ATP_METRICS_TOKEN = ""
+    before = admission.stats.refused[("requests", "tenant")]
+    await limit(scope=Scope.TENANT, tenant=gateway.tenant, requests_per_minute=1)
+    await chat(gateway.key)
+    assert (await chat(gateway.key)).status == 429
+    assert admission.stats.refused[("requests", "tenant")] == before + 1
+    page = await sync_to_async(Client().get)("/metrics")
+    text = page.content.decode()
+    assert 'atp_limit_rejections_total{level="tenant",limit="requests"}' in text
+    assert "atp_in_flight" in text and "atp_overload_shed_total" in text
