@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 import orjson
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
+from apps.costs import admission
 from apps.costs.overload import gate
 from apps.routing.pipeline import anthropic_api, native_api, openai_api
 from apps.routing.pipeline.context import RequestContext, request_id_from
@@ -163,9 +165,13 @@ class V1Consumer(AsyncHttpConsumer):
 
     @staticmethod
     def _leave(ctx: RequestContext) -> None:
+        """The request is finished: give back its overload slot, and release its limits
+        and budget reservations if nothing settled them (a path that failed unexpectedly)."""
         if ctx.in_flight:
             ctx.in_flight = False
             gate.leave()
+        if ctx.admission is not None and not ctx.admission.settled:
+            admission.settle(ctx.admission, tokens_used=0, cost=Decimal(0))
 
     async def _pump(self, result: StreamResult) -> None:
         """Send the stream's frames, coalescing those that are ready at the same moment.

@@ -44,11 +44,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from apps.costs import admission
 from apps.costs.overload import gate
 from apps.routing.pipeline import openai_api
 from apps.routing.pipeline.auth import authenticate
@@ -355,6 +357,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if ctx.in_flight:
                 ctx.in_flight = False
                 gate.leave()
+            if ctx.admission is not None and not ctx.admission.settled:
+                admission.settle(ctx.admission, tokens_used=0, cost=Decimal(0))
 
     async def _done(self, cid: str, ctx: RequestContext, usage_chunk: dict | None) -> None:
         dep = ctx.deployment

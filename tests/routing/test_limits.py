@@ -341,3 +341,31 @@ async def test_metrics_count_limit_rejections_by_kind_and_level(gateway, setting
     text = page.content.decode()
     assert 'atp_limit_rejections_total{level="tenant",limit="requests"}' in text
     assert "atp_in_flight" in text and "atp_overload_shed_total" in text
+
+
+async def test_failed_requests_release_their_slots_and_reservations(gateway, settings):
+    settings.ATP_RETRY_MAX_ATTEMPTS = 1
+    settings.ATP_BREAKER_ENABLED = False
+    from apps.providers.models import Provider
+
+    broken = await Provider.objects.acreate(
+        name="broken", kind="simulator", options={"failure_rate": 1}
+    )
+    await ModelDeployment.objects.acreate(
+        provider=broken,
+        public_name="sim-broken",
+        upstream_model="sim-broken",
+        input_price=Decimal("1"),
+        output_price=Decimal("2"),
+        capabilities=["chat"],
+    )
+    await limit(scope=Scope.KEY, api_key=gateway.api_key, max_concurrent=1)
+    await budget(
+        scope=Scope.KEY, api_key=gateway.api_key, name="tight", limit_usd=Decimal("0.0001")
+    )
+    for _ in range(3):
+        failed = await chat(gateway.key, {**CHAT, "model": "sim-broken"})
+        assert failed.status >= 500
+        await settled()
+    # Neither the slot nor the reservation of a failed request is kept.
+    assert (await chat(gateway.key)).status == 200
