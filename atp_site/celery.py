@@ -70,4 +70,24 @@ app.conf.beat_schedule = {
         "task": "routing.persist_learning",
         "schedule": 300.0,
     },
+    # Every 5 minutes: roll the usage ledger up into hourly and daily buckets (what the
+    # spend pages and GET /api/v1/usage read); late ledger rows re-roll their hours.
+    "costs-rollup-usage": {
+        "task": "costs.rollup_usage",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    # Every 15 minutes, from the rollups: alert on tenants whose spend this hour is far
+    # above the same hour on past days (apps.costs.anomalies); once per tenant and hour.
+    "costs-detect-anomalies": {
+        "task": "costs.detect_anomalies",
+        "schedule": 900.0,
+        "options": {"expires": 850},
+    },
+    # Daily at 04:23 UTC: read the price catalog (ATP_PRICE_CATALOG), record changed prices,
+    # flag large changes, put due price versions in force and warn of stale prices.
+    "costs-refresh-prices": {
+        "task": "costs.refresh_prices",
+        "schedule": crontab(hour=4, minute=23),
+    },
 }

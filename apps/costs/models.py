@@ -379,3 +379,49 @@ class PriceVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.deployment_id} from {self.effective_from:%Y-%m-%d}"
+
+
+class RollupCursor(models.Model):
+    """How far the rollups have read the ledger: the highest UsageRecord id already rolled
+    up. Rows above it are new (or late) and their hours are rolled up again next run."""
+
+    name = models.CharField(max_length=32, unique=True)
+    last_record_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_record_id}"
+
+
+class SpendAnomaly(models.Model):
+    """A tenant's spend in one hour far above its usual spend at that hour
+    (apps.costs.anomalies). The unique constraint makes each alert, and its notifications,
+    happen once per tenant per hour."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    hour_start = models.DateTimeField()
+    spent_usd = models.DecimalField(max_digits=18, decimal_places=8)
+    median_usd = models.DecimalField(
+        max_digits=18, decimal_places=8, help_text="Median spend of the same hour on past days."
+    )
+    score = models.FloatField(help_text="Robust z-score of the hour's spend.")
+    threshold = models.FloatField()
+    history_days = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notify_attempts = models.PositiveIntegerField(default=0)
+    # Notifier ids this anomaly reached: a retry sends only to the others.
+    delivered_to = models.JSONField(default=list, blank=True)
+    notify_error = models.TextField(blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-hour_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "hour_start"], name="spendanomaly_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.hour_start:%Y-%m-%d %H:00} {self.spent_usd}"

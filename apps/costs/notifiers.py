@@ -40,6 +40,22 @@ def alert_payload(alert) -> dict[str, Any]:
     }
 
 
+def anomaly_payload(anomaly) -> dict[str, Any]:
+    """A spend anomaly (apps.costs.anomalies) as a webhook body."""
+    return {
+        "type": "budget.spend_anomaly",
+        "anomaly_id": str(anomaly.pk),
+        "tenant": anomaly.tenant.slug,
+        "hour_start": anomaly.hour_start.isoformat(),
+        "spent_usd": str(anomaly.spent_usd),
+        "median_usd": str(anomaly.median_usd),
+        "score": round(anomaly.score, 2),
+        "threshold": anomaly.threshold,
+        "history_days": anomaly.history_days,
+        "created_at": anomaly.created_at.isoformat(),
+    }
+
+
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},sha256={mac.hexdigest()}"
