@@ -336,6 +336,19 @@ ATP_HEALTH_TIMEOUT_SECONDS = env_float("ATP_HEALTH_TIMEOUT_SECONDS", 10.0, minim
 ATP_HEALTH_DEGRADED_MS = env_int("ATP_HEALTH_DEGRADED_MS", 3000, minimum=1)
 ATP_HEALTH_HISTORY = env_int("ATP_HEALTH_HISTORY", 100, minimum=1)
 
+# The pricing catalog (apps.costs.catalog, docs/pricing-catalog.md). The daily refresh reads
+# published prices from ATP_PRICE_CATALOG: a JSON file's path or an http(s) URL (the only
+# network fetch, made only when set); empty: the catalog bundled with ATP. A change of any
+# rate by more than ALERT_PERCENT is flagged (audit price.change_flagged) and left for an
+# admin, unless AUTO_APPLY_FLAGGED. A deployment's price not confirmed by the catalog or an
+# admin for STALE_DAYS is warned of (audit price.stale, once per deployment per period).
+ATP_PRICE_CATALOG = env_str("ATP_PRICE_CATALOG", "").strip()
+if "://" in ATP_PRICE_CATALOG and not ATP_PRICE_CATALOG.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("ATP_PRICE_CATALOG must be a file path or an http(s) URL.")
+ATP_PRICE_CHANGE_ALERT_PERCENT = env_float("ATP_PRICE_CHANGE_ALERT_PERCENT", 20.0, minimum=0.0)
+ATP_PRICE_CATALOG_AUTO_APPLY_FLAGGED = env_bool("ATP_PRICE_CATALOG_AUTO_APPLY_FLAGGED", False)
+ATP_PRICE_STALE_DAYS = env_int("ATP_PRICE_STALE_DAYS", 90, minimum=1)
+
 # --- data plane bounds and errors (issue 10) -------------------------------------------
 # Largest non-streamed upstream response body read (bytes, after decompression); a larger
 # one is abandoned and answered with a 502 `upstream_body_too_large`.

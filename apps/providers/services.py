@@ -275,6 +275,14 @@ def _clean_deployment(deployment: ModelDeployment) -> None:
     deployment.full_clean()
 
 
+def _record_prices(deployment: ModelDeployment, before: dict[str, Any] | None) -> None:
+    """Every price change joins the deployment's price history (apps.costs.catalog), in the
+    same transaction; `before` None: the deployment was just created."""
+    from apps.costs.catalog import price_history_record
+
+    price_history_record(deployment=deployment, before=before)
+
+
 @transaction.atomic
 def deployment_create(
     *,
@@ -323,6 +331,7 @@ def deployment_create(
     audit_change(
         event_type="deployment.created", resource_id=deployment.pk, after=snapshot_of(deployment)
     )
+    _record_prices(deployment, None)
     _bump_on_commit()
     return deployment
 
@@ -346,6 +355,7 @@ def deployment_update(*, deployment: ModelDeployment, **fields: Any) -> ModelDep
         before=before,
         after=snapshot_of(deployment),
     )
+    _record_prices(deployment, before)
     _bump_on_commit()
     return deployment
 

@@ -71,6 +71,10 @@ class DeploymentInfo:
     quality: float
     created: int
     listed: bool = True  # False: reachable through routes only
+    # Price versions still to come when the snapshot was built, as (start in epoch seconds,
+    # prices) in order: a request that starts after one is costed at it
+    # (apps.costs.catalog.prices_at); `prices` are those in force at the build.
+    upcoming_prices: tuple[tuple[float, Prices], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +198,9 @@ def build_snapshot(version: int) -> Snapshot:
     deployments = ModelDeployment.objects.select_related("provider").filter(
         enabled=True, provider__enabled=True
     )
+    from apps.costs.catalog import price_book
+
+    book = price_book(now)
     for dep in deployments:
         provider = dep.provider
         api_key = provider_api_key(provider)
@@ -211,6 +218,7 @@ def build_snapshot(version: int) -> Snapshot:
             options=dict(provider.options or {}),
             max_output_tokens=dep.max_output_tokens,
         )
+        in_force, upcoming = book.get(str(dep.id), (None, ()))
         info = DeploymentInfo(
             id=str(dep.id),
             public_name=dep.public_name,
@@ -218,7 +226,8 @@ def build_snapshot(version: int) -> Snapshot:
             provider_id=str(provider.id),
             provider_name=provider.name,
             target=target,
-            prices=Prices(
+            prices=in_force
+            or Prices(
                 input=Decimal(dep.input_price),
                 output=Decimal(dep.output_price),
                 cached_input=_decimal_or_none(dep.cached_input_price),
@@ -232,6 +241,7 @@ def build_snapshot(version: int) -> Snapshot:
             quality=dep.quality_score,
             created=int(dep.created_at.timestamp()),
             listed=dep.listed,
+            upcoming_prices=upcoming,
         )
         snap.deployments.append(info)
         for name in (dep.public_name, *info.aliases):

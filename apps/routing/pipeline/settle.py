@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from apps.audit.bodies import record_exchange
 from apps.audit.writebehind import record_gateway_request
 from apps.costs import admission as limits
+from apps.costs.catalog import prices_at
 from apps.costs.ledger import ledger, ledger_row
 from apps.costs.pricing import USD_QUANTUM, cost_usd
 from apps.providers.adapters.base import Usage
@@ -27,9 +28,10 @@ def usd_number(amount: Decimal) -> float:
 
 
 def cost_of(ctx: RequestContext, usage: Usage | None) -> Decimal:
+    """The cost of `usage` at the deployment's prices in force when the request started."""
     if usage is None or ctx.deployment is None:
         return ZERO
-    return cost_usd(usage, ctx.deployment.prices)
+    return cost_usd(usage, prices_at(ctx.deployment, ctx.created_at))
 
 
 def settle(
