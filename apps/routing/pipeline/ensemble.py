@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from apps.costs.catalog import prices_at
 from apps.costs.pricing import cost_usd
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline import execute
@@ -157,7 +158,7 @@ async def _one(ctx: RequestContext, vote: Vote, body: dict[str, Any]) -> Vote:
     vote.response = result.response
     usage, _ = usage_of(result, body)
     vote.usage = usage
-    vote.cost = cost_usd(usage, vote.dep.prices)
+    vote.cost = cost_usd(usage, prices_at(vote.dep, ctx.created_at))
     vote.text = answer_text(result.response)
     return vote
 
