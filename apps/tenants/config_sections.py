@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from apps.providers.credentials import server_secret_error
 from apps.tenants import selectors, services
 from apps.tenants.keys import hash_key, key_strength_error
-from apps.tenants.models import ApiKey, Project, Tenant
+from apps.tenants.models import ApiKey, Plan, Project, Tenant
 from atp_site.lib import config_file as cf
 
 TENANT_KEYS = {
@@ -22,11 +23,16 @@ TENANT_KEYS = {
     "cost_mode",
     "preferred_regions",
     "carbon_aware",
+    "plan",
+    "time_zone",
+    "baseline_model",
+    "gain_share_percent",
     "projects",
     "api_keys",
 }
 COST_MODES = ("aggressive", "balanced", "quality_first")
-API_KEY_KEYS = {"name", "key", "prefix", "project", "allowed_models", "expires_at"}
+PLANS = tuple(p for p in Plan.values if p)
+API_KEY_KEYS = {"name", "key", "prefix", "project", "allowed_models", "expires_at", "plan"}
 PROJECT_KEYS = {"slug", "name", "description"}
 TENANT_PATHS = {"is_active": "active"}
 
@@ -39,6 +45,7 @@ class ApiKeySpec:
     allowed_models: list[str]
     expires_at: datetime | None
     project: str | None = None  # a project slug of the same tenant
+    plan: str = ""  # "": the tenant's
 
 
 @dataclass
@@ -125,6 +132,7 @@ def _parse_api_key(data: Any, path: str, environ: Mapping[str, str]) -> ApiKeySp
         allowed_models=cf.get(data, "allowed_models", path, cf.string_list, []),
         expires_at=cf.get(data, "expires_at", path, cf.date_time, None),
         project=cf.get(data, "project", path, cf.string, None),
+        plan=cf.get(data, "plan", path, cf.choice(PLANS), ""),
     )
 
 
@@ -145,6 +153,7 @@ def _apply_api_keys(tenant: Tenant, specs: list[ApiKeySpec], run: cf.Run) -> Non
                     "allowed_models": spec.allowed_models,
                     "expires_at": spec.expires_at,
                     "project": project,
+                    "plan": spec.plan,
                 }
                 changed = cf.diff(current, desired)
                 if changed:
@@ -163,6 +172,7 @@ def _apply_api_keys(tenant: Tenant, specs: list[ApiKeySpec], run: cf.Run) -> Non
                 expires_at=spec.expires_at,
                 plaintext=spec.plaintext,
                 project=project,
+                plan=spec.plan,
             )
             # Only a key ATP made up is shown; a dry run's key is discarded with the rollback.
             secret = plaintext if spec.plaintext is None and not run.dry_run else None
@@ -183,6 +193,22 @@ def _export_api_key(k: ApiKey) -> dict[str, Any]:
         out["allowed_models"] = list(k.allowed_models)
     if k.expires_at is not None:
         out["expires_at"] = k.expires_at
+    if k.plan:
+        out["plan"] = k.plan
+    return out
+
+
+def _export_costs(t: Tenant) -> dict[str, Any]:
+    """The plan, time zone and savings settings, those that are set."""
+    out: dict[str, Any] = {}
+    if t.plan:
+        out["plan"] = t.plan
+    if t.time_zone:
+        out["time_zone"] = t.time_zone
+    if t.baseline_model:
+        out["baseline_model"] = t.baseline_model
+    if t.gain_share_percent:
+        out["gain_share_percent"] = cf.number_out(t.gain_share_percent)
     return out
 
 
@@ -219,6 +245,10 @@ class TenantSection(cf.Section):
             "cost_mode": cf.get(data, "cost_mode", path, cf.choice(COST_MODES), "balanced"),
             "preferred_regions": cf.get(data, "preferred_regions", path, cf.string_list, []),
             "carbon_aware": cf.get(data, "carbon_aware", path, cf.boolean, False),
+            "plan": cf.get(data, "plan", path, cf.choice(PLANS), ""),
+            "time_zone": cf.get(data, "time_zone", path, cf.optional_string, ""),
+            "baseline_model": cf.get(data, "baseline_model", path, cf.optional_string, ""),
+            "gain_share_percent": cf.get(data, "gain_share_percent", path, cf.number, Decimal(0)),
         }
         return TenantSpec(path, slug, fields, api_keys, projects)
 
@@ -267,6 +297,7 @@ class TenantSection(cf.Section):
                 "cost_mode": t.cost_mode,
                 "preferred_regions": list(t.preferred_regions or []),
                 "carbon_aware": t.carbon_aware,
+                **_export_costs(t),
                 "projects": projects.get(t.pk, []),
                 "api_keys": [_export_api_key(k) for k in live_keys.get(t.pk, [])],
             }

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from apps.tenants.models import AdminToken, ApiKey, Project, Tenant
 from apps.tenants.roles import GLOBAL_ROLES, TENANT_ROLE_NAMES
+from apps.tenants.services import MAX_ROTATION_GRACE_SECONDS
 from atp_site.lib.api_input import LineField, ModelSerializer
 
 
@@ -21,6 +22,10 @@ class TenantSerializer(ModelSerializer):
             "cost_mode",
             "preferred_regions",
             "carbon_aware",
+            "plan",
+            "time_zone",
+            "baseline_model",
+            "gain_share_percent",
             "created_at",
             "updated_at",
         ]
@@ -75,14 +80,25 @@ class ApiKeySerializer(ModelSerializer):
             "name",
             "prefix",
             "allowed_models",
+            "plan",
             "expires_at",
             "revoked_at",
+            "grace_until",
             "is_revoked",
             "is_expired",
+            "last_used_at",
             "created_at",
             "created_by",
         ]
-        read_only_fields = ["id", "prefix", "revoked_at", "created_at", "created_by"]
+        read_only_fields = [
+            "id",
+            "prefix",
+            "revoked_at",
+            "grace_until",
+            "last_used_at",
+            "created_at",
+            "created_by",
+        ]
         # Name uniqueness among live keys is checked by the service, which names the field.
         validators: list = []
 
@@ -92,6 +108,19 @@ class ApiKeyUpdateSerializer(ApiKeySerializer):
 
     class Meta(ApiKeySerializer.Meta):
         read_only_fields = [*ApiKeySerializer.Meta.read_only_fields, "tenant"]
+
+
+class ApiKeyRotateInputSerializer(serializers.Serializer):
+    """A rotation's optional grace period; an empty body takes the default."""
+
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_ROTATION_GRACE_SECONDS,
+        help_text="How long the old key keeps working beside its replacement, in seconds "
+        "(0: it stops now; omitted: ATP_KEY_ROTATION_GRACE_SECONDS).",
+    )
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

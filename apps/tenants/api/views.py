@@ -25,6 +25,7 @@ from apps.tenants.api.serializers import (
     AdminTokenCreatedSerializer,
     AdminTokenSerializer,
     ApiKeyCreatedSerializer,
+    ApiKeyRotateInputSerializer,
     ApiKeySerializer,
     ApiKeyUpdateSerializer,
     ProjectSerializer,
@@ -296,12 +297,19 @@ class ApiKeyViewSet(ServiceModelViewSet):
         api_key = services.api_key_revoke(api_key=self.get_object())
         return Response(self.get_serializer(api_key).data)
 
-    @extend_schema(request=None, responses={201: ApiKeyCreatedSerializer})
+    @extend_schema(request=ApiKeyRotateInputSerializer, responses={201: ApiKeyCreatedSerializer})
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, pk: str | None = None) -> Response:
+        """Revoke the key and make its replacement (same name and settings), whose plaintext
+        this response alone shows. The old key keeps working for `grace_seconds`."""
+        api_key = self.get_object()
+        serializer = ApiKeyRotateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         with service_errors():
             api_key, plaintext = services.api_key_rotate(
-                api_key=self.get_object(), created_by=request.user
+                api_key=api_key,
+                created_by=request.user,
+                grace_seconds=serializer.validated_data.get("grace_seconds"),
             )
         return self._created(api_key, plaintext)
 
