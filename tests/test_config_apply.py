@@ -439,12 +439,16 @@ def test_each_app_owns_its_sections_applied_in_order():
     found = [(s.key, type(s).__module__) for s in sections()]
     assert found == [
         ("providers", "apps.providers.config_sections"),
+        ("prices", "apps.costs.config_sections.prices"),
         ("tenants", "apps.tenants.config_sections"),
         ("routes", "apps.routing.config_sections"),
         ("retention", "apps.audit.config_sections"),
+        ("limits", "apps.costs.config_sections.limits"),
+        ("budgets", "apps.costs.config_sections.limits"),
+        ("notifiers", "apps.costs.config_sections.limits"),
     ]
     with pytest.raises(ConfigError, match="unknown key") as refused:
-        apply_config({"version": 1, "budgets": []})
+        apply_config({"version": 1, "policies": []})
     assert "retention" in str(refused.value) and "providers" in str(refused.value)
 
 

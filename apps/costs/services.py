@@ -84,12 +84,26 @@ def _unique_message(obj: models.Model) -> str:
     return "This name is already in use."
 
 
+def _check_target_free(obj: RateLimit) -> None:
+    """One rate-limit row per target: a second is a clash (409), named by its target."""
+    target = {
+        Scope.PLAN: {"plan": obj.plan},
+        Scope.TENANT: {"tenant_id": obj.tenant_id},
+        Scope.PROJECT: {"project_id": obj.project_id},
+        Scope.KEY: {"api_key_id": obj.api_key_id},
+    }.get(obj.scope)
+    if target and RateLimit.objects.filter(scope=obj.scope, **target).exclude(pk=obj.pk).exists():
+        raise ValidationError({"scope": ValidationError(_unique_message(obj), code="unique")})
+
+
 def _create(model: type[models.Model], allowed: frozenset, event: str, fields: dict) -> Any:
     unknown = set(fields) - allowed
     if unknown:
         raise TypeError(f"{model.__name__} got unexpected fields: {sorted(unknown)}")
     _fill_tenant(fields)
     obj = model(**fields)
+    if isinstance(obj, RateLimit) and obj.scope in Scope.values:
+        _check_target_free(obj)
     if isinstance(obj, Budget) and not obj.thresholds:
         obj.thresholds = list(Budget.DEFAULT_THRESHOLDS)
     _save(obj, unique_message=_unique_message(obj))
@@ -114,13 +128,15 @@ def _update(obj: models.Model, allowed: frozenset, event: str, fields: dict) -> 
     for name, value in fields.items():
         setattr(obj, name, value)
     _save(obj, unique_message=_unique_message(obj))
+    after = _snapshot(obj)
+    if secret_changed:  # recorded as a change, never with any trace of the secret
+        before, after = {**before, "secret_replaced": False}, {**after, "secret_replaced": True}
     audit_change(
         event_type=event,
         resource_id=obj.pk,
         tenant_id=getattr(obj, "tenant_id", None),
         before=before,
-        after=_snapshot(obj),
-        data={"secret_changed": True} if secret_changed else None,
+        after=after,
     )
     _bump_on_commit()
     return obj

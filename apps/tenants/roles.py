@@ -94,6 +94,11 @@ RECORDS = (
     "routing.banditarm",
     "routing.feedback",
     "providers.healthcheck",
+    "costs.budgetalert",
+    "costs.usagerecord",
+    "costs.usagerollup",
+    "costs.rollupcursor",
+    "costs.spendanomaly",
 )
 NEVER_GRANTED = tuple(
     f"{label.split('.')[0]}.{verb}_{label.split('.')[1]}"

@@ -65,6 +65,9 @@ def test_writes_of_unique_names_document_409_and_nothing_else_does(schema):
             "deployments",
             "routes",
             "retention-policies",
+            "rate-limits",
+            "budgets",
+            "notifiers",
         )
         for method, suffix in (("POST", ""), ("PUT", "{id}/"), ("PATCH", "{id}/"))
     }

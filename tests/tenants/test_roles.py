@@ -208,16 +208,16 @@ def test_a_tenant_role_holds_its_permissions_on_its_tenant_only(role):
 def test_sync_gives_a_new_permission_to_the_roles_whose_patterns_match():
     content_type = ContentType.objects.get_for_model(Tenant)
     Permission.objects.create(content_type=content_type, codename="view_tenant_usage", name="x")
-    costs_type, _ = ContentType.objects.get_or_create(app_label="costs", model="budget")
-    Permission.objects.create(content_type=costs_type, codename="change_budget", name="x")
-    Permission.objects.create(content_type=costs_type, codename="view_budget", name="x")
+    costs_type, _ = ContentType.objects.get_or_create(app_label="costs", model="spendreport")
+    Permission.objects.create(content_type=costs_type, codename="change_spendreport", name="x")
+    Permission.objects.create(content_type=costs_type, codename="view_spendreport", name="x")
     roles.roles_sync()
     held = {name: _names(Group.objects.get(name=name)) for name in roles.ROLE_NAMES}
     assert "tenants.view_tenant_usage" in held[S] and "tenants.view_tenant_usage" in held[R]
-    assert {"costs.change_budget", "costs.view_budget"} <= held[C]
-    assert {"costs.change_budget", "costs.view_budget"} <= held[S]
-    assert "costs.view_budget" in held[R] and "costs.change_budget" not in held[R]
-    assert not {"costs.change_budget", "costs.view_budget"} & (held[P] | held[SEC] | held[A])
+    assert {"costs.change_spendreport", "costs.view_spendreport"} <= held[C]
+    assert {"costs.change_spendreport", "costs.view_spendreport"} <= held[S]
+    assert "costs.view_spendreport" in held[R] and "costs.change_spendreport" not in held[R]
+    assert not {"costs.change_spendreport", "costs.view_spendreport"} & (held[P] | held[SEC] | held[A])
 
 
 def test_sync_restores_what_was_taken_and_removes_what_was_added_and_says_so():
