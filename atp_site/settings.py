@@ -422,6 +422,13 @@ SPECTACULAR_SETTINGS.update(
         # No validator badge: it sends the schema's URL to swagger.io.
         "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
         "REDOC_DIST": "SIDECAR",
+        # Fields of the same name with different choices get a name of their own.
+        "ENUM_NAME_OVERRIDES": {
+            "CostScopeEnum": "apps.costs.models.Scope",
+            "NotifierKindEnum": "apps.costs.models.Notifier.Kind",
+            "ProviderKindEnum": "apps.providers.models.Provider.Kind",
+            "BudgetScopeEnum": [("tenant", "Tenant"), ("project", "Project"), ("key", "API key")],
+        },
     }
 )
 
