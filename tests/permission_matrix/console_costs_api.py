@@ -1,5 +1,5 @@
 """Rows of the costs management API (apps/costs/api/urls.py): rate limits, budgets, budget
-alerts and notifiers. They sit in a console_*.py module so rows.py gathers them; being under
+alerts, notifiers, and usage with its forecast and savings. They sit in a console_*.py module so rows.py gathers them; being under
 /api/, they are called as API clients call.
 
 A tenant's members see its rows (tenants.view_tenant, also held globally by several roles);
@@ -126,5 +126,14 @@ ROWS: list[Row] = [
     row("notifier for all patch",            C + "notifier-detail",       "patch",  "401 403 403 403 403 403 200 403 403 403 200 200", target=obj("api_notifier_all"), data={"enabled": False}),
     row("own notifier delete",               C + "notifier-detail",       "delete", "401 403 403 403 403 403 204 403 403 403 204 204", target=obj("api_notifier_acme")),
     row("notifier for all delete",           C + "notifier-detail",       "delete", "401 403 403 403 403 403 204 403 403 403 204 204", target=obj("api_notifier_all")),
+    # --- usage, forecast and savings (reads; a tenant's members see their own) --------------------------------------------------
+    row("usage",                             C + "usage",                 "get",    "401 403 200 200 200 403 200 200 200 200 200 200"),
+    row("own usage",                         C + "usage",                 "get",    "401 403 200 200 200 403 200 200 200 200 200 200", query={"tenant": "acme", "group_by": "model,day"}),
+    row("other usage",                       C + "usage",                 "get",    "401 403 200 400 400 403 200 200 200 200 200 200", query={"tenant": "globex"}),
+    row("usage csv",                         C + "usage",                 "get",    "401 403 200 200 200 403 200 200 200 200 200 200", query={"format": "csv", "group_by": "tenant"}),
+    row("own forecast",                      C + "usage-forecast",        "get",    "401 403 200 200 200 403 200 200 200 200 200 200", query={"tenant": "acme"}),
+    row("other forecast",                    C + "usage-forecast",        "get",    "401 403 200 400 400 403 200 200 200 200 200 200", query={"tenant": "globex"}),
+    row("own savings",                       C + "usage-savings",         "get",    "401 403 200 200 200 403 200 200 200 200 200 200", query={"tenant": "acme"}),
+    row("other savings",                     C + "usage-savings",         "get",    "401 403 200 400 400 403 200 200 200 200 200 200", query={"tenant": "globex"}),
 ]
 # fmt: on
