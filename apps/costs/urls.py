@@ -1,7 +1,45 @@
-"""Console pages of apps.costs."""
+"""Console URLs of rate limits, budgets, budget alerts and notifiers.
+
+The management API is in api/urls.py."""
 
 from __future__ import annotations
 
+from apps.costs import views
+from atp_site.console.routes import object_urls
+
 app_name = "costs"
 
-urlpatterns: list = []
+urlpatterns = [
+    *object_urls(
+        "rate-limits",
+        "ratelimit",
+        list=views.RateLimitListView,
+        add=views.RateLimitCreateView,
+        detail=views.RateLimitDetailView,
+        edit=views.RateLimitEditView,
+        delete=views.RateLimitDeleteView,
+    ),
+    *object_urls(
+        "budgets",
+        "budget",
+        list=views.BudgetListView,
+        add=views.BudgetCreateView,
+        detail=views.BudgetDetailView,
+        edit=views.BudgetEditView,
+        delete=views.BudgetDeleteView,
+    ),
+    *object_urls(
+        "budget-alerts",
+        "budgetalert",
+        list=views.BudgetAlertListView,
+        detail=views.BudgetAlertDetailView,
+    ),
+    *object_urls(
+        "notifiers",
+        "notifier",
+        list=views.NotifierListView,
+        add=views.NotifierCreateView,
+        edit=views.NotifierEditView,
+        delete=views.NotifierDeleteView,
+    ),
+]

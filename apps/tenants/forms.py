@@ -7,6 +7,7 @@ apps.tenants.roles) decide and write, and their ValidationErrors land next to th
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -14,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.tenants import roles
-from apps.tenants.models import Project, Tenant
+from apps.tenants.models import Plan, Project, Tenant
 from apps.tenants.permissions import DEDICATED, TENANT_PERMISSIONS
 
 # Nothing that could hide in a name: control characters, NUL, lone surrogates.
@@ -93,9 +94,45 @@ class TenantForm(forms.Form):
         label="Store bodies",
         help_text="Keep prompt and response bodies, encrypted at rest, for audit and review.",
     )
+    plan = forms.ChoiceField(
+        choices=Plan.choices,
+        required=False,
+        help_text="Default rate limits and service priority of the tenant's keys.",
+    )
+    time_zone = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Time zone",
+        help_text="IANA name, e.g. Europe/Paris: where its budget periods start. Empty: UTC.",
+    )
+    baseline_model = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Baseline model",
+        help_text="The model the tenant used before ATP; savings are measured against it.",
+    )
+    gain_share_percent = forms.DecimalField(
+        required=False,
+        min_value=Decimal(0),
+        max_value=Decimal(100),
+        max_digits=5,
+        decimal_places=2,
+        label="Gain share (%)",
+        help_text="Share of the realized savings reported as the gain-share fee. Empty: 0.",
+    )
 
     def clean_name(self) -> str:
         return _printable(self.cleaned_data["name"].strip(), "A name")
+
+    def clean_time_zone(self) -> str:
+        return self.cleaned_data["time_zone"].strip()
+
+    def clean_baseline_model(self) -> str:
+        return _printable(self.cleaned_data["baseline_model"].strip(), "A model name")
+
+    def clean_gain_share_percent(self) -> Decimal:
+        value = self.cleaned_data["gain_share_percent"]
+        return Decimal(0) if value is None else value
 
     @classmethod
     def initial_of(cls, tenant: Tenant) -> dict[str, Any]:
@@ -149,6 +186,20 @@ def _project_field(projects: QuerySet[Project], *, with_tenant: bool) -> forms.M
 
 # --- API keys -------------------------------------------------------------------------------
 
+# A key's plan overrides its tenant's; none follows the tenant's.
+KEY_PLAN_CHOICES = [
+    ("", "The tenant's plan"),
+    *((value, label) for value, label in Plan.choices if value),
+]
+
+
+def _key_plan_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        choices=KEY_PLAN_CHOICES,
+        required=False,
+        help_text="Rate limits and service priority of this key; by default its tenant's.",
+    )
+
 
 class ApiKeyCreateForm(forms.Form):
     tenant = forms.ModelChoiceField(
@@ -161,6 +212,7 @@ class ApiKeyCreateForm(forms.Form):
         help_text="Model or route names this key may use, separated by commas. Empty: all.",
     )
     expires_at = ExpiryField(label="Expires")
+    plan = _key_plan_field()
 
     def __init__(
         self,
@@ -197,6 +249,7 @@ class ApiKeyEditForm(forms.Form):
         help_text="Model or route names this key may use, separated by commas. Empty: all.",
     )
     expires_at = ExpiryField(label="Expires")
+    plan = _key_plan_field()
 
     def __init__(self, *args: Any, projects: QuerySet[Project] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -205,6 +258,40 @@ class ApiKeyEditForm(forms.Form):
 
     def clean_name(self) -> str:
         return _printable(self.cleaned_data["name"].strip(), "A name")
+
+
+HOUR = 3600
+GRACE_CHOICES = [
+    (0, "None: the current key stops working at once"),
+    (HOUR, "1 hour"),
+    (24 * HOUR, "24 hours"),
+    (7 * 24 * HOUR, "7 days"),
+]
+
+
+class ApiKeyRotateForm(forms.Form):
+    """How long the rotated key keeps working beside its replacement."""
+
+    grace_seconds = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="Grace period",
+        help_text="The current key keeps working this long beside the new one, so its "
+        "callers can switch without an outage.",
+    )
+
+    def __init__(self, *args: Any, default: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = list(GRACE_CHOICES)
+        if default not in dict(choices):
+            choices.append((default, f"{default:,} seconds"))
+        field = self.fields["grace_seconds"]
+        field.choices = [
+            (seconds, f"{label} (the default)" if seconds == default else label)
+            for seconds, label in choices
+        ]
+        field.initial = default
 
 
 # --- admin tokens ---------------------------------------------------------------------------

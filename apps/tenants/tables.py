@@ -87,6 +87,9 @@ class ApiKeyTable(Table):
         Column("status", accessor=key_status, template="console/cells/status.html"),
         Column("allowed_models", "Models", _models),
         Column("expires_at", "Expires", template="console/cells/datetime.html"),
+        Column("last_used_at", "Last used", template="console/cells/datetime.html"),
+        # A rotated key works until then beside its replacement.
+        Column("grace_until", "Grace until", template="console/cells/datetime.html"),
         Column("created_at", "Created", order_by=None, template="console/cells/datetime.html"),
     )
     default_order = "-created_at"

@@ -13,6 +13,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from django.apps import apps as django_apps
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,6 +32,7 @@ from apps.tenants.forms import (
     AdminTokenCreateForm,
     ApiKeyCreateForm,
     ApiKeyEditForm,
+    ApiKeyRotateForm,
     DedicatedPermissionForm,
     MemberForm,
     MembershipForm,
@@ -155,6 +158,12 @@ class TenantDetailView(PermissionFirst, ObjectDetailView):
             may_manage_members=manages_members,
             show_members=manages_members or user.has_perm("auth.view_user"),
             may_view_users=permissions.may(user, User, "view"),
+            may_view_limits=permissions.may_for_tenant(
+                user, django_apps.get_model("costs", "RateLimit"), "view", tenant.pk
+            ),
+            may_view_budgets=permissions.may_for_tenant(
+                user, django_apps.get_model("costs", "Budget"), "view", tenant.pk
+            ),
         )
         if context["show_members"]:
             context["members"] = roles.tenant_members(tenant)
@@ -394,6 +403,8 @@ class ApiKeyDetailView(PermissionFirst, ObjectDetailView):
         key, user = self.object, self.request.user
         now = timezone.now()
         live = key.revoked_at is None
+        # A rotated key in its grace period still works: revoking it ends the grace.
+        in_grace = key.grace_until is not None and key.grace_until > now
         context.update(
             title=key.name,
             status=key_status(key),
@@ -401,10 +412,13 @@ class ApiKeyDetailView(PermissionFirst, ObjectDetailView):
                 ("Last 24 hours", selectors.api_key_usage(api_key=key, since=now - DAY)),
                 ("Last 7 days", selectors.api_key_usage(api_key=key, since=now - WEEK)),
             ],
-            last_used=selectors.api_key_last_used(api_key=key),
+            # Kept on the key by the usage ledger; keys used before it kept one fall back on
+            # their newest request.
+            last_used=key.last_used_at or selectors.api_key_last_used(api_key=key),
+            in_grace=in_grace,
             may_change=live and permissions.may_on(user, key, "change"),
             may_rotate=live and permissions.may_on(user, key, "rotate"),
-            may_revoke=live and permissions.may_on(user, key, "revoke"),
+            may_revoke=(live or in_grace) and permissions.may_on(user, key, "revoke"),
             may_view_tenant=permissions.may_on(user, key.tenant, "view"),
         )
         return context
@@ -447,6 +461,7 @@ class ApiKeyCreateView(FormView):
             expires_at=form.cleaned_data["expires_at"],
             created_by=self.request.user,
             project=form.cleaned_data.get("project"),
+            plan=form.cleaned_data["plan"],
         )
 
     def success(self, result: tuple[ApiKey, str]) -> HttpResponse:
@@ -483,6 +498,7 @@ class ApiKeyEditView(PermissionFirst, ObjectFormView):
                 "allowed_models": key.allowed_models,
                 "expires_at": key.expires_at,
                 "project": key.project_id,
+                "plan": key.plan,
             },
             projects=selectors.project_list(tenant=key.tenant).order_by("name"),
         )
@@ -516,20 +532,35 @@ class ApiKeyRotateView(PermissionFirst, ObjectActionView):
     verb = "Rotate"
     question = "Replace this key with a new one that has the same name, models and expiry?"
     consequence = (
-        "The current key stops working at once. The new key is shown once, on the next page."
+        "Without a grace period the current key stops working at once. The new key is shown "
+        "once, on the next page."
     )
+    confirm_template = "tenants/partials/rotate_confirm.html"
 
     def get_queryset(self) -> QuerySet[ApiKey]:
         return selectors.api_key_list()
 
+    def rotate_form(self, data: Any = None) -> ApiKeyRotateForm:
+        return ApiKeyRotateForm(data, default=settings.ATP_KEY_ROTATION_GRACE_SECONDS)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(form=self.rotate_form(), **kwargs)
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        detail = reverse("tenants:apikey-detail", args=[self.object.pk])
+        form = self.rotate_form(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose one of the grace periods offered.")
+            return hx_redirect(request, detail)
         try:
             new_key, plaintext = services.api_key_rotate(
-                api_key=self.object, created_by=request.user
+                api_key=self.object,
+                created_by=request.user,
+                grace_seconds=form.cleaned_data["grace_seconds"],
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-            return hx_redirect(request, reverse("tenants:apikey-detail", args=[self.object.pk]))
+            return hx_redirect(request, detail)
         return secret_response(
             self,
             {

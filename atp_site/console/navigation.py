@@ -110,6 +110,40 @@ MENU: tuple[MenuGroup, ...] = (
         ),
     ),
     MenuGroup(
+        "Limits & budgets",
+        (
+            MenuItem(
+                "Rate limits",
+                "costs:ratelimit-list",
+                "gauge",
+                ("costs.ratelimit", "view"),
+                active_prefixes=("costs:ratelimit",),
+            ),
+            MenuItem(
+                "Budgets",
+                "costs:budget-list",
+                "wallet",
+                ("costs.budget", "view"),
+                # "costs:budget-" and not "costs:budget": alerts have their own entry.
+                active_prefixes=("costs:budget-",),
+            ),
+            MenuItem(
+                "Budget alerts",
+                "costs:budgetalert-list",
+                "bell",
+                ("costs.budgetalert", "view"),
+                active_prefixes=("costs:budgetalert",),
+            ),
+            MenuItem(
+                "Notifiers",
+                "costs:notifier-list",
+                "plug",
+                ("costs.notifier", "view"),
+                active_prefixes=("costs:notifier",),
+            ),
+        ),
+    ),
+    MenuGroup(
         "Compliance",
         (
             MenuItem(

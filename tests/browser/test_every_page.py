@@ -57,12 +57,27 @@ job = Job.objects.create(
     kind="audit.verify", requested_by=boss, status="succeeded", progress=100,
     message="Verified", result={{"ok": True}},
 )
+from decimal import Decimal
+from django.utils import timezone
+from apps.costs import services as costs
+from apps.costs.models import BudgetAlert
+ratelimit = costs.rate_limit_create(scope="project", project=project, requests_per_minute=60)
+budget = costs.budget_create(scope="tenant", tenant=tenant, name="walk budget", limit_usd=50)
+alert = BudgetAlert.objects.create(
+    budget=budget, tenant=tenant, period_start=timezone.now(), threshold=80,
+    spent_usd=Decimal("40.5"), limit_usd=budget.limit_usd,
+)
+notifier = costs.notifier_create(
+    name="walk notifier", kind="email", tenant=tenant, target="walk@example.com"
+)
 print(json.dumps({{
     "provider": str(provider.pk), "deployment": str(deployment.pk), "tenant": str(tenant.pk),
     "tenant_slug": tenant.slug, "apikey": str(key.pk), "admintoken": str(token.pk),
     "project": str(project.pk),
     "user": auditor.pk, "route": str(route.pk), "retentionpolicy": policy.pk,
     "job": str(job.pk), "event": AuditEvent.objects.order_by("-sequence").first().sequence,
+    "ratelimit": str(ratelimit.pk), "budget": str(budget.pk), "budgetalert": str(alert.pk),
+    "notifier": str(notifier.pk),
 }}))
 """
 
@@ -80,6 +95,10 @@ OBJECT_OF = (
     ("audit:event-", "event"),
     ("audit:job-", "job"),
     ("audit:retentionpolicy-", "retentionpolicy"),
+    ("costs:ratelimit-", "ratelimit"),
+    ("costs:budget-", "budget"),
+    ("costs:budgetalert-", "budgetalert"),
+    ("costs:notifier-", "notifier"),
 )
 
 

@@ -449,3 +449,127 @@ def test_a_tenant_admin_makes_a_project_and_gives_it_a_key(two_tenants):
     assert admin.post(reverse("tenants:project-delete", args=[project.pk])).status_code == 303
     assert not ApiKey.objects.filter(project__isnull=False, tenant=acme).exists()
     assert ApiKey.objects.filter(tenant=acme, revoked_at__isnull=True).count() == 2
+
+
+# --- plans, time zones, savings baseline, rotation grace ------------------------------------
+
+
+def test_tenant_plan_time_zone_baseline_and_gain_share_are_edited_and_shown(
+    admin_user, two_tenants
+):
+    acme, _, _, _ = two_tenants
+    client = signed_in(admin_user)
+    edit = f"/tenants/{acme.pk}/edit/"
+    response = client.post(
+        edit,
+        {
+            "name": "Acme",
+            "slug": "acme",
+            "is_active": "on",
+            "cost_mode": "balanced",
+            "plan": "premium",
+            "time_zone": "Europe/Paris",
+            "baseline_model": "gpt-4o",
+            "gain_share_percent": "12.5",
+        },
+    )
+    assert response.status_code == 303
+    acme.refresh_from_db()
+    assert acme.plan == "premium" and acme.time_zone == "Europe/Paris"
+    assert acme.baseline_model == "gpt-4o" and acme.gain_share_percent == Decimal("12.5")
+    assert AuditEvent.objects.filter(event_type="tenant.updated", resource_id=str(acme.pk))
+    form = client.get(edit).context["form"]
+    assert form.initial["plan"] == "premium" and form.initial["time_zone"] == "Europe/Paris"
+    page = client.get(f"/tenants/{acme.pk}/").content.decode()
+    assert "Premium" in page and "Europe/Paris" in page and "gpt-4o" in page
+    assert "12.5%" in page and "/budgets/?tenant=acme" in page
+
+
+def test_tenant_time_zone_and_gain_share_errors_are_next_to_their_fields(admin_user):
+    client = signed_in(admin_user)
+    base = {"name": "Initech", "slug": "initech", "cost_mode": "balanced"}
+    response = client.post("/tenants/add/", {**base, "time_zone": "Mars/Olympus"})
+    assert response.status_code == 200 and "time_zone" in response.context["form"].errors
+    assert 'id="id_time_zone_error"' in response.content.decode()
+    response = client.post("/tenants/add/", {**base, "gain_share_percent": "101"})
+    assert "gain_share_percent" in response.context["form"].errors
+    response = client.post("/tenants/add/", {**base, "plan": "gold"})
+    assert "plan" in response.context["form"].errors
+    assert not Tenant.objects.filter(slug="initech").exists()
+    # Left empty, the new fields take their defaults.
+    assert client.post("/tenants/add/", base).status_code == 303
+    tenant = Tenant.objects.get(slug="initech")
+    assert tenant.plan == "" and tenant.time_zone == "" and tenant.gain_share_percent == 0
+
+
+def test_a_key_has_a_plan_on_its_forms_and_page(admin_user, two_tenants):
+    acme, _, key_a, _ = two_tenants
+    client = signed_in(admin_user)
+    assert "The tenant&#x27;s plan" in client.get("/keys/add/").content.decode()
+    created = client.post("/keys/add/", {"tenant": "acme", "name": "free-key", "plan": "free"})
+    assert created.status_code == 201
+    key = ApiKey.objects.get(name="free-key")
+    assert key.plan == "free"
+    assert "Free" in client.get(f"/keys/{key.pk}/").content.decode()
+    edit = f"/keys/{key_a.pk}/edit/"
+    assert client.post(edit, {"name": "acme-key", "plan": "enterprise"}).status_code == 303
+    key_a.refresh_from_db()
+    assert key_a.plan == "enterprise"
+    assert client.get(edit).context["form"].initial["plan"] == "enterprise"
+    # Back to the tenant's plan, which the key's page then names.
+    acme.plan = "premium"
+    acme.save()
+    assert client.post(edit, {"name": "acme-key", "plan": ""}).status_code == 303
+    page = client.get(f"/keys/{key_a.pk}/").content.decode()
+    assert 'Premium <span class="muted">(the tenant\'s)</span>' in page
+
+
+def test_rotation_with_a_grace_period_keeps_the_old_key_until_then(admin_user, two_tenants):
+    _, _, key_a, _ = two_tenants
+    client = signed_in(admin_user)
+    confirm = client.get(f"/keys/{key_a.pk}/rotate/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'name="grace_seconds"' in confirm and "24 hours" in confirm and "7 days" in confirm
+    assert "(the default)" in confirm
+    before = timezone.now()
+    response = client.post(f"/keys/{key_a.pk}/rotate/", {"grace_seconds": "3600"})
+    assert response.status_code == 200 and "keeps working until" in response.content.decode()
+    key_a.refresh_from_db()
+    assert key_a.revoked_at is not None
+    assert before + timedelta(minutes=59) < key_a.grace_until <= timezone.now() + timedelta(hours=1)
+    event = AuditEvent.objects.get(event_type="api_key.rotated", resource_id=str(key_a.pk))
+    assert event.data["grace_until"]
+    page = client.get(f"/keys/{key_a.pk}/")
+    assert page.context["in_grace"] and b"in grace period" in page.content
+    # Revoking it ends the grace period at once.
+    assert page.context["may_revoke"] and not page.context["may_rotate"]
+    listed = client.get("/keys/?tenant=acme").content.decode()
+    assert "Grace until" in listed and "Last used" in listed
+    # A grace period that is not offered is refused, and nothing is rotated.
+    new = ApiKey.objects.get(name="acme-key", revoked_at__isnull=True)
+    refused = client.post(f"/keys/{new.pk}/rotate/", {"grace_seconds": "999"}, follow=True)
+    assert b"Choose one of the grace periods offered." in refused.content
+    new.refresh_from_db()
+    assert new.revoked_at is None
+    assert client.post(f"/keys/{key_a.pk}/revoke/").status_code == 303
+    key_a.refresh_from_db()
+    assert key_a.grace_until is None
+    assert not client.get(f"/keys/{key_a.pk}/").context["may_revoke"]
+
+
+def test_rotation_without_a_grace_period_stops_the_old_key_at_once(admin_user, two_tenants):
+    _, _, key_a, _ = two_tenants
+    client = signed_in(admin_user)
+    response = client.post(f"/keys/{key_a.pk}/rotate/", {"grace_seconds": "0"})
+    assert response.status_code == 200 and "(revoked)" in response.content.decode()
+    key_a.refresh_from_db()
+    assert key_a.revoked_at is not None and key_a.grace_until is None
+
+
+def test_key_pages_show_when_it_was_last_used(admin_user, two_tenants):
+    _, _, key_a, _ = two_tenants
+    used = timezone.now() - timedelta(hours=3)
+    ApiKey.objects.filter(pk=key_a.pk).update(last_used_at=used)
+    client = signed_in(admin_user)
+    assert client.get(f"/keys/{key_a.pk}/").context["last_used"] == used
+    listed = client.get("/keys/?tenant=acme").content.decode()
+    assert used.strftime("%Y-%m-%d %H:%M") in listed

@@ -133,6 +133,21 @@ T = "tenants-api:"
 P = "providers-api:"
 A = "audit-api:"
 R = "routing-api:"
+C = "costs-api:"
+
+
+def price_versions_of(w: World, role: str) -> dict[str, str]:
+    return {"deployment": str(w.deployment.pk)}
+
+
+def price_version(w: World, role: str) -> dict[str, Any]:
+    return {
+        "deployment": str(w.deployment.pk),
+        "effective_from": "2099-01-01T00:00:00Z",
+        "input_price": "0.5",
+        "output_price": "1.5",
+    }
+
 
 # Request bodies the rows send.
 NEW_PROVIDER = {"name": "new", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1"}
@@ -322,6 +337,10 @@ ROWS: list[Row] = [
     row("audit policy patch",            A + "retention-policy-detail",    "patch",  "401 403 403 403 404 403 403 403 403 403 403 200", target=pk("policy_audit"), data={"days": 500}),
     row("own policy delete",             A + "retention-policy-detail",    "delete", "401 403 403 403 204 403 403 204 403 204 204 204", target=pk("policy_a")),
     row("audit policy delete",           A + "retention-policy-detail",    "delete", "401 403 403 403 404 403 403 403 403 403 403 204", target=pk("policy_audit")),
+    # --- prices: history and catalog (not a tenant's: view, or change the deployment or its prices) ----------------
+    row("price versions",                C + "price-version-list",         "get",    "401 403 200 403 403 403 200 403 200 200 200 200", query=price_versions_of),
+    row("price version schedule",        C + "price-version-list",         "post",   "401 403 403 403 403 403 201 403 201 201 201 201", data=price_version),
+    row("price catalog refresh",         C + "price-catalog-refresh",      "post",   "401 403 403 403 403 403 200 403 200 200 200 200"),
     # --- the schema and its docs (documentation, not data; signed-in users only) ---------------------------------
     row("schema",                        "api-schema",                     "get",    "401 200 200 200 200 200 200 200 200 200 200 200"),
     row("docs",                          "api-docs",                       "get",    "401 200 200 200 200 200 200 200 200 200 200 200"),
