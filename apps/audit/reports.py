@@ -52,6 +52,7 @@ class ComplianceReport:
     policy_denials: dict[str, Any] = field(default_factory=dict)
     redactions_by_entity: dict[str, int] = field(default_factory=dict)
     budget_events: dict[str, Any] = field(default_factory=dict)
+    spend: dict[str, Any] = field(default_factory=dict)
     admin_changes: dict[str, Any] = field(default_factory=dict)
     access: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +152,42 @@ def _budget_events(events: QuerySet) -> dict[str, Any]:
     budget = events.filter(event_type__startswith=BUDGET_PREFIX)
     by_type = _grouped(budget, "event_type")
     return {"count": sum(by_type.values()), "by_type": by_type}
+
+
+def _spend(tenant: Tenant | None, since: datetime, until: datetime) -> dict[str, Any]:
+    """Spend, savings against each tenant's baseline model and the gain share, from the
+    usage rollups (apps.costs.spend; whole hours overlapping the period). The gain share
+    is taken per tenant: max(savings, 0) x its gain-share percentage."""
+    from apps.costs.spend import UsageFilters, usage_rows
+
+    filters = UsageFilters(start=since, end=until, tenant_id=tenant.pk if tenant else None)
+    rows = usage_rows(user=None, filters=filters, group_by=["tenant"])
+    shares = dict(
+        Tenant.objects.filter(
+            pk__in=[r["tenant_id"] for r in rows if r.get("tenant_id")]
+        ).values_list("pk", "gain_share_percent")
+    )
+    out = {
+        "requests": 0,
+        "cost_usd": Decimal(0),
+        "baseline_cost_usd": Decimal(0),
+        "savings_usd": Decimal(0),
+        "cache_savings_usd": Decimal(0),
+        "gain_share_usd": Decimal(0),
+    }
+    for row in rows:
+        for name in (
+            "requests",
+            "cost_usd",
+            "baseline_cost_usd",
+            "savings_usd",
+            "cache_savings_usd",
+        ):
+            out[name] += row[name]
+        percent = shares.get(row.get("tenant_id"), Decimal(0))
+        out["gain_share_usd"] += max(row["savings_usd"], Decimal(0)) * percent / 100
+    out["gain_share_usd"] = out["gain_share_usd"].quantize(Decimal("0.00000001"))
+    return out
 
 
 def _admin_changes(events: QuerySet) -> dict[str, Any]:
@@ -261,6 +298,7 @@ def report_build(
         policy_denials=_policy_denials(events),
         redactions_by_entity=_redactions(events),
         budget_events=_budget_events(events),
+        spend=_spend(tenant, since, until),
         admin_changes=_admin_changes(events),
         access=_access(events, requests),
         verification={
@@ -346,6 +384,11 @@ def report_sections(report: ComplianceReport) -> list[Section]:
         _counts("Redactions by entity type", "entity type", r.redactions_by_entity),
         _counts(
             f"Budget events ({r.budget_events['count']})", "event type", r.budget_events["by_type"]
+        ),
+        Section(
+            "Spend and savings (usage rollups; savings against each tenant's baseline model)",
+            ["measure", "value"],
+            [[name.replace("_", " "), value] for name, value in r.spend.items()],
         ),
         _counts(
             f"Admin changes ({r.admin_changes['count']})", "event type", r.admin_changes["by_type"]

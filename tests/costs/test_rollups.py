@@ -223,3 +223,25 @@ def test_the_periodic_task_rolls_up_and_is_on_the_beat_schedule(world):
     assert result["hours"] >= 1 and result["rows"] >= 2
     assert UsageRollup.objects.filter(grain="hour").count() == 1
     assert app.conf.beat_schedule["costs-rollup-usage"]["task"] == "costs.rollup_usage"
+
+
+def test_the_compliance_report_shows_spend_savings_and_gain_share(world):
+    from apps.audit.reports import report_build, report_render
+
+    world["acme"].gain_share_percent = D("20")
+    world["acme"].save()
+    for hour in range(3):
+        record(world, at=T0 + hour * HOUR)
+    record(world, at=T0, tenant="globex")
+    rollup_range(start=T0, end=T0 + 4 * HOUR)
+    report = report_build(tenant=world["acme"], since=T0, until=T0 + 4 * HOUR)
+    spend = report.spend
+    # 3 x (1000 x $1 + 500 x $2) / 1M = $0.006; the baseline 3 x (1000 x $10 + 500 x $30) / 1M.
+    assert spend["requests"] == 3
+    assert spend["cost_usd"] == D("0.006")
+    assert spend["baseline_cost_usd"] == D("0.075")
+    assert spend["savings_usd"] == D("0.069")
+    assert spend["gain_share_usd"] == D("0.0138")
+    assert b"gain share" in report_render(report, "csv")
+    everyone = report_build(tenant=None, since=T0, until=T0 + 4 * HOUR).spend
+    assert everyone["requests"] == 4 and everyone["gain_share_usd"] == D("0.0138")

@@ -163,6 +163,7 @@ class ComplianceReportSerializer(serializers.Serializer):
     policy_denials = serializers.DictField()
     redactions_by_entity = serializers.DictField(child=serializers.IntegerField())
     budget_events = serializers.DictField()
+    spend = serializers.DictField()
     admin_changes = serializers.DictField()
     access = serializers.DictField()
     verification = serializers.DictField(
