@@ -1,15 +1,19 @@
-"""Console URLs of rate limits, budgets, budget alerts and notifiers.
+"""Console URLs of spend, savings, rate limits, budgets, budget alerts and notifiers.
 
 The management API is in api/urls.py."""
 
 from __future__ import annotations
 
-from apps.costs import views
+from django.urls import path
+
+from apps.costs import spend_views, views
 from atp_site.console.routes import object_urls
 
 app_name = "costs"
 
 urlpatterns = [
+    path("spend/", spend_views.SpendView.as_view(), name="spend"),
+    path("spend/savings/", spend_views.SavingsView.as_view(), name="spend-savings"),
     *object_urls(
         "rate-limits",
         "ratelimit",

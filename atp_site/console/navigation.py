@@ -113,6 +113,14 @@ MENU: tuple[MenuGroup, ...] = (
         "Limits & budgets",
         (
             MenuItem(
+                "Spend",
+                "costs:spend",
+                "bar-chart-3",
+                ("costs.usagerollup", "view"),
+                # "costs:spend" covers the savings page ("costs:spend-savings") too.
+                active_prefixes=("costs:spend",),
+            ),
+            MenuItem(
                 "Rate limits",
                 "costs:ratelimit-list",
                 "gauge",

@@ -1,10 +1,13 @@
-"""Rows of the console's rate limit, budget, budget alert and notifier pages (apps/costs/urls.py).
+"""Rows of the console's spend, savings, rate limit, budget, budget alert and notifier pages
+(apps/costs/urls.py).
 
 Reading follows the tenant: a tenant's members see its rows and get 404 for another
 tenant's, and for rows of no tenant (a plan's limits, a platform notifier); holders of
 tenants.view_tenant globally see every tenant's, and so do the costs permissions' holders.
 Changing is global only (the cost-admin role, super-admin): whoever may change no row at
-all gets 403 before any row is looked up.
+all gets 403 before any row is looked up. The spend pages read as the usage API does
+(costs.view_usagerollup, or tenants.view_tenant on a tenant); another tenant in their filter
+is not a valid choice, so the page shows no figures (200), as the lists' filters do.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ C = "costs:"
 
 def extend_world(world: World) -> None:
     """Limits of a project of acme's, one of globex's and of a plan; a budget and an alert
-    of each tenant; a notifier of each tenant and one of the platform."""
+    of each tenant; a notifier of each tenant and one of the platform; a day of spend of
+    each tenant, rolled up, for the spend pages."""
     from apps.costs import services
-    from apps.costs.models import BudgetAlert
+    from apps.costs.models import BudgetAlert, UsageRecord
+    from apps.costs.rollups import rollup_run
 
     acme, globex = world.acme, world.globex
     extra = world.extra
@@ -61,6 +66,20 @@ def extend_world(world: World) -> None:
     extra["notifier_b"] = services.notifier_create(
         name="globex mail", kind="email", tenant=globex, target="ops@globex.example"
     )
+    for tenant, key in ((acme, world.key_a), (globex, world.key_b)):
+        UsageRecord.objects.create(
+            request_id=f"matrix-spend-{tenant.slug}",
+            created_at=timezone.now() - timedelta(days=1),
+            tenant_id=tenant.pk,
+            api_key_id=key.pk,
+            model=world.deployment.public_name,
+            provider_id=world.deployment.provider_id,
+            deployment_id=world.deployment.pk,
+            input_tokens=100,
+            output_tokens=50,
+            cost_usd=Decimal("0.0002"),
+        )
+    rollup_run()
     extra["notifier_all"] = services.notifier_create(
         name="platform hook",
         kind="webhook",
@@ -101,6 +120,14 @@ HOOK_EDIT = {"name": "matrix hook", "target": "https://hooks.example.com/new", "
 # fmt: off
 ROWS: list[Row] = [
     #    id                                      URL name                    method  an  st  ro  tm  ta  au  co  se  pl  mg  sa  su
+    # --- spend and savings (reads; a tenant's members see their own) ----------------------------------------------------------------------
+    row("console spend",                         C + "spend",                "get",  "302 403 200 200 200 403 200 200 200 200 200 200"),
+    row("console own spend",                     C + "spend",                "get",  "302 403 200 200 200 403 200 200 200 200 200 200", query={"tenant": "acme", "days": "7"}),
+    row("console other spend",                   C + "spend",                "get",  "302 403 200 200 200 403 200 200 200 200 200 200", query={"tenant": "globex"}),
+    row("console spend htmx",                    C + "spend",                "get",  "401 403 200 200 200 403 200 200 200 200 200 200", htmx=True, query={"days": "90"}),
+    row("console savings",                       C + "spend-savings",        "get",  "302 403 200 200 200 403 200 200 200 200 200 200"),
+    row("console own savings",                   C + "spend-savings",        "get",  "302 403 200 200 200 403 200 200 200 200 200 200", query={"tenant": "acme", "months": "3"}),
+    row("console other savings",                 C + "spend-savings",        "get",  "302 403 200 200 200 403 200 200 200 200 200 200", query={"tenant": "globex"}),
     # --- rate limits ---------------------------------------------------------------------------------------------------------------------
     row("console rate limits",                   C + "ratelimit-list",       "get",  "302 403 200 200 200 403 200 200 200 200 200 200"),
     row("console rate limits htmx",              C + "ratelimit-list",       "get",  "401 403 200 200 200 403 200 200 200 200 200 200", htmx=True, query={"scope": "tenant"}),
