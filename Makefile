@@ -15,7 +15,7 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --ext
 	--strip-extras --no-emit-index-url --find-links $(TORCH_WHEELS) \
 	--output-file $(LOCK) pyproject.toml
 
-.PHONY: install lock lock-upgrade lock-check audit run test test-pg lint fmt typecheck bench clean
+.PHONY: install lock lock-upgrade lock-check audit run test test-pg lint fmt typecheck bench bench-limits clean
 
 # The project itself is not installed: it runs from this tree (pyproject lists no packages).
 $(BIN)/.installed: $(LOCK)
@@ -77,6 +77,10 @@ BENCH_PAIRS ?= 5
 bench: install
 	bash bench/run.sh
 	$(BIN)/python bench/pairs.py --before $(BENCH_BEFORE) --pairs $(BENCH_PAIRS)
+
+## Limits and budgets on the hot path: ATP with limits vs ATP with Redis alone vs Portkey.
+bench-limits: install
+	$(BIN)/python bench/limits_pairs.py --runs $(BENCH_PAIRS)
 
 clean:
 	rm -rf $(VENV) var staticfiles
