@@ -12,6 +12,8 @@ from django.conf import settings
 from apps.audit.bodies import stored_exchanges
 from apps.audit.sealing import audit_head_seal_at_shutdown
 from apps.audit.writebehind import audit_events
+from apps.costs import admission, alerts
+from apps.costs.ledger import ledger
 from apps.providers import tokens
 from apps.providers.http import close_sessions
 from apps.routing import cache
@@ -91,7 +93,12 @@ async def shutdown() -> None:
     await audit_events.drain()
     await stored_exchanges.drain()
     await request_logs.drain()
+    await ledger.drain()
     await feedback.drain()
+    # Limit and budget settlements still queued (reservations would otherwise wait for
+    # their expiry), then the budget alerts they crossed.
+    await admission.drain()
+    await asyncio.to_thread(alerts.wait_for_pending)
     await _publish_console_figures()
     await audit_head_seal_at_shutdown()
     await drain_learning()

@@ -117,6 +117,7 @@ class Journal:
         self._pending: list[bytes] = []
         self._push_task: asyncio.Task | None = None
         self._clients: dict[int, Any] = {}
+        self._fast: Any = None  # the pipelined client for the per-request RPUSH
         self._last_alive = 0.0
         self._last_recover = 0.0
 
@@ -150,7 +151,11 @@ class Journal:
             return
         batch, self._pending = self._pending, []
         try:
-            await self._client().rpush(self.key, *batch)
+            if self._fast is None:
+                from atp_site.lib.resp import PipelinedClient
+
+                self._fast = PipelinedClient(self.url)
+            await self._fast.command(b"RPUSH", self.key.encode(), *batch)
         except Exception:
             self._pending[:0] = batch
             logger.warning("write-behind %s: journal unreachable; rows kept in memory", self.name)

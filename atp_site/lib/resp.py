@@ -1,14 +1,15 @@
-"""A minimal pipelined Redis connection for the limit scripts on the data plane.
+"""A minimal pipelined Redis connection for the commands the data plane sends per request.
 
 redis-py's asyncio client costs about 50 µs of CPU per command (a connection taken from
 and returned to a pool under a lock, command packing and reply parsing in layers of
-Python), which at thousands of requests a second per process is a large share of what
-admission may cost. The limit counters send one kind of command (EVALSHA with a single
-argument), so this client keeps one connection per event loop, writes each command
-straight to the socket and matches replies in order (Redis answers a connection's
-commands in the order it received them), parsing with hiredis.
+Python), which at thousands of requests a second per process is a large share of a
+request's budget. The per-request commands (the limit scripts, EVALSHA with one argument;
+the write-behind journal's RPUSH) go through this client instead: one connection per
+event loop, each command written straight to the socket, replies matched in order (Redis
+answers a connection's commands in the order it received them) and parsed by hiredis.
 
-Everything else (the cache, breakers, the journal, health checks) keeps using redis-py.
+Everything else (the cache, breakers, journal trims and recovery, health checks) keeps
+using redis-py.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(ConnectionError(str(self.lost)))
 
 
-class ScriptClient:
-    """Runs registered Lua scripts over one pipelined connection per event loop."""
+class PipelinedClient:
+    """Sends commands over one pipelined connection per event loop."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -157,6 +158,11 @@ class ScriptClient:
         proto.transport.write(payload)
         proto.watch(loop)
         return await future
+
+    async def command(self, *parts: bytes) -> Any:
+        """Send one command (its parts already bytes) and return Redis's reply."""
+        proto, loop = await self._connection()
+        return await self._send(proto, loop, command(*parts))
 
     async def run(self, script: Script, arg: bytes) -> Any:
         proto, loop = await self._connection()
