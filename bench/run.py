@@ -720,8 +720,10 @@ class AtpRedisTarget(AtpTarget):
         return {
             "REDIS_URL": os.environ.get("BENCH_REDIS_URL") or private_redis(),
             "ATP_REDIS_PREFIX": f"atp-bench-{os.getpid()}-{self.name}",
-            # Jobs stay in process: no Celery worker is part of the measurement.
+            # As in production, the web process runs no periodic jobs (Celery beat and a
+            # worker do, elsewhere); the few tasks a request queues run in process.
             "ATP_CELERY_EAGER": "true",
+            "ATP_LOCAL_BEAT": "false",
         }
 
 
