@@ -319,7 +319,14 @@ def rollup_run(
     now = now or timezone.now()
     cursor, _ = RollupCursor.objects.get_or_create(name=CURSOR)
     seen = cursor.last_record_id
-    top = min(UsageRecord.objects.aggregate(top=Max("pk"))["top"] or 0, seen + max_records)
+    # The id of the max_records-th row past the cursor (ids have gaps: a PostgreSQL
+    # sequence skips what rolled-back inserts took), else the newest.
+    nth = (
+        UsageRecord.objects.filter(pk__gt=seen)
+        .order_by("pk")
+        .values_list("pk", flat=True)[max_records - 1 : max_records]
+    )
+    top = next(iter(nth), None) or UsageRecord.objects.aggregate(top=Max("pk"))["top"] or 0
     current = floor_hour(now)
     hours = {current - k * HOUR for k in range(recent_hours)}
     if top > seen:

@@ -38,7 +38,7 @@ async def _semantic_routes() -> bool:
 
 
 _background: set[asyncio.Task] = set()
-QUEUES = (audit_events, stored_exchanges, request_logs, feedback)
+QUEUES = (audit_events, stored_exchanges, request_logs, ledger, feedback)
 
 
 async def _recover_journals() -> None:

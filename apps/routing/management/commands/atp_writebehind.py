@@ -53,6 +53,7 @@ class Command(BaseCommand):
         # Importing the queues registers them (apps.routing.writebehind.QUEUES).
         import apps.audit.bodies  # noqa: F401
         import apps.audit.writebehind  # noqa: F401
+        import apps.costs.ledger  # noqa: F401
         from apps.routing.writebehind import QUEUES
 
         names = [queue] if queue else list(QUEUES)
