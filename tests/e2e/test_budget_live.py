@@ -109,8 +109,9 @@ def test_two_processes_never_overspend_a_shared_budget(live):
         error = r.json()["error"]
         assert error["code"] == "budget_exceeded", error
         assert r.headers["x-should-retry"] == "false"
-    # Both processes served from the one budget.
-    assert {r.url.port for r in served} == {httpx.URL(b).port for b in bases}
+    # Both processes answered from the one budget (which of them got the spend first
+    # depends on scheduling).
+    assert {r.url.port for r in responses} == {httpx.URL(b).port for b in bases}
 
     # Every answered request reaches the request log and the ledger (written behind).
     deadline = time.monotonic() + 30
