@@ -267,3 +267,14 @@ def pytest_collection_modifyitems(session, config, items):
         others = [item for item in items if "/tests/browser/" not in str(item.path)]
         walk = [item for item in browser if item.path.name == "test_every_page.py"]
         items[:] = others + [item for item in browser if item not in walk] + walk
+
+
+@pytest.fixture
+def eager_jobs():
+    """Celery tasks run in process even when Redis (and so a broker) is configured."""
+    from atp_site.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

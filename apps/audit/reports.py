@@ -157,36 +157,16 @@ def _budget_events(events: QuerySet) -> dict[str, Any]:
 def _spend(tenant: Tenant | None, since: datetime, until: datetime) -> dict[str, Any]:
     """Spend, savings against each tenant's baseline model and the gain share, from the
     usage rollups (apps.costs.spend; whole hours overlapping the period). The gain share
-    is taken per tenant: max(savings, 0) x its gain-share percentage."""
-    from apps.costs.spend import UsageFilters, usage_rows
+    is taken per tenant over the period (apps.costs.spend.window_gain_share)."""
+    from apps.costs.spend import UsageFilters, spend_by_tenant
 
     filters = UsageFilters(start=since, end=until, tenant_id=tenant.pk if tenant else None)
-    rows = usage_rows(user=None, filters=filters, group_by=["tenant"])
-    shares = dict(
-        Tenant.objects.filter(
-            pk__in=[r["tenant_id"] for r in rows if r.get("tenant_id")]
-        ).values_list("pk", "gain_share_percent")
-    )
-    out = {
-        "requests": 0,
-        "cost_usd": Decimal(0),
-        "baseline_cost_usd": Decimal(0),
-        "savings_usd": Decimal(0),
-        "cache_savings_usd": Decimal(0),
-        "gain_share_usd": Decimal(0),
-    }
-    for row in rows:
-        for name in (
-            "requests",
-            "cost_usd",
-            "baseline_cost_usd",
-            "savings_usd",
-            "cache_savings_usd",
-        ):
+    names = ("requests", "cost_usd", "baseline_cost_usd", "savings_usd", "cache_savings_usd")
+    out: dict[str, Any] = {name: 0 if name == "requests" else Decimal(0) for name in names}
+    out["gain_share_usd"] = Decimal(0)
+    for row in spend_by_tenant(user=None, filters=filters):
+        for name in out:
             out[name] += row[name]
-        percent = shares.get(row.get("tenant_id"), Decimal(0))
-        out["gain_share_usd"] += max(row["savings_usd"], Decimal(0)) * percent / 100
-    out["gain_share_usd"] = out["gain_share_usd"].quantize(Decimal("0.00000001"))
     return out
 
 

@@ -254,6 +254,30 @@ def spend_top(
     return rows if limit is None else rows[:limit]
 
 
+def window_gain_share(savings: Decimal, percent: Decimal | None) -> Decimal:
+    """The gain share of `savings` taken as one period, by the rule of SavingsPeriod: the
+    tenant's share of the savings when they are positive, else nothing."""
+    if not percent or savings <= 0:
+        return ZERO
+    return (savings * Decimal(percent) / 100).quantize(USD)
+
+
+def spend_by_tenant(*, user: Any, filters: UsageFilters) -> list[dict[str, Any]]:
+    """Spend per tenant, highest first, each with its gain share over the whole window."""
+    from apps.tenants.selectors import tenant_list
+
+    rows = spend_top(user=user, filters=filters, by="tenant", limit=None)
+    ids = {row["tenant_id"] for row in rows} - {None}
+    shares = (
+        dict(tenant_list().filter(pk__in=ids).values_list("pk", "gain_share_percent"))
+        if ids
+        else {}
+    )
+    for row in rows:
+        row["gain_share_usd"] = window_gain_share(row["savings_usd"], shares.get(row["tenant_id"]))
+    return rows
+
+
 def _buckets(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
     if (end - start) / step > MAX_SERIES_POINTS:
         raise RangeTooLong(f"more than {MAX_SERIES_POINTS} points")

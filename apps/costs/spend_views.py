@@ -126,29 +126,6 @@ def budget_daily_limit(budget: Budget, day: date) -> Decimal | None:
     return None
 
 
-def window_gain_share(savings: Decimal, percent: Decimal | None) -> Decimal:
-    """The gain share of `savings` taken as one period, by the rule of
-    spend.SavingsPeriod: the tenant's share of the savings when they are positive, else
-    nothing."""
-    if not percent or savings <= 0:
-        return spend.ZERO
-    return (savings * Decimal(percent) / 100).quantize(spend.USD)
-
-
-def _tenant_rows(user: Any, filters: spend.UsageFilters) -> list[dict[str, Any]]:
-    """Spend per tenant, highest first, each with its gain share over the window."""
-    rows = spend.spend_top(user=user, filters=filters, by="tenant", limit=None)
-    ids = {row["tenant_id"] for row in rows} - {None}
-    shares = (
-        dict(tenant_list().filter(pk__in=ids).values_list("pk", "gain_share_percent"))
-        if ids
-        else {}
-    )
-    for row in rows:
-        row["gain_share_usd"] = window_gain_share(row["savings_usd"], shares.get(row["tenant_id"]))
-    return rows
-
-
 def _with_shares(rows: list[dict[str, Any]], total: Decimal) -> list[dict[str, Any]]:
     """Each row's share of the window's spend, in percent (for the bars)."""
     for row in rows:
@@ -234,7 +211,7 @@ def spend_overview(user: Any, *, tenant: Tenant | None, days: int, now: datetime
         start=window.start, end=window.end, tenant_id=tenant.pk if tenant else None
     )
     totals = spend.usage_totals(user=user, filters=filters)
-    tenants = _tenant_rows(user, filters)
+    tenants = spend.spend_by_tenant(user=user, filters=filters)
     cost = totals["cost_usd"]
     drawn, total_budgets = _budgets(user, tenant) if tenant is not None else ([], [])
     chart, table = _chart(spend.spend_series(user=user, filters=filters), drawn)

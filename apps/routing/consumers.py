@@ -6,15 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 
 import orjson
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
-from apps.costs import admission
-from apps.costs.overload import gate
 from apps.routing.pipeline import anthropic_api, native_api, openai_api
+from apps.routing.pipeline.admit import finish
 from apps.routing.pipeline.context import RequestContext, request_id_from
 from apps.routing.pipeline.results import JsonResult, StreamResult
 from atp_site.lib.errors import (
@@ -144,11 +142,11 @@ class V1Consumer(AsyncHttpConsumer):
                 raise NotFound(f"Unknown path {method} {path}.", code="unknown_url")
             result = await route[1](ctx, self.headers, raw, *args)
         except ATPError as err:
-            self._leave(ctx)
+            finish(ctx)
             await self._send_error(err)
             return
         except Exception:
-            self._leave(ctx)
+            finish(ctx)
             logger.exception("request %s failed unexpectedly", self.request_id)
             await self._send_error(
                 ATPError("The server had an error while processing your request.", status=500)
@@ -157,21 +155,11 @@ class V1Consumer(AsyncHttpConsumer):
         if ctx.admission is not None and ctx.admission.headers:
             result.headers = [*result.headers, *ctx.admission.headers]
         if isinstance(result, JsonResult):
-            self._leave(ctx)
+            finish(ctx)
             await self._send_json(result.status, result.encode(), result.headers)
             return
         self.ctx = ctx
         self.stream_task = asyncio.ensure_future(self._pump(result))
-
-    @staticmethod
-    def _leave(ctx: RequestContext) -> None:
-        """The request is finished: give back its overload slot, and release its limits
-        and budget reservations if nothing settled them (a path that failed unexpectedly)."""
-        if ctx.in_flight:
-            ctx.in_flight = False
-            gate.leave()
-        if ctx.admission is not None and not ctx.admission.settled:
-            admission.settle(ctx.admission, tokens_used=0, cost=Decimal(0))
 
     async def _pump(self, result: StreamResult) -> None:
         """Send the stream's frames, coalescing those that are ready at the same moment.
@@ -235,7 +223,7 @@ class V1Consumer(AsyncHttpConsumer):
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
             await events.aclose()
-            self._leave(self.ctx)
+            finish(self.ctx)
 
     async def _send_error(self, err: ATPError) -> None:
         if self.shape == "anthropic":

@@ -44,15 +44,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from apps.costs import admission
-from apps.costs.overload import gate
 from apps.routing.pipeline import openai_api
+from apps.routing.pipeline.admit import finish
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.results import JsonResult
@@ -354,11 +352,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 ctx.request_id,
             )
         finally:
-            if ctx.in_flight:
-                ctx.in_flight = False
-                gate.leave()
-            if ctx.admission is not None and not ctx.admission.settled:
-                admission.settle(ctx.admission, tokens_used=0, cost=Decimal(0))
+            finish(ctx)
 
     async def _done(self, cid: str, ctx: RequestContext, usage_chunk: dict | None) -> None:
         dep = ctx.deployment

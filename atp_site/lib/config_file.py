@@ -295,6 +295,31 @@ def diff(instance: Any, desired: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in desired.items() if not _same(getattr(instance, k), v)}
 
 
+def upsert(
+    report: ApplyReport,
+    what: str,
+    label: str,
+    current: Any,
+    desired: Mapping[str, Any],
+    *,
+    create: Callable[[], Any],
+    update: Callable[..., Any],
+) -> None:
+    """Create the object when there is none, else update the fields that differ from
+    `desired` (`update(**changed)`), and report which it was (created, updated with the
+    fields, unchanged)."""
+    if current is None:
+        create()
+        report.add(what, label, "created")
+        return
+    changed = diff(current, desired)
+    if changed:
+        update(**changed)
+        report.add(what, label, "updated", tuple(sorted(changed)))
+    else:
+        report.add(what, label, "unchanged")
+
+
 def number_out(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 

@@ -111,17 +111,6 @@ def test_a_daily_cycle_raises_no_alert(acme):
     assert anomalies_detect(now=NOW) == []
 
 
-@pytest.fixture
-def eager_jobs():
-    """Jobs run in process even when Redis (and so a Celery broker) is configured."""
-    from atp_site.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 @pytest.mark.django_db
 def test_a_spike_is_recorded_audited_and_notified_once(
     acme, notifiers, mailoutbox, django_capture_on_commit_callbacks, eager_jobs

@@ -3,7 +3,7 @@ embedded, the shared Redis counters when REDIS_URL is set)."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -206,16 +206,6 @@ async def test_a_downgrading_budget_moves_requests_to_the_cheaper_model(gateway)
     assert resp.headers["x-atp-budget-downgrade"] == "tiny"
 
 
-@pytest.fixture
-def eager_jobs():
-    from atp_site.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 async def test_alerts_are_recorded_audited_and_sent_once_per_threshold(
     gateway, settings, eager_jobs
 ):
@@ -262,7 +252,7 @@ async def test_rotation_grace_keeps_the_old_key_working_until_it_ends(gateway):
     assert (await chat(new_raw)).status == 200
     event = await AuditEvent.objects.aget(event_type="api_key.rotated")
     assert event.data["grace_until"]
-    time.sleep(2.1)
+    await asyncio.sleep(2.1)
     gone = await chat(gateway.key)
     assert gone.status == 401 and "grace period has ended" in gone.json()["error"]["message"]
     assert (await chat(new_raw)).status == 200

@@ -217,7 +217,9 @@ def test_sync_gives_a_new_permission_to_the_roles_whose_patterns_match():
     assert {"costs.change_spendreport", "costs.view_spendreport"} <= held[C]
     assert {"costs.change_spendreport", "costs.view_spendreport"} <= held[S]
     assert "costs.view_spendreport" in held[R] and "costs.change_spendreport" not in held[R]
-    assert not {"costs.change_spendreport", "costs.view_spendreport"} & (held[P] | held[SEC] | held[A])
+    assert not {"costs.change_spendreport", "costs.view_spendreport"} & (
+        held[P] | held[SEC] | held[A]
+    )
 
 
 def test_sync_restores_what_was_taken_and_removes_what_was_added_and_says_so():

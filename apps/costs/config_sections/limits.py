@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from apps.costs import services
@@ -220,16 +221,15 @@ class LimitSection(cf.Section):
             wanted.add(identity)
             current = existing.get(identity)
             with cf.at(spec.path, {"scope": spec.target.key}):
-                if current is None:
-                    services.rate_limit_create(**target, **spec.figures)
-                    report.add("rate limit", spec.label, "created")
-                    continue
-                changed = cf.diff(current, spec.figures)
-                if changed:
-                    services.rate_limit_update(rate_limit=current, **changed)
-                    report.add("rate limit", spec.label, "updated", tuple(sorted(changed)))
-                else:
-                    report.add("rate limit", spec.label, "unchanged")
+                cf.upsert(
+                    report,
+                    "rate limit",
+                    spec.label,
+                    current,
+                    spec.figures,
+                    create=partial(services.rate_limit_create, **target, **spec.figures),
+                    update=partial(services.rate_limit_update, rate_limit=current),
+                )
         if run.prune:
             for identity, row in existing.items():
                 if identity not in wanted and _nameable(row):
@@ -324,16 +324,15 @@ class BudgetSection(cf.Section):
                     services.budget_create(name=spec.name, **target, **spec.fields)
                     report.add("budget", spec.label, "replaced", (spec.target.key,))
                     continue
-                if current is None:
-                    services.budget_create(name=spec.name, **target, **spec.fields)
-                    report.add("budget", spec.label, "created")
-                    continue
-                changed = cf.diff(current, spec.fields)
-                if changed:
-                    services.budget_update(budget=current, **changed)
-                    report.add("budget", spec.label, "updated", tuple(sorted(changed)))
-                else:
-                    report.add("budget", spec.label, "unchanged")
+                cf.upsert(
+                    report,
+                    "budget",
+                    spec.label,
+                    current,
+                    spec.fields,
+                    create=partial(services.budget_create, name=spec.name, **target, **spec.fields),
+                    update=partial(services.budget_update, budget=current),
+                )
         if run.prune:
             for key, row in existing.items():
                 if key not in wanted and _nameable(row):

@@ -8,6 +8,7 @@ The admission rides on the context until settle releases it.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -20,9 +21,20 @@ from apps.routing.snapshot import DeploymentInfo, Snapshot
 
 
 def enter(ctx: RequestContext) -> None:
-    """Overload control by the key's service priority; the edge calls `gate.leave`."""
+    """Overload control by the key's service priority; the edge calls `finish`."""
     gate.enter(ctx.key.limits.priority)
     ctx.in_flight = True
+
+
+def finish(ctx: RequestContext) -> None:
+    """The request is over (answered, failed or cancelled): give back its overload slot,
+    and release its limits and budget reservations if nothing settled them (a path that
+    ended unexpectedly). Safe to call more than once."""
+    if ctx.in_flight:
+        ctx.in_flight = False
+        gate.leave()
+    if ctx.admission is not None and not ctx.admission.settled:
+        admission.settle(ctx.admission, tokens_used=0, cost=Decimal(0))
 
 
 def max_output(body: dict[str, Any]) -> int:
@@ -55,7 +67,9 @@ async def admit_chat(
     limits = ctx.key.limits
     if not limits.active:
         return plan
-    prompt = tokens.estimate_prompt_tokens(body) if limits.needs_tokens else 0
+    prompt = 0
+    if limits.needs_tokens:
+        prompt = ctx.prompt_tokens = tokens.estimate_prompt_tokens(body)
     output = max_output(body) if limits.needs_tokens else 0
     every = plan.consensus is not None
     result = await admission.admit(

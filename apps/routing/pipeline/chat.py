@@ -29,12 +29,17 @@ class Completed:
     cost: Decimal
 
 
-def usage_of(result: ChatResult, body: dict[str, Any]) -> tuple[Usage, bool]:
-    """The answer's usage as the provider reported it, or counted locally (estimated)."""
+def usage_of(
+    result: ChatResult, body: dict[str, Any], prompt_tokens: int | None = None
+) -> tuple[Usage, bool]:
+    """The answer's usage as the provider reported it, or counted locally (estimated;
+    `prompt_tokens` when the prompt was counted already)."""
     if result.usage is not None:
         return result.usage, False
     counted = Usage(
-        input_tokens=tokens.estimate_prompt_tokens(body),
+        input_tokens=tokens.estimate_prompt_tokens(body)
+        if prompt_tokens is None
+        else prompt_tokens,
         output_tokens=tokens.count_completion(result.response),
     )
     return counted, True
@@ -48,7 +53,7 @@ async def complete(
 ) -> Completed:
     """Call the first deployment that answers and settle the request."""
     result = await execute.chat(ctx, cands, body, overrides)
-    usage, estimated = usage_of(result, body)
+    usage, estimated = usage_of(result, body, ctx.prompt_tokens)
     cost = cost_of(ctx, usage)
     if ctx.key is not None and ctx.key.store_bodies:
         ctx.response_body = result.response
@@ -82,7 +87,10 @@ class StreamAccount:
     @property
     def prompt_estimate(self) -> int:
         if self._prompt_estimate is None:
-            self._prompt_estimate = tokens.estimate_prompt_tokens(self.body)
+            known = self.ctx.prompt_tokens
+            self._prompt_estimate = (
+                tokens.estimate_prompt_tokens(self.body) if known is None else known
+            )
         return self._prompt_estimate
 
     def observe(self, chunk: dict[str, Any]) -> bool:
