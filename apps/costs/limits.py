@@ -286,23 +286,29 @@ def compile_limits(keys: Iterable, *, now: float | None = None) -> dict[str, Key
     return out
 
 
-def _period_spend(rows: list, now: float) -> dict:
-    """Each budget's spend in the ledger since its current period began."""
+def ledger_spend(budget, start: float) -> Decimal | None:
+    """What the ledger holds against `budget` (a Budget row) since `start` (epoch
+    seconds), or None when it holds nothing."""
     from django.db.models import Sum
 
     from apps.costs.models import Scope, UsageRecord
 
+    qs = UsageRecord.objects.filter(created_at__gte=period_start_datetime(start))
+    if budget.scope == Scope.TENANT:
+        qs = qs.filter(tenant_id=budget.tenant_id)
+    elif budget.scope == Scope.PROJECT:
+        qs = qs.filter(project_id=budget.project_id)
+    else:
+        qs = qs.filter(api_key_id=budget.api_key_id)
+    return qs.aggregate(total=Sum("cost_usd"))["total"]
+
+
+def _period_spend(rows: list, now: float) -> dict:
+    """Each budget's spend in the ledger since its current period began."""
     spend = {}
     for row in rows:
         tz = row.time_zone or (row.tenant.time_zone if row.tenant_id else "") or "UTC"
         start, _ = period_bounds(row.period, tz, now)
-        qs = UsageRecord.objects.filter(created_at__gte=period_start_datetime(start))
-        if row.scope == Scope.TENANT:
-            qs = qs.filter(tenant_id=row.tenant_id)
-        elif row.scope == Scope.PROJECT:
-            qs = qs.filter(project_id=row.project_id)
-        else:
-            qs = qs.filter(api_key_id=row.api_key_id)
-        total = qs.aggregate(total=Sum("cost_usd"))["total"]
+        total = ledger_spend(row, start)
         spend[row.id] = usd_to_units(total) if total else 0
     return spend

@@ -105,9 +105,11 @@ def budget_time_zone(budget: Budget) -> str:
 
 
 def budget_period_spend(budget: Budget, *, now: float | None = None) -> PeriodSpend:
-    """The current period of `budget` and its spend in the shared counters: one read of
-    one counter, never the ledger. A counter that cannot be read leaves the figures empty
-    (logged); the page still shows the period."""
+    """The current period of `budget` and its spend in the shared counters (one read of
+    one counter). Before any request of the period was admitted there is no counter: the
+    ledger's total for the period stands in, the figure the counter will start from. A
+    counter that cannot be read leaves the figures empty (logged); the page still shows
+    the period."""
     from apps.costs import limits
     from apps.costs.admission import budget_key, get_counters
 
@@ -127,7 +129,10 @@ def budget_period_spend(budget: Budget, *, now: float | None = None) -> PeriodSp
         logger.warning("could not read the spend counter of budget %s", budget.pk, exc_info=True)
         return spend
     if found is None:
-        return spend
+        total = limits.ledger_spend(budget, start)
+        if total is None:
+            return spend
+        found = (limits.usd_to_units(total), 0)
     settled, reserved = found
     return PeriodSpend(
         start=spend.start,

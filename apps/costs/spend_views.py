@@ -63,12 +63,22 @@ class TenantFilterForm(forms.Form):
         empty_label="Every tenant",
     )
 
+    # Periods shown selected when the query names none (a bound form shows only its data).
+    defaults: dict[str, int] = {}
+
     def __init__(self, *args: Any, tenants: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tenant"].queryset = tenants
+        if self.is_bound and any(not self.data.get(name) for name in self.defaults):
+            data = self.data.copy()
+            for name, value in self.defaults.items():
+                if not data.get(name):
+                    data[name] = str(value)
+            self.data = data
 
 
 class SpendFilterForm(TenantFilterForm):
+    defaults = {"days": DEFAULT_DAYS}
     days = forms.TypedChoiceField(
         label="Period",
         choices=WINDOW_DAYS,
@@ -79,6 +89,7 @@ class SpendFilterForm(TenantFilterForm):
 
 
 class SavingsFilterForm(TenantFilterForm):
+    defaults = {"months": DEFAULT_MONTHS}
     months = forms.TypedChoiceField(
         label="Period",
         choices=SAVINGS_MONTHS,

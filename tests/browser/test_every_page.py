@@ -70,6 +70,28 @@ alert = BudgetAlert.objects.create(
 notifier = costs.notifier_create(
     name="walk notifier", kind="email", tenant=tenant, target="walk@example.com"
 )
+# Two weeks of spend, so the spend pages show a chart and tables rather than their
+# empty state.
+from datetime import timedelta
+from apps.costs.models import UsageRecord
+from apps.costs.rollups import floor_day, rollup_range
+from apps.tenants.services import tenant_update
+deployment_create(
+    provider=provider, public_name="walk-frontier", upstream_model="gpt-4o",
+    input_price="250", output_price="1000",
+)
+tenant_update(tenant=tenant, baseline_model="walk-frontier", gain_share_percent=20)
+today = floor_day(timezone.now())
+for day in range(14):
+    for n in range(3):
+        UsageRecord.objects.create(
+            request_id=f"walk-{{day}}-{{n}}", created_at=today - timedelta(days=day, hours=-n),
+            tenant_id=tenant.pk, project_id=project.pk, api_key_id=key.pk, model="walk-model",
+            provider_id=provider.pk, deployment_id=deployment.pk, route="walk/route" if n else "",
+            input_tokens=1200 * (n + 1), output_tokens=400 + 37 * day,
+            cost_usd=Decimal("0.35") + Decimal(day % 5) / 10 + Decimal(n * 14) / 100,
+        )
+rollup_range(start=today - timedelta(days=14), end=today + timedelta(days=1))
 print(json.dumps({{
     "provider": str(provider.pk), "deployment": str(deployment.pk), "tenant": str(tenant.pk),
     "tenant_slug": tenant.slug, "apikey": str(key.pk), "admintoken": str(token.pk),
