@@ -31,10 +31,8 @@ from apps.costs.counters import (
     SLOTS,
     WINDOW,
     Counters,
-    Item,
     MemoryCounters,
     RedisCounters,
-    SettleOp,
     Verdict,
 )
 from atp_site.lib.errors import ATPError, RateLimited
@@ -70,10 +68,9 @@ class Admission:
 
     request_id: str
     counters: Counters
-    tokens: list[tuple[str, int]] = field(default_factory=list)  # (window key, reserved)
-    costs: list[tuple[str, int]] = field(default_factory=list)
-    slots: list[str] = field(default_factory=list)
-    budgets: list[tuple[L.BudgetRule, str, float]] = field(default_factory=list)
+    slice: Slice
+    tokens: int  # reserved: the prompt estimate plus the maximum output
+    cost_units: int  # reserved: the maximum cost
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     downgraded_by: str = ""
     settled: bool = False
@@ -136,45 +133,97 @@ def ask_for(prompt_tokens: int, max_output: int, prices: list) -> Ask:
     return Ask(tokens, math.ceil(worst * L.UNITS_PER_USD / 1_000_000))
 
 
-def _items(
-    key_limits: L.KeyLimits, ask: Ask, now: float, *, skip_budget: str = ""
-) -> tuple[list[Item], list[tuple[str, object, float]]]:
-    items: list[Item] = []
-    meta: list[tuple[str, object, float]] = []  # per item: (what, rule, period start)
+# What an item's amount is: one request (and one concurrency slot), the tokens asked, or
+# the cost asked.
+_ONE, _TOKENS, _COST = 0, 1, 2
+_AMOUNT_OF = {L.REQUESTS: _ONE, L.CONCURRENT: _ONE, L.TOKENS: _TOKENS, L.COST: _COST}
+
+
+@dataclass(slots=True)
+class Slice:
+    """A key's counters compiled for the current windows and budget periods (until
+    `until`, epoch seconds), so admitting a request only fills in its amounts."""
+
+    until: float
+    # Per item: (code, counter key, limit, what the amount is, expiry ms or 0, seed).
+    rows: list[tuple[str, str, int, int, int, int]]
+    meta: list[tuple[str, object, float]]  # per item: ("rule" | "budget", rule, start)
+    requests: list[int]  # indices of the requests-per-minute rules (for the headers)
+    token_rules: list[int]  # ... and of the tokens-per-minute rules
+    # Per settlement op: (code, counter key, what the delta is: 0 tokens correction,
+    # 1 cost correction, 2 nothing, 3 the actual cost).
+    settle: list[tuple[str, str, int]]
+    budgets: list[tuple[L.BudgetRule, float]]  # the budgets, in the settle ops' order
+
+
+def _slice(key_limits: L.KeyLimits, now: float, skip_budget: str) -> Slice:
     prefix = _prefix()
+    rows: list[tuple[str, str, int, int, int, int]] = []
+    meta: list[tuple[str, object, float]] = []
+    requests: list[int] = []
+    token_rules: list[int] = []
+    tokens_ops: list[tuple[str, str, int]] = []
+    cost_ops: list[tuple[str, str, int]] = []
+    slot_ops: list[tuple[str, str, int]] = []
+    budget_ops: list[tuple[str, str, int]] = []
+    budgets: list[tuple[L.BudgetRule, float]] = []
+    until = math.inf
     for rule in key_limits.rules:
+        if rule.kind == L.REQUESTS:
+            requests.append(len(rows))
+        elif rule.kind == L.TOKENS:
+            token_rules.append(len(rows))
+        meta.append(("rule", rule, 0.0))
         if rule.kind == L.CONCURRENT:
-            items.append(Item(SLOTS, f"{prefix}{rule.counter}", rule.limit, 1, 0))
-            meta.append(("rule", rule, 0.0))
+            key = f"{prefix}{rule.counter}"
+            rows.append((SLOTS, key, rule.limit, _ONE, 0, 0))
+            slot_ops.append((SLOTS, key, 2))
             continue
         window = L.WINDOWS[rule.kind]
         index = int(now // window)
-        ttl_ms = max(1, int(((index + 1) * window - now) * 1000))
-        amount = (
-            1
-            if rule.kind == L.REQUESTS
-            else ask.tokens
-            if rule.kind == L.TOKENS
-            else ask.cost_units
+        until = min(until, (index + 1) * window)
+        key = f"{prefix}{rule.counter}:{index}"
+        rows.append(
+            (WINDOW, key, rule.limit, _AMOUNT_OF[rule.kind], (index + 1) * window * 1000, 0)
         )
-        items.append(Item(WINDOW, f"{prefix}{rule.counter}:{index}", rule.limit, amount, ttl_ms))
-        meta.append(("rule", rule, 0.0))
+        if rule.kind == L.TOKENS:
+            tokens_ops.append((WINDOW, key, 0))
+        elif rule.kind == L.COST:
+            cost_ops.append((WINDOW, key, 1))
     for budget in key_limits.budgets:
         start, end = budget.bounds(now)
-        ttl_ms = int((end - now) * 1000) + 86_400_000 if end is not None else 0
+        key = budget_key(budget, start)
+        # Budget counters outlive their period by a day, for the pages that read them.
+        expires = int(end * 1000) + 86_400_000 if end is not None else 0
+        if end is not None:
+            until = min(until, end)
         blocks = budget.blocks and budget.id != skip_budget
-        items.append(
-            Item(
-                BUDGET,
-                budget_key(budget, start),
-                budget.limit if blocks else -1,
-                ask.cost_units,
-                ttl_ms,
-                budget.seed_for(start),
-            )
+        rows.append(
+            (BUDGET, key, budget.limit if blocks else -1, _COST, expires, budget.seed_for(start))
         )
         meta.append(("budget", budget, start))
-    return items, meta
+        budget_ops.append((BUDGET, key, 3))
+        budgets.append((budget, start))
+    return Slice(
+        until, rows, meta, requests, token_rules,
+        tokens_ops + cost_ops + slot_ops + budget_ops, budgets,
+    )  # fmt: skip
+
+
+def _compiled(key_limits: L.KeyLimits, now: float, skip_budget: str) -> Slice:
+    found = key_limits.slices.get(skip_budget)
+    if found is None or now >= found.until:
+        found = key_limits.slices[skip_budget] = _slice(key_limits, now, skip_budget)
+    return found
+
+
+def _items(sl: Slice, ask: Ask, now: float) -> list[list]:
+    now_ms = int(now * 1000)
+    amounts = (1, ask.tokens, ask.cost_units)
+    return [
+        [code, key, limit, amounts[what], max(1, expires - now_ms) if expires else 0, seed]
+        for code, key, limit, what, expires, seed in sl.rows
+    ]
 
 
 def _duration(ms: int) -> str:
@@ -192,20 +241,17 @@ def _duration(ms: int) -> str:
     return text
 
 
-def _headers(items: list[Item], meta: list, verdict: Verdict, admitted: bool) -> list:
+def _headers(sl: Slice, items: list[list], verdict: Verdict, admitted: bool) -> list:
     """OpenAI's x-ratelimit-* trio for requests and for tokens, from the tightest rule."""
     out: list[tuple[bytes, bytes]] = []
-    for kind, suffix in ((L.REQUESTS, b"requests"), (L.TOKENS, b"tokens")):
+    for indices, suffix in ((sl.requests, b"requests"), (sl.token_rules, b"tokens")):
         best = None
-        for i, (what, rule, _) in enumerate(meta):
-            if what != "rule":
-                break  # rules come first, budgets after
-            if rule.kind != kind:
-                continue
-            used = verdict.used[i] + (items[i].amount if admitted else 0)
-            remaining = max(0, rule.limit - used)
+        for i in indices:
+            limit = items[i][2]
+            used = verdict.used[i] + (items[i][3] if admitted else 0)
+            remaining = limit - used if used < limit else 0
             if best is None or remaining < best[1]:
-                best = (rule.limit, remaining, verdict.reset_ms[i])
+                best = (limit, remaining, verdict.reset_ms[i])
         if best is not None:
             out += [
                 (b"x-ratelimit-limit-" + suffix, str(best[0]).encode()),
@@ -216,10 +262,11 @@ def _headers(items: list[Item], meta: list, verdict: Verdict, admitted: bool) ->
 
 
 def _refusal(
-    items: list[Item], meta: list, verdict: Verdict, headers: list, now: float
+    items: list[list], meta: list, verdict: Verdict, headers: list, now: float
 ) -> ATPError | Downgrade:
     i = verdict.refused
     what, rule, start = meta[i]
+    amount = items[i][3]
     if what == "budget":
         if rule.action == "downgrade":
             return Downgrade(rule.downgrade_to, rule)
@@ -229,7 +276,7 @@ def _refusal(
         err = BudgetExceeded(
             f"The {rule.period} budget '{rule.name}' of the {rule.label} is spent "
             f"(${spent.quantize(Decimal('0.01'))} of ${rule.limit_usd.normalize():f}"
-            + (", including requests in flight" if items[i].amount else "")
+            + (", including requests in flight" if amount else "")
             + ")."
             + (" It resets at the start of the next period." if end is not None else ""),
             retry_after=retry,
@@ -238,11 +285,11 @@ def _refusal(
         err.headers = [*headers, (b"x-should-retry", b"false")]
         return err
     retry_ms = 1000 if rule.kind == L.CONCURRENT else max(verdict.reset_ms[i], 1)
-    too_big = items[i].amount > rule.limit and rule.kind != L.CONCURRENT
+    too_big = amount > rule.limit and rule.kind != L.CONCURRENT
     message = f"Rate limit reached for {rule.describe()}: "
     if too_big:
         message += (
-            f"this request needs {items[i].amount:,}"
+            f"this request needs {amount:,}"
             + (" tokens (prompt estimate plus max output)" if rule.kind == L.TOKENS else "")
             + ", more than the limit allows in one window. Lower max_tokens or the prompt."
         )
@@ -267,7 +314,8 @@ async def admit(
     returns a Downgrade when a downgrading budget is spent (call again for the cheaper
     model with `skip_budget` set to that budget's id)."""
     now = time.time()
-    items, meta = _items(key_limits, ask, now, skip_budget=skip_budget)
+    sl = _compiled(key_limits, now, skip_budget)
+    items = _items(sl, ask, now)
     counters = get_counters()
     hold_ms = int(settings.ATP_LIMITS_RESERVATION_SECONDS * 1000)
     try:
@@ -275,26 +323,16 @@ async def admit(
     except Exception as exc:  # Redis unreachable or failing: the documented choice
         counters = _on_redis_error(key_limits, exc)
         verdict = await counters.admit(request_id, items, hold_ms)
-    headers = _headers(items, meta, verdict, verdict.allowed)
+    headers = _headers(sl, items, verdict, verdict.allowed) if sl.requests or sl.token_rules else []
     if not verdict.allowed:
-        refusal = _refusal(items, meta, verdict, headers, now)
-        what, rule, _ = meta[verdict.refused]
+        refusal = _refusal(items, sl.meta, verdict, headers, now)
+        what, rule, _ = sl.meta[verdict.refused]
         if isinstance(refusal, Downgrade):
             stats.downgraded += 1
             return refusal
         stats.refused[("budget" if what == "budget" else rule.kind, rule.level)] += 1
         raise refusal
-    admission = Admission(request_id, counters, headers=headers)
-    for item, (what, rule, start) in zip(items, meta, strict=True):
-        if what == "budget":
-            admission.budgets.append((rule, item.key, start))
-        elif item.code == SLOTS:
-            admission.slots.append(item.key)
-        elif rule.kind == L.TOKENS:
-            admission.tokens.append((item.key, item.amount))
-        elif rule.kind == L.COST:
-            admission.costs.append((item.key, item.amount))
-    return admission
+    return Admission(request_id, counters, sl, ask.tokens, ask.cost_units, headers)
 
 
 def _on_redis_error(key_limits: L.KeyLimits, exc: Exception) -> Counters:
@@ -330,13 +368,10 @@ class Stats:
 stats = Stats()
 
 
-def settlement_ops(admission: Admission, tokens_used: int, cost_units: int) -> list[SettleOp]:
+def settlement_ops(admission: Admission, tokens_used: int, cost_units: int) -> list[list]:
     rid = admission.request_id
-    ops = [SettleOp(WINDOW, key, rid, tokens_used - held) for key, held in admission.tokens]
-    ops += [SettleOp(WINDOW, key, rid, cost_units - held) for key, held in admission.costs]
-    ops += [SettleOp(SLOTS, key, rid, 0) for key in admission.slots]
-    ops += [SettleOp(BUDGET, key, rid, cost_units) for _, key, _ in admission.budgets]
-    return ops
+    deltas = (tokens_used - admission.tokens, cost_units - admission.cost_units, 0, cost_units)
+    return [[code, key, rid, deltas[what]] for code, key, what in admission.slice.settle]
 
 
 def settle(admission: Admission | None, *, tokens_used: int, cost: Decimal) -> None:
@@ -353,17 +388,17 @@ def settle(admission: Admission | None, *, tokens_used: int, cost: Decimal) -> N
     _flusher.add(admission, ops)
 
 
-def _after_settle(admission: Admission, ops: list[SettleOp], results: list[int]) -> None:
+def _after_settle(admission: Admission, ops: list[list], results: list[int]) -> None:
     stats.settled += 1
-    if not admission.budgets:
+    budgets = admission.slice.budgets
+    if not budgets:
         return
-    first = len(ops) - len(admission.budgets)
-    for (rule, _, start), op, after in zip(
-        admission.budgets, ops[first:], results[first:], strict=True
-    ):
-        if after < 0 or op.delta <= 0:
+    first = len(ops) - len(budgets)
+    for (rule, start), op, after in zip(budgets, ops[first:], results[first:], strict=True):
+        delta = op[3]
+        if after < 0 or delta <= 0:
             continue
-        before = after - op.delta
+        before = after - delta
         for mark in rule.thresholds:
             line = rule.limit * mark / 100
             if before < line <= after:
@@ -377,10 +412,10 @@ class Flusher:
     `ATP_LIMITS_SETTLE_BATCH` per call, so many answers share one round trip."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[Admission, list[SettleOp]]] = []
+        self.pending: list[tuple[Admission, list[list]]] = []
         self.task: asyncio.Task | None = None
 
-    def add(self, admission: Admission, ops: list[SettleOp]) -> None:
+    def add(self, admission: Admission, ops: list[list]) -> None:
         self.pending.append((admission, ops))
         if self.task is None or self.task.done():
             try:
@@ -397,8 +432,8 @@ class Flusher:
             batch, self.pending = self.pending[:limit], self.pending[limit:]
             await self._send(batch)
 
-    async def _send(self, batch: list[tuple[Admission, list[SettleOp]]]) -> None:
-        groups: dict[int, list[tuple[Admission, list[SettleOp]]]] = {}
+    async def _send(self, batch: list[tuple[Admission, list[list]]]) -> None:
+        groups: dict[int, list[tuple[Admission, list[list]]]] = {}
         for entry in batch:
             groups.setdefault(id(entry[0].counters), []).append(entry)
         for entries in groups.values():

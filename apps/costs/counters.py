@@ -29,14 +29,17 @@ import orjson
 WINDOW, SLOTS, BUDGET = "w", "c", "b"
 
 
-@dataclass(slots=True)
-class Item:
-    code: str
-    key: str
-    limit: int  # -1: count, never refuse
-    amount: int
-    ttl_ms: int  # the window's or budget period's remaining life; 0: no expiry
-    seed: int = 0  # a budget's spend when its counter does not exist yet
+# An admission item is a list [code, key, limit, amount, ttl_ms, seed]:
+# - limit: -1 counts and never refuses;
+# - ttl_ms: the window's or budget period's remaining life; 0: no expiry;
+# - seed: a budget's spend when its counter does not exist yet.
+# Plain lists, because the admission script's argument is their JSON and the hot path
+# builds them for every request.
+CODE, KEY, LIMIT, AMOUNT, TTL, SEED = range(6)
+
+
+def item(code: str, key: str, limit: int, amount: int, ttl_ms: int, seed: int = 0) -> list:
+    return [code, key, limit, amount, ttl_ms, seed]
 
 
 @dataclass(slots=True)
@@ -47,12 +50,12 @@ class Verdict:
     reset_ms: list[int]  # per item: ms until a window resets (0 for other items)
 
 
-@dataclass(slots=True)
-class SettleOp:
-    code: str
-    key: str
-    request_id: str
-    delta: int  # window: correction; budget: actual cost; slots: unused
+# A settlement op is a list [code, key, request_id, delta]: for a window its correction,
+# for a budget the actual cost, for slots unused.
+
+
+def settle_op(code: str, key: str, request_id: str, delta: int) -> list:
+    return [code, key, request_id, delta]
 
 
 # Both scripts take their whole input as one JSON argument and answer one JSON string:
@@ -171,10 +174,10 @@ class Counters:
 
     shared = False
 
-    async def admit(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+    async def admit(self, request_id: str, items: list[list], hold_ms: int) -> Verdict:
         raise NotImplementedError
 
-    async def settle(self, ops: list[SettleOp]) -> list[int]:
+    async def settle(self, ops: list[list]) -> list[int]:
         """Apply settlements; per op the counter after it (a budget's settled spend), or
         -1 when there was nothing to apply to."""
         raise NotImplementedError
@@ -202,13 +205,13 @@ class MemoryCounters(Counters):
             k: v for k, v in self.budgets.items() if not v["expires"] or v["expires"] > now
         }
 
-    def _budget(self, item: Item, now: int) -> dict[str, Any]:
-        state = self.budgets.get(item.key)
+    def _budget(self, it: list, now: int) -> dict[str, Any]:
+        state = self.budgets.get(it[KEY])
         if state is None or (state["expires"] and state["expires"] <= now):
-            state = self.budgets[item.key] = {
-                "s": item.seed,
+            state = self.budgets[it[KEY]] = {
+                "s": it[SEED],
                 "res": {},  # request id -> (amount, expires ms)
-                "expires": now + item.ttl_ms if item.ttl_ms else 0,
+                "expires": now + it[TTL] if it[TTL] else 0,
             }
         res = state["res"]
         gone = [rid for rid, (_, exp) in res.items() if exp <= now]
@@ -216,67 +219,69 @@ class MemoryCounters(Counters):
             del res[rid]
         return state
 
-    async def admit(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+    async def admit(self, request_id: str, items: list[list], hold_ms: int) -> Verdict:
         return self.admit_now(request_id, items, hold_ms)
 
-    def admit_now(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+    def admit_now(self, request_id: str, items: list[list], hold_ms: int) -> Verdict:
         now = now_ms()
         self._sweep(now)
         used: list[int] = []
         reset: list[int] = []
         refused = -1
-        for i, item in enumerate(items):
+        for i, it in enumerate(items):
+            code, key, limit, amount = it[CODE], it[KEY], it[LIMIT], it[AMOUNT]
             r = 0
-            if item.code == WINDOW:
-                value, expires = self.windows.get(item.key, (0, 0))
+            if code == WINDOW:
+                value, expires = self.windows.get(key, (0, 0))
                 if expires <= now:
-                    value, expires = 0, now + item.ttl_ms
+                    value, expires = 0, now + it[TTL]
                 u, r = value, expires - now
-            elif item.code == SLOTS:
-                held = self.slots.setdefault(item.key, {})
+            elif code == SLOTS:
+                held = self.slots.setdefault(key, {})
                 for rid in [rid for rid, exp in held.items() if exp <= now]:
                     del held[rid]
                 u = len(held)
             else:
-                state = self._budget(item, now)
+                state = self._budget(it, now)
                 u = state["s"] + sum(amount for amount, _ in state["res"].values())
             used.append(u)
             reset.append(r)
-            if refused < 0 and item.limit >= 0 and u + item.amount > item.limit:
+            if refused < 0 and limit >= 0 and u + amount > limit:
                 refused = i
         if refused < 0:
-            for item in items:
-                if item.code == WINDOW:
-                    value, expires = self.windows.get(item.key, (0, 0))
+            for it in items:
+                code, key, amount = it[CODE], it[KEY], it[AMOUNT]
+                if code == WINDOW:
+                    value, expires = self.windows.get(key, (0, 0))
                     if expires <= now:
-                        value, expires = 0, now + item.ttl_ms
-                    self.windows[item.key] = (value + item.amount, expires)
-                elif item.code == SLOTS:
-                    self.slots[item.key][request_id] = now + hold_ms
-                elif item.amount > 0:
-                    self.budgets[item.key]["res"][request_id] = (item.amount, now + hold_ms)
+                        value, expires = 0, now + it[TTL]
+                    self.windows[key] = (value + amount, expires)
+                elif code == SLOTS:
+                    self.slots[key][request_id] = now + hold_ms
+                elif amount > 0:
+                    self.budgets[key]["res"][request_id] = (amount, now + hold_ms)
         return Verdict(refused < 0, refused, used, reset)
 
-    async def settle(self, ops: list[SettleOp]) -> list[int]:
+    async def settle(self, ops: list[list]) -> list[int]:
         return self.settle_now(ops)
 
-    def settle_now(self, ops: list[SettleOp]) -> list[int]:
+    def settle_now(self, ops: list[list]) -> list[int]:
         now = now_ms()
         out = []
-        for op in ops:
+        for code, key, rid, delta in ops:
             result = -1
-            if op.code == WINDOW:
-                entry = self.windows.get(op.key)
-                if op.delta and entry is not None and entry[1] > now:
-                    result = max(0, entry[0] + op.delta)
-                    self.windows[op.key] = (result, entry[1])
-            elif op.code == SLOTS:
-                self.slots.get(op.key, {}).pop(op.request_id, None)
+            if code == WINDOW:
+                entry = self.windows.get(key)
+                if delta and entry is not None and entry[1] > now:
+                    result = max(0, entry[0] + delta)
+                    self.windows[key] = (result, entry[1])
+            elif code == SLOTS:
+                self.slots.get(key, {}).pop(rid, None)
             else:
-                state = self.budgets.get(op.key)
+                state = self.budgets.get(key)
                 if state is not None and (not state["expires"] or state["expires"] > now):
-                    state["res"].pop(op.request_id, None)
-                    state["s"] += op.delta
+                    state["res"].pop(rid, None)
+                    state["s"] += delta
                     result = state["s"]
             out.append(result)
         return out
@@ -305,23 +310,14 @@ class RedisCounters(Counters):
         self.admit_script = Script(ADMIT_LUA)
         self.settle_script = Script(SETTLE_LUA)
 
-    async def admit(self, request_id: str, items: list[Item], hold_ms: int) -> Verdict:
+    async def admit(self, request_id: str, items: list[list], hold_ms: int) -> Verdict:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         pending = self._pending.get(loop)
         if pending is None:
             pending = self._pending[loop] = []
             loop.call_soon(self._send_admissions, loop)
-        pending.append(
-            (
-                future,
-                [
-                    request_id,
-                    hold_ms,
-                    [[i.code, i.key, i.limit, i.amount, i.ttl_ms, i.seed] for i in items],
-                ],
-            )
-        )
+        pending.append((future, (request_id, hold_ms, items)))
         return await future
 
     def _send_admissions(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -349,9 +345,8 @@ class RedisCounters(Counters):
             reset = [int(v) for v in reset] if reset else []
             future.set_result(Verdict(refused == 0, refused - 1, used, reset))
 
-    async def settle(self, ops: list[SettleOp]) -> list[int]:
-        packed = [[op.code, op.key, op.request_id, op.delta] for op in ops]
-        raw = await self.client.run(self.settle_script, orjson.dumps(packed))
+    async def settle(self, ops: list[list]) -> list[int]:
+        raw = await self.client.run(self.settle_script, orjson.dumps(ops))
         return [int(v) for v in orjson.loads(raw) or ()]
 
     def spend(self, key: str) -> tuple[int, int] | None:

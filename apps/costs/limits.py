@@ -119,6 +119,9 @@ class KeyLimits:
     plan: str = ""
     needs_tokens: bool = False  # a token, cost or budget rule: estimate the request
     active: bool = field(init=False, default=False)
+    # Admission's compiled counters for the current windows and periods
+    # (apps.costs.admission.Slice), by the budget a downgrade skips ("" for none).
+    slices: dict = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "active", bool(self.rules or self.budgets))

@@ -176,3 +176,61 @@ def test_decode_tokens_round_trips_and_rejects_unknown_ids():
     assert tokens.decode_tokens(tokens.encode_text("hello world")) == "hello world"
     with pytest.raises(ValueError):
         tokens.decode_tokens([10**9])
+
+
+QUICK_SAMPLES = [
+    "Say hello",
+    "The quick brown fox jumps over the lazy dog. " * 40,
+    "def f(x):\n    return {k: v for k, v in x.items() if v is not None}\n" * 20,
+    "東京は日本の首都です。人口は約千四百万人です。" * 10,
+    "Ünïcödé façade naïve café résumé " * 20,
+    "🙂🚀 emoji and text 🎉" * 15,
+    '{"id": 123, "values": [1, 2, 3], "nested": {"ok": true}}' * 10,
+]
+
+
+@pytest.mark.parametrize("text", QUICK_SAMPLES, ids=range(len(QUICK_SAMPLES)))
+def test_the_quick_admission_estimate_never_counts_under_the_tokenizer(text):
+    body = {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+    }
+    exact = tokens.estimate_prompt_tokens(body)
+    quick = tokens.quick_prompt_estimate(body)
+    assert quick >= exact
+    assert quick <= 2.5 * exact + 10  # and not so far over that limits bite early
+
+
+def test_random_strings_are_the_quick_estimates_documented_under_count():
+    body = {"messages": [{"role": "user", "content": "a9F3kQ0zX7pLm2Rt8vB1nW4yC6hJ5sD0" * 10}]}
+    exact = tokens.estimate_prompt_tokens(body)
+    assert exact / 2 <= tokens.quick_prompt_estimate(body) < exact
+
+
+def test_the_quick_estimate_covers_parts_tool_calls_and_tools():
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture? " * 5},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 9000}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "lookup", "arguments": '{"city": "Paris"}'}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 21 C"},
+        ],
+        "tools": [
+            {"type": "function", "function": {"name": "lookup", "description": "Weather by city",
+             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+        ],
+    }  # fmt: skip
+    quick = tokens.quick_prompt_estimate(body)
+    assert quick >= tokens.estimate_prompt_tokens(body)
+    assert quick < 400, "an image counts as a part, not as its base64 text"

@@ -16,6 +16,7 @@ from apps.costs import admission, alerts
 from apps.costs import services as costs
 from apps.costs.ledger import ledger
 from apps.costs.models import BudgetAlert, Scope, UsageRecord
+from apps.providers import tokens
 from apps.providers.models import ModelDeployment
 from apps.routing.models import RequestLog
 from apps.tenants import services as tenants
@@ -103,18 +104,33 @@ async def test_no_limits_no_headers_and_no_counting(gateway):
     assert not any(h.startswith("x-ratelimit") for h in resp.headers)
 
 
+async def test_a_refusal_never_comes_from_the_quick_estimate(gateway):
+    # English prose: the quick estimate is about twice the exact count.
+    prose = {**CHAT, "max_tokens": 10, "messages": [{"role": "user", "content": "Hello " * 60}]}
+    exact = tokens.estimate_prompt_tokens(prose)
+    assert tokens.quick_prompt_estimate(prose) > exact + 20
+    await limit(scope=Scope.KEY, api_key=gateway.api_key, tokens_per_minute=exact + 20)
+    resp = await chat(gateway.key, prose)
+    assert resp.status == 200, resp.text
+    # Admitted at the exact count once the estimate was refused.
+    assert int(resp.headers["x-ratelimit-remaining-tokens"]) == 20 - 10
+    await settled()
+    refused = await chat(gateway.key, {**prose, "max_tokens": 30})
+    assert refused.status == 429
+
+
 async def test_tokens_count_the_estimate_and_max_output_then_correct_to_actual(gateway):
     await limit(scope=Scope.KEY, api_key=gateway.api_key, tokens_per_minute=1000)
     first = await chat(gateway.key, {**CHAT, "max_tokens": 500})
     assert first.status == 200
     usage = first.json()["usage"]
     reserved = 1000 - int(first.headers["x-ratelimit-remaining-tokens"])
-    assert reserved >= 500 + usage["prompt_tokens"]  # estimate + max output at admission
+    # The prompt's quick estimate (never under the exact count) plus the max output.
+    estimate = tokens.quick_prompt_estimate({**CHAT, "max_tokens": 500})
+    assert reserved == 500 + estimate and estimate >= usage["prompt_tokens"]
     await settled()
     second = await chat(gateway.key, {**CHAT, "max_tokens": 1})
-    used_before_second = (
-        1000 - int(second.headers["x-ratelimit-remaining-tokens"]) - (1 + usage["prompt_tokens"])
-    )
+    used_before_second = 1000 - int(second.headers["x-ratelimit-remaining-tokens"]) - (1 + estimate)
     # Corrected to what the first request used, not what it reserved.
     assert abs(used_before_second - usage["total_tokens"]) <= 2
     too_big = await chat(gateway.key, {**CHAT, "max_tokens": 5000})

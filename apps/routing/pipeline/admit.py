@@ -14,10 +14,12 @@ from typing import Any
 from django.conf import settings
 
 from apps.costs import admission
+from apps.costs.limits import COST, TOKENS
 from apps.costs.overload import gate
 from apps.providers import tokens
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.snapshot import DeploymentInfo, Snapshot
+from atp_site.lib.errors import ATPError
 
 
 def enter(ctx: RequestContext) -> None:
@@ -54,6 +56,45 @@ def _ask(cands: list[DeploymentInfo], prompt: int, output: int, *, every: bool) 
     return ask
 
 
+def _refused_by_amount(exc: ATPError) -> bool:
+    """A refusal a smaller token count could change: a token or cost limit, a budget."""
+    return isinstance(exc, admission.BudgetExceeded) or exc.details.get("limit") in (TOKENS, COST)
+
+
+async def _admit(
+    ctx: RequestContext,
+    body: dict[str, Any],
+    cands: list[DeploymentInfo],
+    *,
+    every: bool,
+    skip_budget: str = "",
+) -> admission.Admission | admission.Downgrade:
+    """Admit at the prompt's count when routing made one, else at its quick estimate
+    (apps.providers.tokens.quick_prompt_estimate: counting with the tokenizer on every
+    request costs more than the rest of admission). When a token limit or a budget refuses
+    what was only an estimate, the prompt is counted exactly and asked for once more, so
+    a refusal at the margin never comes from the estimate."""
+    key_limits = ctx.key.limits
+    prompt, output, exact = 0, 0, True
+    if key_limits.needs_tokens:
+        output = max_output(body)
+        if ctx.prompt_tokens is not None:
+            prompt = ctx.prompt_tokens
+        else:
+            prompt, exact = tokens.quick_prompt_estimate(body), False
+    while True:
+        ask = _ask(cands, prompt, output, every=every)
+        try:
+            result = await admission.admit(key_limits, ctx.request_id, ask, skip_budget=skip_budget)
+            if exact or not isinstance(result, admission.Downgrade):
+                return result
+        except ATPError as exc:
+            if exact or not _refused_by_amount(exc):
+                raise
+        prompt = ctx.prompt_tokens = tokens.estimate_prompt_tokens(body)
+        exact = True
+
+
 async def admit_chat(
     snapshot: Snapshot,
     ctx: RequestContext,
@@ -64,22 +105,15 @@ async def admit_chat(
     """Admit a chat request; returns the plan to run (a downgrade's when one applied).
     `replan(model)` plans the same request for another model or route."""
     enter(ctx)
-    limits = ctx.key.limits
-    if not limits.active:
+    if not ctx.key.limits.active:
         return plan
-    prompt = 0
-    if limits.needs_tokens:
-        prompt = ctx.prompt_tokens = tokens.estimate_prompt_tokens(body)
-    output = max_output(body) if limits.needs_tokens else 0
-    every = plan.consensus is not None
-    result = await admission.admit(
-        limits, ctx.request_id, _ask(plan.cands, prompt, output, every=every)
-    )
+    result = await _admit(ctx, body, plan.cands, every=plan.consensus is not None)
     if isinstance(result, admission.Downgrade):
         down = result
         plan = replan(down.model)
-        ask = _ask(plan.cands, prompt, output, every=plan.consensus is not None)
-        result = await admission.admit(limits, ctx.request_id, ask, skip_budget=down.budget.id)
+        result = await _admit(
+            ctx, body, plan.cands, every=plan.consensus is not None, skip_budget=down.budget.id
+        )
         if isinstance(result, admission.Downgrade):
             raise admission.BudgetExceeded(
                 f"The budget '{result.budget.name}' is spent and its downgrade is spent too.",

@@ -55,7 +55,7 @@ class RequestContext:
     # and whether the request holds an overload-control slot the edge gives back.
     admission: Any = None
     in_flight: bool = False
-    # The prompt's token estimate when admission needed it, for whoever needs it again.
+    # The prompt's exact token count when routing counted it, for admission and usage.
     prompt_tokens: int | None = None
     # Bodies kept for the tenant's audit when it stores them (see apps.audit.bodies).
     request_body: dict | None = None

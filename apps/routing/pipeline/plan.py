@@ -204,6 +204,7 @@ def plan_chat(
         }
         return Plan(cands)
     request = parse_hints(body, headers, key, explicit=hints)
+    ctx.prompt_tokens = request.prompt_tokens
     reach = ctx.reach = reach_for(snapshot, key, regions=request.regions)
     decision = decide(snapshot, key, route, request)
     cands = decision.deployments
