@@ -230,14 +230,11 @@ def _duration(ms: int) -> str:
     """A reset time as OpenAI writes it: `20ms`, `1s`, `6m0s`, `1h2m3s`."""
     if ms < 1000:
         return f"{max(ms, 0)}ms"
-    seconds = ms / 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{secs:.3f}".rstrip("0").rstrip(".") + "s"
-    if minutes or hours:
-        text = f"{int(minutes)}m" + text
-    if hours:
-        text = f"{int(hours)}h" + text
+    seconds, milli = divmod(ms, 1000)
+    text = f"{seconds % 60}.{milli:03d}".rstrip("0") + "s" if milli else f"{seconds % 60}s"
+    if seconds >= 60:
+        hours, minutes = divmod(seconds // 60, 60)
+        text = (f"{hours}h{minutes}m" if hours else f"{minutes}m") + text
     return text
 
 

@@ -302,9 +302,9 @@ class RedisCounters(Counters):
     def __init__(self, url: str | None = None) -> None:
         from django.conf import settings
 
-        from atp_site.lib.resp import PipelinedClient, Script
+        from atp_site.lib.resp import Script, shared_client
 
-        self.client = PipelinedClient(url or settings.REDIS_URL)
+        self.client = shared_client(url or settings.REDIS_URL)
         # Admissions waiting for the end of this event-loop turn, per loop.
         self._pending: dict[asyncio.AbstractEventLoop, list] = {}
         self.admit_script = Script(ADMIT_LUA)

@@ -152,9 +152,9 @@ class Journal:
         batch, self._pending = self._pending, []
         try:
             if self._fast is None:
-                from atp_site.lib.resp import PipelinedClient
+                from atp_site.lib.resp import shared_client
 
-                self._fast = PipelinedClient(self.url)
+                self._fast = shared_client(self.url)
             await self._fast.command(b"RPUSH", self.key.encode(), *batch)
         except Exception:
             self._pending[:0] = batch

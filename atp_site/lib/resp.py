@@ -47,6 +47,9 @@ class _Protocol(asyncio.Protocol):
         self.deadlines: deque[float] = deque()  # when each waiting reply is overdue
         self.watchdog: asyncio.TimerHandle | None = None
         self.lost: BaseException | None = None
+        # Commands of this loop turn, written together when the turn ends (one write
+        # for the admissions, settlements and journal pushes of many requests).
+        self.out: list[bytes] = []
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """One timer per connection, not one per command: a reply overdue by
@@ -67,6 +70,20 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def flush(self) -> None:
+        out, self.out = self.out, []
+        if self.lost is None and self.transport is not None:
+            self.transport.write(b"".join(out))
+        else:
+            self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        self.deadlines.clear()
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(ConnectionError(str(self.lost)))
+
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while True:
@@ -86,11 +103,7 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = exc or ConnectionResetError("Redis closed the connection")
-        self.deadlines.clear()
-        while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(ConnectionError(str(self.lost)))
+        self._fail_waiting()
 
 
 class PipelinedClient:
@@ -152,10 +165,14 @@ class PipelinedClient:
 
     @staticmethod
     async def _send(proto: _Protocol, loop: asyncio.AbstractEventLoop, payload: bytes) -> Any:
+        if proto.lost is not None:
+            raise ConnectionError(str(proto.lost))
         future = loop.create_future()
         proto.waiting.append(future)
         proto.deadlines.append(loop.time() + REPLY_TIMEOUT)
-        proto.transport.write(payload)
+        if not proto.out:
+            loop.call_soon(proto.flush)
+        proto.out.append(payload)
         proto.watch(loop)
         return await future
 
@@ -177,6 +194,19 @@ class PipelinedClient:
         proto = self._conns.pop(asyncio.get_running_loop(), None)
         if proto is not None and proto.transport is not None:
             proto.transport.close()
+
+
+_shared: dict[str, PipelinedClient] = {}
+
+
+def shared_client(url: str) -> PipelinedClient:
+    """The process's pipelined client for `url`: the limit counters and every queue's
+    journal share its connection per event loop, so their commands of one loop turn
+    leave in one write and their replies arrive in one read."""
+    client = _shared.get(url)
+    if client is None:
+        client = _shared[url] = PipelinedClient(url)
+    return client
 
 
 class Script:
