@@ -366,9 +366,9 @@ stats = Stats()
 
 
 def settlement_ops(admission: Admission, tokens_used: int, cost_units: int) -> list[list]:
-    rid = admission.request_id
-    deltas = (tokens_used - admission.tokens, cost_units - admission.cost_units, 0, cost_units)
-    return [[code, key, rid, deltas[what]] for code, key, what in admission.slice.settle]
+    rid, held = admission.request_id, admission.cost_units
+    deltas = (tokens_used - admission.tokens, cost_units - held, 0, cost_units)
+    return [[code, key, rid, deltas[what], held] for code, key, what in admission.slice.settle]
 
 
 def settle(admission: Admission | None, *, tokens_used: int, cost: Decimal) -> None:

@@ -7,7 +7,7 @@ together:
 - `c` a concurrency set: the request's id with an expiry, so a process that dies leaves
   slots that free themselves.
 - `b` a budget: settled spend `s` and reserved spend `r` in one hash, each reservation
-  with its expiry in a sorted set (`<key>:r`) and its amount in a hash (`<key>:a`);
+  in a sorted set (`<key>:r`, member `<request id>:<amount>`, scored by its expiry);
   expired reservations are dropped before the check. A budget that does not block passes
   `limit` -1 and is still reserved against, so the others see its spend.
 
@@ -50,12 +50,12 @@ class Verdict:
     reset_ms: list[int]  # per item: ms until a window resets (0 for other items)
 
 
-# A settlement op is a list [code, key, request_id, delta]: for a window its correction,
-# for a budget the actual cost, for slots unused.
+# A settlement op is a list [code, key, request_id, delta, held]: `delta` is a window's
+# correction or a budget's actual cost (unused for slots), `held` what a budget reserved.
 
 
-def settle_op(code: str, key: str, request_id: str, delta: int) -> list:
-    return [code, key, request_id, delta]
+def settle_op(code: str, key: str, request_id: str, delta: int, held: int = 0) -> list:
+    return [code, key, request_id, delta, held]
 
 
 # Both scripts take their whole input as one JSON argument and answer one JSON string:
@@ -73,29 +73,31 @@ for i = 1, n do
   local code, key, limit, amount, ttl, seed = it[1], it[2], it[3], it[4], it[5], it[6]
   local u, r = 0, 0
   if code == 'w' then
-    u = tonumber(redis.call('GET', key) or '0')
-    r = redis.call('PTTL', key)
-    if r < 0 then r = ttl end
+    -- The key names its window, so its time to live is the window's: `ttl`.
+    u, r = tonumber(redis.call('GET', key) or '0'), ttl
   elseif code == 'c' then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     u = redis.call('ZCARD', key)
+    if limit >= 0 and u + amount > limit then  -- slots of dead processes first
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      u = redis.call('ZCARD', key)
+    end
   else
-    if redis.call('EXISTS', key) == 0 then
+    local v = redis.call('HMGET', key, 's', 'r')
+    if not v[1] then
       redis.call('HSET', key, 's', seed, 'r', 0)
       if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+      v = {seed, 0}
     end
     local gone = redis.call('ZRANGEBYSCORE', key .. ':r', '-inf', now)
-    if #gone > 0 then
+    if #gone > 0 then  -- reservations of dead processes: `<request id>:<amount>`
       local freed = 0
-      for _, id in ipairs(gone) do
-        freed = freed + tonumber(redis.call('HGET', key .. ':a', id) or '0')
-        redis.call('HDEL', key .. ':a', id)
+      for _, member in ipairs(gone) do
+        freed = freed + tonumber(string.match(member, ':(%d+)$') or '0')
       end
       redis.call('ZREM', key .. ':r', unpack(gone))
-      redis.call('HINCRBY', key, 'r', -freed)
+      v[2] = redis.call('HINCRBY', key, 'r', -freed)
     end
-    local v = redis.call('HMGET', key, 's', 'r')
-    u = tonumber(v[1] or '0') + tonumber(v[2] or '0')
+    u = tonumber(v[1]) + tonumber(v[2] or '0')
   end
   used[i], reset[i] = string.format('%d', u), string.format('%d', r)
   if refused == 0 and limit >= 0 and u + amount > limit then refused = i end
@@ -114,11 +116,8 @@ if refused == 0 then
       redis.call('PEXPIRE', key, hold)
     elseif amount > 0 then
       redis.call('HINCRBY', key, 'r', amount)
-      redis.call('ZADD', key .. ':r', now + hold, rid)
-      redis.call('HSET', key .. ':a', rid, amount)
-      local life = ttl > 0 and ttl or hold
-      redis.call('PEXPIRE', key .. ':r', math.max(life, hold))
-      redis.call('PEXPIRE', key .. ':a', math.max(life, hold))
+      redis.call('ZADD', key .. ':r', now + hold, rid .. ':' .. string.format('%d', amount))
+      redis.call('PEXPIRE', key .. ':r', math.max(ttl > 0 and ttl or hold, hold))
     end
   end
 end
@@ -149,11 +148,12 @@ for i = 1, #ops do
   elseif code == 'c' then
     redis.call('ZREM', key, rid)
   else
-    local amt = redis.call('HGET', key .. ':a', rid)
-    if amt then
-      redis.call('HDEL', key .. ':a', rid)
-      redis.call('ZREM', key .. ':r', rid)
-      redis.call('HINCRBY', key, 'r', -tonumber(amt))
+    local held = op[5]
+    if held > 0 then
+      local member = rid .. ':' .. string.format('%d', held)
+      if redis.call('ZREM', key .. ':r', member) == 1 then
+        redis.call('HINCRBY', key, 'r', -held)
+      end
     end
     if redis.call('EXISTS', key) == 1 then
       result = redis.call('HINCRBY', key, 's', delta)
@@ -268,7 +268,7 @@ class MemoryCounters(Counters):
     def settle_now(self, ops: list[list]) -> list[int]:
         now = now_ms()
         out = []
-        for code, key, rid, delta in ops:
+        for code, key, rid, delta, _ in ops:
             result = -1
             if code == WINDOW:
                 entry = self.windows.get(key)

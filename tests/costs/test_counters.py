@@ -87,7 +87,7 @@ async def test_budget_reserves_settles_and_releases(counters):
     third = await counters.admit("c", [budget], 60_000)
     assert not third.allowed and third.used == [1100]
     # "a" cost 100 of its 400: the rest is released.
-    assert await counters.settle([settle_op(BUDGET, key, "a", 100)]) == [400]
+    assert await counters.settle([settle_op(BUDGET, key, "a", 100, 400)]) == [400]
     if isinstance(counters, MemoryCounters):
         assert counters.spend(key) == (400, 400)
     fourth = await counters.admit("c", [budget], 60_000)
@@ -109,16 +109,18 @@ async def test_a_budget_that_only_alerts_never_refuses_but_counts(counters):
     assert (await counters.admit("a", [budget], 60_000)).allowed
     verdict = await counters.admit("b", [budget], 60_000)
     assert verdict.allowed and verdict.used == [700]
-    assert await counters.settle([settle_op(BUDGET, key, "a", 700)]) == [700]
+    assert await counters.settle([settle_op(BUDGET, key, "a", 700, 700)]) == [700]
 
 
 async def test_many_concurrent_admissions_never_overspend(counters):
     key = k("budget")
     budget = item(BUDGET, key, 10_000, 300, 86_400_000, 0)
-    verdicts = await asyncio.gather(*(counters.admit(f"r{i}", [budget], 60_000) for i in range(100)))
+    verdicts = await asyncio.gather(
+        *(counters.admit(f"r{i}", [budget], 60_000) for i in range(100))
+    )
     admitted = [i for i, v in enumerate(verdicts) if v.allowed]
     assert len(admitted) == 33  # 33 x 300 = 9,900; one more would pass 10,000
-    results = await counters.settle([settle_op(BUDGET, key, f"r{i}", 300) for i in admitted])
+    results = await counters.settle([settle_op(BUDGET, key, f"r{i}", 300, 300) for i in admitted])
     assert results[-1] == 9_900
 
 
@@ -128,6 +130,6 @@ async def test_large_amounts_stay_exact(counters):
     budget = item(BUDGET, key, limit, 4_999_999_999_999_999, 0, 123)
     verdict = await counters.admit("a", [budget], 60_000)
     assert verdict.allowed and verdict.used == [123]
-    assert await counters.settle([settle_op(BUDGET, key, "a", 4_999_999_999_999_999)]) == [
-        5_000_000_000_000_122
-    ]
+    assert await counters.settle(
+        [settle_op(BUDGET, key, "a", 4_999_999_999_999_999, 4_999_999_999_999_999)]
+    ) == [5_000_000_000_000_122]
