@@ -99,7 +99,7 @@ def main() -> None:
                 ", ".join(f"{v:,.0f}" for v in row["rps"][n]) for n in (LIMITS, NO_LIMITS, PORTKEY)
             )
             + f" | {a['median']:.2f} ({a['min']:.2f} to {a['max']:.2f})"
-            + f" | {b['median']:.2f}x ({b['min']:.2f} to {b['max']:.2f})x |"
+            + f" | {b['median']:.2f}x ({b['min']:.2f} to {b['max']:.2f}) |"
         )
     text = "\n".join(lines) + "\n"
     (RESULTS / f"limits-{stamp}.md").write_text(text)
