@@ -1,6 +1,11 @@
-"""The usage ledger: one row per settled request that was served or billed, written
-behind like the request log (batched, spilled to disk while the database is away, never
-lost), and the last-used time of the keys that made them.
+"""The usage ledger: one row per settled request that was served or billed, and the
+last-used time of the keys that made them.
+
+A settled request's ledger row rides on its request-log row (the `PROJECT` key marks it and
+holds the key's project) and is written by the request log's writer in the same
+transaction: one queued row, one journal entry, one spill line and one commit for both,
+so the two tables always agree. The `usage-ledger` queue remains for rows queued on their
+own by earlier versions (its journals and spill files are still recovered).
 
 Mirrored challenger calls are ATP's own evaluation traffic: they have request log rows
 (with `shadow_of`) but no ledger rows, and no budget counts them.
@@ -17,12 +22,24 @@ from atp_site.lib.journal import by_request
 
 _insert = RowInserter("costs.UsageRecord")
 
+# On a request-log row: write its ledger row with it; the value is the key's project id.
+PROJECT = "_ledger_project"
+
 
 def write_ledger(rows: list[dict[str, Any]]) -> None:
     """Insert a batch and move each key's last-used time forward (one UPDATE per key)."""
+    from django.db import close_old_connections, transaction
+
+    close_old_connections()
+    with transaction.atomic():
+        insert_ledger(rows)
+
+
+def insert_ledger(rows: list[dict[str, Any]]) -> None:
+    """`write_ledger` within the caller's transaction."""
     from apps.tenants.services import api_keys_touch
 
-    _insert(rows)
+    _insert.insert(rows)
     latest: dict[Any, Any] = {}
     for row in rows:
         kid = row.get("api_key_id")
@@ -40,6 +57,17 @@ ledger = register(
         classification="requests",
     )
 )
+
+
+def ledger_rows(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ledger rows of request-log rows marked with `PROJECT`."""
+    out = []
+    for log in logs:
+        if PROJECT in log:
+            row = ledger_row(log, project_id=log[PROJECT])
+            if row is not None:
+                out.append(row)
+    return out
 
 
 def ledger_row(log: dict[str, Any], *, project_id: str | None) -> dict[str, Any] | None:

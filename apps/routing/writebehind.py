@@ -55,6 +55,21 @@ RETRY_AFTER_SECONDS = 5
 request_logs_writer = RowInserter("routing.RequestLog")
 
 
+def write_request_logs(rows: list[Row]) -> None:
+    """Request-log rows and, in the same transaction, the usage ledger's rows of those
+    that carry one (apps.costs.ledger)."""
+    from django.db import close_old_connections, transaction
+
+    from apps.costs.ledger import insert_ledger, ledger_rows
+
+    close_old_connections()
+    with transaction.atomic():
+        request_logs_writer.insert(rows)
+        entries = ledger_rows(rows)
+        if entries:
+            insert_ledger(entries)
+
+
 class Unreachable(Exception):
     """The database did not answer; `rows` were not written."""
 
@@ -661,7 +676,7 @@ def admit() -> None:
 
 request_logs = register(
     WriteBehindQueue(
-        request_logs_writer,
+        write_request_logs,
         "request-log",
         dedupe=by_request("routing.RequestLog", "created_at"),
         classification="requests",

@@ -9,7 +9,7 @@ from apps.audit.bodies import record_exchange
 from apps.audit.writebehind import record_gateway_request
 from apps.costs import admission as limits
 from apps.costs.catalog import prices_at
-from apps.costs.ledger import ledger, ledger_row
+from apps.costs.ledger import PROJECT as LEDGER_PROJECT
 from apps.costs.pricing import USD_QUANTUM, cost_usd
 from apps.providers.adapters.base import Usage
 from apps.routing.pipeline.context import RequestContext
@@ -91,10 +91,8 @@ def settle(
         "cache": ctx.cache,
         "shadow_of": ctx.shadow_of,
     }
+    row[LEDGER_PROJECT] = key.project_id if key else None  # its ledger row, written with it
     request_logs.put(row)
-    entry = ledger_row(row, project_id=key.project_id if key else None)
-    if entry is not None:
-        ledger.put(entry)
     if ctx.admission is not None:
         limits.settle(
             ctx.admission,
