@@ -9,7 +9,7 @@ rate limits and the simulator need before an upstream reports its own usage.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -70,17 +70,19 @@ def truncate_text(text: str, max_tokens: int) -> str:
     return _encoding().decode(tokens[: max(0, max_tokens)])
 
 
-def _count_content(content: Any) -> int:
+def _count_content(content: Any, count: Callable[[str], int] = count_text) -> int:
+    """Tokens of a message's content (a string or a list of parts), each text counted with
+    `count` (the tokenizer, or the admission's quick estimate)."""
     if content is None:
         return 0
     if isinstance(content, str):
-        return count_text(content)
+        return count(content)
     if not isinstance(content, list):
-        return count_text(str(content))
+        return count(str(content))
     total = 0
     for part in content:
         if isinstance(part, str):
-            total += count_text(part)
+            total += count(part)
             continue
         if not isinstance(part, Mapping):
             continue
@@ -88,9 +90,9 @@ def _count_content(content: Any) -> int:
         if kind in ("image_url", "image", "input_image"):
             total += IMAGE_PART_TOKENS
         elif isinstance(part.get("text"), str):
-            total += count_text(part["text"])
+            total += count(part["text"])
         elif isinstance(part.get("refusal"), str):
-            total += count_text(part["refusal"])
+            total += count(part["refusal"])
     return total
 
 
@@ -197,25 +199,6 @@ def _quick_text(text: str) -> int:
     return (n + BYTES_PER_TOKEN - 1) // BYTES_PER_TOKEN
 
 
-def _quick_content(content: Any) -> int:
-    if isinstance(content, str):
-        return _quick_text(content)
-    if not isinstance(content, list):
-        return 0 if content is None else _quick_text(str(content))
-    total = 0
-    for part in content:
-        if isinstance(part, str):
-            total += _quick_text(part)
-        elif isinstance(part, Mapping):
-            if part.get("type") in ("image_url", "image", "input_image"):
-                total += IMAGE_PART_TOKENS
-            else:
-                text = part.get("text")
-                if isinstance(text, str):
-                    total += _quick_text(text)
-    return total
-
-
 def quick_prompt_estimate(body: Mapping[str, Any]) -> int:
     """A fast upper estimate of an OpenAI chat request's prompt tokens, for admission to
     rate limits and budgets (which settle at the actual usage afterwards). Counting with
@@ -228,7 +211,7 @@ def quick_prompt_estimate(body: Mapping[str, Any]) -> int:
         for message in messages:
             if not isinstance(message, Mapping):
                 continue
-            total += TOKENS_PER_MESSAGE + 1 + _quick_content(message.get("content"))
+            total += TOKENS_PER_MESSAGE + 1 + _count_content(message.get("content"), _quick_text)
             for name in ("name", "refusal", "tool_call_id"):
                 value = message.get(name)
                 if isinstance(value, str):
