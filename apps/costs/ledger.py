@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from apps.routing.writebehind import WriteBehindQueue, register
-from atp_site.lib.bulk import RowInserter
+from atp_site.lib.bulk import RowInserter, in_transaction
 from atp_site.lib.journal import by_request
 
 _insert = RowInserter("costs.UsageRecord")
@@ -26,17 +26,9 @@ _insert = RowInserter("costs.UsageRecord")
 PROJECT = "_ledger_project"
 
 
-def write_ledger(rows: list[dict[str, Any]]) -> None:
-    """Insert a batch and move each key's last-used time forward (one UPDATE per key)."""
-    from django.db import close_old_connections, transaction
-
-    close_old_connections()
-    with transaction.atomic():
-        insert_ledger(rows)
-
-
 def insert_ledger(rows: list[dict[str, Any]]) -> None:
-    """`write_ledger` within the caller's transaction."""
+    """Insert a batch and move each key's last-used time forward (one UPDATE per key),
+    within the caller's transaction."""
     from apps.tenants.services import api_keys_touch
 
     _insert.insert(rows)
@@ -51,7 +43,7 @@ def insert_ledger(rows: list[dict[str, Any]]) -> None:
 
 ledger = register(
     WriteBehindQueue(
-        write_ledger,
+        in_transaction(insert_ledger),
         "usage-ledger",
         dedupe=by_request("costs.UsageRecord", "created_at"),
         classification="requests",

@@ -38,7 +38,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from atp_site.lib import spill
-from atp_site.lib.bulk import Row, RowInserter
+from atp_site.lib.bulk import Row, RowInserter, in_transaction
 from atp_site.lib.errors import ATPError
 from atp_site.lib.hot_settings import hot
 from atp_site.lib.journal import RECOVER_EVERY_SECONDS, Journal, by_request
@@ -55,19 +55,16 @@ RETRY_AFTER_SECONDS = 5
 request_logs_writer = RowInserter("routing.RequestLog")
 
 
+@in_transaction
 def write_request_logs(rows: list[Row]) -> None:
     """Request-log rows and, in the same transaction, the usage ledger's rows of those
     that carry one (apps.costs.ledger)."""
-    from django.db import close_old_connections, transaction
-
     from apps.costs.ledger import insert_ledger, ledger_rows
 
-    close_old_connections()
-    with transaction.atomic():
-        request_logs_writer.insert(rows)
-        entries = ledger_rows(rows)
-        if entries:
-            insert_ledger(entries)
+    request_logs_writer.insert(rows)
+    entries = ledger_rows(rows)
+    if entries:
+        insert_ledger(entries)
 
 
 class Unreachable(Exception):

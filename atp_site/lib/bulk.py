@@ -184,8 +184,18 @@ class RowInserter:
 
     def __call__(self, rows: list[Row]) -> None:
         """Insert a batch in its own transaction (a write-behind queue's writer)."""
+        in_transaction(self.insert)(rows)
+
+
+def in_transaction(write: Callable[[list[Row]], None]) -> Callable[[list[Row]], None]:
+    """A write-behind queue's writer: `write(rows)` in a transaction of its own, on a
+    connection that has not outlived its settings."""
+
+    def writer(rows: list[Row]) -> None:
         from django.db import close_old_connections, transaction
 
         close_old_connections()
         with transaction.atomic():
-            self.insert(rows)
+            write(rows)
+
+    return writer
