@@ -12,7 +12,7 @@ from typing import Any
 from apps.providers.credentials import server_secret_error
 from apps.tenants import selectors, services
 from apps.tenants.keys import hash_key, key_strength_error
-from apps.tenants.models import ApiKey, Plan, Project, Tenant
+from apps.tenants.models import ApiKey, DataClassification, Plan, Project, Tenant
 from atp_site.lib import config_file as cf
 
 TENANT_KEYS = {
@@ -23,6 +23,8 @@ TENANT_KEYS = {
     "cost_mode",
     "preferred_regions",
     "carbon_aware",
+    "data_classification",
+    "allowed_regions",
     "plan",
     "time_zone",
     "baseline_model",
@@ -32,6 +34,7 @@ TENANT_KEYS = {
 }
 COST_MODES = ("aggressive", "balanced", "quality_first")
 PLANS = tuple(p for p in Plan.values if p)
+CLASSIFICATIONS = tuple(DataClassification.values)
 API_KEY_KEYS = {"name", "key", "prefix", "project", "allowed_models", "expires_at", "plan"}
 PROJECT_KEYS = {"slug", "name", "description"}
 TENANT_PATHS = {"is_active": "active"}
@@ -198,6 +201,16 @@ def _export_api_key(k: ApiKey) -> dict[str, Any]:
     return out
 
 
+def _export_governance(t: Tenant) -> dict[str, Any]:
+    """The governance settings that differ from their defaults."""
+    out: dict[str, Any] = {}
+    if t.data_classification != DataClassification.INTERNAL:
+        out["data_classification"] = t.data_classification
+    if t.allowed_regions:
+        out["allowed_regions"] = list(t.allowed_regions)
+    return out
+
+
 def _export_costs(t: Tenant) -> dict[str, Any]:
     """The plan, time zone and savings settings, those that are set."""
     out: dict[str, Any] = {}
@@ -245,6 +258,10 @@ class TenantSection(cf.Section):
             "cost_mode": cf.get(data, "cost_mode", path, cf.choice(COST_MODES), "balanced"),
             "preferred_regions": cf.get(data, "preferred_regions", path, cf.string_list, []),
             "carbon_aware": cf.get(data, "carbon_aware", path, cf.boolean, False),
+            "data_classification": cf.get(
+                data, "data_classification", path, cf.choice(CLASSIFICATIONS), "internal"
+            ),
+            "allowed_regions": cf.get(data, "allowed_regions", path, cf.string_list, []),
             "plan": cf.get(data, "plan", path, cf.choice(PLANS), ""),
             "time_zone": cf.get(data, "time_zone", path, cf.optional_string, ""),
             "baseline_model": cf.get(data, "baseline_model", path, cf.optional_string, ""),
@@ -297,6 +314,7 @@ class TenantSection(cf.Section):
                 "cost_mode": t.cost_mode,
                 "preferred_regions": list(t.preferred_regions or []),
                 "carbon_aware": t.carbon_aware,
+                **_export_governance(t),
                 **_export_costs(t),
                 "projects": projects.get(t.pk, []),
                 "api_keys": [_export_api_key(k) for k in live_keys.get(t.pk, [])],

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.tenants import roles
-from apps.tenants.models import Plan, Project, Tenant
+from apps.tenants.models import DataClassification, Plan, Project, Tenant
 from apps.tenants.permissions import DEDICATED, TENANT_PERMISSIONS
 
 # Nothing that could hide in a name: control characters, NUL, lone surrogates.
@@ -88,6 +88,18 @@ class TenantForm(forms.Form):
     )
     carbon_aware = forms.BooleanField(
         required=False, help_text="Prefer deployments in regions with lower carbon intensity."
+    )
+    data_classification = forms.ChoiceField(
+        choices=DataClassification.choices,
+        initial=DataClassification.INTERNAL,
+        label="Data classification",
+        help_text="Of requests that give none; callers may only raise it.",
+    )
+    allowed_regions = ListField(
+        max_length=500,
+        required=False,
+        label="Allowed regions",
+        help_text="Data residency: regions requests may be served in, e.g. eu. Empty: any.",
     )
     store_bodies = forms.BooleanField(
         required=False,

@@ -35,6 +35,20 @@ def validate_time_zone(value: str) -> None:
         ) from None
 
 
+class DataClassification(models.TextChoices):
+    """How sensitive a request's data is, lowest first (apps.routing.pipeline.govern)."""
+
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    RESTRICTED = "restricted", "Restricted"
+
+
+def _check_regions(regions, field: str) -> None:
+    if not isinstance(regions, list) or not all(isinstance(r, str) and r.strip() for r in regions):
+        raise ValidationError({field: "Give a list of region names."})
+
+
 class Tenant(models.Model):
     """A customer organisation; every request, key and record belongs to one."""
 
@@ -61,6 +75,19 @@ class Tenant(models.Model):
     )
     carbon_aware = models.BooleanField(
         default=False, help_text="Prefer deployments in regions with lower carbon intensity."
+    )
+    # Governance: the classification of a request that says nothing (callers may raise it,
+    # never lower it) and the regions its requests may be served in (data residency).
+    data_classification = models.CharField(
+        max_length=16,
+        choices=DataClassification.choices,
+        default=DataClassification.INTERNAL,
+        help_text="Classification of requests that give none; callers may only raise it.",
+    )
+    allowed_regions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Regions requests may be served in, e.g. ["eu"]; empty means any.',
     )
     plan = models.CharField(
         max_length=16,
@@ -116,6 +143,7 @@ class Tenant(models.Model):
             isinstance(r, str) and r.strip() for r in regions
         ):
             raise ValidationError({"preferred_regions": "Give a list of region names."})
+        _check_regions(self.allowed_regions, "allowed_regions")
 
 
 class Project(models.Model):
@@ -180,6 +208,18 @@ class ApiKey(models.Model):
         blank=True,
         help_text="Overrides the tenant's plan for this key (empty: the tenant's).",
     )
+    data_classification = models.CharField(
+        max_length=16,
+        choices=DataClassification.choices,
+        blank=True,
+        help_text="Overrides the tenant's default classification (empty: the tenant's).",
+    )
+    allowed_regions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Regions this key's requests may be served in, within the tenant's; "
+        "empty means the tenant's.",
+    )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(
@@ -214,6 +254,7 @@ class ApiKey(models.Model):
     def clean(self) -> None:
         if self.project_id is not None and self.project.tenant_id != self.tenant_id:
             raise ValidationError({"project": "The project belongs to another tenant."})
+        _check_regions(self.allowed_regions, "allowed_regions")
 
     @property
     def is_expired(self) -> bool:

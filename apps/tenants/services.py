@@ -49,6 +49,8 @@ TENANT_FIELDS = frozenset(
         "cost_mode",
         "preferred_regions",
         "carbon_aware",
+        "data_classification",
+        "allowed_regions",
         "plan",
         "time_zone",
         "baseline_model",

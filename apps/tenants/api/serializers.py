@@ -22,6 +22,8 @@ class TenantSerializer(ModelSerializer):
             "cost_mode",
             "preferred_regions",
             "carbon_aware",
+            "data_classification",
+            "allowed_regions",
             "plan",
             "time_zone",
             "baseline_model",
