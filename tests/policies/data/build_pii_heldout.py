@@ -1023,6 +1023,8 @@ HONORIFICS = {
     "pt": {"f": ["Sra. ", "Dra. "], "m": ["Sr. ", "Dr. "]},
     "ja_latn": {"f": ["Ms. "], "m": ["Mr. "]},
 }
+DOCTOR_TITLES = {"en": "Dr. ", "de": "Dr. ", "fr": "Dr ", "es": "Dr. ", "it": "Dott. ", "nl": "dr. ",
+                 "pt": "Dr. "}  # fmt: skip
 ROLES = {
     "en": ["Head of Procurement", "Account Manager", "Office Manager", "Finance Lead"],
     "de": ["Leiterin Einkauf", "Kundenbetreuung", "Buchhaltung", "Geschäftsführung"],
@@ -1056,6 +1058,7 @@ def ctx(g: Gen, lang: str) -> dict[str, Piece]:
         "name_t": [g.pick(hon[gender]), name] if hon and g.chance(0.6) else name,
         "name2": name2,
         "name2_t": [g.pick(hon[gender2]), name2] if hon else name2,
+        "doc_t": [DOCTOR_TITLES.get(lang, "Dr. "), name2],
         "email": g.email(lang, slug),
         "email2": g.email(lang, slug2),
         "role_email": g.role_email(),
@@ -1387,12 +1390,12 @@ NOTES = {
         ),
         (
             "de",
-            "Fasse diese Personalnotiz zusammen:\n\nMitarbeiterin: {name}\nEintritt: "
+            "Fasse diese Personalnotiz zusammen:\n\nMitarbeiter/in: {name}\nEintritt: "
             "{date}\nWohnadresse: {addr}\nGehaltskonto: {iban}\nNotfallkontakt: {name2}, {phone}",
         ),
         (
             "fr",
-            "Résume cette note RH :\n\nSalarié : {name}\nDate d'entrée : {date}\nAdresse : "
+            "Résume cette note RH :\n\nSalarié(e) : {name}\nDate d'entrée : {date}\nAdresse : "
             "{addr}\nRIB / IBAN : {iban}\nTéléphone personnel : {phone}\nResponsable : {name2}",
         ),
     ],
@@ -1402,7 +1405,7 @@ NOTES = {
             "Summarise this intake note for the attending physician.\n\nPatient: {name_t}, "
             "DOB {dob}, SSN {ssn}\nAddress: {addr_us}\nPhone: {phone}\nPresenting complaint: "
             "intermittent chest pain for 3 days, BP 142/91, HR 88 bpm, weight 82.5 kg. History of "
-            "Hodgkin lymphoma (in remission since 2016). Referred by {name2_t}.",
+            "Hodgkin lymphoma (in remission since 2016). Referred by {doc_t}.",
         ),
         (
             "en",
@@ -1414,25 +1417,25 @@ NOTES = {
             "de",
             "Fasse den Aufnahmebogen zusammen:\n\nPatient: {name_t}, geb. {dob}\nAnschrift: "
             "{addr}\nTelefon: {phone}\nAnamnese: seit 2 Wochen Kopfschmerzen, RR 135/85, keine "
-            "Allergien bekannt. Hausarzt: {name2_t}.",
+            "Allergien bekannt. Hausarzt: {doc_t}.",
         ),
         (
             "fr",
-            "Résume cette fiche d'admission :\n\nPatiente : {name_t}, née le {dob}\nAdresse "
+            "Résume cette fiche d'admission :\n\nPatient(e) : {name_t}, date de naissance : {dob}\nAdresse "
             ": {addr}\nTéléphone : {phone}\nMotif : douleurs abdominales depuis 48 h, T 38,2 °C. "
-            "Médecin traitant : {name2_t}.",
+            "Médecin traitant : {doc_t}.",
         ),
         (
             "es",
-            "Resume esta nota de ingreso:\n\nPaciente: {name_t}, nacido el {dob}\nDomicilio: "
+            "Resume esta nota de ingreso:\n\nPaciente: {name_t}, fecha de nacimiento {dob}\nDomicilio: "
             "{addr}\nTeléfono: {phone}\nMotivo: tos persistente desde hace 10 días. Médico de "
-            "cabecera: {name2_t}.",
+            "cabecera: {doc_t}.",
         ),
         (
             "it",
-            "Riassumi questa scheda di accettazione:\n\nPaziente: {name_t}, nato il {dob}\n"
+            "Riassumi questa scheda di accettazione:\n\nPaziente: {name_t}, data di nascita {dob}\n"
             "Residenza: {addr}\nTelefono: {phone}\nMotivo del ricovero: frattura del polso destro."
-            " Medico curante: {name2_t}.",
+            " Medico curante: {doc_t}.",
         ),
     ],
 }
