@@ -1,0 +1,214 @@
+"""Runs of digits: IPv4 addresses, US SSNs, payment cards and phone numbers.
+
+The pre-scan hands over every run of digits and separators. Cheap checks decide what a run
+could be (its shape, the characters around it, a few words before it); only then does a
+library validate it: python-stdnum (Luhn, SSN ranges, ISBN), phonenumbers (whether a
+number is assigned in some numbering plan), `ipaddress`. A run that has a card's shape but
+fails Luhn is not read as anything else: it is the classic false positive.
+"""
+
+from __future__ import annotations
+
+import re
+
+Raw = list[tuple[int, int, str, float]]
+
+_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_DATE = re.compile(
+    r"(?:^|\D)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:19|20)?\d\d)(?:\D|$)"
+)
+_SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
+_SSN_SPACED = re.compile(r"\d{3} \d{2} \d{4}|\d{9}")
+_GROUPS = re.compile(r"\d+")
+_NOT_DIGIT = re.compile(r"\D")
+# Issuer prefixes of the card networks (Visa, Mastercard, Amex, Diners, Discover, JCB,
+# UnionPay, Maestro, Mir); a Luhn-valid number outside them is some other identifier.
+_CARD_IIN = re.compile(r"4|5[0-8]|2[2-7]|3[47]|3[068]|35|6|220")
+_CARD_GROUPS = frozenset(
+    {(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3)}
+)
+
+_PHONE_WORDS = (
+    "tel", "phone", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me", "ring",
+    "reach", "contact", "hotline", "dial", "telefon", "handy", "mobil", "tél", "portable",
+    "appel", "teléfono", "telefono", "móvil", "movil", "llam", "電話", "携帯", "番号",
+    "numéro", "rufnummer", "número", "cellulare", "chiam",
+)  # fmt: skip
+_ID_WORDS = (
+    "order", "invoice", "ref", "ticket", "tracking", "sku", "isbn", "id", "#", "no.", "nr",
+    "serial", "batch", "build", "version", "commit", "case", "account", "bestell", "rechnung",
+    "commande", "facture", "pedido", "factura", "注文", "product", "item", "part",
+)  # fmt: skip
+_SSN_WORDS = ("ssn", "social security", "soc. sec", "ss#", "ss #", "taxpayer")
+_VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|==|>=|<=|~=|@)\s*$")
+
+# Regions tried for a number written in national format. Plans with a trunk prefix of 0
+# are only tried for numbers that start with it.
+_ZERO_REGIONS = ("GB", "DE", "FR", "IT", "NL", "JP", "AU", "IN", "CH", "AT", "BE", "IE", "SE",
+                 "BR", "ZA", "KR", "CN", "TR", "NZ", "FI")  # fmt: skip
+_OTHER_REGIONS = ("US", "CA", "ES", "PL", "PT", "DK", "NO", "MX", "SG")
+
+
+def classify(text: str, start: int, end: int, out: Raw) -> None:
+    """Validate the digit run text[start:end] and append what it is to `out`."""
+    while end > start and not text[end - 1].isdigit():
+        end -= 1
+    if start and text[start - 1] in "+(":
+        start -= 1
+        if start and text[start - 1] == "+":  # "+(49) ..."
+            start -= 1
+    if not _bounded(text, start, end):
+        return
+    value = text[start:end]
+    if len(value) < 7 and "." not in value:  # counts, years, prices: most runs end here
+        return
+    if _one(text, start, end, value, out) or " " not in value:
+        return
+    # Several values separated by spaces: each on its own.
+    at = start
+    for chunk in value.split(" "):
+        if chunk:
+            s = at
+            e = s + len(chunk)
+            while e > s and not text[e - 1].isdigit():
+                e -= 1
+            while s < e and text[s] in "()":
+                s += 1
+            if e - s >= 7:
+                _one(text, s, e, text[s:e], out)
+        at += len(chunk) + 1
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    """Whether the run stands alone: not part of a word, a price, a decimal or a path."""
+    if start:
+        before = text[start - 1]
+        if before.isalnum() or before in "_#$€£¥/\\&%":
+            return False
+        if before in ".,-" and start > 1 and text[start - 2].isalnum():
+            return False
+    if end < len(text):
+        after = text[end]
+        if after.isalnum() or after in "_%€$£¥":
+            return False
+        if after in ".,-" and text[end + 1 : end + 2].isdigit():
+            return False
+    return True
+
+
+def _one(text: str, start: int, end: int, value: str, out: Raw) -> bool:
+    if "." in value:
+        if _IPV4.fullmatch(value) or ("/" in value and _IPV4.fullmatch(value.split("/", 1)[0])):
+            return _ipv4(text, start, start + len(value.split("/", 1)[0]), out)
+        if value.count(".") >= 3 and _IPV4.search(value):
+            return False  # OIDs, long version strings
+    digits = _NOT_DIGIT.sub("", value)
+    n = len(digits)
+    if n < 7 or n > 19:
+        return False
+    if _DATE.search(value):
+        return False
+    if _SSN_SHAPE.fullmatch(value):
+        return _ssn(value) and _add(out, start, end, "SSN")
+    context = text[max(0, start - 40) : start].lower()
+    if n == 9 and _SSN_SPACED.fullmatch(value) and any(w in context for w in _SSN_WORDS):
+        return _ssn(value) and _add(out, start, end, "SSN")
+    if n >= 13 and value[0] not in "+(" and _card_shaped(value):
+        return _card(digits) and _add(out, start, end, "CARD")
+    if n in (10, 13) and (digits.startswith(("978", "979")) or "isbn" in context):
+        from stdnum import isbn
+
+        if isbn.is_valid(digits):
+            return False
+    if n <= 15:
+        return _phone(value, digits, context) and _add(out, start, end, "PHONE")
+    return False
+
+
+def _add(out: Raw, start: int, end: int, kind: str) -> bool:
+    out.append((start, end, kind, 1.0))
+    return True
+
+
+def _ipv4(text: str, start: int, end: int, out: Raw) -> bool:
+    import ipaddress
+
+    value = text[start:end]
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    if _VERSION_BEFORE.search(text[max(0, start - 12) : start].lower()):
+        return False
+    return _add(out, start, end, "IP")
+
+
+def _ssn(value: str) -> bool:
+    from stdnum.us import ssn
+
+    return ssn.is_valid(value.replace(" ", "-") if " " in value else value)
+
+
+def _card_shaped(value: str) -> bool:
+    if value.isdigit():
+        return True
+    if any(c not in "0123456789 -" for c in value):
+        return False
+    sizes = tuple(len(g) for g in _GROUPS.findall(value))
+    return sizes in _CARD_GROUPS
+
+
+def _card(digits: str) -> bool:
+    from stdnum import luhn
+
+    return bool(_CARD_IIN.match(digits)) and luhn.is_valid(digits)
+
+
+def _phone(value: str, digits: str, context: str) -> bool:
+    groups = _GROUPS.findall(value)
+    international = value[0] == "+" or (value.startswith("00") and len(digits) > 10)
+    keyword = any(w in context for w in _PHONE_WORDS)
+    if not international:
+        if len(groups) == 1 and value[0] != "(" and not keyword:
+            return False  # a bare run of digits is an identifier unless called a number
+        if not keyword and any(w in context[-24:] for w in _ID_WORDS):
+            return False
+        if any(len(g) == 1 for g in groups[1:]) or len(groups) > 6:
+            return False
+    import phonenumbers
+
+    try:
+        if international:
+            number = phonenumbers.parse("+" + value[2:] if value[0] == "0" else value, None)
+            return phonenumbers.is_valid_number(number)
+        for region in _regions(digits):
+            if phonenumbers.is_valid_number(phonenumbers.parse(value, region)):
+                return True
+    except phonenumbers.NumberParseException:
+        return False
+    return False
+
+
+def _regions(digits: str):
+    """Regions whose numbering plan could hold `digits` (a cheap look at the metadata)."""
+    from phonenumbers import PhoneMetadata
+    from phonenumbers.phonenumberutil import _is_number_matching_desc
+
+    regions = _ZERO_REGIONS + ("IT",) if digits[0] == "0" else _OTHER_REGIONS + ("IT",)
+    tried = 0
+    for region in regions:
+        meta = PhoneMetadata.metadata_for_region(region)
+        if meta is None:
+            continue
+        nsn = digits
+        prefix = meta.national_prefix
+        if prefix and digits.startswith(prefix):
+            nsn = digits[len(prefix) :]
+        elif prefix == "0":
+            continue
+        desc = meta.general_desc
+        if len(nsn) in desc.possible_length and _is_number_matching_desc(nsn, desc):
+            tried += 1
+            yield region
+            if tried == 3:
+                return

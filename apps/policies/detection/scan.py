@@ -1,0 +1,192 @@
+"""The pre-scan: one pass of cheap byte operations that finds every candidate.
+
+Python's `re` spends 10 to 20 ns on each character a pattern may start at, so a pattern
+that may start at any letter or digit costs more than the whole budget on a long prompt.
+The pre-scan therefore maps the text once to a byte string of character classes (every
+digit becomes `0`, every upper-case letter `A`, every lower-case one `a`; one byte per
+character, so offsets stay character offsets) and looks in it only for patterns that start
+with a literal byte, which `re` and `bytes.find` skip to in C:
+
+- `@` for e-mail addresses, `://` for credentials in URLs, `-----BEGIN` for key blocks;
+- `0` (a digit) for numbers: IPv4 addresses, SSNs, card numbers, phone numbers;
+- `AA00` (two capitals and two digits) for IBANs;
+- `:` followed by a colon within five characters for IPv6 addresses;
+- twenty token characters in a row (a second class map) for API keys and tokens;
+- a few keywords (`pass`, `secret`, `pwd`) for passwords in assignments and connection
+  strings.
+
+Candidates are then validated one by one (`numbers`, `secrets`, this module for e-mail,
+IBAN and IPv6), so the slow libraries only ever see short strings that already look right.
+"""
+
+from __future__ import annotations
+
+import re
+
+from apps.policies.detection import numbers, secrets
+
+Raw = list[tuple[int, int, str, float]]
+
+
+def _class_table() -> bytes:
+    table = bytearray(range(256))
+    for c in b"0123456789":
+        table[c] = 0x30
+    for c in range(ord("A"), ord("Z") + 1):
+        table[c] = 0x41
+    for c in range(ord("a"), ord("z") + 1):
+        table[c] = 0x61
+    return bytes(table)
+
+
+_CLASSES = _class_table()
+_NUMBER_RUN = re.compile(rb"0[0 .\-/()]*")
+_IBAN_START = re.compile(rb"AA00")
+_IPV6_TRIGGER = re.compile(rb":[0Aa]{0,4}:")
+
+NUMERIC = frozenset({"PHONE", "CARD", "SSN", "IP"})
+
+
+def find_structured(text: str, wanted: frozenset[str]) -> Raw:
+    """Candidate findings of the structured types in `wanted`, possibly overlapping."""
+    # One byte per character: characters outside Latin-1 become "?", so offsets are kept.
+    raw = text.encode("latin-1", "replace")
+    cls = raw.translate(_CLASSES)
+    out: Raw = []
+    if "EMAIL" in wanted and "@" in text:
+        _emails(text, out)
+    if "SECRET" in wanted:
+        secrets.find(text, raw, out)
+    if not wanted.isdisjoint(NUMERIC) and b"0" in cls:
+        for m in _NUMBER_RUN.finditer(cls):
+            numbers.classify(text, m.start(), m.end(), out)
+    if "IBAN" in wanted:
+        for m in _IBAN_START.finditer(cls):
+            _iban(text, m.start(), out)
+    if "IP" in wanted and b":" in raw:
+        _ipv6(text, cls, out)
+    if len(wanted) < 7:
+        out = [f for f in out if f[2] in wanted]
+    return out
+
+
+# --- e-mail ---------------------------------------------------------------------------------
+
+_LOCAL_REVERSED = re.compile(r"[\w.%+\-']{1,64}")
+_DOMAIN = re.compile(r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w\-])")
+# Retina asset names ("logo@2x.png") have an e-mail address's shape.
+_FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "pdf", "js", "css"})
+
+
+def _emails(text: str, out: Raw) -> None:
+    at = text.find("@")
+    while at >= 0:
+        nxt = text.find("@", at + 1)
+        local = _LOCAL_REVERSED.match(text[max(0, at - 64) : at][::-1])
+        if local is not None:
+            start = at - local.end()
+            while start < at and text[start] in ".'":
+                start += 1
+            domain = _DOMAIN.match(text, at + 1)
+            if start < at and domain is not None:
+                end = domain.end()
+                tld = text[text.rfind(".", at, end) + 1 : end].lower()
+                local_part = text[start:at]
+                # The password of "scheme://user:password@host" is a secret, not a mailbox.
+                in_url = (
+                    text[start - 1 : start] == ":" and "://" in text[max(0, start - 80) : start]
+                )
+                if (
+                    not in_url
+                    and ".." not in local_part
+                    and tld not in _FILE_SUFFIXES
+                    and not (local_part == "git" and text[end : end + 1] == ":")
+                ):
+                    out.append((start, end, "EMAIL", 1.0))
+        at = nxt
+
+
+# --- IBAN -----------------------------------------------------------------------------------
+
+_IBAN_BODY = re.compile(r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){10,32}")
+_IBAN_CHAR = re.compile(r"[A-Z0-9]")
+
+
+def _iban(text: str, start: int, out: Raw) -> None:
+    if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        return
+    m = _IBAN_BODY.match(text, start)
+    if m is None:
+        return
+    body = m.group()
+    # The longest prefix whose ISO 7064 mod 97 check holds, ending at a character; the
+    # greedy body may have swallowed a following word ("DE89 ... 00 BIC").
+    compact = body.replace(" ", "").replace("-", "")
+    positions = [i for i, ch in enumerate(body) if ch not in " -"]
+    for n in range(len(compact), 14, -1):
+        end = start + positions[n - 1] + 1
+        if end < len(text) and (text[end].isalnum() or text[end] == "_"):
+            continue
+        candidate = compact[:n]
+        if _mod97(candidate) and _iban_valid(candidate):
+            out.append((start, end, "IBAN", 1.0))
+            return
+
+
+def _mod97(iban: str) -> bool:
+    moved = iban[4:] + iban[:4]
+    digits = "".join(str(int(ch, 36)) for ch in moved)
+    return int(digits) % 97 == 1
+
+
+def _iban_valid(iban: str) -> bool:
+    from stdnum import iban as stdnum_iban  # country lengths and formats
+
+    return stdnum_iban.is_valid(iban)
+
+
+# --- IPv6 -----------------------------------------------------------------------------------
+
+_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_V6_TAIL = re.compile(r"[0-9A-Fa-f:.]*(?:%[\w.\-]+)?")
+
+
+def _ipv6(text: str, cls: bytes, out: Raw) -> None:
+    import ipaddress
+
+    done = -1
+    for m in _IPV6_TRIGGER.finditer(cls):
+        if m.start() < done:
+            continue
+        start = m.start()
+        floor = max(0, start - 40)
+        while start > floor and text[start - 1] in _V6_CHARS:
+            start -= 1
+        tail = _V6_TAIL.match(text, m.start())
+        end = tail.end()
+        done = end
+        while end > start and text[end - 1] in ".:":
+            if text[end - 2 : end] == "::" and text[end - 3 : end - 2] != ":":
+                break
+            end -= 1
+        while start < end and text[start] == ".":
+            start += 1
+        if text[start : start + 1] == ":" and text[start : start + 2] != "::":
+            start += 1
+        if end - start < 3:
+            continue
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if before.isalnum() or before in "_.-" or after.isalnum() or after in "_-":
+            continue
+        value = text[start:end]
+        address = value.split("%", 1)[0]
+        groups = [g for g in address.split(":") if g]
+        # "::1" is the loopback address; "::2" is more often a Python slice.
+        if len(groups) < 2 and address != "::1":
+            continue
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            continue
+        out.append((start, end, "IP", 1.0))
