@@ -21,6 +21,7 @@ _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _SSN_SPACED = re.compile(r"\d{3} \d{2} \d{4}|\d{9}")
 _GROUPS = re.compile(r"\d+")
 _NOT_DIGIT = re.compile(r"\D")
+_GROUP_AFTER = re.compile(r",\d{1,3}(?!\d)")
 # Issuer prefixes of the card networks (Visa, Mastercard, Amex, Diners, Discover, JCB,
 # UnionPay, Maestro, Mir); a Luhn-valid number outside them is some other identifier.
 _CARD_IIN = re.compile(r"4|5[0-8]|2[2-7]|3[47]|3[068]|35|6|220")
@@ -57,13 +58,31 @@ def classify(text: str, start: int, end: int, out: Raw) -> None:
         start -= 1
         if start and text[start - 1] == "+":  # "+(49) ..."
             start -= 1
-    if not _bounded(text, start, end):
+    if not _bounded_before(text, start):
         return
+    while not _bounded_after(text, end):
+        # "... 629 0d:3b:..." : the last group belongs to the next word.
+        cut = text.rfind(" ", start, end)
+        if cut < 0:
+            return
+        end = cut
+        while end > start and not text[end - 1].isdigit():
+            end -= 1
     value = text[start:end]
     if len(value) < 7 and "." not in value:  # counts, years, prices: most runs end here
         return
     if _one(text, start, end, value, out) or " " not in value:
         return
+    if value[0] != "+" and _card_shaped(value.strip("()")) and len(_NOT_DIGIT.sub("", value)) >= 13:
+        return  # a card number failing Luhn: none of its parts is anything else
+    # A value followed by other numbers ("+31 6 12349824 5711,25 €"): without them.
+    cut = end
+    for _ in range(2):
+        cut = text.rfind(" ", start, cut)
+        if cut - start < 7:
+            break
+        if _one(text, start, cut, text[start:cut], out):
+            return
     # Several values separated by spaces: each on its own.
     at = start
     for chunk in value.split(" "):
@@ -79,25 +98,37 @@ def classify(text: str, start: int, end: int, out: Raw) -> None:
         at += len(chunk) + 1
 
 
-def _bounded(text: str, start: int, end: int) -> bool:
-    """Whether the run stands alone: not part of a word, a price, a decimal or a path."""
-    if start:
-        before = text[start - 1]
-        if before.isalnum() or before in "_#$€£¥/\\&%":
-            return False
-        if before in ".,-" and start > 1 and text[start - 2].isalnum():
-            return False
-    if end < len(text):
-        after = text[end]
-        if after.isalnum() or after in "_%€$£¥":
-            return False
-        if after in ".,-" and text[end + 1 : end + 2].isdigit():
-            return False
-    return True
+def _bounded_before(text: str, start: int) -> bool:
+    """Whether the run starts a value: not inside a word, a price, a decimal or a path."""
+    if not start:
+        return True
+    before = text[start - 1]
+    if before.isalnum() or before in "_#$€£¥/\\&%":
+        return False
+    return not (
+        start > 1
+        and (
+            (before in ".," and text[start - 2].isdigit())
+            or (before == "-" and text[start - 2].isalnum())
+        )
+    )
+
+
+def _bounded_after(text: str, end: int) -> bool:
+    if end >= len(text):
+        return True
+    after = text[end]
+    if after.isalnum() or after in "_%€$£¥":
+        return False
+    if after in ".-" and text[end + 1 : end + 2].isdigit():
+        return False
+    # "1,299", "12,50": thousands or decimals
+    return not (after == "," and _GROUP_AFTER.match(text, end))
 
 
 def _one(text: str, start: int, end: int, value: str, out: Raw) -> bool:
-    if "." in value:
+    plus = value[0] == "+"
+    if "." in value and not plus:
         if _IPV4.fullmatch(value) or ("/" in value and _IPV4.fullmatch(value.split("/", 1)[0])):
             return _ipv4(text, start, start + len(value.split("/", 1)[0]), out)
         if value.count(".") >= 3 and _IPV4.search(value):
@@ -106,7 +137,7 @@ def _one(text: str, start: int, end: int, value: str, out: Raw) -> bool:
     n = len(digits)
     if n < 7 or n > 19:
         return False
-    if _DATE.search(value):
+    if not plus and _DATE.search(value):
         return False
     if _SSN_SHAPE.fullmatch(value):
         return _ssn(value) and _add(out, start, end, "SSN")
@@ -167,11 +198,16 @@ def _card(digits: str) -> bool:
 def _phone(value: str, digits: str, context: str) -> bool:
     groups = _GROUPS.findall(value)
     international = value[0] == "+" or (value.startswith("00") and len(digits) > 10)
-    keyword = any(w in context for w in _PHONE_WORDS)
+    # The nearer of a phone word and an identifier word decides ("invoice 6232990925").
+    said_phone = max(context.rfind(w) for w in _PHONE_WORDS)
+    said_id = max(context[-24:].rfind(w) for w in _ID_WORDS)
+    keyword = said_phone >= 0 and said_phone > said_id + len(context) - min(24, len(context))
     if not international:
+        if value.count(".") == 1 and len(groups) == 2:
+            return False  # a decimal number
         if len(groups) == 1 and value[0] != "(" and not keyword:
             return False  # a bare run of digits is an identifier unless called a number
-        if not keyword and any(w in context[-24:] for w in _ID_WORDS):
+        if not keyword and said_id >= 0:
             return False
         if any(len(g) == 1 for g in groups[1:]) or len(groups) > 6:
             return False

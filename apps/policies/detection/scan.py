@@ -93,9 +93,8 @@ def _emails(text: str, out: Raw) -> None:
                 tld = text[text.rfind(".", at, end) + 1 : end].lower()
                 local_part = text[start:at]
                 # The password of "scheme://user:password@host" is a secret, not a mailbox.
-                in_url = (
-                    text[start - 1 : start] == ":" and "://" in text[max(0, start - 80) : start]
-                )
+                scheme = text.rfind("://", max(0, at - 200), at)
+                in_url = scheme >= 0 and not any(c in text[scheme + 3 : at] for c in "/ \n\t")
                 if (
                     not in_url
                     and ".." not in local_part

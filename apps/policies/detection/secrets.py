@@ -62,7 +62,7 @@ _PEM = re.compile(
     r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
     r"(?:[\s\S]{0,16000}?-----END \1-----|(?:\\[nr]|[A-Za-z0-9+/=\s:,\-.])*)"
 )
-_URL_USERINFO = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/?#@\"'<>]+)@[\w\-\[]")
+_URL_USERINFO = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/@\"'<>]+)@[\w\-\[]")
 _ASSIGNMENT = re.compile(
     r"(?i)(?:passwd|password|passphrase|pass|pwd|secret|client_secret|secret_key|"
     r"secretkey|accountkey|sharedaccesskey)[\w\-]{0,20}[\"']?\s*(?:=|:|=>)\s*"
@@ -195,8 +195,8 @@ def _after_keyword(text: str, start: int) -> bool:
 def _random(value: str, keyword: bool) -> bool:
     """Whether `value` reads as a generated secret rather than a word, path or digest."""
     n = len(value)
-    if n > 200 and not keyword:
-        return False  # an embedded file, not a key
+    if n > 100 and not keyword:
+        return False  # an embedded file or certificate, not a key
     if _PLACEHOLDER.search(value):
         return False
     body = value.rstrip("=")
