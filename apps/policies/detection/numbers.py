@@ -15,7 +15,7 @@ Raw = list[tuple[int, int, str, float]]
 
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _DATE = re.compile(
-    r"(?:^|\D)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:19|20)?\d\d)(?:\D|$)"
+    r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:19|20)?\d\d)(?: \d{1,2})?"
 )
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _SSN_SPACED = re.compile(r"\d{3} \d{2} \d{4}|\d{9}")
@@ -137,7 +137,7 @@ def _one(text: str, start: int, end: int, value: str, out: Raw) -> bool:
     n = len(digits)
     if n < 7 or n > 19:
         return False
-    if not plus and _DATE.search(value):
+    if not plus and _DATE.fullmatch(value):
         return False
     if _SSN_SHAPE.fullmatch(value):
         return _ssn(value) and _add(out, start, end, "SSN")
@@ -205,33 +205,46 @@ def _phone(value: str, digits: str, context: str) -> bool:
     if not international:
         if value.count(".") == 1 and len(groups) == 2:
             return False  # a decimal number
-        if len(groups) == 1 and value[0] != "(" and not keyword:
+        if len(groups) == 1 and not keyword:
             return False  # a bare run of digits is an identifier unless called a number
         if not keyword and said_id >= 0:
             return False
         if any(len(g) == 1 for g in groups[1:]) or len(groups) > 6:
             return False
-    import phonenumbers
+    if international:
+        return _international(digits[2:] if value[0] == "0" else digits)
+    return any(True for _ in _regions(digits))
 
-    try:
-        if international:
-            number = phonenumbers.parse("+" + value[2:] if value[0] == "0" else value, None)
-            return phonenumbers.is_valid_number(number)
-        for region in _regions(digits):
-            if phonenumbers.is_valid_number(phonenumbers.parse(value, region)):
-                return True
-    except phonenumbers.NumberParseException:
-        return False
+
+def _international(digits: str) -> bool:
+    """Whether +`digits` is a number some region's numbering plan holds."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    for size in (1, 2, 3):
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
+        if regions:
+            return any(_holds(region, digits[size:]) for region in regions)
     return False
 
 
-def _regions(digits: str):
-    """Regions whose numbering plan could hold `digits` (a cheap look at the metadata)."""
+def _holds(region: str, nsn: str) -> bool:
+    """phonenumbers' own test of a national significant number against a region's plan
+    (its general description: every number type the region assigns)."""
     from phonenumbers import PhoneMetadata
     from phonenumbers.phonenumberutil import _is_number_matching_desc
 
+    meta = PhoneMetadata.metadata_for_region(region)
+    if meta is None:
+        return False
+    desc = meta.general_desc
+    return len(nsn) in desc.possible_length and _is_number_matching_desc(nsn, desc)
+
+
+def _regions(digits: str):
+    """Regions whose numbering plan holds `digits` written in national format."""
+    from phonenumbers import PhoneMetadata
+
     regions = _ZERO_REGIONS + ("IT",) if digits[0] == "0" else _OTHER_REGIONS + ("IT",)
-    tried = 0
     for region in regions:
         meta = PhoneMetadata.metadata_for_region(region)
         if meta is None:
@@ -242,9 +255,5 @@ def _regions(digits: str):
             nsn = digits[len(prefix) :]
         elif prefix == "0":
             continue
-        desc = meta.general_desc
-        if len(nsn) in desc.possible_length and _is_number_matching_desc(nsn, desc):
-            tried += 1
+        if _holds(region, nsn):
             yield region
-            if tried == 3:
-                return

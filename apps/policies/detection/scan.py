@@ -40,9 +40,15 @@ def _class_table() -> bytes:
 
 
 _CLASSES = _class_table()
-_NUMBER_RUN = re.compile(rb"0[0 .\-/()]*")
+# At least four digits, with up to three separators between two of them.
+# Not inside a word (the look-behind), not an ISO date (the look-ahead): these are checked
+# again later, but rejecting them here spares a Python call for each hex id and timestamp.
+_NUMBER_RUN = re.compile(
+    rb"0(?<![0Aa_]0)(?<!0[-.,/]0)(?!000-00-00)(?:[ .\-/()]{0,3}0){3,}[0 .\-/()]*"
+)
 _IBAN_START = re.compile(rb"AA00")
-_IPV6_TRIGGER = re.compile(rb":[0Aa]{0,4}:")
+# "::" or four groups in a row: times ("10:22:31") and dictionaries never start one.
+_IPV6_TRIGGER = re.compile(rb"::|:[0Aa]{1,4}:[0Aa]{1,4}:[0Aa]{1,4}:")
 
 NUMERIC = frozenset({"PHONE", "CARD", "SSN", "IP"})
 
@@ -55,11 +61,22 @@ def find_structured(text: str, wanted: frozenset[str]) -> Raw:
     out: Raw = []
     if "EMAIL" in wanted and "@" in text:
         _emails(text, out)
+    runs = secrets.token_runs(raw)
     if "SECRET" in wanted:
-        secrets.find(text, raw, out)
+        secrets.find(text, raw, runs, out)
     if not wanted.isdisjoint(NUMERIC) and b"0" in cls:
-        for m in _NUMBER_RUN.finditer(cls):
-            numbers.classify(text, m.start(), m.end(), out)
+        digits = cls
+        if runs:
+            # Digits inside long tokens with letters (hex ids, hashes, keys) are no numbers.
+            blanked = bytearray(cls)
+            for s, e in runs:
+                if b"a" in cls[s:e] or b"A" in cls[s:e]:
+                    blanked[s:e] = b"A" * (e - s)
+            digits = bytes(blanked)
+        for m in _NUMBER_RUN.finditer(digits):
+            start, end = m.span()
+            if end - start >= 7:  # the shortest value is an IPv4 address ("8.8.8.8")
+                numbers.classify(text, start, end, out)
     if "IBAN" in wanted:
         for m in _IBAN_START.finditer(cls):
             _iban(text, m.start(), out)

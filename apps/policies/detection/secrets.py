@@ -54,8 +54,7 @@ _KEYWORDS = (
     "key", "token", "secret", "passw", "pwd", "auth", "credential", "bearer", "api", "sig",
 )  # fmt: skip
 _PLACEHOLDER = re.compile(r"(?i)x{6,}|\.\.\.|<|>|\$\{|\{\{|your|example_?key|placeholder|redacted")
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEXISH = re.compile(r"[0-9a-fA-F\-]+")  # hex digests, UUIDs, hex ids
 _PARTS = re.compile(r"[A-Za-z0-9_\-+/]{16,}={0,2}")
 
 _PEM = re.compile(
@@ -102,8 +101,21 @@ def _prefixed() -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
 
 
-def find(text: str, raw: bytes, out: Raw) -> None:
-    """Append every secret in `text` (`raw` is its one-byte-per-character encoding)."""
+def token_runs(raw: bytes) -> list[tuple[int, int]]:
+    """Where `raw` has twenty or more token characters in a row."""
+    tokens = raw.translate(_TOKEN_CHARS)
+    runs = []
+    at = tokens.find(_RUN)
+    while at >= 0:
+        end = _RUN_END.match(tokens, at).end()
+        runs.append((at, end))
+        at = tokens.find(_RUN, end)
+    return runs
+
+
+def find(text: str, raw: bytes, runs: list[tuple[int, int]], out: Raw) -> None:
+    """Append every secret in `text` (`raw` is its one-byte-per-character encoding, `runs`
+    its token runs)."""
     if "-----BEGIN" in text:
         _pem(text, out)
     if "://" in text:
@@ -114,12 +126,8 @@ def find(text: str, raw: bytes, out: Raw) -> None:
         while at >= 0:
             _assignment(text, at, out)
             at = low.find(word, at + len(word))
-    tokens = raw.translate(_TOKEN_CHARS)
-    at = tokens.find(_RUN)
-    while at >= 0:
-        end = _RUN_END.match(tokens, at).end()
-        _token_run(text, at, end, out)
-        at = tokens.find(_RUN, end)
+    for start, end in runs:
+        _token_run(text, start, end, out)
 
 
 def _pem(text: str, out: Raw) -> None:
@@ -168,6 +176,13 @@ def _assignment(text: str, at: int, out: Raw) -> None:
 
 def _token_run(text: str, start: int, end: int, out: Raw) -> None:
     run = text[start:end]
+    if _HEXISH.fullmatch(run):
+        # Digests, UUIDs, hex ids: secrets only when named as one ("api_key": "9f86d0...").
+        if _after_keyword(text, start):
+            for m in _PARTS.finditer(run):
+                if _random(m.group(), True):
+                    out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
+        return
     found = False
     for m in _prefixed().finditer(run):
         value = m.group()
@@ -180,9 +195,11 @@ def _token_run(text: str, start: int, end: int, out: Raw) -> None:
         found = True
     if found:
         return
-    keyword = _after_keyword(text, start)
+    keyword = None
     for m in _PARTS.finditer(run):
         value = m.group()
+        if keyword is None:
+            keyword = _after_keyword(text, start)
         if _random(value, keyword):
             out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
 
@@ -200,14 +217,16 @@ def _random(value: str, keyword: bool) -> bool:
     if _PLACEHOLDER.search(value):
         return False
     body = value.rstrip("=")
-    if _HEX.fullmatch(body) or _UUID.fullmatch(body):
+    if _HEXISH.fullmatch(body):
         return keyword and n >= 16 and _entropy(body) >= 3.0
     digits = sum(c.isdigit() for c in body)
+    if digits < (1 if keyword else 2):
+        return False
     upper = sum(c.isupper() for c in body)
     lower = sum(c.islower() for c in body)
     if keyword:
-        return n >= 16 and digits >= 1 and (upper + lower) >= 4 and _entropy(body) >= 3.5
-    if n < 20 or digits < 2 or upper < 2 or lower < 2:
+        return n >= 16 and (upper + lower) >= 4 and _entropy(body) >= 3.5
+    if n < 20 or upper < 2 or lower < 2:
         return False
     # Identifiers ("getUserAccountSettingsV2") change character class rarely; generated
     # tokens change it at about every other character.
