@@ -229,6 +229,13 @@ SPECTACULAR_SETTINGS = {
 # --- the data plane -------------------------------------------------------------------
 # Largest accepted /v1 request body, in bytes.
 ATP_MAX_BODY_BYTES = env_int("ATP_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+# Input limits of the /v1 endpoints (each violation is a 400 naming the parameter): messages
+# per request, characters per message (its text and text parts), tools per request, inputs
+# per embeddings request. A body nested deeper than 128 levels is refused as well.
+ATP_MAX_MESSAGES = env_int("ATP_MAX_MESSAGES", 2048, minimum=1)
+ATP_MAX_MESSAGE_CHARS = env_int("ATP_MAX_MESSAGE_CHARS", 4 * 1024 * 1024, minimum=1)
+ATP_MAX_TOOLS = env_int("ATP_MAX_TOOLS", 128, minimum=0)
+ATP_MAX_EMBEDDING_INPUTS = env_int("ATP_MAX_EMBEDDING_INPUTS", 2048, minimum=1)
 # Upstream timeouts (seconds) used when a provider does not set its own.
 ATP_UPSTREAM_CONNECT_TIMEOUT = env_float("ATP_UPSTREAM_CONNECT_TIMEOUT", 5.0, minimum=0.01)
 ATP_UPSTREAM_FIRST_BYTE_TIMEOUT = env_float("ATP_UPSTREAM_FIRST_BYTE_TIMEOUT", 60.0, minimum=0.01)

@@ -79,9 +79,11 @@ def gateway_event(log: Row, *, provider: str = "") -> Row:
             "route_decision": _decision_summary(log.get("decision")),
             "cache": log.get("cache", ""),
             "shadow_of": log.get("shadow_of", ""),
-            # Filled in by the policy and redaction steps when they exist.
-            "policy": None,
-            "redactions": {},
+            # What governance decided (apps.routing.pipeline.govern): the matched policies
+            # and the counts of redacted values per entity type (never the values).
+            "classification": log.get("classification") or "internal",
+            "policy": log.get("policy"),
+            "redactions": log.get("redactions") or {},
         },
     }
 
@@ -102,6 +104,7 @@ def _pending(row: Row) -> PendingEvent:
         ),
         # gateway_event builds `data` from the request log's own fields: nothing to mask.
         masked=True,
+        classification=row["data"].get("classification") or "internal",
     )
 
 

@@ -89,6 +89,11 @@ class RequestLog(models.Model):
     shadow_of = models.CharField(
         max_length=128, blank=True, help_text="A challenger's mirrored call: the champion request."
     )
+    # Governance: the request's data classification, how many values of each entity type
+    # were redacted (never the values), and what the policies decided (when any matched).
+    classification = models.CharField(max_length=16, blank=True)
+    redactions = models.JSONField(default=dict, blank=True)
+    policy = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -259,10 +259,58 @@ def _stop(stop: Any) -> None:
     raise _bad("stop", "'stop' must be a string or an array of up to 4 strings.")
 
 
+def _text_size(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    size = 0
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str):
+                    size += len(text)
+                elif part.get("type") == "tool_result":
+                    size += _text_size(part.get("content"))
+    return size
+
+
+def chat_input_limits(body: dict[str, Any]) -> None:
+    """The input limits of a chat request, in OpenAI's or Anthropic's shape (the settings
+    ATP_MAX_MESSAGES, ATP_MAX_MESSAGE_CHARS and ATP_MAX_TOOLS): a 400 naming the first
+    parameter over its limit."""
+    from django.conf import settings
+
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        most = settings.ATP_MAX_MESSAGES
+        if len(messages) > most:
+            raise _bad(
+                "messages",
+                f"'messages' has {len(messages)} items; at most {most} are allowed.",
+            )
+        longest = settings.ATP_MAX_MESSAGE_CHARS
+        for i, message in enumerate(messages):
+            if isinstance(message, dict):
+                size = _text_size(message.get("content"))
+                if size > longest:
+                    raise _bad(
+                        f"messages[{i}].content",
+                        f"'messages[{i}].content' has {size} characters; at most {longest} "
+                        "are allowed per message.",
+                    )
+    tools = body.get("tools")
+    if isinstance(tools, list) and len(tools) > settings.ATP_MAX_TOOLS:
+        raise _bad(
+            "tools",
+            f"'tools' has {len(tools)} items; at most {settings.ATP_MAX_TOOLS} are allowed.",
+        )
+
+
 def validate_chat(body: dict[str, Any]) -> str:
     """Validate a chat completion request in place; return its model name."""
     model = require_model(body)
     _messages(body.get("messages"))
+    chat_input_limits(body)
     _boolean(body, "stream")
     options = body.get("stream_options")
     if options is not None:
@@ -315,6 +363,22 @@ def validate_embeddings(body: dict[str, Any]) -> str:
             "'input' must be a non-empty string, an array of non-empty strings, "
             "or an array of token arrays.",
         )
+    from django.conf import settings
+
+    inputs = value if isinstance(value, list) else [value]
+    if len(inputs) > settings.ATP_MAX_EMBEDDING_INPUTS:
+        raise _bad(
+            "input",
+            f"'input' has {len(inputs)} items; at most {settings.ATP_MAX_EMBEDDING_INPUTS} "
+            "are allowed.",
+        )
+    longest = settings.ATP_MAX_MESSAGE_CHARS
+    for i, item in enumerate(inputs):
+        if isinstance(item, str) and len(item) > longest:
+            where = f"input[{i}]" if isinstance(value, list) else "input"
+            raise _bad(
+                where, f"'{where}' has {len(item)} characters; at most {longest} are allowed."
+            )
     fmt = body.get("encoding_format")
     if fmt is not None and fmt not in ("float", "base64"):
         raise _bad("encoding_format", "'encoding_format' must be 'float' or 'base64'.")

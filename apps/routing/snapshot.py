@@ -48,6 +48,10 @@ class KeyInfo:
     limits: KeyLimits = NO_LIMITS
     # A key replaced by a rotation, still accepted until `expires_at` (its grace period).
     rotated: bool = False
+    # Governance: the classification of a request that gives none (the key's, else the
+    # tenant's), and the regions its requests may be served in (tenant and key together).
+    classification: str = "internal"
+    allowed_regions: tuple[str, ...] = ()
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
@@ -156,10 +160,31 @@ class Snapshot:
     # What a request may reach, by (key allow-list, regions, capability), filled on first
     # use (apps.routing.pipeline.reach).
     reaches: dict[tuple, object] = field(default_factory=dict)
+    # The enabled policies, compiled (apps.policies.engine.Evaluator); None: none loaded.
+    policies: object = None
 
 
 def _decimal_or_none(value: Decimal | None) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+def _allowed_regions(key) -> tuple[str, ...]:
+    """The regions a key's requests may be served in: the tenant's, narrowed by the key's.
+
+    A key naming regions outside the tenant's gets only the overlap (the tenant's list
+    holds regions and region prefixes such as "eu"; a key region counts when it lies
+    within one of them). Empty: any region."""
+    from apps.routing.engine.scoring import region_matches
+
+    tenant = tuple(r.lower() for r in key.tenant.allowed_regions or ())
+    own = tuple(r.lower() for r in key.allowed_regions or ())
+    if not own:
+        return tenant
+    if not tenant:
+        return own
+    inside = tuple(r for r in own if region_matches(r, tenant))
+    # Nothing in common: a region no deployment has, so nothing is reachable.
+    return inside or ("(none)",)
 
 
 def build_snapshot(version: int) -> Snapshot:
@@ -193,6 +218,8 @@ def build_snapshot(version: int) -> Snapshot:
             project_id=str(key.project_id) if key.project_id else None,
             limits=limits[str(key.id)],
             rotated=rotated,
+            classification=key.data_classification or key.tenant.data_classification,
+            allowed_regions=_allowed_regions(key),
         )
 
     deployments = ModelDeployment.objects.select_related("provider").filter(
@@ -287,6 +314,9 @@ def build_snapshot(version: int) -> Snapshot:
             builtin=builtin is not None,
             wraps=wraps,
         )
+    from apps.policies.engine import load_evaluator
+
+    snap.policies = load_evaluator()
     return snap
 
 

@@ -157,10 +157,17 @@ _HEADER_TITLES = {
     "x-atp-cache": "X-ATP-Cache",
 }
 # What else the `atp` object may carry: parsed by its own step (apps.routing.pipeline).
-OTHER_ATP_FIELDS = frozenset({"consensus"})
+OTHER_ATP_FIELDS = frozenset(
+    # consensus: apps.routing.pipeline.ensemble; the rest: apps.routing.pipeline.govern.
+    {"consensus", "data_classification", "end_user_role", "end_user_groups"}
+)
 ATP_FIELDS = frozenset(_HINTS) | OTHER_ATP_FIELDS
+# Headers of the governance step (apps.routing.pipeline.govern), validated there.
+GOVERNANCE_HEADERS = frozenset(
+    {b"x-atp-data-classification", b"x-atp-end-user-role", b"x-atp-end-user-groups"}
+)
 # Every X-ATP-* request header ATP reads; any other is refused like an unknown hint.
-REQUEST_HEADERS = frozenset(header.encode() for header, _ in _HINTS.values())
+REQUEST_HEADERS = frozenset(header.encode() for header, _ in _HINTS.values()) | GOVERNANCE_HEADERS
 
 
 def explicit_hints(body: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> dict:

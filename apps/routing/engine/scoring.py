@@ -350,7 +350,10 @@ def _nothing_left(
             retryable=True,
             details=details,
         )
-    if constraint in ("policy", "key"):
+    if constraint == "policy":
+        # Governance (data residency, local-only, excluded providers) left nothing.
+        return PermissionDenied(message, code="region_unavailable", details=details)
+    if constraint == "key":
         return PermissionDenied(message, code="no_permitted_candidate", details=details)
     return InvalidRequest(message, code="no_candidate", param=param, details=details)
 

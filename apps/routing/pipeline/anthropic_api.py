@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from apps.providers.adapters.base import Usage
-from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
-from apps.routing.pipeline import cached, execute
+from apps.routing.pipeline import cached, execute, govern
 from apps.routing.pipeline.admit import admit_chat
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
@@ -21,7 +20,7 @@ from apps.routing.pipeline.plan import Plan, plan_chat, refresh_learning
 from apps.routing.pipeline.results import JsonResult, StreamResult
 from apps.routing.pipeline.settle import settle
 from apps.routing.protocols import anthropic as ap
-from apps.routing.schemas import parse_json_object
+from apps.routing.schemas import chat_input_limits, parse_json_object
 from apps.routing.snapshot import Snapshot, holder
 from apps.routing.writebehind import admit
 from atp_site.lib.errors import ATPError, InvalidRequest
@@ -37,11 +36,17 @@ async def messages(
     try:
         body = parse_json_object(raw)
         openai_body, meta = ap.request_to_openai(body)
+        chat_input_limits(body)
         ctx.requested_model = meta.model
         ctx.stream = meta.stream
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = openai_body.get("user") or ""
+        # Governance reads and redacts the request as the caller wrote it; a redacted
+        # request is translated again, so the provider only ever sees the redacted text.
+        gov = govern.inbound(snapshot, ctx, body, headers, endpoint="messages")
+        if gov.redaction:
+            openai_body, meta = ap.request_to_openai(body)
         await refresh_learning(snapshot, meta.model)
         plan = plan_chat(snapshot, ctx, meta.model, openai_body, headers)
         plan = await admit_chat(
@@ -75,7 +80,10 @@ async def messages(
     if plan.route is not None:
         cached.store(ctx, plan.route, policy, openai_body, done.response, done.cost)
     out = ap.response_from_openai(
-        done.response, model=ctx.deployment.public_name, usage=done.usage, message_id=message_id
+        govern.restored(ctx, done.response),
+        model=ctx.deployment.public_name,
+        usage=done.usage,
+        message_id=message_id,
     )
     return JsonResult(200, out, headers=served_headers(ctx, done.cost) + cache_headers)
 
@@ -131,14 +139,27 @@ async def _relay_stream(
     for frame in translator.start():
         yield frame
     chunks = relay(first, rest)
+    governor = govern.stream_governor(ctx)
     try:
         async for chunk in chunks:
+            shown = chunk
+            if governor is not None:
+                chunk, shown = governor.process(chunk)
             account.observe(chunk)
             if collector is not None:
                 collector.add(chunk)
-            for frame in translator.feed(chunk):
+            for frame in translator.feed(shown):
                 yield frame
-    except UpstreamError as err:
+        if governor is not None:
+            last = governor.leftovers(first)
+            if last is not None:
+                chunk, shown = last
+                account.observe(chunk)
+                if collector is not None:
+                    collector.add(chunk)
+                for frame in translator.feed(shown):
+                    yield frame
+    except ATPError as err:
         account.fail(err)
         yield translator.error(err)
         return

@@ -14,7 +14,7 @@ from typing import Any
 
 from apps.providers import tokens
 from apps.providers.adapters.base import ChatResult, Usage
-from apps.routing.pipeline import execute
+from apps.routing.pipeline import execute, govern
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.settle import cost_of, settle
 from apps.routing.snapshot import DeploymentInfo
@@ -55,6 +55,13 @@ async def complete(
     result = await execute.chat(ctx, cands, body, overrides)
     usage, estimated = usage_of(result, body, ctx.prompt_tokens)
     cost = cost_of(ctx, usage)
+    if ctx.governance is not None and ctx.governance.egress is not None:
+        try:
+            govern.scan_answer(ctx, result.response)
+        except ATPError as err:
+            # Refused after the provider answered: the spend is real, so it is recorded.
+            settle(ctx, http_status=err.status, usage=usage, usage_estimated=estimated, error=err)
+            raise
     if ctx.key is not None and ctx.key.store_bodies:
         ctx.response_body = result.response
     settle(ctx, http_status=200, usage=usage, usage_estimated=estimated, cost=cost)

@@ -57,6 +57,10 @@ class RequestContext:
     in_flight: bool = False
     # The prompt's exact token count when routing counted it, for admission and usage.
     prompt_tokens: int | None = None
+    # Governance (apps.routing.pipeline.govern.Governance): classification, the policies'
+    # decision, redaction and guards; None before the step ran.
+    governance: Any = None
+    settled: bool = False  # the request log row is queued (apps.routing.pipeline.settle)
     # Bodies kept for the tenant's audit when it stores them (see apps.audit.bodies).
     request_body: dict | None = None
     response_body: dict | None = None

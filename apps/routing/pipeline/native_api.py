@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 
 from apps.routing.engine.hints import parse_hints
 from apps.routing.engine.router import get_engine
+from apps.routing.pipeline import govern
 from apps.routing.pipeline.admit import admit_chat
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import complete
@@ -141,6 +142,7 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = body.get("user") or ""
+        govern.inbound(snapshot, ctx, body, headers, endpoint="ask")
         await refresh_learning(snapshot, model)
         plan = plan_chat(snapshot, ctx, model, body, headers)
         plan = await admit_chat(
@@ -157,7 +159,7 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
         {
             "id": ctx.request_id,
             "object": "ask.response",
-            "text": answer_text(done.response),
+            "text": answer_text(govern.restored(ctx, done.response)),
             "model": dep.public_name,
             "provider": dep.provider_name,
             "usage": done.usage.to_openai(),

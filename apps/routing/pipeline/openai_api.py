@@ -11,16 +11,15 @@ from typing import Any
 from apps.costs.pricing import format_usd
 from apps.providers import tokens
 from apps.providers.adapters.base import Usage
-from apps.providers.exceptions import UpstreamError
 from apps.routing import cache
 from apps.routing.engine.hints import explicit_hints
-from apps.routing.pipeline import cached, ensemble, execute
+from apps.routing.pipeline import cached, ensemble, execute, govern
 from apps.routing.pipeline.admit import admit_chat, admit_tokens
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.plan import Plan, plan_chat, refresh_learning
-from apps.routing.pipeline.reach import reach_for, requested_regions
+from apps.routing.pipeline.reach import narrow, reach_for, requested_regions
 from apps.routing.pipeline.results import SSE_DONE, JsonResult, StreamResult, sse
 from apps.routing.pipeline.route import candidates, visible_models, visible_routes
 from apps.routing.pipeline.settle import ZERO, cost_of, settle, usd_number
@@ -70,6 +69,7 @@ async def chat_completions(
             ctx.request_body = body
         ctx.stream = bool(body.get("stream"))
         ctx.end_user = body.get("user") or ""
+        govern.inbound(snapshot, ctx, body, headers, endpoint="chat")
         await refresh_learning(snapshot, model)
         plan = plan_chat(snapshot, ctx, model, body, headers)
         plan = await admit_chat(
@@ -99,7 +99,9 @@ async def chat_completions(
     response["model"] = ctx.deployment.public_name
     _after_answer(ctx, plan, upstream_body, response, done.cost, policy)
     return JsonResult(
-        200, response, headers=served_headers(ctx, done.cost) + cached.miss_headers(policy)
+        200,
+        govern.restored(ctx, response),
+        headers=served_headers(ctx, done.cost) + cached.miss_headers(policy),
     )
 
 
@@ -190,15 +192,28 @@ async def _relay_stream(
     account = StreamAccount(ctx, body)
     collector = cache.StreamCollector() if policy is not None and policy.store else None
     chunks = relay(first, rest)
+    governor = govern.stream_governor(ctx)
     try:
         async for chunk in chunks:
+            shown = chunk
+            if governor is not None:
+                chunk, shown = governor.process(chunk)
             if collector is not None:
                 collector.add(chunk)
             if account.observe(chunk):
                 continue
-            chunk["model"] = public
-            yield sse(chunk)
-    except UpstreamError as err:
+            shown["model"] = public
+            yield sse(shown)
+        if governor is not None:
+            last = governor.leftovers(first)
+            if last is not None:
+                chunk, shown = last
+                if collector is not None:
+                    collector.add(chunk)
+                account.observe(chunk)
+                shown["model"] = public
+                yield sse(shown)
+    except ATPError as err:
         account.fail(err)
         yield sse(openai_error_body(err, ctx.request_id))
         return
@@ -241,6 +256,7 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
         if ctx.key.store_bodies:
             ctx.request_body = body
         ctx.end_user = body.get("user") or ""
+        gov = govern.inbound(snapshot, ctx, body, headers, endpoint="embeddings")
         ctx.reach = reach_for(
             snapshot,
             ctx.key,
@@ -248,6 +264,11 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
             capability="embeddings",
         )
         cands = candidates(snapshot, ctx.key, model, ctx.reach)
+        if gov.constrains:
+            ctx.reach = narrow(snapshot, ctx.reach, gov)
+            cands = ctx.reach.filter(cands)
+            if not cands:
+                raise gov.unavailable(model)
         limits = ctx.key.limits
         prompt = _count_embedding_input(body.get("input")) if limits.needs_tokens else 0
         await admit_tokens(ctx, cands, prompt)

@@ -24,7 +24,7 @@ from apps.routing.engine.stats import observed_stats
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.ensemble import ConsensusSpec, parse_consensus
 from apps.routing.pipeline.execute import NO_OVERRIDES, Overrides, overrides_for
-from apps.routing.pipeline.reach import Reach, reach_for, requested_regions
+from apps.routing.pipeline.reach import Reach, narrow, reach_for, requested_regions
 from apps.routing.pipeline.route import candidates, may_use_route
 from apps.routing.resilience import breaker
 from apps.routing.resilience import stats as observed
@@ -139,6 +139,7 @@ def decide(
     capability: str = "chat",
     engine: RoutingEngine | None = None,
     pool: list[DeploymentInfo] | None = None,
+    policy: Any = None,
 ) -> RouteDecision:
     """Rank a route's candidates for one request (no provider is called). `pool` replaces
     the route's own candidates (a bare model name ranked like a route)."""
@@ -158,6 +159,7 @@ def decide(
         health=_healthy,
         stats=observed_stats,
         inflight=_in_flight,
+        policy=policy,
     )
 
 
@@ -186,9 +188,17 @@ def plan_chat(
     atp = body.get("atp")
     consensus = parse_consensus(atp.get("consensus")) if isinstance(atp, dict) else None
     route = snapshot.routes.get(model)
+    gov = ctx.governance
+    governed = gov is not None and gov.constrains
     if route is None:
-        reach = ctx.reach = reach_for(snapshot, key, regions=requested_regions(body, headers, key))
+        reach = reach_for(snapshot, key, regions=requested_regions(body, headers, key))
         cands = candidates(snapshot, key, model, reach)
+        if governed:
+            reach = narrow(snapshot, reach, gov)
+            cands = reach.filter(cands)
+            if not cands:
+                raise gov.unavailable(model)
+        ctx.reach = reach
         if consensus is not None:
             raise InvalidRequest(
                 "Consensus asks several models, so 'model' must name a route (for example "
@@ -205,8 +215,17 @@ def plan_chat(
         return Plan(cands)
     request = parse_hints(body, headers, key, explicit=hints)
     ctx.prompt_tokens = request.prompt_tokens
-    reach = ctx.reach = reach_for(snapshot, key, regions=request.regions)
-    decision = decide(snapshot, key, route, request)
+    reach = reach_for(snapshot, key, regions=request.regions)
+    policy = None
+    if gov is not None and gov.decision is not None:
+        cap = gov.decision.max_cost_usd
+        if cap is not None and (request.max_cost_usd is None or cap < request.max_cost_usd):
+            request.max_cost_usd = cap
+    if governed:
+        reach = narrow(snapshot, reach, gov)
+        policy = gov.deployment_reason
+    ctx.reach = reach
+    decision = decide(snapshot, key, route, request, policy=policy)
     cands = decision.deployments
     if route.fallbacks:
         have = {dep.id for dep in cands}

@@ -104,6 +104,15 @@ def reach_for(
     return found  # type: ignore[return-value]
 
 
+def narrow(snapshot: Snapshot, reach: Reach, governance: Any) -> Reach:
+    """`reach` without what governance keeps the request from (data residency, policies'
+    routing constraints; apps.routing.pipeline.govern)."""
+    permitted = governance.permitted(snapshot)
+    if permitted is None:
+        return reach
+    return Reach(reach.ids & permitted, reach.regions, reach.capability)
+
+
 def requested_regions(
     body: Mapping[str, Any], headers: Mapping[bytes, bytes], key: KeyInfo
 ) -> tuple[str, ...]:

@@ -44,7 +44,11 @@ def settle(
     error: ATPError | None = None,
     cancelled: bool = False,
 ) -> None:
-    """Queue the request log row and its audit event; never raises into the response path."""
+    """Queue the request log row and its audit event; never raises into the response path.
+    A request is settled once: a later call (an error raised after settling) does nothing."""
+    if ctx.settled:
+        return
+    ctx.settled = True
     dep = ctx.deployment
     key = ctx.key
     usage = usage or Usage()
@@ -91,6 +95,11 @@ def settle(
         "cache": ctx.cache,
         "shadow_of": ctx.shadow_of,
     }
+    gov = ctx.governance
+    if gov is not None:
+        row["classification"] = gov.classification
+        row["redactions"] = gov.evidence()
+        row["policy"] = gov.policy_record()
     row[LEDGER_PROJECT] = key.project_id if key else None  # its ledger row, written with it
     request_logs.put(row)
     if ctx.admission is not None:

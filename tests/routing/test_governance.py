@@ -1,0 +1,444 @@
+"""Governance on the data plane: classification, policies, redaction and restoration,
+the egress guard and data residency, end to end through the gateway. Fake upstreams on
+127.0.0.1 record what they received, so the tests can show that no redacted value ever
+reached a provider.
+
+The cast: `eu` (eu-west) serves eu-model, `us` (us-east) serves us-model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.audit.models import AuditEvent
+from apps.audit.writebehind import audit_events
+from apps.providers.http import close_sessions
+from apps.providers.models import ModelDeployment, Provider
+from apps.routing import cache
+from apps.routing.engine.router import reset_engine
+from apps.routing.models import RequestLog
+from apps.routing.route_services import route_create
+from apps.routing.snapshot import holder
+from apps.routing.writebehind import request_logs
+from apps.tenants import services as tenants
+from atp_site.lib import config_version
+from tests.fakes.openai_server import FakeOpenAI, Script
+from tests.routing.conftest import call, flush_logs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UPSTREAM_KEY = "sk-fake-test-key"
+EMAIL = "ana.lima@example.org"
+PHONE = "+44 20 7946 0958"
+# A made-up key in the AWS access key format.
+AWS_KEY = "AKIAZ7QX4M2LPWE9RT5K"
+
+
+@dataclass
+class Cast:
+    gateway: object
+    eu: FakeOpenAI
+    us: FakeOpenAI
+
+    def received(self) -> str:
+        """Everything both upstreams were sent, as text."""
+        bodies = self.eu.bodies("/chat/completions") + self.us.bodies("/chat/completions")
+        bodies += self.eu.bodies("/embeddings") + self.us.bodies("/embeddings")
+        return orjson.dumps(bodies).decode()
+
+
+def _provider(name: str, base_url: str, region: str) -> Provider:
+    provider = Provider(name=name, kind="openai_compatible", base_url=base_url, region=region)
+    provider.set_api_key(UPSTREAM_KEY)
+    provider.save()
+    return provider
+
+
+def _deploy(provider: Provider, name: str, quality: float, price: str = "1") -> None:
+    ModelDeployment.objects.create(
+        provider=provider,
+        public_name=name,
+        upstream_model=f"{name}-upstream",
+        input_price=Decimal(price),
+        output_price=Decimal(price),
+        quality_score=quality,
+        capabilities=["chat", "streaming", "tools", "embeddings"],
+    )
+
+
+@pytest.fixture
+async def cast(gateway):
+    async with FakeOpenAI() as eu, FakeOpenAI() as us:
+
+        def build():
+            _deploy(_provider("eu", eu.base_url, "eu-west"), "eu-model", 0.6)
+            # The best and cheapest: every unconstrained choice picks it.
+            _deploy(_provider("us", us.base_url, "us-east"), "us-model", 0.99, price="0.01")
+            config_version.bump()
+
+        await sync_to_async(build)()
+        holder.invalidate()
+        reset_engine()
+        previous = cache.use(None)
+        yield Cast(gateway, eu, us)
+        cache.use(previous)
+        reset_engine()
+        request_logs._take()
+        await close_sessions()
+
+
+async def _chat(key: str, model: str, content: str, *, headers=None, **extra):
+    return await call(
+        "POST",
+        "/v1/chat/completions",
+        key=key,
+        headers=headers,
+        json={"model": model, "messages": [{"role": "user", "content": content}], **extra},
+    )
+
+
+async def _log(resp) -> RequestLog:
+    await flush_logs()
+    return await RequestLog.objects.aget(request_id=resp.headers["x-request-id"])
+
+
+async def _event(resp) -> AuditEvent:
+    await audit_events.flush()
+    return await AuditEvent.objects.aget(
+        request_id=resp.headers["x-request-id"], event_type="gateway.request"
+    )
+
+
+def _update_tenant(gateway, **fields):
+    return sync_to_async(tenants.tenant_update)(tenant=gateway.tenant, **fields)
+
+
+# --- classification ---------------------------------------------------------------------
+
+
+async def test_classification_defaults_to_the_tenant_and_callers_may_only_raise_it(cast):
+    key = cast.gateway.key
+    plain = await _chat(key, "us-model", "Name a colour.")
+    assert plain.status == 200
+    assert (await _log(plain)).classification == "internal"
+    raised = await _chat(
+        key, "us-model", "Name a colour.", headers={"X-ATP-Data-Classification": "confidential"}
+    )
+    assert (await _log(raised)).classification == "confidential"
+    await _update_tenant(cast.gateway, data_classification="confidential")
+    holder.invalidate()
+    lowered = await _chat(key, "us-model", "Name a colour.", atp={"data_classification": "public"})
+    assert lowered.status == 200
+    assert (await _log(lowered)).classification == "confidential"
+
+
+async def test_an_unknown_classification_is_a_400_naming_the_parameter(cast):
+    resp = await _chat(cast.gateway.key, "us-model", "hi", atp={"data_classification": "secret"})
+    assert resp.status == 400
+    assert resp.json()["error"]["param"] == "atp.data_classification"
+
+
+async def test_detection_raises_the_classification_and_is_recorded_without_values(cast):
+    pii = await _chat(cast.gateway.key, "us-model", f"Mail {EMAIL} or call {PHONE}.")
+    log = await _log(pii)
+    assert log.classification == "confidential"
+    secret = await _chat(cast.gateway.key, "us-model", f"My key is {AWS_KEY}")
+    log = await _log(secret)
+    assert log.classification == "restricted"
+    event = await _event(secret)
+    assert event.classification == "restricted"
+    assert AWS_KEY not in orjson.dumps(event.data).decode()
+
+
+# --- data residency ---------------------------------------------------------------------
+
+
+async def test_a_tenant_limited_to_eu_never_reaches_us_on_routes_fallbacks_or_names(cast):
+    await _update_tenant(cast.gateway, allowed_regions=["eu"])
+    holder.invalidate()
+    await sync_to_async(route_create)(
+        name="team/best",
+        candidates=["us-model", "eu-model"],
+        strategy="ordered",
+        fallbacks=["us-model"],
+    )
+    holder.invalidate()
+    routed = await _chat(cast.gateway.key, "team/best", "Name a colour.")
+    assert routed.status == 200 and routed.headers["x-atp-model"] == "eu-model"
+    log = await _log(routed)
+    assert any("us-model" in line for line in log.decision["reasoning"])
+    named = await _chat(cast.gateway.key, "us-model", "Name a colour.")
+    assert named.status == 403
+    error = named.json()["error"]
+    assert error["code"] == "region_unavailable" and "eu" in error["message"]
+    assert cast.us.bodies("/chat/completions") == []
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+async def _policy(gateway, name: str, *rules: dict, **fields) -> None:
+    from apps.policies.services import policy_create
+
+    await sync_to_async(policy_create)(
+        tenant=gateway.tenant, name=name, rules=list(rules), **fields
+    )
+    holder.invalidate()
+
+
+def _sse_text(resp) -> str:
+    text = []
+    for event in resp.sse():
+        if event == b"[DONE]":
+            break
+        chunk = orjson.loads(event)
+        for choice in chunk.get("choices") or ():
+            text.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(text)
+
+
+MASK_CONTACTS = {
+    "when": [{"attr": "request.entities", "op": "contains_any", "value": ["EMAIL", "PHONE"]}],
+    "effect": {"type": "redact", "entities": ["EMAIL", "PHONE"], "mode": "mask"},
+}
+
+
+async def test_a_deny_policy_refuses_with_403_naming_it_and_is_audited(cast):
+    await _policy(
+        cast.gateway,
+        "no-secrets",
+        {
+            "when": [{"attr": "request.entities", "op": "contains", "value": "SECRET"}],
+            "effect": {"type": "deny", "message": "Secrets must not leave."},
+        },
+    )
+    refused = await _chat(cast.gateway.key, "us-model", f"Use {AWS_KEY} to sign in.")
+    assert refused.status == 403
+    error = refused.json()["error"]
+    assert error["code"] == "policy_denied" and "no-secrets" in error["message"]
+    assert cast.received() == "[]"
+    log = await _log(refused)
+    assert log.http_status == 403 and log.policy["name"] == "no-secrets"
+    event = await _event(refused)
+    assert event.outcome == "denied" and event.data["policy"]["name"] == "no-secrets"
+    assert AWS_KEY not in orjson.dumps(event.data).decode()
+    fine = await _chat(cast.gateway.key, "us-model", "Name a colour.")
+    assert fine.status == 200
+
+
+async def test_a_log_only_policy_reports_without_enforcing(cast):
+    await _policy(
+        cast.gateway,
+        "try-deny",
+        {
+            "when": [{"attr": "request.entities", "op": "contains", "value": "EMAIL"}],
+            "effect": {"type": "deny", "message": "no e-mail"},
+        },
+        mode="log_only",
+    )
+    resp = await _chat(cast.gateway.key, "us-model", f"Mail {EMAIL}")
+    assert resp.status == 200
+    log = await _log(resp)
+    assert log.policy["logged"][0]["policy"] == "try-deny"
+
+
+async def test_masked_values_never_reach_the_provider_and_come_back_restored(cast):
+    await _policy(cast.gateway, "mask-contacts", MASK_CONTACTS)
+    cast.us.enqueue(Script(text="I will write to [EMAIL_1] and call [PHONE_1]."))
+    resp = await _chat(cast.gateway.key, "us-model", f"Contact {EMAIL} or {PHONE} today.")
+    assert resp.status == 200, resp.body.decode()
+    assert resp.json()["choices"][0]["message"]["content"] == (
+        f"I will write to {EMAIL} and call {PHONE}."
+    )
+    sent = cast.received()
+    assert EMAIL not in sent and PHONE not in sent and "[EMAIL_1]" in sent
+    log = await _log(resp)
+    assert log.redactions == {"EMAIL": 1, "PHONE": 1}
+    assert log.classification == "confidential"
+    event = await _event(resp)
+    assert event.data["redactions"] == {"EMAIL": 1, "PHONE": 1}
+    assert EMAIL not in orjson.dumps(event.data).decode()
+
+
+@pytest.mark.parametrize("chunks", [3, 17, 60])
+async def test_streamed_answers_are_restored_across_chunk_boundaries(cast, chunks):
+    await _policy(cast.gateway, "mask-contacts", MASK_CONTACTS)
+    cast.us.enqueue(
+        Script(text="Dear [EMAIL_1], we will call [PHONE_1] soon. [EMAIL_1]", chunks=chunks)
+    )
+    resp = await _chat(
+        cast.gateway.key, "us-model", f"Reply to {EMAIL}, phone {PHONE}.", stream=True
+    )
+    assert resp.status == 200
+    assert _sse_text(resp) == f"Dear {EMAIL}, we will call {PHONE} soon. {EMAIL}"
+    assert EMAIL not in cast.received()
+
+
+async def test_tool_call_arguments_and_tool_results_are_redacted(cast):
+    await _policy(cast.gateway, "mask-contacts", MASK_CONTACTS)
+    messages = [
+        {"role": "user", "content": "Send the invoice."},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"customer": "Ana"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": f'{{"email": "{EMAIL}"}}'},
+    ]
+    cast.us.enqueue(Script(tool_calls=[{"name": "send_mail", "arguments": {"to": "[EMAIL_1]"}}]))
+    resp = await call(
+        "POST",
+        "/v1/chat/completions",
+        key=cast.gateway.key,
+        json={
+            "model": "us-model",
+            "messages": messages,
+            "tools": [
+                {"type": "function", "function": {"name": "send_mail", "parameters": {}}},
+                {"type": "function", "function": {"name": "lookup", "parameters": {}}},
+            ],
+        },
+    )
+    assert resp.status == 200, resp.body.decode()
+    assert EMAIL not in cast.received()
+    call_out = resp.json()["choices"][0]["message"]["tool_calls"][0]
+    assert orjson.loads(call_out["function"]["arguments"]) == {"to": EMAIL}
+
+
+async def test_block_mode_refuses_with_pii_blocked(cast):
+    await _policy(
+        cast.gateway,
+        "no-cards",
+        {"when": [], "effect": {"type": "redact", "entities": ["CARD"], "mode": "block"}},
+    )
+    resp = await _chat(cast.gateway.key, "us-model", "Charge 4111 1111 1111 1111 please.")
+    assert resp.status == 403 and resp.json()["error"]["code"] == "pii_blocked"
+    assert "4111" not in resp.body.decode() and cast.received() == "[]"
+
+
+EGRESS = {
+    "when": [],
+    "effect": {"type": "guard", "egress": {"entities": ["SECRET", "EMAIL"], "mode": "mask"}},
+}
+
+
+async def test_the_egress_guard_masks_secrets_in_answers(cast):
+    await _policy(cast.gateway, "egress", EGRESS)
+    cast.us.enqueue(Script(text=f"Use the key {AWS_KEY} and mail {EMAIL}."))
+    resp = await _chat(cast.gateway.key, "us-model", "What is the key?")
+    content = resp.json()["choices"][0]["message"]["content"]
+    assert AWS_KEY not in content and EMAIL not in content
+    assert "[REDACTED_SECRET]" in content and "[REDACTED_EMAIL]" in content
+    log = await _log(resp)
+    assert log.redactions == {"egress:EMAIL": 1, "egress:SECRET": 1}
+
+
+@pytest.mark.parametrize("chunks", [4, 31, 80])
+async def test_the_egress_guard_masks_streamed_secrets_split_across_chunks(cast, chunks):
+    await _policy(cast.gateway, "egress", EGRESS)
+    text = f"Here: {AWS_KEY}. " + "More words follow here. " * 20 + f"Mail {EMAIL}."
+    cast.us.enqueue(Script(text=text, chunks=chunks))
+    resp = await _chat(cast.gateway.key, "us-model", "What is the key?", stream=True)
+    out = _sse_text(resp)
+    assert AWS_KEY not in out and EMAIL not in out
+    assert out.startswith("Here: [REDACTED_SECRET]. More words") and out.endswith(
+        "Mail [REDACTED_EMAIL]."
+    )
+
+
+async def test_a_policy_keeps_restricted_data_in_its_regions_with_reasons(cast):
+    await _policy(
+        cast.gateway,
+        "restricted-in-eu",
+        {
+            "when": [{"attr": "request.classification", "op": "eq", "value": "restricted"}],
+            "effect": {"type": "route", "regions": ["eu"]},
+        },
+    )
+    await sync_to_async(route_create)(
+        name="team/best", candidates=["us-model", "eu-model"], strategy="ordered"
+    )
+    holder.invalidate()
+    free = await _chat(cast.gateway.key, "team/best", "Name a colour.")
+    assert free.headers["x-atp-model"] == "us-model"
+    kept = await _chat(
+        cast.gateway.key,
+        "team/best",
+        "Name a colour.",
+        headers={"X-ATP-Data-Classification": "restricted"},
+    )
+    assert kept.status == 200 and kept.headers["x-atp-model"] == "eu-model"
+    log = await _log(kept)
+    assert any("restricted-in-eu" in line for line in log.decision["reasoning"])
+    refused = await _chat(
+        cast.gateway.key, "us-model", "hi", headers={"X-ATP-Data-Classification": "restricted"}
+    )
+    assert refused.status == 403 and refused.json()["error"]["code"] == "region_unavailable"
+
+
+async def test_the_anthropic_endpoint_redacts_and_restores(cast):
+    await _policy(cast.gateway, "mask-contacts", MASK_CONTACTS)
+    cast.us.enqueue(Script(text="Noted: [EMAIL_1]."))
+    resp = await call(
+        "POST",
+        "/v1/messages",
+        key=cast.gateway.key,
+        json={
+            "model": "us-model",
+            "max_tokens": 50,
+            "system": f"The customer is {EMAIL}.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": f"Mail {EMAIL}"}]}],
+        },
+    )
+    assert resp.status == 200, resp.body.decode()
+    assert resp.json()["content"][0]["text"] == f"Noted: {EMAIL}."
+    assert EMAIL not in cast.received()
+
+
+async def test_embeddings_inputs_are_redacted(cast):
+    await _policy(cast.gateway, "mask-contacts", MASK_CONTACTS)
+    resp = await call(
+        "POST",
+        "/v1/embeddings",
+        key=cast.gateway.key,
+        json={"model": "us-model", "input": [f"Contact {EMAIL}", "plain text"]},
+    )
+    assert resp.status == 200, resp.body.decode()
+    assert EMAIL not in cast.received()
+
+
+async def test_input_limits_are_400s_naming_the_parameter(cast, settings):
+    settings.ATP_MAX_MESSAGES = 2
+    settings.ATP_MAX_TOOLS = 1
+    settings.ATP_MAX_MESSAGE_CHARS = 50
+    many = [{"role": "user", "content": "hi"}] * 3
+    resp = await call(
+        "POST",
+        "/v1/chat/completions",
+        key=cast.gateway.key,
+        json={"model": "us-model", "messages": many},
+    )
+    assert resp.status == 400 and resp.json()["error"]["param"] == "messages"
+    long = await _chat(cast.gateway.key, "us-model", "x" * 51)
+    assert long.status == 400 and long.json()["error"]["param"] == "messages[0].content"
+    tools = [{"type": "function", "function": {"name": f"t{i}"}} for i in range(2)]
+    resp = await _chat(cast.gateway.key, "us-model", "hi", tools=tools)
+    assert resp.status == 400 and resp.json()["error"]["param"] == "tools"
+    resp = await call(
+        "POST",
+        "/v1/messages",
+        key=cast.gateway.key,
+        json={"model": "us-model", "max_tokens": 5, "messages": many},
+    )
+    assert resp.status == 400 and resp.json()["error"]["type"] == "invalid_request_error"
