@@ -158,7 +158,9 @@ def _mod97(iban: str) -> bool:
 def _iban_valid(iban: str) -> bool:
     from stdnum import iban as stdnum_iban  # country lengths and formats
 
-    return stdnum_iban.is_valid(iban)
+    # The IBAN's own check (ISO 7064 mod 97) and the country's length and format; the
+    # national check digits inside some BBANs (Belgium, France, Spain...) are not required.
+    return stdnum_iban.is_valid(iban, check_country=False)
 
 
 # --- IPv6 -----------------------------------------------------------------------------------

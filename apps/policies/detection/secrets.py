@@ -61,6 +61,10 @@ _PEM = re.compile(
     r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----"
     r"(?:[\s\S]{0,16000}?-----END \1-----|(?:\\[nr]|[A-Za-z0-9+/=\s:,\-.])*)"
 )
+_PUBLIC_BLOCK = re.compile(
+    r"-----BEGIN ((?:[A-Z0-9]+ )*(?:CERTIFICATE|PUBLIC KEY)(?: REQUEST| BLOCK)?)-----"
+    r"[\s\S]{0,16000}?-----END \1-----"
+)
 _URL_USERINFO = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/@\"'<>]+)@[\w\-\[]")
 _ASSIGNMENT = re.compile(
     r"(?i)(?:passwd|password|passphrase|pass|pwd|secret|client_secret|secret_key|"
@@ -126,6 +130,10 @@ def find(text: str, raw: bytes, runs: list[tuple[int, int]], out: Raw) -> None:
         while at >= 0:
             _assignment(text, at, out)
             at = low.find(word, at + len(word))
+    if runs and "-----BEGIN" in text:
+        # Certificates and public keys are random-looking by design and no secret.
+        public = [m.span() for m in _PUBLIC_BLOCK.finditer(text)]
+        runs = [r for r in runs if not any(s <= r[0] < e for s, e in public)]
     for start, end in runs:
         _token_run(text, start, end, out)
 

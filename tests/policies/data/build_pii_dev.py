@@ -407,9 +407,7 @@ def code_kind(lang: str) -> Doc:
     if style == 0:
         d.add('OPENAI_API_KEY = "', (api_key(), "SECRET"), '"\n')
     elif style == 1:
-        d.add(
-            'DATABASE_URL = "postgres://app:', (password(), "SECRET"), '@db.internal:5432/app"\n'
-        )
+        d.add('DATABASE_URL = "postgres://app:', (password(), "SECRET"), '@db.internal:5432/app"\n')
     elif style == 2:
         d.add('client = Client(api_key="', (api_key(), "SECRET"), '", timeout=30)\n')
     elif style == 3:
