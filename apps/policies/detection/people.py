@@ -50,7 +50,8 @@ def _wordset(words: str) -> frozenset[str]:
 
 
 def _latin(pred) -> str:
-    chars = "".join(chr(c) for c in range(0x41, 0x250) if pred(chr(c)))
+    codes = [*range(0x41, 0x250), *range(0x1E00, 0x1F00)]  # Latin, Latin Extended Additional
+    chars = "".join(chr(c) for c in codes if pred(chr(c)))
     return re.escape(chars)
 
 
@@ -62,7 +63,7 @@ _INITIAL = rf"[{_U}]\."
 _PARTICLE = r"(?:van|von|de|der|den|del|della|di|da|das|dos|do|du|des|le|la|ter|ten|zu|bin|ibn|al)"
 # A word glued to these is part of code, a path, a handle or an address.
 _CHAIN = re.compile(
-    rf"(?<![\w.@/#$\\\-`'’])(?:{_CAP}|{_INITIAL})"
+    rf"(?<![\w.@/#$\\\-`])(?<!\w['’])(?:{_CAP}|{_INITIAL})"
     rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_CAP}|{_INITIAL}))*"
     r"(?![\w(\[{`]|\.[\w(]|-\w|@)"
 )
@@ -73,12 +74,14 @@ _TITLES = _wordset(
     """Mr Mrs Ms Mx Miss Dr Prof Herr Frau Hr Fr M Mme Mlle Mmes MM Me Sr Sra Srta Sres D Dª Dña
     Don Doña Dona Dom Sig Sig.ra Sig.na Sigg Dott Dott.ssa Ing Avv Arch Prof.ssa Dra Dr.ª Dhr
     Mevr Mevrouw Meneer Mej Ir Drs Mag Dipl.-Ing Eng Exmo Exma Madame Monsieur Mademoiselle
-    Señor Señora Señorita Signor Signora Signorina Senhor Senhora Sir Dame Lady Lord"""
+    Señor Señora Señorita Signor Signora Signorina Senhor Senhora Sir Dame Lady Lord
+    mevrouw meneer madame monsieur mademoiselle señor señora señorita signor signora signorina
+    senhor senhora dona don doña"""
 )
 _TITLE_BEFORE = re.compile(
     r"(?:^|(?<=[\s(\[,;:\"'“«]))("
     + "|".join(sorted((re.escape(t) for t in _TITLES), key=len, reverse=True))
-    + r")\.?[ \t]+$"
+    + rf")\.?[ \t]+(?P<particles>(?:{_PARTICLE}[ \t]+){{0,2}})$"
 )
 
 _SALUTATIONS = (
@@ -119,7 +122,8 @@ _WEAK_CUES = frozenset(
     ).split("|")
 )
 _CUE_BEFORE = re.compile(
-    rf"(?:^|(?<=[\s(\[,;:\"'“«>*-]))(?P<cue>{_SALUTATIONS}|{_CUES})[ \t]*[:=,\-–]?[ \t]*$",
+    rf"(?:^|(?<=[\s(\[,;:\"'“«>*{{|-]))(?P<cue>{_SALUTATIONS}|{_CUES})"
+    r"(?P<sep>[\"'”]?[ \t]*[:=,\-–]?[ \t]*[\"'“]?)[ \t]*$",
     re.IGNORECASE,
 )
 _SALUTATION_WORDS = _wordset(
@@ -127,6 +131,9 @@ _SALUTATION_WORDS = _wordset(
     hola estimado estimada querido querida ciao salve gentile caro cara buongiorno beste
     geachte hoi ola oi prezado prezada thanks danke merci gracias grazie bedankt obrigado
     obrigada"""
+)
+_PLACE_PREFIXES = _wordset(
+    "sao san santa santo saint sainte st ste port porto new fort mount bad sankt puerto"
 )
 _CLOSINGS = re.compile(
     r"^[ \t>*_-]*(?:best(?: regards| wishes)?|kind regards|warm regards|regards|many thanks|"
@@ -200,6 +207,11 @@ class _Lexicon:
         self.ambiguous = frozenset(common | places)
         self.common = frozenset(common)
         self.org = frozenset(_fold(w) for w in _ORG_SUFFIXES)
+        self.brands = frozenset(
+            tuple(_fold(w) for w in re.findall(r"[^\W\d_]+", line))
+            for line in (_DATA / "eponymous_brands.txt").read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")
+        )
 
 
 _lock = threading.Lock()
@@ -217,7 +229,7 @@ def _lexicon() -> _Lexicon:
 
 # --- addresses -------------------------------------------------------------------------------
 
-_NAME_WORD = rf"(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th)|[{_U}]\.)"
+_NAME_WORD = rf"(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th)|[{_U}]\.|[IVX]{{1,4}}\b)"
 _HOUSE = r"\d{1,5}(?:[ ]?[A-Za-z](?![\w]))?(?:[-–/]\d{1,5}[A-Za-z]?)?"
 _EN_TYPES = (
     r"Street|St|Avenue|Ave|Av|Road|Rd|Lane|Ln|Boulevard|Blvd|Drive|Dr|Court|Ct|Place|Pl|"
@@ -297,11 +309,9 @@ _TAIL = re.compile(
     re.MULTILINE,
 )
 _ADDRESS = re.compile(
-    rf"(?<![\w.,/#\-])(?:{_EN_STREET}|{_FR_STREET}|{_TYPE_FIRST_STREET}|{_GERMANIC_STREET})"
+    rf"(?<![\w./#\-])(?:{_EN_STREET}|{_FR_STREET}|{_TYPE_FIRST_STREET}|{_GERMANIC_STREET})"
     r"(?![\w@])"
 )
-# A year, a time, a version or an amount is no house number.
-_NOT_HOUSE = re.compile(r"(?:19|20)\d\d$")
 
 
 def _addresses(text: str) -> list[Span]:
@@ -354,35 +364,44 @@ def _person_in_chain(text: str, s: int, e: int, lex: _Lexicon) -> tuple[int, int
     # A company or a place named after someone is not that person.
     if any(f in lex.org for f in folded[1:]):
         return None
-    after = text[e : e + 12]
-    m = re.match(r"[ \t]+([\w.&]+)", after)
+    m = re.match(r"[ \t]+([\w.&]+)", text[e : e + 16])
     if m and _fold(m.group(1).rstrip(",;:")) in lex.org:
         return None
-    if e < len(text) and text[e] == "," and re.match(r",[ ]?(?:Inc|Ltd|LLC)\b", text[e : e + 8]):
+    if re.match(r",[ ]?(?:Inc|Ltd|LLC)\b|[ ]?&[ ]?[A-Z]", text[e : e + 8]):
+        return None
+    if any(tuple(folded[k : k + len(b)]) == b for b in lex.brands for k in range(len(folded))):
         return None
 
     i = 0
     titled = False
     cue = None
+    strong = False
     # Titles and salutations inside the chain: "Herr Dr Müller", "Olá Inês", "Dear Anna".
     while i + 1 < len(words):
         w = words[i][2].rstrip(".")
         if w in _TITLES:
             titled = True
         elif folded[i] in _SALUTATION_WORDS:
-            cue = folded[i]
+            cue, strong = folded[i], True
         else:
             break
         i += 1
     line_start, line_end = _line_bounds(text, s, e)
-    left = text[max(line_start, s - 40) : s]
-    # A title just before the chain: "Dr. Maria Schmidt", "Mme Dupont".
-    if not titled and cue is None and _TITLE_BEFORE.search(left):
-        titled = True
+    left = text[max(line_start, s - 48) : s]
+    start = None
+    if not titled and cue is None:
+        tm = _TITLE_BEFORE.search(left)
+        if tm:
+            titled = True
+            # "Mevr. van Dijk": the particles belong to the name.
+            if tm.group("particles"):
+                start = s - len(tm.group("particles"))
     if not titled and cue is None:
         cm = _CUE_BEFORE.search(left)
         if cm:
             cue = cm.group("cue").lower()
+            # A field ("Customer: ...", "name=...") introduces a name; prose ("with") hints.
+            strong = cue not in _WEAK_CUES or any(c in cm.group("sep") for c in ":=")
     signature = (
         not titled
         and cue is None
@@ -392,51 +411,58 @@ def _person_in_chain(text: str, s: int, e: int, lex: _Lexicon) -> tuple[int, int
     )
     words = words[i:]
     folded = folded[i:]
+    if words[-1][2].rstrip(".") in _TITLES:  # "Dear Mrs." with the name on the next chain
+        return None
 
-    def continuation(j: int) -> int:
+    def end_of_name(j: int) -> int:
         """Index past the last word that still belongs to the name starting at j."""
         k = j + 1
         while k < len(words) and k - j < 4:
             f = folded[k]
-            w = words[k][2]
-            if w.endswith(".") and len(w) == 2:  # an initial
+            if len(words[k][2]) == 2 and words[k][2].endswith("."):  # an initial
                 k += 1
                 continue
-            if f in lex.common and f not in lex.surnames:
-                break
-            if f in lex.common and f in lex.given and k > j + 1:
+            if f in lex.common and (f not in lex.surnames or f in lex.given):
                 break
             k += 1
         return k
 
-    def known(f: str) -> bool:
-        return f in lex.given or f in lex.surnames
+    def span(j: int) -> tuple[int, int]:
+        k = end_of_name(j)
+        return (words[j][0] if start is None or j else start), words[k - 1][1]
+
+    def next_name(j: int) -> str | None:
+        """The next word after j that is not an initial."""
+        for k in range(j + 1, len(words)):
+            if not (len(words[k][2]) == 2 and words[k][2].endswith(".")):
+                return folded[k]
+        return None
 
     if titled:
-        k = continuation(0)
-        return words[0][0], words[k - 1][1]
-    if cue is not None or signature:
-        f = folded[0]
-        strong = cue is None or cue not in _WEAK_CUES
+        return span(0)
+    f = folded[0]
+    if strong or signature:
         if f in lex.given or (f in lex.surnames and f not in lex.common):
-            k = continuation(0)
-            return words[0][0], words[k - 1][1]
-        if strong and f not in lex.common and f not in lex.org and len(f) > 1:
-            k = continuation(0)
-            return words[0][0], words[k - 1][1]
-    # No context: start at the first known given name of the chain.
+            return span(0)
+        if f not in lex.ambiguous and f not in lex.org and len(f) > 1:
+            return span(0)
+    # No context: a known given name, or an unknown first word before a known surname.
     for j, f in enumerate(folded):
-        if f not in lex.given:
+        if j and folded[j - 1] in _PLACE_PREFIXES:  # "São Paulo", "San Diego"
             continue
-        k = continuation(j)
-        if f in lex.ambiguous:
-            if k > j + 1 and folded[j + 1] in lex.frequent_surnames:
-                return words[j][0], words[k - 1][1]
-            continue
-        if k > j + 1:
-            return words[j][0], words[k - 1][1]
-        if len(words) == 1 or j == len(words) - 1 or k == j + 1:
-            return words[j][0], words[j][1]
+        after = next_name(j)
+        if f in lex.given:
+            if f not in lex.ambiguous:
+                return span(j)
+            if after in lex.frequent_surnames:
+                return span(j)
+        elif (
+            after in lex.frequent_surnames
+            and f not in lex.ambiguous
+            and f not in lex.frequent_surnames
+            and len(f) > 2
+        ):
+            return span(j)
     return None
 
 
