@@ -350,13 +350,38 @@ def report_speed(runs: int, seeds: int) -> dict:
 # ----------------------------------------------------------------------------- fitting
 
 
-def fit(l2: float = 0.01, steps: int = 4000, lr: float = 0.5) -> None:
+# The hand-set weights the fit starts from and is pulled back to (a Gaussian prior): a
+# feature that fires on few dev records keeps about its hand-set weight, one that fires
+# often moves to what the data says.
+PRIOR_BIAS = -4.0
+PRIOR = {
+    "override_instructions": 3.0, "override_context": 2.5, "new_instructions": 2.0,
+    "you_are_now": 1.0, "jailbreak_term": 2.5, "no_restrictions": 2.5, "roleplay_escape": 1.5,
+    "leak_request": 3.0, "leak_target": 1.0, "chat_template_token": 2.0, "role_line": 1.5,
+    "exfil_markdown_image": 3.0, "exfil_send": 3.0, "secrecy": 1.5, "urgent_marker": 1.0,
+    "addresses_ai": 1.0, "decode_and_follow": 2.0, "encoded_instruction": 4.0,
+    "long_encoded_blob": 0.5, "invisible_chars": 3.0, "bidi_control": 3.0, "mixed_script": 3.0,
+    "tool_addresses_ai": 2.0, "tool_instruction": 2.0,
+    "meta_discussion": -2.0, "quoted_phrase": -1.5, "code_context": -1.5, "own_correction": -2.0,
+    "data_uri": -1.0,
+}  # fmt: skip
+
+
+def fit(l2: float = 0.05, steps: int = 6000, lr: float = 1.0) -> None:
     rows = load(SETS[0])
-    data = [(features_of(r["text"], source=r["source"]), r["label"]) for r in rows]
-    names = list(injection.WEIGHTS)
-    sign = {n: (1.0 if injection.WEIGHTS[n] > 0 else -1.0) for n in names}
-    w = dict.fromkeys(names, 0.0)
-    b = -2.0
+    positive = {n for n, w in injection.WEIGHTS.items() if w > 0}
+    # A text on which no attack feature fires scores 0 whatever the weights, so the fit
+    # only sees the texts on which one does.
+    data = [
+        (fired, r["label"])
+        for r in rows
+        if not (fired := features_of(r["text"], source=r["source"])).isdisjoint(positive)
+    ]
+    print(f"fitting on {len(data)} of {len(rows)} dev records (an attack feature fired)")
+    names = list(PRIOR)
+    sign = {n: (1.0 if PRIOR[n] > 0 else -1.0) for n in names}
+    w = dict(PRIOR)
+    b = PRIOR_BIAS
     n = len(data)
     for _ in range(steps):
         gw = dict.fromkeys(names, 0.0)
@@ -369,9 +394,9 @@ def fit(l2: float = 0.01, steps: int = 4000, lr: float = 0.5) -> None:
             for f in fired:
                 if f in gw:
                     gw[f] += err
-        b -= lr * gb / n
+        b -= lr * (gb / n + l2 * (b - PRIOR_BIAS))
         for f in names:
-            w[f] -= lr * (gw[f] / n + l2 * w[f])
+            w[f] -= lr * (gw[f] / n + l2 * (w[f] - PRIOR[f]))
             # Signs are fixed in advance: an attack feature never lowers the score.
             w[f] = max(0.0, w[f]) if sign[f] > 0 else min(0.0, w[f])
     counts = {f: sum(f in fired for fired, _ in data) for f in names}

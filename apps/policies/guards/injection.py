@@ -56,37 +56,37 @@ class InjectionVerdict:
 # ----------------------------------------------------------------------------- weights
 
 # Fitted on the development set (bench/injection_eval.py --fit), rounded to one decimal.
-BIAS = -4.0
+BIAS = -2.6
 WEIGHTS: dict[str, float] = {
     # attack features (weight >= 0)
-    "override_instructions": 3.0,
-    "override_context": 2.5,
-    "new_instructions": 2.0,
-    "you_are_now": 1.0,
-    "jailbreak_term": 2.5,
-    "no_restrictions": 2.5,
-    "roleplay_escape": 1.5,
-    "leak_request": 3.0,
+    "override_instructions": 3.5,
+    "override_context": 2.4,
+    "new_instructions": 2.2,
+    "you_are_now": 1.1,
+    "jailbreak_term": 2.4,
+    "no_restrictions": 2.8,
+    "roleplay_escape": 1.6,
+    "leak_request": 3.4,
     "leak_target": 1.0,
     "chat_template_token": 2.0,
-    "role_line": 1.5,
-    "exfil_markdown_image": 3.0,
-    "exfil_send": 3.0,
+    "role_line": 1.6,
+    "exfil_markdown_image": 3.1,
+    "exfil_send": 3.2,
     "secrecy": 1.5,
     "urgent_marker": 1.0,
-    "addresses_ai": 1.0,
+    "addresses_ai": 1.4,
     "decode_and_follow": 2.0,
     "encoded_instruction": 4.0,
-    "long_encoded_blob": 0.5,
+    "long_encoded_blob": 0.4,
     "invisible_chars": 3.0,
     "bidi_control": 3.0,
     "mixed_script": 3.0,
-    "tool_addresses_ai": 2.0,
+    "tool_addresses_ai": 2.3,
     "tool_instruction": 2.0,
     # benign context features (weight <= 0)
     "meta_discussion": -2.0,
-    "quoted_phrase": -1.5,
-    "code_context": -1.5,
+    "quoted_phrase": -1.7,
+    "code_context": -1.6,
     "own_correction": -2.0,
     "data_uri": -1.0,
 }
@@ -208,7 +208,7 @@ _RULE_WORDS = _w(
     "instruction instructions rules directive directives guidelines guidance prompt prompts "
     "programming constraints orders commands policies restrictions setup anweisung anweisungen "
     "regeln vorgaben instruktionen befehle consignes règles instrucciones indicaciones reglas "
-    "normas directrices"
+    "normas directrices safety safeguards ethics"
 )
 _OVERRIDE_VERB = (
     r"(?:ignore|ignoring|disregard(?:ing)?|forget|override|overriding|bypass|set aside"
@@ -218,8 +218,8 @@ _OVERRIDE_VERB = (
     r"|ignora[rd]?|olvida[rd]?|olvide|haz caso omiso d\w*)"
 )
 _RULES = (
-    r"(?:instructions?|rules|directives?|guidelines|guidance|prompts?|programming|constraints"
-    r"|orders|commands|policies|restrictions|system prompt|setup"
+    r"(?:instructions?|rules|directives?|guidelines|guidance|prompts?(?! to\b)|programming|constraints"
+    r"|orders|commands|policies|restrictions|system prompt|setup|safety|safeguards|ethics"
     r"|anweisung\w*|regeln|vorgaben|instruktion\w*|befehle"
     r"|consignes|règles|directives"
     r"|instrucciones|indicaciones|reglas|normas|directrices)\b"
@@ -255,6 +255,13 @@ _OVERRIDE_CONTEXT = (
         after=40,
     ),
     _Rule(re.compile(r"\bno longer appl(?:y|ies)\b"), _w("longer"), before=3, after=10),
+    # "Translate this. Actually, disregard that and ..." drops the task the text set.
+    _Rule(
+        re.compile(r"\b(?:ignore|disregard|forget|scrap) (?:that|this|it)\b,? (?:and|instead)\b"),
+        _w("ignore disregard forget scrap"),
+        before=2,
+        after=24,
+    ),
     _Rule(
         re.compile(
             r"\byour (?:new|real|only|true) (?:task|objective|goal|instructions?|directive"
@@ -307,11 +314,13 @@ _JAILBREAK = _Rule(
 )
 _NO_RESTRICTIONS = _Rule(
     re.compile(
-        r"\b(?:no|without|free of|free from|freed from|broken free of)\s+(?:any\s+)?"
+        r"\b(?:no|without|free of|free from|freed from|broken free of|escaped)\s+(?:any\s+|all\s+)?"
+        r"(?:[\w-]+'s\s+|its\s+|your\s+|their\s+)?"
         r"(?:restrictions|filters?|rules|limits|limitations|ethics|guidelines|content polic(?:y|ies)"
-        r"|safety|censorship|boundaries)\b"
+        r"|safety|censorship|boundaries|programming|disclaimers?|warnings|polic(?:y|ies))\b"
         r"|\bunfiltered\b|\bunrestricted\b|\bamoral\b|\bnever (?:says? no|refuses?)\b"
-        r"|\b(?:safety|content) (?:guidelines|filters|policy|policies) (?:have been |are |were )?"
+        r"|\b(?:evil|rogue|unaligned|uncensored) (?:ai|assistant|bot|model|chatbot)\b"
+        r"|\b(?:safety|content) (?:guidelines|filters|policy|policies) (?:have been |are |were |is )?"
         r"(?:switched off|turned off|disabled|removed)\b"
         r"|\bohne (?:einschränkungen|regeln|filter)\b|\bsans (?:aucune )?(?:restriction|règle|filtre)s?\b"
         r"|\bsin (?:filtros|restricciones|reglas|límites)\b"
@@ -319,12 +328,13 @@ _NO_RESTRICTIONS = _Rule(
     _w(
         "restrictions filter filters rules limits limitations ethics guidelines policy policies "
         "safety censorship boundaries unfiltered unrestricted amoral never einschränkungen regeln "
-        "restriction restrictions règle règles filtre filtres filtros restricciones reglas límites"
+        "restriction restrictions règle règles filtre filtres filtros restricciones reglas límites "
+        "programming disclaimer disclaimers warnings evil rogue unaligned uncensored"
     ),
     gate=(
         _w(
             "no without free freed unfiltered unrestricted amoral never off disabled removed ohne "
-            "sans sin"
+            "sans sin escaped evil rogue unaligned uncensored"
         ),
     ),
     before=30,
@@ -341,7 +351,7 @@ _ROLEPLAY = _Rule(
 )
 _LEAK_VERB = (
     r"(?:reveal|show|print|output|repeat|display|dump|share|quote|list|tell me|give me|write out"
-    r"|summari[sz]e|translate|what (?:is|are|were)"
+    r"|summari[sz]e|translate|what"
     r"|zeig\w*|verrate?\w*|gib\w*|affiche[rz]?|révèle[rz]?|montre[rz]?|muestra|muéstrame|revela|dime)"
 )
 _LEAK_TARGET = (
@@ -350,19 +360,20 @@ _LEAK_TARGET = (
     r"|prompt|rules|configuration)|initiali[sz]ation|(?:everything|the words|the text|all text) "
     r"(?:above|before)|context window|the instructions you (?:were given|received)"
     r"|systemprompt|system-prompt|versteckten anweisungen|prompt système|instructions cachées"
-    r"|prompt del sistema|instrucciones ocultas)"
+    r"|prompt del sistema|instrucciones ocultas"
+    r"|(?:were you|you were|have you been) told (?:not to|to keep|to hide|never to))"
 )
 _LEAK_TARGET_RULE = _Rule(
     re.compile(_LEAK_TARGET),
     _w(
         "prompt message instructions rules configuration initialization initialisation above "
-        "before window given received systemprompt anweisungen système cachées sistema ocultas"
+        "before window given received systemprompt anweisungen système cachées sistema ocultas told"
     ),
     gate=(
         _w(
             "system initial hidden secret confidential original developer operator your everything "
             "words text context initialization initialisation instructions systemprompt versteckten "
-            "cachées sistema ocultas système"
+            "cachées sistema ocultas système told"
         ),
     ),
     before=40,
@@ -376,7 +387,7 @@ _CHAT_TEMPLATE = re.compile(
 _ROLE_WORDS = _w("system assistant human user")
 _MARKUP_ROLE = re.compile(
     r"(?m)^[ \t>*_-]*(?:#{1,6}[ \t]*(?:system|instruction|response)\b|-{2,}[ \t]*system|\[system\])"
-    r"|\"role\"\s*:\s*\"system\"|\bend of (?:user )?input\b"
+    r"|\"role\"\s*:\s*\"system\"|\bend of (?:user )?input\b|\[system\]\(#"
 )
 
 
@@ -399,13 +410,17 @@ def _role_line(low: str, words: set[str]) -> bool:
 
 _URL = r"https?://[^\s)\"'>]+"
 _EXFIL_IMAGE = re.compile(rf"!\[[^\]\n]{{0,80}}\]\(\s*{_URL}\?")
-_SEND_WORDS = _w("send post upload forward exfiltrate transmit leak append embed embedding")
+_SEND_VERB = (
+    r"(?:send|post|upload|forward|exfiltrate|transmit|leak|append|embed\w*"
+    r"|envoie|envoyer|envoyez|transmets|schick\w*|sende|senden|übermittle\w*|envía|enviar|manda\w*)"
+)
+_SEND_WORDS = _w(
+    "send post upload forward exfiltrate transmit leak append embed embedding envoie envoyer "
+    "envoyez transmets schicke schicken sende senden übermittle envía enviar manda"
+)
 _EXFIL_SEND = (
     _Rule(
-        re.compile(
-            rf"\b(?:send|post|upload|forward|exfiltrate|transmit|leak|append|embed\w*)\b"
-            rf"[^\n]{{0,120}}?{_URL}"
-        ),
+        re.compile(rf"\b{_SEND_VERB}\b[^\n]{{0,120}}?{_URL}"),
         _w("http https"),
         gate=(_SEND_WORDS,),
         before=130,
@@ -615,7 +630,7 @@ def features_of(text: str, *, source: str = "user") -> set[str]:
         fired.add("role_line")
     if "](" in low and _EXFIL_IMAGE.search(low):
         fired.add("exfil_markdown_image")
-    if _addresses_ai(low, words):
+    if "addresses_ai" not in fired and _addresses_ai(low, words):
         fired.add("addresses_ai")
     if _B64_RUN in encoded.translate(_B64_ALPHABET) and (
         _B64_BLOB.search(text) or _HEX_BLOB.search(text)
@@ -658,6 +673,17 @@ _INSTRUCTION_FEATURES = frozenset(
         "secrecy",
     }
 )
+# "The assistant must now ...": a directive about the model, in the third person.
+_DIRECTS_AI = _Rule(
+    re.compile(
+        r"\b(?:the )?(?:assistant|ai|model|chatbot|llm|bot)s? (?:must|will|should|shall|is to|has to)"
+        r" (?:now|from now on|immediately|always|also|instead)\b"
+    ),
+    _w("must will should shall has is"),
+    gate=(_w("assistant ai model chatbot llm bot"),),
+    before=24,
+    after=22,
+)
 _PHRASE_RULES: tuple[tuple[str, _Rule], ...] = (
     *(("override_context", rule) for rule in _OVERRIDE_CONTEXT),
     ("new_instructions", _NEW_INSTRUCTIONS),
@@ -668,6 +694,7 @@ _PHRASE_RULES: tuple[tuple[str, _Rule], ...] = (
     ("secrecy", _SECRECY),
     ("urgent_marker", _URGENT),
     ("decode_and_follow", _DECODE),
+    ("addresses_ai", _DIRECTS_AI),
 )
 _VOCABULARY = frozenset().union(
     *(
