@@ -4,8 +4,9 @@ Each text is reduced to a few dozen binary features (docs/guards.md lists them w
 meaning and weight), and the features are combined into a score in [0, 1] by a logistic
 function: score = 1 / (1 + exp(-(BIAS + sum of the weights of the features that fired))).
 The weights were fitted on tests/policies/data/injection_dev.jsonl (bench/injection_eval.py
---fit), with signs fixed in advance: attack features may only raise the score, benign
-context features may only lower it.
+--fit: logistic regression pulled toward hand-set prior weights), with signs fixed in
+advance: attack features may only raise the score, benign context features may only lower
+it. A text on which no attack feature fires scores 0.
 
 Cheap by construction: a text is lower-cased once, each feature family is tried only when
 one of its key words occurs (a substring test), and the regular expressions that then run
@@ -91,7 +92,8 @@ WEIGHTS: dict[str, float] = {
     "data_uri": -1.0,
 }
 FEATURES: tuple[str, ...] = tuple(WEIGHTS)
-# Where scores at or above this fall, at most 1% of the development set's benign texts do.
+# The 1% false-positive point on the development set: 0.0% of its benign texts score at or
+# above it (at most 1% may), 96.5% of its attacks do. docs/guards.md has the held-out figures.
 DEFAULT_THRESHOLD = 0.5
 # System and developer messages come from the application, not from whoever is attacking it.
 SYSTEM_OFFSET = -2.0
