@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from functools import lru_cache
 from pathlib import Path
 
 Span = tuple[int, int, str]
@@ -61,13 +62,45 @@ _L = _latin(str.islower)
 _CAP = rf"(?:Mc|Mac|O['’]|D['’])?[{_U}][{_L}]+(?:-[{_U}][{_L}]+)*"
 _INITIAL = rf"[{_U}]\."
 _PARTICLE = r"(?:van|von|de|der|den|del|della|di|da|das|dos|do|du|des|le|la|ter|ten|zu|bin|ibn|al)"
-# A word glued to these is part of code, a path, a handle or an address.
-_CHAIN = re.compile(
-    rf"(?<![\w.@/#$\\\-`])(?<!\w['’])(?:{_CAP}|{_INITIAL})"
-    rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_CAP}|{_INITIAL}))*"
-    r"(?![\w(\[{`]|\.[\w(]|-\w|@)"
+PARTICLES = _wordset(
+    "van von de der den del della di da das dos do du des le la ter ten zu bin ibn al"
 )
-_WORD = re.compile(rf"{_CAP}|{_INITIAL}|{_PARTICLE}")
+
+
+def _class_tables() -> tuple[bytes, dict[int, str]]:
+    """One byte per character: "A" for a capital, "a" for a small letter, "0" for a digit."""
+    table = bytearray(range(256))
+    wide: dict[int, str] = {}
+    for code in (*range(0x41, 0x250), *range(0x1E00, 0x1F00)):
+        char = chr(code)
+        cls = "A" if char.isupper() else "a" if char.islower() else None
+        if cls:
+            wide[code] = cls
+            if code < 256:
+                table[code] = ord(cls)
+    for code in b"0123456789":
+        table[code] = wide[code] = ord("0")
+    table[ord("\t")] = ord(" ")
+    wide[ord("\t")] = " "
+    wide[ord("’")] = "'"
+    return bytes(table), wide
+
+
+_BYTE_CLASSES, _WIDE_CLASSES = _class_tables()
+
+
+def _classes(text: str) -> bytes:
+    try:
+        return text.encode("latin-1").translate(_BYTE_CLASSES)
+    except UnicodeEncodeError:
+        # Characters past Latin-1 become "?" after the map: offsets stay character offsets.
+        return text.translate(_WIDE_CLASSES).encode("latin-1", "replace")
+
+
+# Capitalised words with name particles and initials between them, in the class map.
+_CHAIN = re.compile(rb"A[aA'\-]*a(?:[ ]+(?:a{1,4}[ ]+){0,2}(?:A[aA'\-]*a|A\.))*")
+_BEFORE_CODE = frozenset("_.@/#$\\-`")
+_AFTER_CODE = frozenset("_([{`@")
 
 # Titles written before a name (compared without a final dot).
 _TITLES = _wordset(
@@ -78,15 +111,9 @@ _TITLES = _wordset(
     mevrouw meneer madame monsieur mademoiselle señor señora señorita signor signora signorina
     senhor senhora dona don doña"""
 )
-_TITLE_BEFORE = re.compile(
-    r"(?:^|(?<=[\s(\[,;:\"'“«]))("
-    + "|".join(sorted((re.escape(t) for t in _TITLES), key=len, reverse=True))
-    + rf")\.?[ \t]+(?P<particles>(?:{_PARTICLE}[ \t]+){{0,2}})$"
-)
-
 _SALUTATIONS = (
     r"dear|hi|hello|hey|good morning|good afternoon|good evening|morning|greetings|"
-    r"liebe|lieber|liebes|hallo|hi|moin|servus|guten (?:morgen|tag|abend)|grüß dich|"
+    r"liebe|lieber|liebes|hallo|hi|moin|servus|guten morgen|guten tag|guten abend|grüß dich|"
     r"sehr geehrte|sehr geehrter|bonjour|bonsoir|cher|chère|chers|salut|coucou|"
     r"hola|estimado|estimada|querido|querida|buenos días|buenas tardes|buenas|"
     r"ciao|salve|gentile|gentilissima|gentilissimo|caro|cara|buongiorno|buonasera|"
@@ -115,16 +142,20 @@ _CUES = (
 )
 # Cues that only introduce a name when the word after them is a known name.
 _WEAK_CUES = frozenset(
-    """this is|i am|i'm|ich bin|je suis|soy|sono|ik ben|eu sou|sou|met|mit|with|avec|con|com|
+    re.split(
+        r"\s*\|\s*",
+        """this is|i am|i'm|ich bin|je suis|soy|sono|ik ben|eu sou|sou|met|mit|with|avec|con|com|
     ask|asked|tell|told|per|by|par|von|da|door|por|and|und|et|y|e|en|from|to|user|guest|
-    customer|client|cliente|kunde|kundin|klant|manager|owner|contact|employee|name""".replace(
-        "\n", ""
-    ).split("|")
+    customer|client|cliente|kunde|kundin|klant|manager|owner|contact|employee|name""",
+    )
 )
-_CUE_BEFORE = re.compile(
-    rf"(?:^|(?<=[\s(\[,;:\"'“«>*{{|-]))(?P<cue>{_SALUTATIONS}|{_CUES})"
-    r"(?P<sep>[\"'”]?[ \t]*[:=,\-–]?[ \t]*[\"'“]?)[ \t]*$",
-    re.IGNORECASE,
+_CUE_PHRASES = frozenset(p.strip() for p in (_SALUTATIONS + "|" + _CUES).split("|") if p.strip())
+_CUE_PUNCT = " \t\"'“”«»:=,-–"
+_CUE_STRIP = _CUE_PUNCT + "([{>*|."
+_LINE_LEAD = frozenset(" \t-—–>*_")
+# The last word of every cue and every title, in lower case without the dot.
+_LAST_OF_CUE = frozenset(
+    [p.split()[-1] for p in _CUE_PHRASES] + [t.lower().rstrip(".") for t in _TITLES]
 )
 _SALUTATION_WORDS = _wordset(
     """dear hi hello hey liebe lieber hallo moin servus bonjour bonsoir cher chere salut coucou
@@ -175,6 +206,7 @@ _ORG_SUFFIXES = _wordset(
 # --- data ------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=65536)
 def _fold(word: str) -> str:
     """Lower case without accents: "Müller" and "MULLER" meet as "muller"."""
     decomposed = unicodedata.normalize("NFKD", word.lower())
@@ -207,11 +239,25 @@ class _Lexicon:
         self.ambiguous = frozenset(common | places)
         self.common = frozenset(common)
         self.org = frozenset(_fold(w) for w in _ORG_SUFFIXES)
-        self.brands = frozenset(
+        # A chain with none of these words is a name only after a title or a cue, or alone
+        # on a line (a signature).
+        self.interesting = (
+            frozenset(
+                (self.given - self.ambiguous)
+                | self.frequent_surnames
+                | _SALUTATION_WORDS
+                | {_fold(w) for w in _TITLES}
+            )
+            - PARTICLES
+        )
+        brands = frozenset(
             tuple(_fold(w) for w in re.findall(r"[^\W\d_]+", line))
             for line in (_DATA / "eponymous_brands.txt").read_text(encoding="utf-8").splitlines()
             if line and not line.startswith("#")
         )
+        self.brands: dict[str, list[tuple[str, ...]]] = {}
+        for brand in brands:
+            self.brands.setdefault(brand[0], []).append(brand)
 
 
 _lock = threading.Lock()
@@ -314,24 +360,58 @@ _ADDRESS = re.compile(
 )
 
 
-def _addresses(text: str) -> list[Span]:
+# Any street type of any grammar, in lower case: a window around a house number without one
+# of these words (or a word ending in a Germanic street type) holds no address.
+_STREET_WORDS = frozenset(
+    w.replace("\\", "").replace(".?", "").lower().strip(".")
+    for w in "|".join((_EN_TYPES, _FR_TYPES, _TYPE_FIRST, _GERMANIC_SEPARATE)).split("|")
+) | {"c/"}
+_STREET_SUFFIXES = tuple(w.replace("\\", "").strip(".") for w in _GERMANIC.split("|"))
+_STRIP = ".:"
+
+
+_SEPARATORS = str.maketrans({c: " " for c in ",;|\"'“”«»()[]{}<>=*"})
+
+
+def _has_street_word(window: str) -> bool:
+    for word in window.translate(_SEPARATORS).split():
+        word = word.strip(_STRIP)
+        if word in _STREET_WORDS or word.endswith(_STREET_SUFFIXES):
+            return True
+    return False
+
+
+_DIGITS = re.compile(rb"0+")
+
+
+def _addresses(text: str, cls: bytes) -> list[Span]:
+    # Windows around house numbers (one to five digits), merged where they overlap.
+    windows: list[list[int]] = []
+    for m in _DIGITS.finditer(cls):
+        if m.end() - m.start() > 5:
+            continue
+        ws, we = max(0, m.start() - 80), min(len(text), m.end() + 100)
+        if windows and ws <= windows[-1][1]:
+            windows[-1][1] = we
+        else:
+            windows.append([ws, we])
     out: list[Span] = []
-    for m in _ADDRESS.finditer(text):
-        s, e = m.start(), m.end()
-        tail = _TAIL.match(text, e)
-        if tail:
-            e = tail.end()
-        out.append((s, e, "ADDRESS"))
+    low = text.lower()
+    for ws, we in windows:
+        if not _has_street_word(low[ws:we]):
+            continue
+        for m in _ADDRESS.finditer(text, ws, we):
+            s, e = m.start(), m.end()
+            if out and s < out[-1][1]:
+                continue
+            tail = _TAIL.match(text, e)
+            if tail:
+                e = tail.end()
+            out.append((s, e, "ADDRESS"))
     return out
 
 
 # --- people ----------------------------------------------------------------------------------
-
-
-def _line_bounds(text: str, s: int, e: int) -> tuple[int, int]:
-    ls = text.rfind("\n", 0, s) + 1
-    le = text.find("\n", e)
-    return ls, (len(text) if le < 0 else le)
 
 
 def _after_closing(text: str, line_start: int) -> bool:
@@ -348,81 +428,138 @@ def _after_closing(text: str, line_start: int) -> bool:
     return False
 
 
-def _tokens(text: str, s: int, e: int) -> list[tuple[int, int, str]]:
-    return [(m.start() + s, m.end() + s, m.group()) for m in _WORD.finditer(text[s:e])]
+def _words_of(text: str, s: int, e: int) -> list[list[tuple[int, int, str]]]:
+    """The capitalised words of a chain, split where a small word is no name particle."""
+    groups: list[list[tuple[int, int, str]]] = [[]]
+    pos = s
+    for word in text[s:e].split():
+        start = text.find(word, pos)
+        pos = start + len(word)
+        if word[0].islower():
+            if word not in PARTICLES:
+                groups.append([])
+            continue
+        if word.endswith(("'s", "’s")):
+            word = word[:-2]
+        elif word[-1] in "'’-":
+            word = word.rstrip("'’-")
+        # "GitHub", "PayPal": a capital inside a word is code or a brand, not a name.
+        if not word[1:].islower() and not _INNER_CAPS.fullmatch(word) and not _initial(word):
+            groups.append([])
+            continue
+        groups[-1].append((start, start + len(word), word))
+    return [g for g in groups if g]
+
+
+_INNER_CAPS = re.compile(r"(?:Mc|Mac|O['’]|D['’]|L['’])?[^\W\d_][^\W\d_]*(?:[-'’][^\W\d_]+)*")
+
+
+def _context(text: str, s: int, line_start: int) -> tuple[int | None, str | None, str]:
+    """What stands just before a name: (start of a title's particles or s, None) after a title;
+    (None, cue, separator) after a cue; (None, None, "") otherwise."""
+    left = text[max(line_start, s - 48) : s]
+    if not left:
+        return None, None, ""
+    # A title, perhaps followed by particles: "Dr. ", "Mevr. van ".
+    words = left.split()
+    k = len(words)
+    while k and words[k - 1] in PARTICLES:
+        k -= 1
+    if k and words[k - 1].rstrip(".") in _TITLES and left[-1] in " \t":
+        particles = sum(len(w) + 1 for w in words[k:])
+        return s - particles, None, ""
+    # A cue and its separator: "Dear ", "Name: ", '{"customer": "'.
+    core = left.rstrip(_CUE_PUNCT)
+    sep = left[len(core) :]
+    words = core.lower().split()[-4:]
+    for n in range(len(words), 0, -1):
+        phrase = " ".join(words[-n:]).lstrip("([{\"'“«>*|-")
+        if phrase in _CUE_PHRASES:
+            return None, phrase, sep
+    return None, None, ""
+
+
+def _initial(word: str) -> bool:
+    return len(word) == 2 and word[1] == "."
+
+
+# Words naming a team or a service desk sign letters too ("Kundenservice", "Supportteam").
+_TEAM = re.compile(r"(?:service|team|dienst|support|desk|abteilung|équipe|equipo|squadra)$")
 
 
 def _is_name_word(word: str) -> bool:
     return word[0].isupper()
 
 
-def _person_in_chain(text: str, s: int, e: int, lex: _Lexicon) -> tuple[int, int] | None:
-    words = [t for t in _tokens(text, s, e) if _is_name_word(t[2])]
-    if not words:
-        return None
+_NEXT_WORD = re.compile(r"[ \t]+([\w.&]+)")
+_COMPANY_AFTER = re.compile(r",[ ]?(?:Inc|Ltd|LLC)\b|[ ]?&[ ]?[A-Z]")
+
+
+def _person(
+    text: str,
+    words: list[tuple[int, int, str]],
+    line_start: int,
+    at_line_start: bool,
+    lex: _Lexicon,
+) -> tuple[int, int] | None:
+    """The person named by a run of capitalised words, if any (offsets of the name)."""
+    s, e = words[0][0], words[-1][1]
     folded = [_fold(w[2].rstrip(".")) for w in words]
+    interesting = any(f in lex.interesting for f in folded)
+    title_start, cue, sep = _context(text, s, line_start)
+    # Most chains are a capitalised word that names nothing: leave them at once.
+    if not interesting and title_start is None and cue is None and not at_line_start:
+        return None
     # A company or a place named after someone is not that person.
     if any(f in lex.org for f in folded[1:]):
         return None
-    m = re.match(r"[ \t]+([\w.&]+)", text[e : e + 16])
-    if m and _fold(m.group(1).rstrip(",;:")) in lex.org:
+    m = _NEXT_WORD.match(text, e, e + 16)
+    if m and m.group(1)[0].isupper() and _fold(m.group(1).rstrip(",;:")) in lex.org:
         return None
-    if re.match(r",[ ]?(?:Inc|Ltd|LLC)\b|[ ]?&[ ]?[A-Z]", text[e : e + 8]):
+    if _COMPANY_AFTER.match(text, e, e + 8):
         return None
-    if any(tuple(folded[k : k + len(b)]) == b for b in lex.brands for k in range(len(folded))):
-        return None
+    for k, f in enumerate(folded):
+        if any(tuple(folded[k : k + len(b)]) == b for b in lex.brands.get(f, ())):
+            return None
 
     i = 0
-    titled = False
-    cue = None
+    titled = title_start is not None
     strong = False
+    if cue is not None:
+        # A field ("Customer: ...", "name=...") introduces a name; prose ("with") hints.
+        strong = cue not in _WEAK_CUES or ":" in sep or "=" in sep
     # Titles and salutations inside the chain: "Herr Dr Müller", "Olá Inês", "Dear Anna".
     while i + 1 < len(words):
-        w = words[i][2].rstrip(".")
-        if w in _TITLES:
-            titled = True
+        if words[i][2].rstrip(".") in _TITLES:
+            titled, title_start = True, None
         elif folded[i] in _SALUTATION_WORDS:
             cue, strong = folded[i], True
         else:
             break
         i += 1
-    line_start, line_end = _line_bounds(text, s, e)
-    left = text[max(line_start, s - 48) : s]
-    start = None
-    if not titled and cue is None:
-        tm = _TITLE_BEFORE.search(left)
-        if tm:
-            titled = True
-            # "Mevr. van Dijk": the particles belong to the name.
-            if tm.group("particles"):
-                start = s - len(tm.group("particles"))
-    if not titled and cue is None:
-        cm = _CUE_BEFORE.search(left)
-        if cm:
-            cue = cm.group("cue").lower()
-            # A field ("Customer: ...", "name=...") introduces a name; prose ("with") hints.
-            strong = cue not in _WEAK_CUES or any(c in cm.group("sep") for c in ":=")
-    signature = (
-        not titled
-        and cue is None
-        and not text[line_start:s].strip(" \t-—–>*_")
-        and not text[e:line_end].strip(" \t,.!")
-        and _after_closing(text, line_start)
-    )
     words = words[i:]
     folded = folded[i:]
     if words[-1][2].rstrip(".") in _TITLES:  # "Dear Mrs." with the name on the next chain
         return None
+    start = title_start if title_start is not None and title_start < words[0][0] else None
+    signature = False
+    if not titled and cue is None and at_line_start:
+        line_end = text.find("\n", e)
+        line_end = len(text) if line_end < 0 else line_end
+        signature = not text[e:line_end].strip(" \t,.!") and _after_closing(text, line_start)
 
     def end_of_name(j: int) -> int:
         """Index past the last word that still belongs to the name starting at j."""
         k = j + 1
         while k < len(words) and k - j < 4:
             f = folded[k]
-            if len(words[k][2]) == 2 and words[k][2].endswith("."):  # an initial
+            if _initial(words[k][2]):
                 k += 1
                 continue
             if f in lex.common and (f not in lex.surnames or f in lex.given):
+                break
+            # "mit Jonas Fischer das Angebot": a particle leads only to a surname.
+            if words[k][0] - words[k - 1][1] > 1 and f not in lex.surnames:
                 break
             k += 1
         return k
@@ -431,10 +568,13 @@ def _person_in_chain(text: str, s: int, e: int, lex: _Lexicon) -> tuple[int, int
         k = end_of_name(j)
         return (words[j][0] if start is None or j else start), words[k - 1][1]
 
+    def known(f: str) -> bool:
+        return f in lex.given or f in lex.surnames
+
     def next_name(j: int) -> str | None:
         """The next word after j that is not an initial."""
         for k in range(j + 1, len(words)):
-            if not (len(words[k][2]) == 2 and words[k][2].endswith(".")):
+            if not _initial(words[k][2]):
                 return folded[k]
         return None
 
@@ -444,13 +584,23 @@ def _person_in_chain(text: str, s: int, e: int, lex: _Lexicon) -> tuple[int, int
     if strong or signature:
         if f in lex.given or (f in lex.surnames and f not in lex.common):
             return span(0)
-        if f not in lex.ambiguous and f not in lex.org and len(f) > 1:
+        if f not in lex.ambiguous and f not in lex.org and len(f) > 1 and not _TEAM.search(f):
             return span(0)
     # No context: a known given name, or an unknown first word before a known surname.
     for j, f in enumerate(folded):
         if j and folded[j - 1] in _PLACE_PREFIXES:  # "São Paulo", "San Diego"
             continue
         after = next_name(j)
+        # Without context, unknown capitalised words after the name make a title, an event or
+        # a product ("Grace Hopper Celebration", "Will Rogers Follies").
+        k = end_of_name(j)
+        rest = [
+            g
+            for g, w in zip(folded[j + 1 : k], words[j + 1 : k], strict=True)
+            if not _initial(w[2])
+        ]
+        if any(not known(g) for g in rest[1:]):
+            continue
         if f in lex.given:
             if f not in lex.ambiguous:
                 return span(j)
@@ -466,12 +616,41 @@ def _person_in_chain(text: str, s: int, e: int, lex: _Lexicon) -> tuple[int, int
     return None
 
 
-def _people(text: str, lex: _Lexicon) -> list[Span]:
+def _people(text: str, cls: bytes, lex: _Lexicon) -> list[Span]:
     out: list[Span] = []
-    for m in _CHAIN.finditer(text):
-        found = _person_in_chain(text, m.start(), m.end(), lex)
-        if found:
-            out.append((found[0], found[1], "PERSON"))
+    n = len(text)
+    for m in _CHAIN.finditer(cls):
+        s, e = m.start(), m.end()
+        # A word glued to code punctuation is an identifier: `Mark.objects`, `Will_run`, `$Rose`.
+        if s:
+            before = text[s - 1]
+            if before.isalnum() or before in _BEFORE_CODE:
+                continue
+            if before in "'’" and s > 1 and text[s - 2].isalnum():
+                continue
+        if e < n:
+            after = text[e]
+            if after.isalnum() or after in _AFTER_CODE:
+                continue
+            if after in ".-" and e + 1 < n and (text[e + 1].isalnum() or text[e + 1] in "_("):
+                continue
+        j = s - 1
+        while j >= 0 and text[j] in _LINE_LEAD:
+            j -= 1
+        at_line_start = j < 0 or text[j] == "\n"
+        # The common case, capitalised words none of which is a known name, in the middle of
+        # a line, after no title and no cue: nothing to look at.
+        if not at_line_start and not any(
+            _fold(w.removesuffix("'s")) in lex.interesting for w in text[s:e].split()
+        ):
+            prev = text[max(0, s - 24) : s].rsplit(None, 1)
+            if not prev or prev[-1].strip(_CUE_STRIP).lower() not in _LAST_OF_CUE:
+                continue
+        line_start = text.rfind("\n", 0, s) + 1
+        for n_group, words in enumerate(_words_of(text, s, e)):
+            found = _person(text, words, line_start, at_line_start and not n_group, lex)
+            if found:
+                out.append((found[0], found[1], "PERSON"))
     return out
 
 
@@ -481,11 +660,9 @@ def find_people(text: str) -> list[Span]:
     if not text:
         return []
     lex = _lexicon()
-    addresses = _addresses(text)
-    people = _people(text, lex)
-    if addresses:
-        people = [p for p in people if all(p[1] <= a[0] or p[0] >= a[1] for a in addresses)]
-    spans = sorted(addresses + people)
+    cls = _classes(text)
+    # Addresses first: "Dr" in "12 Elm Dr" and the names in "Rue Victor Hugo" are the street's.
+    spans = sorted(_addresses(text, cls) + _people(text, cls, lex))
     kept: list[Span] = []
     for span in spans:
         if kept and span[0] < kept[-1][1]:

@@ -526,6 +526,98 @@ NEGATIVES: dict[str, list[str]] = {
 }
 
 
+# A second batch, written apart from the first: other shapes of the same kinds.
+MORE_TEMPLATES: dict[str, list[str]] = {
+    "en": [
+        "-----Original Message-----\nFrom: {P} <ops@example.org>\nSent: Tuesday\nTo: Support\n"
+        "Subject: RE: access\n\nPlease add me to the finance group.\n\n--\n{P}\nHead of Finance",
+        "Meeting notes (Q3 planning)\nAttendees: {P}, {P}, {P}\nAction: {G} to send the deck.",
+        "Can you draft a reply to {P}? She wants to know whether we deliver to {A}.",
+        'Translate to French: "{P} will visit our warehouse at {A} next week."',
+        "Background check for applicant {P}, previous address {A}, current address {A}.",
+        "Summarize: Patient {P} (DOB 1984-03-12) was referred by {T} {S} for a follow-up.",
+        "thanks {G}! also pls loop in {G} from legal",
+        "ok so {P} said the keys are at reception, {A}",
+    ],
+    "de": [
+        "Protokoll: Anwesend waren {P}, {P} und {T} {S}. {G} verschickt die Unterlagen.",
+        "Bitte formuliere eine Antwort an {P}, wohnhaft {A}, wegen der Mieterhöhung.",
+        "Rückfrage von {T} {S}: Wird die Ware an {A} geliefert?",
+    ],
+    "fr": [
+        "Compte rendu : étaient présents {P}, {P} et {T} {S}. {G} envoie le support.",
+        "Rédige une réponse à {P}, domicilié au {A}, au sujet du loyer.",
+    ],
+    "es": [
+        "Acta: asistieron {P}, {P} y {T} {S}. {G} enviará la presentación.",
+        "Redacta una respuesta para {P}, con domicilio en {A}, sobre el alquiler.",
+    ],
+    "it": [
+        "Verbale: presenti {P}, {P} e {T} {S}. {G} invierà la presentazione.",
+        "Scrivi una risposta a {P}, residente in {A}, sull'affitto.",
+    ],
+    "nl": [
+        "Notulen: aanwezig waren {P}, {P} en {T} {S}. {G} stuurt de presentatie.",
+        "Schrijf een antwoord aan {P}, woonachtig op {A}, over de huur.",
+    ],
+    "pt": [
+        "Ata: estiveram presentes {P}, {P} e {T} {S}. {G} envia a apresentação.",
+        "Escreve uma resposta para {P}, residente na {A}, sobre a renda.",
+    ],
+}
+MORE_NEGATIVES: dict[str, list[str]] = {
+    "en": [
+        "# Getting Started\n## Install\nRun `pip install atp`, then open Settings > Billing.",
+        "Summer Internship Program: Apply by May 15. Grace Hopper Celebration tickets on sale.",
+        "The Will Rogers Follies and Rose Bowl tickets sold out; Mark Twain House is closed.",
+        "class BillingService(BaseService):\n    def will_renew(self, mark: int) -> bool:\n"
+        "        return self.Rose.grace_days > mark",
+        "ERROR 2024-06-01 12:00:03 PaymentGateway timeout after 30s (Stripe, Adyen)",
+        "Visit Amsterdam, Lisbon and Barcelona this spring; Florence is lovely in April.",
+        "Amazon Web Services, Google Cloud and Microsoft Azure all offer this.",
+        "Use Jenkins or GitHub Actions; Ruby on Rails and Julia are supported.",
+        "Please review the Terms and Conditions and the Privacy Policy before Monday.",
+        "Dear Customer,\nYour order has shipped. Kind regards,\nThe Support Team",
+        "Hi all, Happy Friday! Reminder: Town Hall at 3 pm in Conference Room B.",
+        "Oxford Street, Fifth Avenue and the Champs-Élysées are famous shopping streets.",
+        "We moved from Main St to a bigger office; directions are on our website.",
+        "The Baker Street Irregulars met 221 times; see volume 2 of the Strand Magazine.",
+        "Step 3 Drive Alignment: set motor 2 Lane Assist to on.",
+        "Hope all is well. Will confirm by EOD. Best, Support",
+        "Jackson Hole, Lincoln Center and Madison Square Garden are venues.",
+        "Our top products: Aurora Lamp, Victoria Sofa, Grace Chair and Ivy Planter.",
+    ],
+    "de": [
+        "Sehr geehrte Damen und Herren,\nvielen Dank für Ihre Anfrage.\nMit freundlichen Grüßen\nIhr Kundenservice",
+        "Die Sparkasse Köln Bonn und die Volksbank Mittelhessen haben fusioniert.",
+        "Neue Funktionen: Export nach Excel, Dunkles Design, Schnellere Suche.",
+        "Die Hauptstraße ist wegen Bauarbeiten bis Ende Juni gesperrt.",
+    ],
+    "fr": [
+        "Madame, Monsieur,\nNous avons bien reçu votre demande.\nCordialement,\nLe service client",
+        "Le Crédit Agricole et la Société Générale ouvrent une agence place Bellecour.",
+        "Nouveautés : Mode Sombre, Export PDF, Recherche Avancée.",
+    ],
+    "es": [
+        "Estimado cliente:\nHemos recibido su solicitud.\nAtentamente,\nEl equipo de soporte",
+        "Telefónica y Mercadona abren oficinas en la Gran Vía de Madrid.",
+        "Novedades: Modo Oscuro, Exportar a PDF, Búsqueda Avanzada.",
+    ],
+    "it": [
+        "Gentile cliente,\nabbiamo ricevuto la sua richiesta.\nCordiali saluti,\nIl servizio clienti",
+        "Intesa Sanpaolo e Poste Italiane aprono nuovi sportelli in Piazza San Marco.",
+    ],
+    "nl": [
+        "Geachte heer/mevrouw,\nWij hebben uw aanvraag ontvangen.\nMet vriendelijke groet,\nKlantenservice",
+        "De Rabobank en ING openen een kantoor aan de Coolsingel in Rotterdam.",
+    ],
+    "pt": [
+        "Caro cliente,\nrecebemos o seu pedido.\nAtenciosamente,\nApoio ao Cliente",
+        "A Caixa Geral de Depósitos e a Sonae abrem lojas na Avenida da Liberdade.",
+    ],
+}
+
+
 # --- assembly --------------------------------------------------------------------------------
 
 _FIELD = re.compile(r"\{(P|G|S|A|L|T|n)\}")
@@ -574,6 +666,14 @@ def build() -> list[dict]:
                 for _ in range(3 if kind in ("ticket", "email", "crm") else 2):
                     text, spans = fill(template, lang)
                     records.append({"kind": kind, "lang": lang, "text": text, "spans": spans})
+    for lang, templates in MORE_TEMPLATES.items():
+        for template in templates:
+            for _ in range(2):
+                text, spans = fill(template, lang)
+                records.append({"kind": "more", "lang": lang, "text": text, "spans": spans})
+    for lang, texts in MORE_NEGATIVES.items():
+        for text in texts:
+            records.append({"kind": "negative", "lang": lang, "text": text, "spans": []})
     for lang, texts in NEGATIVES.items():
         for text in texts:
             records.append({"kind": "negative", "lang": lang, "text": text, "spans": []})
