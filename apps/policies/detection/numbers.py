@@ -17,11 +17,13 @@ _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _DATE = re.compile(
     r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:19|20)?\d\d)(?: \d{1,2})?"
 )
+# "20240315", "20240315 1022": compact dates and timestamps.
+_COMPACT_DATE = re.compile(
+    r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ T\-]?\d{4,6})?"
+)
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
-_SSN_SPACED = re.compile(r"\d{3} \d{2} \d{4}|\d{9}")
 _GROUPS = re.compile(r"\d+")
 _NOT_DIGIT = re.compile(r"\D")
-_GROUP_AFTER = re.compile(r",\d{1,3}(?!\d)")
 # Issuer prefixes of the card networks (Visa, Mastercard, Amex, Diners, Discover, JCB,
 # UnionPay, Maestro, Mir); a Luhn-valid number outside them is some other identifier.
 _CARD_IIN = re.compile(r"4|5[0-8]|2[2-7]|3[47]|3[068]|35|6|220")
@@ -29,19 +31,32 @@ _CARD_GROUPS = frozenset(
     {(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3)}
 )
 
-_PHONE_WORDS = (
-    "tel", "phone", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me", "ring",
-    "reach", "contact", "hotline", "dial", "telefon", "handy", "mobil", "tél", "portable",
-    "appel", "teléfono", "telefono", "móvil", "movil", "llam", "電話", "携帯", "番号",
-    "numéro", "rufnummer", "número", "cellulare", "chiam",
-)  # fmt: skip
+# Words that call a number a phone number, at the start of a word ("Telefon", "SUPPORT_PHONE",
+# not "Bestellung", "Calle", "iPhone").
+_PHONE_WORDS = re.compile(
+    r"(?<![^\W\d_])(?:tel\b|tel\.|tél|telefo|teléfo|telepho|phone|call(?:ed|ing|s)?\b|mobile"
+    r"|mobil|mob\.|cell\b|cellul|celular|fax|whatsapp|sms\b|text me|ring\b|reach|contact"
+    r"|kontakt|hotline|dial\b|handy|portable|appel|móvil|movil|llam|ligue|bel me|zadzwoń"
+    r"|komórk|numéro|rufnummer|número|chiam|llám)|電話|携帯|☎|📞"
+)
 _ID_WORDS = (
     "order", "invoice", "ref", "ticket", "tracking", "sku", "isbn", "id", "#", "no.", "nr",
     "serial", "batch", "build", "version", "commit", "case", "account", "bestell", "rechnung",
-    "commande", "facture", "pedido", "factura", "注文", "product", "item", "part",
+    "commande", "facture", "pedido", "factura", "注文", "product", "item", "part", "loan",
+    "routing", "customer", "kunden", "zip", "plz", "postal", "postcode", "ein", "vat",
+    "ordine", "bestelling", "zamówieni", "encomenda", "n°", "nº", "auftrag", "dossier",
 )  # fmt: skip
-_SSN_WORDS = ("ssn", "social security", "soc. sec", "ss#", "ss #", "taxpayer")
+_SSN_WORDS = (
+    "ssn", "social security", "social-security", "soc. sec", "soc sec", "ss#", "ss #",
+    "ss no", "ss-no", "taxpayer",
+)  # fmt: skip
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|==|>=|<=|~=|@)\s*$")
+# A one-letter label at the start of a line, as in e-mail signatures ("T: ", "M +44 ...").
+_LINE_LABEL = re.compile(r"(?:^|\n)\s*[TMPFtmpf][.:]?\s*$")
+# North American numbers written as such: "(415) 555-0123", "415-555-0123", "1-415-555-0123".
+_NANP = re.compile(
+    r"(?:1[-. ])?(?:\(\d{3}\) ?\d{3}[-. ]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4})"
+)
 
 # Regions tried for a number written in national format. Plans with a trunk prefix of 0
 # are only tried for numbers that start with it.
@@ -50,8 +65,11 @@ _ZERO_REGIONS = ("GB", "DE", "FR", "IT", "NL", "JP", "AU", "IN", "CH", "AT", "BE
 _OTHER_REGIONS = ("US", "CA", "ES", "PL", "PT", "DK", "NO", "MX", "SG")
 
 
-def classify(text: str, start: int, end: int, out: Raw) -> None:
-    """Validate the digit run text[start:end] and append what it is to `out`."""
+def classify(text: str, start: int, end: int, out: Raw, memo: dict | None = None) -> None:
+    """Validate the digit run text[start:end] and append what it is to `out` (`memo` caches
+    table headers for this text)."""
+    if memo is None:
+        memo = {}
     while end > start and not text[end - 1].isdigit():
         end -= 1
     if start and text[start - 1] in "+(":
@@ -60,7 +78,7 @@ def classify(text: str, start: int, end: int, out: Raw) -> None:
             start -= 1
     if not _bounded_before(text, start):
         return
-    while not _bounded_after(text, end):
+    while not _bounded_after(text, start, end):
         # "... 629 0d:3b:..." : the last group belongs to the next word.
         cut = text.rfind(" ", start, end)
         if cut < 0:
@@ -71,17 +89,22 @@ def classify(text: str, start: int, end: int, out: Raw) -> None:
     value = text[start:end]
     if len(value) < 7 and "." not in value:  # counts, years, prices: most runs end here
         return
-    if _one(text, start, end, value, out) or " " not in value:
+    if _one(text, start, end, value, out, memo) or " " not in value:
         return
     if value[0] != "+" and _card_shaped(value.strip("()")) and len(_NOT_DIGIT.sub("", value)) >= 13:
         return  # a card number failing Luhn: none of its parts is anything else
     # A value followed by other numbers ("+31 6 12349824 5711,25 €"): without them.
     cut = end
-    for _ in range(2):
+    for _ in range(3):
         cut = text.rfind(" ", start, cut)
-        if cut - start < 7:
+        while cut > start and text[cut - 1] == " ":
+            cut -= 1
+        last = cut
+        while last > start and not text[last - 1].isdigit():
+            last -= 1
+        if last - start < 7:
             break
-        if _one(text, start, cut, text[start:cut], out):
+        if _one(text, start, last, text[start:last], out, memo):
             return
     # Several values separated by spaces: each on its own.
     at = start
@@ -94,7 +117,7 @@ def classify(text: str, start: int, end: int, out: Raw) -> None:
             while s < e and text[s] in "()":
                 s += 1
             if e - s >= 7:
-                _one(text, s, e, text[s:e], out)
+                _one(text, s, e, text[s:e], out, memo)
         at += len(chunk) + 1
 
 
@@ -114,7 +137,7 @@ def _bounded_before(text: str, start: int) -> bool:
     )
 
 
-def _bounded_after(text: str, end: int) -> bool:
+def _bounded_after(text: str, start: int, end: int) -> bool:
     if end >= len(text):
         return True
     after = text[end]
@@ -122,11 +145,36 @@ def _bounded_after(text: str, end: int) -> bool:
         return False
     if after in ".-" and text[end + 1 : end + 2].isdigit():
         return False
-    # "1,299", "12,50": thousands or decimals
-    return not (after == "," and _GROUP_AFTER.match(text, end))
+    if after != ",":
+        return True
+    # "12,50" and "1 234,5" are decimals, "1,299" a thousands group: the run goes on. A field
+    # of a CSV row ("...0958,07.11.2019", "...0958,120,") is not.
+    m = _GROUP_AFTER.match(text, end)
+    if m is None or any(c in "-/()" for c in text[start:end]):
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    if text.count(",", line_start, line_end if line_end >= 0 else len(text)) >= 3:
+        return True  # a delimited row: the comma ends the field
+    if m.end() - end == 4:  # three digits: thousands only after a group of at most three
+        last = end
+        while last > start and text[last - 1].isdigit():
+            last -= 1
+        return end - last > 3
+    return False
 
 
-def _one(text: str, start: int, end: int, value: str, out: Raw) -> bool:
+_GROUP_AFTER = re.compile(r",\d{1,3}(?![\d])(?![.\-/:,]\d)")
+
+
+def _context(text: str, start: int, size: int = 48) -> str:
+    """The words before `start` on its line, lower-cased."""
+    floor = max(0, start - size)
+    line = text.rfind("\n", floor, start)
+    return text[(line + 1 if line >= 0 else floor) : start].lower()
+
+
+def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> bool:
     plus = value[0] == "+"
     if "." in value and not plus:
         if _IPV4.fullmatch(value) or ("/" in value and _IPV4.fullmatch(value.split("/", 1)[0])):
@@ -137,13 +185,17 @@ def _one(text: str, start: int, end: int, value: str, out: Raw) -> bool:
     n = len(digits)
     if n < 7 or n > 19:
         return False
-    if not plus and _DATE.fullmatch(value):
+    if not plus and (_DATE.fullmatch(value) or _COMPACT_DATE.fullmatch(value)):
         return False
-    if _SSN_SHAPE.fullmatch(value):
-        return _ssn(value) and _add(out, start, end, "SSN")
-    context = text[max(0, start - 40) : start].lower()
-    if n == 9 and _SSN_SPACED.fullmatch(value) and any(w in context for w in _SSN_WORDS):
-        return _ssn(value) and _add(out, start, end, "SSN")
+    context = _context(text, start)
+    if n == 9 and not plus and _SSN_ANY.fullmatch(value):
+        named = _names_ssn(context) or (
+            not _names_other(context) and _names_ssn(_column(text, start, memo))
+        )
+        if named and _ssn(digits, strict=False):
+            return _add(out, start, end, "SSN")
+        if _SSN_SHAPE.fullmatch(value):
+            return _ssn(digits, strict=True) and _add(out, start, end, "SSN")
     if n >= 13 and value[0] not in "+(" and _card_shaped(value):
         return _card(digits) and _add(out, start, end, "CARD")
     if n in (10, 13) and (digits.startswith(("978", "979")) or "isbn" in context):
@@ -152,8 +204,27 @@ def _one(text: str, start: int, end: int, value: str, out: Raw) -> bool:
         if isbn.is_valid(digits):
             return False
     if n <= 15:
-        return _phone(value, digits, context) and _add(out, start, end, "PHONE")
+        return _phone(text, start, value, digits, context, memo) and _add(out, start, end, "PHONE")
     return False
+
+
+_SSN_ANY = re.compile(r"\d{3}([- .]?)\d{2}\1\d{4}")
+
+
+def _names_ssn(context: str) -> bool:
+    context = context.replace("_", " ")
+    at = max(context.rfind(w) for w in _SSN_WORDS)
+    # The label must be this value's, not an earlier one's ("SSN: ..., routing 123456789").
+    return at >= 0 and not any(c.isdigit() for c in context[at:])
+
+
+# A label right before the value ("routing 123456789", "EIN: ..."): a table header above it
+# is then not its name. Wide gaps (fixed-width tables) and cell separators are no label.
+_OWN_LABEL = re.compile(r"[^\W\d_][.)]?(?: ?[:=#])? ?$")
+
+
+def _names_other(context: str) -> bool:
+    return bool(_OWN_LABEL.search(context))
 
 
 def _add(out: Raw, start: int, end: int, kind: str) -> bool:
@@ -174,10 +245,14 @@ def _ipv4(text: str, start: int, end: int, out: Raw) -> bool:
     return _add(out, start, end, "IP")
 
 
-def _ssn(value: str) -> bool:
+def _ssn(digits: str, strict: bool) -> bool:
+    """A US SSN by its ranges (python-stdnum); a number labelled as an SSN only needs to
+    avoid the blocks that are never issued to anyone (area 000, group 00, serial 0000)."""
     from stdnum.us import ssn
 
-    return ssn.is_valid(value.replace(" ", "-") if " " in value else value)
+    if ssn.is_valid(digits):
+        return True
+    return not strict and digits[:3] != "000" and digits[3:5] != "00" and digits[5:] != "0000"
 
 
 def _card_shaped(value: str) -> bool:
@@ -195,24 +270,152 @@ def _card(digits: str) -> bool:
     return bool(_CARD_IIN.match(digits)) and luhn.is_valid(digits)
 
 
-def _phone(value: str, digits: str, context: str) -> bool:
+# --- table columns --------------------------------------------------------------------------
+
+
+def _column(text: str, start: int, memo: dict) -> str:
+    """The header of the table column `start` is in (CSV, TSV, semicolons, Markdown pipes or
+    fixed-width columns), lower-cased; "" when `start` is not in a table row."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    col = start - line_start
+    delim = next((d for d in "\t|;," if _delimits(line, d)), "")
+    index = _cell_index(line, col, delim) if delim else 0
+    key = (line_start, delim)
+    header_start = memo.get(key)
+    if header_start is None:
+        header_start = _header_start(text, line_start, delim, index)
+        memo[key] = header_start
+    if header_start == line_start:
+        return ""
+    header_end = text.find("\n", header_start)
+    header = text[header_start:header_end]
+    if delim:
+        cells = _cells(header, delim)
+        return cells[index].strip().lower() if index < len(cells) else ""
+    return _word_at(header, col).lower()
+
+
+def _delimits(line: str, delim: str) -> bool:
+    """Whether `delim` separates cells in `line` (a comma between digits is a number's)."""
+    at = line.find(delim)
+    while at >= 0:
+        if not (0 < at < len(line) - 1 and line[at - 1].isdigit() and line[at + 1].isdigit()):
+            return True
+        at = line.find(delim, at + 1)
+    return False
+
+
+def _header_start(text: str, line_start: int, delim: str, index: int) -> int:
+    """The first line of the block of table rows that ends with the line at `line_start`."""
+    top = line_start
+    at = line_start
+    for _ in range(60):
+        if at == 0:
+            break
+        prev_start = text.rfind("\n", 0, at - 1) + 1
+        prev = text[prev_start : at - 1]
+        if not prev.strip():
+            break
+        if delim:
+            if delim not in prev or len(_cells(prev, delim)) <= index:
+                break
+            if not prev.strip(" |-:\t"):
+                at = prev_start  # a Markdown rule "|---|---|"
+                continue
+        top = prev_start
+        at = prev_start
+    return top
+
+
+def _cells(line: str, delim: str) -> list[str]:
+    if '"' not in line:
+        return line.split(delim)
+    cells, cell, quoted = [], [], False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delim and not quoted:
+            cells.append("".join(cell))
+            cell = []
+            continue
+        cell.append(ch)
+    cells.append("".join(cell))
+    return cells
+
+
+def _cell_index(line: str, col: int, delim: str) -> int:
+    if '"' not in line[:col]:
+        return line.count(delim, 0, col)
+    return len(_cells(line[:col], delim)) - 1
+
+
+def _word_at(header: str, col: int) -> str:
+    """The header words above column `col` of a fixed-width table."""
+    if col >= len(header) or header[col] == " ":
+        return ""
+    s = col
+    while s > 0 and (header[s - 1] != " " or (s > 1 and header[s - 2] != " ")):
+        s -= 1
+    e = col
+    while e < len(header) and (header[e] != " " or header[e + 1 : e + 2] not in (" ", "")):
+        e += 1
+    return header[s:e].strip()
+
+
+# --- phones ---------------------------------------------------------------------------------
+
+
+def _said_phone(context: str) -> bool:
+    """Whether the words before a number (or its column header) call it a phone number: a
+    phone word with no other number and no identifier word ("order", "invoice") after it.
+    A phone word in a call's name ("parse_phone(") says nothing about the argument."""
+    said = None
+    for match in _PHONE_WORDS.finditer(context):
+        said = match
+    if said is None:
+        return bool(_LINE_LABEL.search(context))
+    after = context[said.end() :]
+    if any(c.isdigit() for c in after) or _CALL_ARGUMENT.search(after):
+        return False
+    return not any(w in after for w in _ID_WORDS)
+
+
+_CALL_ARGUMENT = re.compile(r"^\w*\(\s*[\"']?$")
+
+
+def _phone(text: str, start: int, value: str, digits: str, context: str, memo: dict) -> bool:
     groups = _GROUPS.findall(value)
+    if "(0)" in value and value[0] == "+":  # "+49 (0)30 1234567": the trunk prefix is dropped
+        digits = _NOT_DIGIT.sub("", value.replace("(0)", "", 1))
+        groups = _GROUPS.findall(value.replace("(0)", "", 1))
     international = value[0] == "+" or (value.startswith("00") and len(digits) > 10)
-    # The nearer of a phone word and an identifier word decides ("invoice 6232990925").
-    said_phone = max(context.rfind(w) for w in _PHONE_WORDS)
-    said_id = max(context[-24:].rfind(w) for w in _ID_WORDS)
-    keyword = said_phone >= 0 and said_phone > said_id + len(context) - min(24, len(context))
-    if not international:
-        if value.count(".") == 1 and len(groups) == 2:
-            return False  # a decimal number
-        if len(groups) == 1 and not keyword:
-            return False  # a bare run of digits is an identifier unless called a number
-        if not keyword and said_id >= 0:
-            return False
-        if any(len(g) == 1 for g in groups[1:]) or len(groups) > 6:
-            return False
     if international:
         return _international(digits[2:] if value[0] == "0" else digits)
+    if value.count(".") == 1 and len(groups) == 2:
+        return False  # a decimal number
+    if any(len(g) == 1 for g in groups[1:]) or len(groups) > 6:
+        return False
+    named = _said_phone(context)
+    if not named and not _names_other(context):
+        header = _column(text, start, memo)
+        named = bool(header) and _said_phone(header)
+    if named:
+        return any(True for _ in _regions(digits))
+    # Without a word saying so, only a number written as phone numbers are: a trunk prefix
+    # and groups ("030 1234567", "06-12 34 56 78"), or the North American "(415) 555-0123".
+    tail = context[-24:]
+    if any(w in tail for w in _ID_WORDS):
+        return False
+    if _NANP.fullmatch(value):
+        nsn = digits[1:] if len(digits) == 11 else digits
+        return _holds("US", nsn) or _holds("CA", nsn)
+    if digits[0] != "0" or digits[1] == "0" or len(groups) < 2 or len(groups[0]) > 5:
+        return False
+    seps = {value[i] for i in range(1, len(value)) if not value[i].isdigit()} - {"(", ")"}
+    if len(seps) > 1 and seps != {" ", "-"} and seps != {"/", " "}:
+        return False
     return any(True for _ in _regions(digits))
 
 

@@ -47,6 +47,7 @@ _NUMBER_RUN = re.compile(
     rb"0(?<![0Aa_]0)(?<!0[-.,/]0)(?!000-00-00)(?:[ .\-/()]{0,3}0){3,}[0 .\-/()]*"
 )
 _IBAN_START = re.compile(rb"AA00")
+_WORD = re.compile(rb"[0Aa_+/\-]+")
 # "::" or four groups in a row: times ("10:22:31") and dictionaries never start one.
 _IPV6_TRIGGER = re.compile(rb"::|:[0Aa]{1,4}:[0Aa]{1,4}:[0Aa]{1,4}:")
 
@@ -67,16 +68,21 @@ def find_structured(text: str, wanted: frozenset[str]) -> Raw:
     if not wanted.isdisjoint(NUMERIC) and b"0" in cls:
         digits = cls
         if runs:
-            # Digits inside long tokens with letters (hex ids, hashes, keys) are no numbers.
+            # Digits inside long words with letters (hex ids, hashes, keys, paths) are no
+            # numbers; "=" and "." end such a word ("SUPPORT_PHONE=+4930...", "HOST=10.0.0.1").
             blanked = bytearray(cls)
             for s, e in runs:
                 if b"a" in cls[s:e] or b"A" in cls[s:e]:
-                    blanked[s:e] = b"A" * (e - s)
+                    for w in _WORD.finditer(cls, s, e):
+                        ws, we = w.span()
+                        if b"a" in cls[ws:we] or b"A" in cls[ws:we]:
+                            blanked[ws:we] = b"A" * (we - ws)
             digits = bytes(blanked)
+        memo: dict = {}
         for m in _NUMBER_RUN.finditer(digits):
             start, end = m.span()
             if end - start >= 7:  # the shortest value is an IPv4 address ("8.8.8.8")
-                numbers.classify(text, start, end, out)
+                numbers.classify(text, start, end, out, memo)
     if "IBAN" in wanted:
         for m in _IBAN_START.finditer(cls):
             _iban(text, m.start(), out)
