@@ -286,7 +286,7 @@ _EN_TYPES = (
 _DIRECTION = r"(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)"
 _EN_STREET = (
     rf"{_HOUSE},?[ ](?:{_DIRECTION}\.?[ ])?{_NAME_WORD}(?:[ ]{_NAME_WORD}){{0,3}}[ ]"
-    rf"(?:{_EN_TYPES})\b\.?(?:[ ]{_DIRECTION}\b\.?)?"
+    rf"(?:{_EN_TYPES})\b\.?(?:[ ]{_DIRECTION}\b)?"
 )
 _FR_TYPES = (
     r"rue|avenue|av\.|boulevard|bd|blvd|place|pl\.|chemin|allée|impasse|quai|cours|route|"
@@ -643,7 +643,7 @@ def _people(text: str, cls: bytes, lex: _Lexicon) -> list[Span]:
         if not at_line_start and not any(
             _fold(w.removesuffix("'s")) in lex.interesting for w in text[s:e].split()
         ):
-            prev = text[max(0, s - 24) : s].rsplit(None, 1)
+            prev = text[max(0, s - 24) : s].rstrip(_CUE_PUNCT).rsplit(None, 1)
             if not prev or prev[-1].strip(_CUE_STRIP).lower() not in _LAST_OF_CUE:
                 continue
         line_start = text.rfind("\n", 0, s) + 1
