@@ -15,7 +15,7 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --ext
 	--strip-extras --no-emit-index-url --find-links $(TORCH_WHEELS) \
 	--output-file $(LOCK) pyproject.toml
 
-.PHONY: install lock lock-upgrade lock-check audit run test test-pg lint fmt typecheck bench bench-limits clean
+.PHONY: install lock lock-upgrade lock-check audit run test test-pg lint fmt typecheck bench bench-limits bench-governance clean
 
 # The project itself is not installed: it runs from this tree (pyproject lists no packages).
 $(BIN)/.installed: $(LOCK)
@@ -81,6 +81,10 @@ bench: install
 ## Limits and budgets on the hot path: ATP with limits vs ATP with Redis alone vs Portkey.
 bench-limits: install
 	$(BIN)/python bench/limits_pairs.py --runs $(BENCH_PAIRS)
+
+## Governance on a 2,000-token prompt with personal data: 100 policies and redaction against Portkey.
+bench-governance: install
+	$(BIN)/python bench/governance_runs.py --runs $(BENCH_PAIRS)
 
 clean:
 	rm -rf $(VENV) var staticfiles

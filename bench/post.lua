@@ -11,6 +11,8 @@
 -- stream: adds "stream": true to the body.
 -- k=v: extra request headers, e.g. authorization=Bearer%20sk-x (%20 decodes to a space).
 -- BENCH_PATH overrides the request path (default /v1/chat/completions).
+-- BENCH_BODY_FILE names a JSON file holding the request body instead of the short default
+-- (bench/governance_prompt.json: about 2,000 tokens with personal data in them).
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -56,9 +58,14 @@ function init(args)
       if k then headers[k] = urldecode(v) end
     end
   end
-  local body = '{"model":"bench-model","messages":[{"role":"user","content":"Say hello"}]'
-  if stream then body = body .. ',"stream":true' end
-  body = body .. "}"
+  local body = '{"model":"bench-model","messages":[{"role":"user","content":"Say hello"}]}'
+  local body_file = os.getenv("BENCH_BODY_FILE")
+  if body_file and body_file ~= "" then
+    local f = assert(io.open(body_file, "rb"))
+    body = f:read("*a"):gsub("%s+$", "")
+    f:close()
+  end
+  if stream then body = '{"stream":true,' .. body:sub(2) end
   local path = os.getenv("BENCH_PATH") or "/v1/chat/completions"
   req = wrk.format("POST", path, headers, body)
 end

@@ -90,7 +90,16 @@ SCENARIOS = [
 ]
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
 
-TARGET_NAMES = ["upstream", "atp", "portkey", "litellm", "atp-routed", "atp-redis", "atp-limits"]
+TARGET_NAMES = [
+    "upstream",
+    "atp",
+    "portkey",
+    "litellm",
+    "atp-routed",
+    "atp-redis",
+    "atp-limits",
+    "atp-governed",
+]
 # Run when --targets is not given; atp-routed (every request through the routing engine)
 # is asked for explicitly.
 DEFAULT_TARGETS = ["upstream", "atp", "portkey", "litellm"]
@@ -502,7 +511,7 @@ class AtpTarget(Target):
             full_env["BENCH_UPSTREAM_API_KEY"] = UPSTREAM_KEY
             run([str(python), "manage.py", "atp_apply", str(config)])
             if self.after_apply:
-                log(f"{self.name}: manage.py shell (limits and budgets)")
+                log(f"{self.name}: manage.py shell (its extra configuration)")
                 run([str(python), "manage.py", "shell", "-c", self.after_apply])
         else:
             log("atp: configuring through the services (bench/atp_setup.py)")
@@ -752,12 +761,59 @@ costs.budget_create(scope="project", project=project, name="project-daily", peri
 """
 
 
+class AtpGovernedTarget(AtpRedisTarget):
+    """atp-redis with governance at work on every request: the tenant has 100 policies in
+    scope with 3 to 5 conditions each (deny, route, cost-cap, retention and guard effects
+    over the subject, the request's classification, entities, endpoint, model, hours and
+    hints; most of them do not match a given request, as in a real rule set), and one that
+    masks every structured entity type the prompt holds, so each request is detected,
+    classified, evaluated, redacted, and its answer scanned for placeholders to restore.
+    Meant for bench/governance_runs.py, which sends the 2,000-token prompt of
+    bench/governance_prompt.json to every target."""
+
+    name = "atp-governed"
+    after_apply = """
+from apps.policies.services import policy_create
+from apps.tenants.models import Tenant
+tenant = Tenant.objects.get(slug="bench")
+ENTITIES = ["EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "SECRET"]
+effects = [
+    {"type": "deny", "message": "not for this group"},
+    {"type": "route", "exclude_providers": ["some-other-provider"]},
+    {"type": "cap_cost", "max_usd": 5.0},
+    {"type": "retention", "days": 90},
+    {"type": "guard", "egress": {"entities": ["SECRET"], "mode": "mask"}},
+]
+for i in range(100):
+    when = [
+        {"attr": "request.endpoint", "op": "in", "value": ["chat", "messages"]},
+        {"attr": "request.classification", "op": "in", "value": ["confidential", "restricted"]},
+        {"attr": "subject.end_user", "op": "eq", "value": f"user-{i}"},
+    ]
+    if i % 2:
+        when.append({"attr": "request.hour", "op": "between", "value": [0, 23]})
+    if i % 3 == 0:
+        when.append({"attr": "request.entities", "op": "contains_any", "value": ENTITIES[: 1 + i % 7]})
+    policy_create(tenant=tenant, name=f"rule-{i:03d}", priority=i % 10,
+        rules=[{"when": when, "effect": effects[i % len(effects)]}])
+policy_create(tenant=tenant, name="mask-personal-data", priority=50, rules=[{
+    "when": [
+        {"attr": "request.entities", "op": "contains_any", "value": ENTITIES},
+        {"attr": "request.endpoint", "op": "in", "value": ["chat", "messages", "embeddings"]},
+        {"attr": "request.classification", "op": "in", "value": ["confidential", "restricted"]},
+    ],
+    "effect": {"type": "redact", "entities": ENTITIES, "mode": "mask"},
+}])
+"""
+
+
 TARGET_CLASSES: dict[str, type[Target]] = {
     "upstream": DirectTarget,
     "atp": AtpTarget,
     "atp-routed": AtpRoutedTarget,
     "atp-redis": AtpRedisTarget,
     "atp-limits": AtpLimitsTarget,
+    "atp-governed": AtpGovernedTarget,
     "portkey": PortkeyTarget,
     "litellm": LitellmTarget,
 }

@@ -145,12 +145,16 @@ class RowInserter:
         table = quote(model._meta.db_table)
         sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
         copy_sql = f"COPY {table} ({columns}) FROM STDIN"
-        # A key a row leaves out takes the field's static default ("" for text, etc.).
+        # A key a row leaves out takes the field's static default ("" for text, an empty
+        # object for JSON defaulting to dict, etc.); per-row defaults (a time, a uuid) are
+        # the producer's to give.
         adapters = [
             (
                 f.attname,
                 _adapter(f, connection),
-                None if f.has_default() and callable(f.default) else f.get_default(),
+                None
+                if f.has_default() and callable(f.default) and f.default not in (dict, list)
+                else f.get_default(),
             )
             for f in fields
         ]
