@@ -98,7 +98,7 @@ def _classes(text: str) -> bytes:
 
 
 # Capitalised words with name particles and initials between them, in the class map.
-_CHAIN = re.compile(rb"A[aA'\-]*a(?:[ ]+(?:a{1,4}[ ]+){0,2}(?:A[aA'\-]*a|A\.))*")
+_CHAIN = re.compile(rb"(?:A\.[ ]?){0,3}A[aA'\-]*a(?:[ ]+(?:a{1,4}[ ]+){0,2}(?:A[aA'\-]*a|A\.))*")
 _BEFORE_CODE = frozenset("_.@/#$\\-`")
 _AFTER_CODE = frozenset("_([{`@")
 
@@ -198,6 +198,7 @@ _ORG_SUFFIXES = _wordset(
     place park bridge station airport river valley mountain lake beach island county district
     award awards prize festival conference summit cup league club theatre theater museum
     gallery library center centre tower building hall house court castle palace garden
+    memorial monument stadium arena bridge tunnel
     gardens church cathedral project edition series release version protocol framework
     app engine model"""
 )
@@ -384,6 +385,21 @@ def _has_street_word(window: str) -> bool:
 _DIGITS = re.compile(rb"0+")
 
 
+_YEAR = re.compile(r"(?:19|20)\d\d\b")
+_BEFORE_YEAR = _wordset(
+    "in since by until from of before after im seit bis ab en depuis dès desde hasta nel dal "
+    "dal sinds vanaf em até"
+)
+
+
+def _year_not_house(text: str, s: int) -> bool:
+    """ "In 2019 Park Avenue opened": a year after "in", "since", ... is no house number."""
+    if not _YEAR.match(text, s):
+        return False
+    before = text[max(0, s - 12) : s].split()
+    return bool(before) and before[-1].lower() in _BEFORE_YEAR
+
+
 def _addresses(text: str, cls: bytes) -> list[Span]:
     # Windows around house numbers (one to five digits), merged where they overlap.
     windows: list[list[int]] = []
@@ -402,7 +418,7 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
             continue
         for m in _ADDRESS.finditer(text, ws, we):
             s, e = m.start(), m.end()
-            if out and s < out[-1][1]:
+            if out and s < out[-1][1] or _year_not_house(text, s):
                 continue
             tail = _TAIL.match(text, e)
             if tail:
@@ -534,6 +550,9 @@ def _person(
             titled, title_start = True, None
         elif folded[i] in _SALUTATION_WORDS:
             cue, strong = folded[i], True
+        elif folded[i] in _CUE_PHRASES and folded[i] not in lex.given:  # "Contact J. Smith"
+            cue = folded[i]
+            strong = cue not in _WEAK_CUES
         else:
             break
         i += 1
@@ -586,7 +605,13 @@ def _person(
             return span(0)
         if f not in lex.ambiguous and f not in lex.org and len(f) > 1 and not _TEAM.search(f):
             return span(0)
-    # No context: a known given name, or an unknown first word before a known surname.
+    # No context: initials before a known surname ("J. Smith", "A. B. Jones").
+    if _initial(words[0][2]):
+        after = next_name(0)
+        if after in lex.surnames and after not in lex.common:
+            return span(0)
+        return None
+    # A known given name, or an unknown first word before a known surname.
     for j, f in enumerate(folded):
         if j and folded[j - 1] in _PLACE_PREFIXES:  # "São Paulo", "San Diego"
             continue
