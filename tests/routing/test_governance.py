@@ -442,3 +442,52 @@ async def test_input_limits_are_400s_naming_the_parameter(cast, settings):
         json={"model": "us-model", "max_tokens": 5, "messages": many},
     )
     assert resp.status == 400 and resp.json()["error"]["type"] == "invalid_request_error"
+
+
+# --- the WebSocket path ---------------------------------------------------------------------
+
+
+async def test_the_websocket_path_redacts_restores_and_refuses_like_http(cast):
+    from channels.testing import WebsocketCommunicator
+
+    from atp_site.asgi import application
+
+    await _policy(cast.gateway, "mask-contacts", MASK_CONTACTS)
+    await _policy(
+        cast.gateway,
+        "no-secrets",
+        {
+            "when": [{"attr": "request.entities", "op": "contains", "value": "SECRET"}],
+            "effect": {"type": "deny", "message": "Secrets must not leave."},
+        },
+    )
+    cast.us.enqueue(Script(text="Reply sent to [EMAIL_1].", chunks=9))
+    comm = WebsocketCommunicator(
+        application,
+        "/v1/realtime",
+        headers=[(b"authorization", f"Bearer {cast.gateway.key}".encode())],
+    )
+    connected, _ = await comm.connect()
+    assert connected
+    assert orjson.loads(await comm.receive_from(timeout=10))["type"] == "ready"
+
+    async def ask(cid: str, content: str) -> tuple[str, dict]:
+        body = {"model": "us-model", "messages": [{"role": "user", "content": content}]}
+        await comm.send_to(
+            text_data=orjson.dumps({"type": "request", "id": cid, "body": body}).decode()
+        )
+        text = []
+        while True:
+            message = orjson.loads(await comm.receive_from(timeout=10))
+            if message["type"] == "chunk":
+                for choice in message["data"].get("choices") or ():
+                    text.append((choice.get("delta") or {}).get("content") or "")
+            else:
+                return "".join(text), message
+
+    text, done = await ask("c1", f"Please answer {EMAIL}.")
+    assert done["type"] == "done" and text == f"Reply sent to {EMAIL}."
+    assert EMAIL not in cast.received()
+    _, refused = await ask("c2", f"Sign in with {AWS_KEY}.")
+    assert refused["type"] == "error" and refused["error"]["code"] == "policy_denied"
+    await comm.disconnect()
