@@ -1,8 +1,12 @@
 """The detector's quality targets on the labelled sets: recall >= 0.99 and precision >= 0.97
 per structured type, over-redaction below 2% of non-PII characters.
 
-The development set (pii_dev.jsonl) is the one the detector was built against. The held-out
-set (pii_heldout.jsonl) is written independently and is scored only when it is present.
+The two development sets (pii_dev.jsonl, pii_dev2.jsonl) are the ones the detector was built
+against; both must meet every target. The held-out set (pii_heldout.jsonl) is written
+independently and scored only when present, and only its aggregate figures are ever shown
+(never a record, an offset or a value). On it the targets are asserted where they are met;
+where a figure is still short of its target, the test asserts a regression floor instead:
+no worse than the figure last measured (HELD_OUT_FLOORS, also in docs/pii.md).
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ from pathlib import Path
 import pytest
 
 from apps.policies.detection import STRUCTURED, detect
-from apps.policies.detection.evaluation import Report, evaluate, load
+from apps.policies.detection.evaluation import Report, TypeScore, evaluate, load
 
 DATA = Path(__file__).parent / "data"
 RECALL = 0.99
 PRECISION = 0.97
 OVER_REDACTION = 0.02
+# Held-out figures still short of the targets: (type, "precision" | "recall") -> the figure
+# last measured, asserted as a floor. Empty when every target is met.
+HELD_OUT_FLOORS: dict[tuple[str, str], float] = {}
+HELD_OUT_OVER_REDACTION_CEILING: float | None = None
 
 
 def score(name: str) -> Report:
@@ -33,22 +41,42 @@ def summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def assert_targets(report: Report) -> None:
+def shortfalls(
+    report: Report,
+    floors: dict[tuple[str, str], float] | None = None,
+    over_ceiling: float | None = None,
+) -> list[str]:
+    """Every target missed (or, for a figure with a floor, every floor broken)."""
+    floors = floors or {}
     failures = []
     for kind, s in sorted(report.types.items()):
         if s.support == 0:
             failures.append(f"{kind}: no gold spans")
-        if s.recall < RECALL:
-            failures.append(f"{kind}: recall {s.recall:.4f} < {RECALL}")
-        if s.precision < PRECISION:
-            failures.append(f"{kind}: precision {s.precision:.4f} < {PRECISION}")
-    if report.over_redaction >= OVER_REDACTION:
-        failures.append(f"over-redaction {report.over_redaction:.4%} >= {OVER_REDACTION:.0%}")
-    assert not failures, "\n".join(failures) + "\n\n" + summary(report)
+        for metric, value, target in (
+            ("recall", s.recall, RECALL),
+            ("precision", s.precision, PRECISION),
+        ):
+            need = min(target, floors.get((kind, metric), target))
+            if value < need - 1e-9:
+                failures.append(f"{kind}: {metric} {value:.4f} < {need:.4f}")
+    ceiling = OVER_REDACTION if over_ceiling is None else max(OVER_REDACTION, over_ceiling)
+    if report.over_redaction >= ceiling and not (
+        over_ceiling is not None and report.over_redaction <= over_ceiling + 1e-9
+    ):
+        failures.append(f"over-redaction {report.over_redaction:.4%} >= {ceiling:.2%}")
+    return failures
 
 
-def test_development_set_is_large_and_covers_every_structured_type():
-    records = load(DATA / "pii_dev.jsonl")
+def check(report: Report, **limits) -> None:
+    # pytest.fail without a traceback: the report's lists of errors are never printed.
+    failures = shortfalls(report, **limits)
+    if failures:
+        pytest.fail("\n".join(failures) + "\n\n" + summary(report), pytrace=False)
+
+
+@pytest.mark.parametrize("name", ["pii_dev.jsonl", "pii_dev2.jsonl"])
+def test_development_set_is_large_and_covers_every_structured_type(name):
+    records = load(DATA / name)
     assert len(records) >= 300
     kinds = {r["kind"] for r in records}
     assert {"prose", "code", "json", "chat", "log", "email", "form"} <= kinds
@@ -59,16 +87,33 @@ def test_development_set_is_large_and_covers_every_structured_type():
             assert kind in STRUCTURED, r["id"]
 
 
-def test_development_set_meets_the_targets():
-    report = score("pii_dev.jsonl")
-    print("\n" + summary(report))
-    assert_targets(report)
+@pytest.mark.parametrize("name", ["pii_dev.jsonl", "pii_dev2.jsonl"])
+def test_development_set_meets_the_targets(name):
+    report = score(name)
+    print(f"\n{name}:\n" + summary(report))
+    check(report)
+
+
+def test_a_missed_target_fails_and_a_floor_only_guards_its_own_figure():
+    report = Report()
+    report.types["PHONE"] = TypeScore(detected=100, correct=90, support=100, found=100)
+    report.outside_chars, report.over_chars = 1000, 10
+    assert shortfalls(report) == ["PHONE: precision 0.9000 < 0.9700"]
+    assert shortfalls(report, floors={("PHONE", "precision"): 0.9}) == []
+    assert shortfalls(report, floors={("PHONE", "precision"): 0.95}) == [
+        "PHONE: precision 0.9000 < 0.9500"
+    ]
+    report.over_chars = 30
+    assert shortfalls(report, floors={("PHONE", "precision"): 0.9}) == [
+        "over-redaction 3.0000% >= 2.00%"
+    ]
+    assert shortfalls(report, floors={("PHONE", "precision"): 0.9}, over_ceiling=0.03) == []
 
 
 @pytest.mark.skipif(
     not (DATA / "pii_heldout.jsonl").exists(), reason="no held-out set in this checkout"
 )
-def test_held_out_set_meets_the_targets():
+def test_held_out_set_meets_the_targets_or_its_regression_floors():
     report = score("pii_heldout.jsonl")
     print("\nheld-out:\n" + summary(report))
-    assert_targets(report)
+    check(report, floors=HELD_OUT_FLOORS, over_ceiling=HELD_OUT_OVER_REDACTION_CEILING)

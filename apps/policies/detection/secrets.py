@@ -50,10 +50,41 @@ _OWN_PATTERNS = (
     r"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}",  # SendGrid
     r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",  # JWT
 )
-_KEYWORDS = (
-    "key", "token", "secret", "passw", "pwd", "auth", "credential", "bearer", "api", "sig",
-)  # fmt: skip
-_PLACEHOLDER = re.compile(r"(?i)x{6,}|\.\.\.|<|>|\$\{|\{\{|your|example_?key|placeholder|redacted")
+# An identifier names a secret when one of its words is one of these ("OPENAI_API_KEY",
+# "clientSecret", "x-api-key", "access_token") and none of _NOT_SECRET qualifies it.
+_SECRET_WORDS = frozenset({
+    "password", "passwd", "pass", "pwd", "pw", "passphrase", "passcode", "secret", "secrets",
+    "token", "credential", "credentials", "auth", "authorization", "bearer", "apikey",
+    "sig", "signature", "secretkey", "accountkey", "sharedaccesskey", "privatekey", "otp",
+    "totp",
+})  # fmt: skip
+# Qualifiers of a key or token that is no secret: public keys, cache and database keys,
+# pagination tokens.
+_NOT_SECRET = frozenset({
+    "public", "pub", "publishable", "cache", "idempotency", "primary", "foreign", "partition",
+    "sort", "object", "routing", "dedup", "lookup", "range", "authorized", "known", "page",
+    "next", "continuation", "pagination", "cursor", "author",
+})  # fmt: skip
+# Last words of an identifier that is about a secret but holds none ("token_type",
+# "password_reset_url", "key_id", "secret_name").
+_NOT_A_SECRET_VALUE = frozenset({
+    "id", "ids", "type", "types", "count", "url", "uri", "endpoint", "name", "names",
+    "length", "len", "size", "limit", "usage", "expiry", "expires", "expiration", "ttl",
+    "file", "path", "dir", "header", "prefix", "suffix", "format", "version", "hint",
+    "policy", "reset", "field", "label", "ref", "arn", "param", "rotation", "min", "max",
+    "enabled", "required", "hash", "tokens", "fingerprint", "algorithm", "alg", "kid",
+})  # fmt: skip
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# The identifier a value is assigned to, read backwards from the value: `name = "`,
+# `"name": "`, `name: `, `--name `, `?name=`, `Authorization: Bearer `, `token is `.
+_NAME_BEFORE = re.compile(
+    r"([A-Za-z][\w.\-]*)(?:[\"'\]]?\s*(?:[:=]|=>|:=)\s*|\s+(?:is|ist|est|es)\s+|\s+|\[[\"'])"
+    r"[\"'`]?(?:(?:[Bb]earer|[Bb]asic|[Tt]oken)\s+)?$"
+)
+_PLACEHOLDER = re.compile(
+    r"(?i)x{6,}|\.\.\.|<|>|\$\{|\{\{|your|example_?key|placeholder|redacted|replace_?me|"
+    r"dummy|0123456|1234567|abcdefg|\*{4,}"
+)
 _HEXISH = re.compile(r"[0-9a-fA-F\-]+")  # hex digests, UUIDs, hex ids
 _PARTS = re.compile(r"[A-Za-z0-9_\-+/]{16,}={0,2}")
 
@@ -71,11 +102,17 @@ _ASSIGNMENT = re.compile(
     r"secretkey|accountkey|sharedaccesskey)[\w\-]{0,20}[\"']?\s*(?:=|:|=>)\s*"
     r"(?:\"([^\"\s]{4,200})\"|'([^'\s]{4,200})'|([^\s;,\"'&<>{}()\[\]]{4,200}))"
 )
+_NAME_KEY = re.compile(r"\bname[\"']?\s*[:=]\s*[\"']?$")
+_NAME_VALUE = re.compile(
+    r"(?i)[\w\-]{0,30}[\"']?,?\s{1,40}[\"']?value[\"']?\s*[:=]\s*"
+    r"(?:\"([^\"\s]{4,200})\"|'([^'\s]{4,200})'|([^\s;,\"'&<>{}()\[\]]{4,200}))"
+)
 _ASSIGNMENT_WORDS = (b"pass", b"pwd", b"secret", b"accountkey", b"sharedaccesskey")
 _NOT_A_VALUE = re.compile(
-    r"\*{3,}|\$|%\(|%s|\{|<|\(|^(?i:null|none|true|false|required|optional|string|env|str|"
+    r"\*{3,}|\$|%\(|%s(?![A-Za-z0-9])|\{|<|\(|^(?i:null|none|true|false|required|optional|string|env|str|"
     r"int|bytes)$|^(?i:os\.|process\.env|getenv|settings\.|config\.|self\.|args\.)|"
-    r"^[A-Z][A-Z0-9_]+$|\.get$"
+    # Names of constants and variables ("DB_PASSWORD", "SECRET"), not values.
+    r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$|^[A-Z]+$|\.get$"
 )
 
 
@@ -170,13 +207,26 @@ def _urls(text: str, out: Raw) -> None:
 
 
 def _assignment(text: str, at: int, out: Raw) -> None:
+    begin = at
+    while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "_-."):
+        begin -= 1
     m = _ASSIGNMENT.match(text, at)
+    if m is None and _NAME_KEY.search(text, max(0, begin - 12), begin):
+        # Kubernetes, ECS and CI environments: `- name: DB_PASSWORD` then `value: ...`.
+        m = _NAME_VALUE.match(text, at)
     if m is None:
+        return
+    name_end = at
+    while name_end < len(text) and (text[name_end].isalnum() or text[name_end] in "_-"):
+        name_end += 1
+    if not names_secret(text[begin:name_end]):
         return
     group = 1 if m.group(1) is not None else 2 if m.group(2) is not None else 3
     value = m.group(group)
     if _NOT_A_VALUE.search(value) or _PLACEHOLDER.search(value) or len(value) < 6:
         return
+    if "://" in value:
+        return  # a URL (its password, if any, is found as such)
     if group == 3 and value.isalpha() and value.islower() and len(value) < 12:
         return  # "password: required", "secret sauce"
     out.append((m.start(group), m.end(group), "SECRET", 1.0))
@@ -186,9 +236,9 @@ def _token_run(text: str, start: int, end: int, out: Raw) -> None:
     run = text[start:end]
     if _HEXISH.fullmatch(run):
         # Digests, UUIDs, hex ids: secrets only when named as one ("api_key": "9f86d0...").
-        if _after_keyword(text, start):
+        if _named(text, start):
             for m in _PARTS.finditer(run):
-                if _random(m.group(), True):
+                if _random(m.group()):
                     out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
         return
     found = False
@@ -203,47 +253,55 @@ def _token_run(text: str, start: int, end: int, out: Raw) -> None:
         found = True
     if found:
         return
-    keyword = None
+    # Anything else random-looking is a secret only where it is assigned to a name that
+    # says so: object ids, build ids, integrity hashes, public keys and minified code are
+    # random-looking too.
     for m in _PARTS.finditer(run):
         value = m.group()
-        if keyword is None:
-            keyword = _after_keyword(text, start)
-        if _random(value, keyword):
+        if _random(value) and _named(text, start + m.start()):
             out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
 
 
-def _after_keyword(text: str, start: int) -> bool:
-    before = text[max(0, start - 24) : start].lower()
-    return any(w in before for w in _KEYWORDS)
+def _named(text: str, start: int) -> bool:
+    """Whether the value at `start` is assigned to an identifier that names a secret."""
+    m = _NAME_BEFORE.search(text, max(0, start - 64), start)
+    if m is None:
+        return False
+    name = m.group(1)
+    if name.lower() == "value":
+        # `- name: API_TOKEN` then `value: ...`
+        before = _NAME_ON_LINE_BEFORE.search(text, max(0, m.start() - 80), m.start())
+        if before is not None:
+            name = before.group(1)
+    return names_secret(name)
 
 
-def _random(value: str, keyword: bool) -> bool:
-    """Whether `value` reads as a generated secret rather than a word, path or digest."""
+_NAME_ON_LINE_BEFORE = re.compile(r"[\"']?name[\"']?\s*[:=]\s*[\"']?([\w.\-]+)[\"']?,?\s*$")
+
+
+def names_secret(name: str) -> bool:
+    """Whether an identifier ("OPENAI_API_KEY", "clientSecret", "x-api-key") names a secret."""
+    words = [w.lower() for w in _CAMEL.findall(name)]
+    if not words or words[-1] in _NOT_A_SECRET_VALUE:
+        return False
+    if any(w in _NOT_SECRET for w in words):
+        return False
+    return words[-1] in ("key", "keys") or any(w in _SECRET_WORDS for w in words)
+
+
+def _random(value: str) -> bool:
+    """Whether a named value reads as a generated secret rather than a word, path or
+    placeholder."""
     n = len(value)
-    if n > 100 and not keyword:
-        return False  # an embedded file or certificate, not a key
     if _PLACEHOLDER.search(value):
         return False
     body = value.rstrip("=")
     if _HEXISH.fullmatch(body):
-        return keyword and n >= 16 and _entropy(body) >= 3.0
-    digits = sum(c.isdigit() for c in body)
-    if digits < (1 if keyword else 2):
+        return n >= 16 and _entropy(body) >= 3.0
+    if sum(c.isdigit() for c in body) < 1:
         return False
-    upper = sum(c.isupper() for c in body)
-    lower = sum(c.islower() for c in body)
-    if keyword:
-        return n >= 16 and (upper + lower) >= 4 and _entropy(body) >= 3.5
-    if n < 20 or upper < 2 or lower < 2:
-        return False
-    # Identifiers ("getUserAccountSettingsV2") change character class rarely; generated
-    # tokens change it at about every other character.
-    changes = sum(_kind(a) != _kind(b) for a, b in zip(body, body[1:], strict=False))
-    return changes >= 0.3 * n and _entropy(body) >= min(4.0, 0.8 * math.log2(n))
-
-
-def _kind(c: str) -> int:
-    return 0 if c.isdigit() else 1 if c.isupper() else 2 if c.islower() else 3
+    letters = sum(c.isalpha() for c in body)
+    return n >= 16 and letters >= 4 and _entropy(body) >= 3.5
 
 
 def _entropy(value: str) -> float:
