@@ -491,3 +491,34 @@ async def test_the_websocket_path_redacts_restores_and_refuses_like_http(cast):
     _, refused = await ask("c2", f"Sign in with {AWS_KEY}.")
     assert refused["type"] == "error" and refused["error"]["code"] == "policy_denied"
     await comm.disconnect()
+
+
+async def test_residency_holds_for_the_challenger_mirror_and_consensus(cast):
+    from apps.routing.pipeline import ensemble
+
+    await _update_tenant(cast.gateway, allowed_regions=["eu-west"])
+    await sync_to_async(route_create)(
+        name="team/mirror",
+        candidates=["eu-model"],
+        strategy="ordered",
+        challenger="us-model",
+        challenger_share=1.0,
+    )
+    await sync_to_async(route_create)(
+        name="team/vote", candidates=["eu-model", "us-model"], strategy="ordered"
+    )
+    holder.invalidate()
+    for _ in range(3):
+        resp = await _chat(cast.gateway.key, "team/mirror", "Name a colour.")
+        assert resp.status == 200 and resp.headers["x-atp-model"] == "eu-model"
+    await ensemble.drain_mirrors()
+    voted = await _chat(
+        cast.gateway.key,
+        "team/vote",
+        "Name a colour.",
+        atp={"consensus": {"strategy": "majority", "n": 2}},
+    )
+    # Only eu-model is inside the tenant's regions, so there is no second model to ask.
+    assert voted.status == 400, voted.body
+    assert "only 1 qualified" in voted.json()["error"]["message"]
+    assert cast.us.bodies("/chat/completions") == []
