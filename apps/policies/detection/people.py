@@ -98,7 +98,8 @@ def _classes(text: str) -> bytes:
 
 
 # Capitalised words with name particles and initials between them, in the class map.
-_CHAIN = re.compile(rb"(?:A\.[ ]?){0,3}A[aA'\-]*a(?:[ ]+(?:a{1,4}[ ]+){0,2}(?:A[aA'\-]*a|A\.))*")
+# (It starts with a literal "A", which the regex engine skips to in C.)
+_CHAIN = re.compile(rb"A(?:\.[ ]?A){0,3}[aA'\-]*a(?:[ ]+(?:a{1,4}[ ]+){0,2}(?:A[aA'\-]*a|A\.))*")
 _BEFORE_CODE = frozenset("_.@/#$\\-`")
 _AFTER_CODE = frozenset("_([{`@")
 
@@ -474,7 +475,11 @@ def _context(text: str, s: int, line_start: int) -> tuple[int | None, str | None
     """What stands just before a name: (start of a title's particles or s, None) after a title;
     (None, cue, separator) after a cue; (None, None, "") otherwise."""
     left = text[max(line_start, s - 48) : s]
-    if not left:
+    core = left.rstrip(_CUE_PUNCT)
+    if not core:
+        return None, None, ""
+    last = core[core.rfind(" ") + 1 :].lstrip("([{\"'“«>*|-").lower()
+    if last.rstrip(".") not in _LAST_OF_CUE and last not in PARTICLES:
         return None, None, ""
     # A title, perhaps followed by particles: "Dr. ", "Mevr. van ".
     words = left.split()
@@ -485,7 +490,6 @@ def _context(text: str, s: int, line_start: int) -> tuple[int | None, str | None
         particles = sum(len(w) + 1 for w in words[k:])
         return s - particles, None, ""
     # A cue and its separator: "Dear ", "Name: ", '{"customer": "'.
-    core = left.rstrip(_CUE_PUNCT)
     sep = left[len(core) :]
     words = core.lower().split()[-4:]
     for n in range(len(words), 0, -1):
@@ -535,7 +539,7 @@ def _person(
     if _COMPANY_AFTER.match(text, e, e + 8):
         return None
     for k, f in enumerate(folded):
-        if any(tuple(folded[k : k + len(b)]) == b for b in lex.brands.get(f, ())):
+        if f in lex.brands and any(tuple(folded[k : k + len(b)]) == b for b in lex.brands[f]):
             return None
 
     i = 0
