@@ -161,6 +161,17 @@ TENANT_SCOPES: dict[str, TenantScope] = {
     "costs.notifier": TenantScope("tenant_id", {"view": VIEW_TENANT}),
     "costs.usagerecord": TenantScope("tenant_id", {"view": VIEW_TENANT}),
     "costs.usagerollup": TenantScope("tenant_id", {"view": VIEW_TENANT}),
+    # A tenant's members see its policies; its admins write them (CHANGE_TENANT). Policies
+    # of every tenant (no tenant) are seen and changed by global holders only.
+    "policies.policy": TenantScope(
+        "tenant_id",
+        {
+            "view": VIEW_TENANT,
+            "add": CHANGE_TENANT,
+            "change": CHANGE_TENANT,
+            "delete": CHANGE_TENANT,
+        },
+    ),
 }
 
 
