@@ -21,6 +21,7 @@ _DATE = re.compile(
 _COMPACT_DATE = re.compile(
     r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ T\-]?\d{4,6})?"
 )
+_DOTTED_PHONE = re.compile(r"0\d(?:\.\d\d){4}")  # "01.23.45.67.89"
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _GROUPS = re.compile(r"\d+")
 _NOT_DIGIT = re.compile(r"\D")
@@ -37,18 +38,19 @@ _PHONE_WORDS = re.compile(
     r"(?<![^\W\d_])(?:tel\b|tel\.|tél|telefo|teléfo|telepho|phone|call(?:ed|ing|s)?\b|mobile"
     r"|mobil|mob\.|cell\b|cellul|celular|fax|whatsapp|sms\b|text me|ring\b|reach|contact"
     r"|kontakt|hotline|dial\b|handy|portable|appel|móvil|movil|llam|ligue|bel me|zadzwoń"
-    r"|komórk|numéro|rufnummer|número|chiam|llám)|電話|携帯|☎|📞"
+    r"|komórk|numéro|rufnummer|número|chiam|llám|office|direct|desk|switchboard|zentrale"
+    r"|durchwahl|standard)|電話|携帯|☎|📞"
 )
 _ID_WORDS = (
     "order", "invoice", "ref", "ticket", "tracking", "sku", "isbn", "id", "#", "no.", "nr",
     "serial", "batch", "build", "version", "commit", "case", "account", "bestell", "rechnung",
     "commande", "facture", "pedido", "factura", "注文", "product", "item", "part", "loan",
-    "routing", "customer", "kunden", "zip", "plz", "postal", "postcode", "ein", "vat",
+    "routing", "zip", "plz", "postal", "postcode", "ein", "vat",
     "ordine", "bestelling", "zamówieni", "encomenda", "n°", "nº", "auftrag", "dossier",
 )  # fmt: skip
 _SSN_WORDS = (
     "ssn", "social security", "social-security", "soc. sec", "soc sec", "ss#", "ss #",
-    "ss no", "ss-no", "taxpayer",
+    "ss no", "ss-no", "taxpayer", "seguro social",
 )  # fmt: skip
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|==|>=|<=|~=|@)\s*$")
 # A one-letter label at the start of a line, as in e-mail signatures ("T: ", "M +44 ...").
@@ -126,6 +128,8 @@ def _bounded_before(text: str, start: int) -> bool:
     if not start:
         return True
     before = text[start - 1]
+    if before == "#" and start > 1 and text[start - 2].isalpha():
+        return True  # "SSN#123-45-6789", "Tel#..."
     if before.isalnum() or before in "_#$€£¥/\\&%":
         return False
     return not (
@@ -167,11 +171,17 @@ def _bounded_after(text: str, start: int, end: int) -> bool:
 _GROUP_AFTER = re.compile(r",\d{1,3}(?![\d])(?![.\-/:,]\d)")
 
 
-def _context(text: str, start: int, size: int = 48) -> str:
-    """The words before `start` on its line, lower-cased."""
+def _context(text: str, start: int, size: int = 64) -> str:
+    """The words before `start` on its line (or, for a value alone at the start of its
+    line, the line before: "Telefon:\n030 ..."), lower-cased."""
     floor = max(0, start - size)
     line = text.rfind("\n", floor, start)
-    return text[(line + 1 if line >= 0 else floor) : start].lower()
+    if line < 0:
+        return text[floor:start].lower()
+    if text[line + 1 : start].strip(" \t"):
+        return text[line + 1 : start].lower()
+    above = text.rfind("\n", floor, line)
+    return text[above + 1 if above >= 0 else floor : line].lower() + " "
 
 
 def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> bool:
@@ -179,7 +189,7 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
     if "." in value and not plus:
         if _IPV4.fullmatch(value) or ("/" in value and _IPV4.fullmatch(value.split("/", 1)[0])):
             return _ipv4(text, start, start + len(value.split("/", 1)[0]), out)
-        if value.count(".") >= 3 and _IPV4.search(value):
+        if value.count(".") >= 3 and _IPV4.search(value) and not _DOTTED_PHONE.fullmatch(value):
             return False  # OIDs, long version strings
     digits = _NOT_DIGIT.sub("", value)
     n = len(digits)
@@ -194,7 +204,7 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
         )
         if named and _ssn(digits, strict=False):
             return _add(out, start, end, "SSN")
-        if _SSN_SHAPE.fullmatch(value):
+        if _SSN_SHAPE.fullmatch(value) and not any(w in context[-16:] for w in _ID_WORDS):
             return _ssn(digits, strict=True) and _add(out, start, end, "SSN")
     if n >= 13 and value[0] not in "+(" and _card_shaped(value):
         return _card(digits) and _add(out, start, end, "CARD")

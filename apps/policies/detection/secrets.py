@@ -49,6 +49,18 @@ _OWN_PATTERNS = (
     r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",  # PyPI
     r"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}",  # SendGrid
     r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",  # JWT
+    r"GOCSPX-[A-Za-z0-9_\-]{28}",  # Google OAuth client secret
+    r"ya29\.[A-Za-z0-9_\-]{30,}",  # Google OAuth access token
+    r"whsec_[A-Za-z0-9+/=]{24,}",  # Stripe and Svix webhook signing secrets
+    r"gl(?:sa|c)_[A-Za-z0-9_\-]{32,}",  # Grafana service account and cloud tokens
+    r"hv[sb]\.[A-Za-z0-9_\-]{24,}",  # HashiCorp Vault tokens
+    r"gsk_[A-Za-z0-9]{40,}",  # Groq
+    r"pplx-[A-Za-z0-9]{40,}",  # Perplexity
+    r"r8_[A-Za-z0-9]{30,}",  # Replicate
+    r"dapi[a-f0-9]{32}(?:-\d)?",  # Databricks
+    r"lin_api_[A-Za-z0-9]{40}",  # Linear
+    r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}",  # Postman
+    r"sbp_[a-f0-9]{40}",  # Supabase
 )
 # An identifier names a secret when one of its words is one of these ("OPENAI_API_KEY",
 # "clientSecret", "x-api-key", "access_token") and none of _NOT_SECRET qualifies it.
@@ -56,7 +68,7 @@ _SECRET_WORDS = frozenset({
     "password", "passwd", "pass", "pwd", "pw", "passphrase", "passcode", "secret", "secrets",
     "token", "credential", "credentials", "auth", "authorization", "bearer", "apikey",
     "sig", "signature", "secretkey", "accountkey", "sharedaccesskey", "privatekey", "otp",
-    "totp",
+    "totp", "passwort", "kennwort", "senha", "wachtwoord", "contraseña", "passe",
 })  # fmt: skip
 # Qualifiers of a key or token that is no secret: public keys, cache and database keys,
 # pagination tokens.
@@ -74,7 +86,7 @@ _NOT_A_SECRET_VALUE = frozenset({
     "policy", "reset", "field", "label", "ref", "arn", "param", "rotation", "min", "max",
     "enabled", "required", "hash", "tokens", "fingerprint", "algorithm", "alg", "kid",
 })  # fmt: skip
-_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-zß-ÿ]+|\d+")
 # The identifier a value is assigned to, read backwards from the value: `name = "`,
 # `"name": "`, `name: `, `--name `, `?name=`, `Authorization: Bearer `, `token is `.
 _NAME_BEFORE = re.compile(
@@ -99,7 +111,8 @@ _PUBLIC_BLOCK = re.compile(
 _URL_USERINFO = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/@\"'<>]+)@[\w\-\[]")
 _ASSIGNMENT = re.compile(
     r"(?i)(?:passwd|password|passphrase|pass|pwd|secret|client_secret|secret_key|"
-    r"secretkey|accountkey|sharedaccesskey)[\w\-]{0,20}[\"']?\s*(?:=|:|=>)\s*"
+    r"secretkey|accountkey|sharedaccesskey|kennwort|contraseña|senha|wachtwoord|"
+    r"mot de passe)[\w\-]{0,20}[\"']?(?:\s*(?:=|:|=>)\s*|\s+(?:is|ist|est|es|è|é)\s+)"
     r"(?:\"([^\"\s]{4,200})\"|'([^'\s]{4,200})'|([^\s;,\"'&<>{}()\[\]]{4,200}))"
 )
 _NAME_KEY = re.compile(r"\bname[\"']?\s*[:=]\s*[\"']?$")
@@ -107,7 +120,10 @@ _NAME_VALUE = re.compile(
     r"(?i)[\w\-]{0,30}[\"']?,?\s{1,40}[\"']?value[\"']?\s*[:=]\s*"
     r"(?:\"([^\"\s]{4,200})\"|'([^'\s]{4,200})'|([^\s;,\"'&<>{}()\[\]]{4,200}))"
 )
-_ASSIGNMENT_WORDS = (b"pass", b"pwd", b"secret", b"accountkey", b"sharedaccesskey")
+_ASSIGNMENT_WORDS = (
+    b"pass", b"pwd", b"secret", b"accountkey", b"sharedaccesskey", b"kennwort", b"contrase",
+    b"senha", b"wachtwoord",
+)  # fmt: skip
 _NOT_A_VALUE = re.compile(
     r"\*{3,}|\$|%\(|%s(?![A-Za-z0-9])|\{|<|\(|^(?i:null|none|true|false|required|optional|string|env|str|"
     r"int|bytes)$|^(?i:os\.|process\.env|getenv|settings\.|config\.|self\.|args\.)|"
@@ -223,13 +239,17 @@ def _assignment(text: str, at: int, out: Raw) -> None:
         return
     group = 1 if m.group(1) is not None else 2 if m.group(2) is not None else 3
     value = m.group(group)
+    end = m.end(group)
+    if group == 3 and value[-1] in ".,":
+        value = value[:-1]  # the end of a sentence ("the password is hunter2.")
+        end -= 1
     if _NOT_A_VALUE.search(value) or _PLACEHOLDER.search(value) or len(value) < 6:
         return
     if "://" in value:
         return  # a URL (its password, if any, is found as such)
     if group == 3 and value.isalpha() and value.islower() and len(value) < 12:
         return  # "password: required", "secret sauce"
-    out.append((m.start(group), m.end(group), "SECRET", 1.0))
+    out.append((m.start(group), end, "SECRET", 1.0))
 
 
 def _token_run(text: str, start: int, end: int, out: Raw) -> None:

@@ -126,6 +126,8 @@ def phone(region: str, style: str | None = None) -> str:
         return phonenumbers.format_number(number, PNF.E164)
     national = phonenumbers.format_number(number, PNF.NATIONAL)
     if style == "national" or region in ("US", "CA"):
+        if region == "FR" and R.random() < 0.3:
+            return national.replace(" ", ".")  # "01.23.45.67.89"
         return national
     intl = phonenumbers.format_number(number, PNF.INTERNATIONAL)
     cc, rest = intl.split(" ", 1)
@@ -236,6 +238,18 @@ def provider_key() -> str:
         lambda: "AIza" + rand(ALNUM + "_-", 35),
         lambda: "hf_" + rand(ALNUM, 34),
         lambda: "npm_" + rand(ALNUM, 36),
+        lambda: "GOCSPX-" + rand(ALNUM + "_-", 28),
+        lambda: "whsec_" + rand(ALNUM, 32),
+        lambda: "ya29." + rand(ALNUM + "_-", 120),
+        lambda: "glsa_" + rand(ALNUM, 32) + "_" + rand(HEX, 8),
+        lambda: "hvs." + rand(ALNUM + "_-", 90),
+        lambda: "gsk_" + rand(ALNUM, 52),
+        lambda: "pplx-" + rand(ALNUM, 48),
+        lambda: "r8_" + rand(ALNUM, 37),
+        lambda: "dapi" + rand(HEX, 32),
+        lambda: "lin_api_" + rand(ALNUM, 40),
+        lambda: "PMAK-" + rand(HEX, 24) + "-" + rand(HEX, 34),
+        lambda: "sbp_" + rand(HEX, 40),
     ])()  # fmt: skip
 
 
@@ -531,7 +545,9 @@ def ssn_form(lang: str) -> Doc:
     d.add(f"Applicant: {person()}\nDate of birth: {R.randint(1, 12):02d}/{R.randint(1, 28):02d}/{R.randint(1950, 2005)}\n")  # fmt: skip
     label = pick("SSN: ", "SSN# ", "SSN #: ", "Social Security Number: ", "Social Security No. ",
                  "Soc. Sec. #: ", "SS No.: ", "Social security number (SSN): ", "ssn=", "SSN - ",
-                 "Your Social Security number is ")  # fmt: skip
+                 "Your Social Security number is ", "SSN#", "Número de Seguro Social: ",
+                 "Social Security Number of the primary applicant: ", "SSN:\n",
+                 "Social Security Number\n")  # fmt: skip
     d.add(label, (ssn(pick("dash", "space", "plain")), "SSN"), "\n")
     d.add(f"Annual income: ${R.randint(20, 300)},{R.randint(0, 999):03d}\nEmployer EIN: {R.randint(10, 99)}-{R.randint(1000000, 9999999)}\n")  # fmt: skip
     d.add("Home phone: ", (us_phone(), "PHONE"), f"\nZIP: {R.randint(10000, 99999)}-{R.randint(1000, 9999)}\n")  # fmt: skip
@@ -729,7 +745,7 @@ def ticket(lang: str) -> Doc:
     d = Doc().add(f"Ticket #{R.randint(100000, 999999)} — {date()} {clock()}\n")
     d.add(f"{pick('Customer', 'Kunde', 'Client', 'Cliente')}: {person()}\n\n", prose(lang), " ")
     label = R.choice(PHONE_LABEL[lang])
-    d.add(f"{label} ", (any_phone(lang), "PHONE"), ". ")
+    d.add(label + pick(" ", " ", ":\n"), (any_phone(lang), "PHONE"), ". ")
     d.add(f"{pick('Order', 'Bestellung', 'Commande', 'Pedido', 'Ordine', 'Bestelling', 'Pedido', '注文番号', 'Zamówienie')} {order_number()}, ")  # fmt: skip
     d.add(f"{price()}, {pick('delivered', 'geliefert', 'livré', 'entregado')} {date()}. ")
     if R.random() < 0.4:
@@ -750,7 +766,7 @@ def invoice(lang: str) -> Doc:
         d.add(f"| {i + 1} | Art. {R.randint(100000, 999999)} {pick('Cable', 'Adapter', 'Licence', 'Support hours')} {measurement()} | {R.randint(1, 500)} | {price()} | {price()} |\n")  # fmt: skip
     d.add(f"\nSubtotal {price()}, VAT 19 %, total {price()}\n")
     d.add("Please pay to IBAN ", (iban(), "IBAN"), f", reference {R.randint(10**9, 10**11)}.\n")
-    d.add(f"Questions? {pick('Call', 'Phone', 'Tel.')} ", (phone(pick("DE", "AT", "CH", "GB")), "PHONE"), ".\n")  # fmt: skip
+    d.add(f"Questions? {pick('Call', 'Phone', 'Tel.', 'Kundenservice:', 'Customer service', 'Service client :')} ", (phone(pick("DE", "AT", "CH", "GB", "FR")), "PHONE"), ".\n")  # fmt: skip
     return d
 
 
@@ -795,8 +811,15 @@ def chat(lang: str) -> Doc:
 
 def secret_prose(lang: str) -> Doc:
     d = Doc().add(prose("en"), " ")
-    roll = R.randint(0, 5)
-    if roll == 0:
+    roll = R.randint(0, 8)
+    if roll == 6:
+        d.add(pick("The admin password is ", "Passwort: ", "contraseña: ", "senha=", "wachtwoord: ",
+                   "mot de passe : ", "Kennwort = ", "the wifi password is "), (password(), "SECRET"), ". ")  # fmt: skip
+    elif roll == 7:
+        d.add("Authorization: Basic ", (base64.b64encode(f"{R.choice(GIVEN).lower()}:{password()}".encode()).decode(), "SECRET"), "\n")  # fmt: skip
+    elif roll == 8:
+        d.add(pick("Here is the key: ", "new token -> ", "rotated key ", "Key: "), (provider_key(), "SECRET"), "\n")  # fmt: skip
+    elif roll == 0:
         d.add("Run `curl -H 'Authorization: Bearer ", (token(), "SECRET"), "' https://api.example.com/v1/me`. ")  # fmt: skip
     elif roll == 1:
         d.add("The callback URL is https://app.example.com/cb?access_token=", (token(), "SECRET"), f"&state={rand(HEX, 16)}. ")  # fmt: skip
