@@ -356,33 +356,26 @@ _TAIL = re.compile(
     rf")?",
     re.MULTILINE,
 )
-_ADDRESS = re.compile(
-    rf"(?<![\w./#\-])(?:{_EN_STREET}|{_FR_STREET}|{_TYPE_FIRST_STREET}|{_GERMANIC_STREET})"
-    r"(?![\w@])"
-)
+_EDGE = r"(?<![\w./#\-])"
+_NUMBER_FIRST = re.compile(rf"{_EDGE}(?:{_EN_STREET}|{_FR_STREET})(?![\w@])")
+_TYPE_FIRST_LINE = re.compile(rf"{_EDGE}(?:{_TYPE_FIRST_STREET})(?![\w@])")
+_GERMANIC_LINE = re.compile(rf"{_EDGE}(?:{_GERMANIC_STREET})(?![\w@])")
 
 
-# Any street type of any grammar, in lower case: a window around a house number without one
-# of these words (or a word ending in a Germanic street type) holds no address.
-_STREET_WORDS = frozenset(
-    w.replace("\\", "").replace(".?", "").lower().strip(".")
-    for w in "|".join((_EN_TYPES, _FR_TYPES, _TYPE_FIRST, _GERMANIC_SEPARATE)).split("|")
-) | {"c/"}
+# Any street type of any grammar, in lower case (and the Germanic street types that end a
+# word): the grammars are tried only around these words.
+def _lower_words(*alternations: str) -> frozenset[str]:
+    return frozenset(
+        w.replace("\\", "").replace(".?", "").lower().strip(".")
+        for w in "|".join(alternations).split("|")
+    )
+
+
+_NUMBER_FIRST_WORDS = _lower_words(_EN_TYPES, _FR_TYPES)
+_TYPE_FIRST_WORDS = _lower_words(_TYPE_FIRST) | {"c/", "v.", "p.", "c.", "r.", "tv."}
+_GERMANIC_WORDS = _lower_words(_GERMANIC_SEPARATE)
+_STREET_WORDS = _NUMBER_FIRST_WORDS | _TYPE_FIRST_WORDS | _GERMANIC_WORDS
 _STREET_SUFFIXES = tuple(w.replace("\\", "").strip(".") for w in _GERMANIC.split("|"))
-_STRIP = ".:"
-
-
-_SEPARATORS = str.maketrans({c: " " for c in ",;|\"'“”«»()[]{}<>=*"})
-
-
-def _has_street_word(window: str) -> bool:
-    for word in window.translate(_SEPARATORS).split():
-        word = word.strip(_STRIP)
-        if word in _STREET_WORDS or word.endswith(_STREET_SUFFIXES):
-            return True
-    return False
-
-
 _DIGITS = re.compile(rb"0+")
 
 
@@ -401,7 +394,13 @@ def _year_not_house(text: str, s: int) -> bool:
     return bool(before) and before[-1].lower() in _BEFORE_YEAR
 
 
+_LETTERS = re.compile(rb"[aA]+")
+
+
 def _addresses(text: str, cls: bytes) -> list[Span]:
+    """Street lines. Each grammar is tried only where it can start: at a house number before
+    a street word (number first), at the street word (type first, Germanic compounds) or a
+    word or two before it ("Berliner Straße 12", "Am Mühlenbach 3")."""
     # Windows around house numbers (one to five digits), merged where they overlap.
     windows: list[list[int]] = []
     for m in _DIGITS.finditer(cls):
@@ -412,19 +411,43 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
             windows[-1][1] = we
         else:
             windows.append([ws, we])
-    out: list[Span] = []
     low = text.lower()
+    found: list[tuple[int, int]] = []
     for ws, we in windows:
-        if not _has_street_word(low[ws:we]):
-            continue
-        for m in _ADDRESS.finditer(text, ws, we):
-            s, e = m.start(), m.end()
-            if out and s < out[-1][1] or _year_not_house(text, s):
+        for m in _LETTERS.finditer(cls, ws, we):
+            a, b = m.span()
+            word = low[a:b]
+            if not (
+                word in _STREET_WORDS
+                or word.endswith(_STREET_SUFFIXES)
+                or (b - a <= 2 and text[b : b + 1] in "./" and low[a : b + 1] in _STREET_WORDS)
+            ):
                 continue
-            tail = _TAIL.match(text, e)
-            if tail:
-                e = tail.end()
-            out.append((s, e, "ADDRESS"))
+            line_start = text.rfind("\n", 0, a) + 1
+            if word in _NUMBER_FIRST_WORDS:
+                for d in _DIGITS.finditer(cls, max(line_start, a - 60), a):
+                    if am := _NUMBER_FIRST.match(text, d.start()):
+                        found.append(am.span())
+            if word in _TYPE_FIRST_WORDS or b - a <= 2:
+                if am := _TYPE_FIRST_LINE.match(text, a):
+                    found.append(am.span())
+                continue
+            if word not in _GERMANIC_WORDS and not word.endswith(_STREET_SUFFIXES):
+                continue
+            # A Germanic street line starts at the street word or up to three words before it.
+            start = a
+            for _ in range(4):
+                if am := _GERMANIC_LINE.match(text, start):
+                    found.append(am.span())
+                start = text.rfind(" ", line_start, start - 1) + 1
+                if start <= line_start:
+                    break
+    out: list[Span] = []
+    for s, e in sorted(found, key=lambda f: (f[0], -f[1])):
+        if out and s < out[-1][1] or _year_not_house(text, s):
+            continue
+        tail = _TAIL.match(text, e)
+        out.append((s, tail.end() if tail else e, "ADDRESS"))
     return out
 
 
