@@ -28,6 +28,8 @@ effects and the evaluation order implemented here:
 
 from __future__ import annotations
 
+import ast
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -128,7 +130,21 @@ def region_matches(region: str, wanted: Iterable[str]) -> bool:
     return any(region == w or region.startswith(w + "-") for w in wanted)
 
 
-NO_HINTS: Mapping[str, Any] = MappingProxyType({})
+class _ReadOnlyDict(dict):
+    """A dict that refuses changes, hashable so dataclasses take it as a default."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return id(self)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("read-only mapping")
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+
+NO_HINTS: Mapping[str, Any] = _ReadOnlyDict()
 
 # --- specs and results -------------------------------------------------------------------
 
@@ -153,7 +169,10 @@ class PolicySpec:
     version: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+# Facts and Decision are built per request: plain slotted dataclasses, since a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs several times as much. Treat
+# both as read-only: decisions are shared between requests.
+@dataclass(slots=True)
 class Facts:
     """What is known of a request before routing."""
 
@@ -172,7 +191,7 @@ class Facts:
     hour: int = 0
     weekday: int = 0
     model: str = ""
-    hints: Mapping[str, Any] = field(default_factory=lambda: NO_HINTS)
+    hints: Mapping[str, Any] = NO_HINTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +230,12 @@ class _ResourceRule:
     test: Callable[[Any], bool]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Decision:
     """What the policies in scope decided for one request (see the module docstring)."""
 
     denied: Match | None = None
-    redact: Mapping[str, str] = field(default_factory=lambda: NO_HINTS)
+    redact: Mapping[str, str] = NO_HINTS
     regions: tuple[str, ...] | None = None
     local_only: bool = False
     exclude_providers: frozenset[str] = frozenset()
@@ -394,6 +413,13 @@ def condition_expr(cond: Mapping[str, Any], names: _Names, x: str | None = None)
     if kind == "any":
         name = attr[len(HINT_PREFIX) :]
         read = x or f"f.hints.get({names.bind(name)})"
+        # Comparing for equality or membership never raises: those are tested inline.
+        if op == "exists":
+            return f"({read} is {'not ' if value else ''}None)"
+        if op in ("eq", "ne"):
+            return f"({read} {'==' if op == 'eq' else '!='} {names.bind(value)})"
+        if op in ("in", "not_in"):
+            return f"({read} {'in' if op == 'in' else 'not in'} {names.bind(tuple(value))})"
         return f"{names.bind(_hint_test(op, value))}({read})"
     read = x or _READ[attr]
     if kind == "class" and op in _ORDERED:
@@ -456,230 +482,464 @@ def describe(cond: Mapping[str, Any]) -> str:
 
 
 # --- compiling policies ------------------------------------------------------------------
+#
+# Each owner's policies (the global ones, each tenant's) compile into one generated function
+# that reads the request's attributes into locals once, then tests every rule inline, in
+# walk order, appending the numbers of the rules that match. Rule numbers follow the walk
+# order across owners, so a request's global and tenant hits merge by sorting. One call
+# per owner and no call per rule: on a slow core a Python call costs 0.1 to 0.2 us, and a
+# request in scope of 100 policies tests about 200 rules.
+
+_NEVER = -(10**18)
 
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
     match: Match
-    test: Callable[[Facts], bool] | None  # None: no request conditions
+    kind: int  # _ENFORCED, _LOGGED or _ARMED
     resource: Callable[[Any], bool] | None  # a deny over resource attributes
     effect: Mapping[str, Any]
+    code: int = 0  # the effect, as an index of EFFECTS
+    data: Any = None  # the effect's figures, parsed once (see _effect_data)
+
+
+_ENFORCED, _LOGGED, _ARMED = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
 class _Policy:
-    name: str
+    spec: PolicySpec
     owner: str  # the tenant id, or "" for a global policy
-    priority: int
-    log_only: bool
-    scope: Callable[[Facts], bool] | None
-    rules: tuple[_Rule, ...]
     order: tuple
 
 
-def _scope_test(scope: Mapping[str, Any], names: _Names) -> Callable[[Facts], bool] | None:
+# Local variable names of the request attributes a walk function reads.
+_LOCALS = {read: "v_" + read[2:] for read in _READ.values() if read.startswith("f.")}
+
+
+def _request_expr(cond: Mapping[str, Any], names: _Names) -> str:
+    attr = cond["attr"]
+    if attr.startswith(HINT_PREFIX):
+        return condition_expr(cond, names, x=f"v_hints.get({names.bind(attr[len(HINT_PREFIX) :])})")
+    return condition_expr(cond, names, x=_LOCALS[_READ[attr]])
+
+
+def _scope_exprs(scope: Mapping[str, Any], names: _Names) -> list[str]:
     exprs = []
-    for dimension, read in (
-        ("projects", "f.project"),
-        ("keys", "f.key"),
-        ("classifications", "f.classification"),
+    for dimension, local in (
+        ("projects", "v_project"),
+        ("keys", "v_key"),
+        ("classifications", "v_classification"),
     ):
         values = scope.get(dimension) or ()
         if values:
-            exprs.append(f"({read} in {names.bind(frozenset(str(v) for v in values))})")
+            exprs.append(f"({local} in {names.bind(frozenset(str(v) for v in values))})")
     groups = scope.get("groups") or ()
     if groups:
-        exprs.append(f"(not {names.bind(frozenset(groups))}.isdisjoint(f.groups))")
-    return _function(exprs, "f", names)
+        exprs.append(f"(not {names.bind(frozenset(groups))}.isdisjoint(v_groups))")
+    return exprs
 
 
-def _compile_rule(spec: PolicySpec, index: int, rule: Mapping[str, Any], names: _Names) -> _Rule:
+def _rule_of(spec: PolicySpec, index: int, rule: Mapping[str, Any], names: _Names) -> _Rule:
     effect = dict(rule.get("effect") or {"type": "allow"})
     when = list(rule.get("when") or ())
-    request = [c for c in when if not is_resource(c["attr"])]
     resource = [c for c in when if is_resource(c["attr"])]
     why = effect.get("message") if effect["type"] == "deny" else ""
-    described = " and ".join(describe(c) for c in when) or "always"
+    log_only = spec.mode == "log_only"
     match = Match(
         policy=spec.name,
         policy_id=spec.id,
         rule=str(rule.get("id") or f"rule-{index + 1}"),
         effect=effect["type"],
-        log_only=spec.mode == "log_only",
-        why=why or described,
+        log_only=log_only,
+        why=why or " and ".join(describe(c) for c in when) or "always",
     )
     return _Rule(
         match=match,
-        test=_function([condition_expr(c, names) for c in request], "f", names),
+        kind=_LOGGED if log_only else (_ARMED if resource else _ENFORCED),
         resource=_function([condition_expr(c, names) for c in resource], "d", names),
         effect=effect,
+        code=EFFECTS.index(effect["type"]),
+        data=_effect_data(match, effect),
     )
 
 
-def _compile_policy(spec: PolicySpec, names: _Names) -> _Policy:
-    owner = spec.tenant_id or ""
-    return _Policy(
-        name=spec.name,
-        owner=owner,
-        priority=int(spec.priority),
-        log_only=spec.mode == "log_only",
-        scope=_scope_test(spec.scope or {}, names),
-        rules=tuple(_compile_rule(spec, i, r, names) for i, r in enumerate(spec.rules)),
-        # Higher priority first; a tenant's before a global one; then by name and id.
-        order=(-int(spec.priority), 0 if owner else 1, spec.name, spec.id),
-    )
+def _effect_data(match: Match, effect: Mapping[str, Any]) -> Any:
+    kind = effect["type"]
+    if kind == "redact":
+        mode = effect["mode"]
+        return tuple((entity, REDACT_STRENGTH[mode], mode) for entity in effect["entities"])
+    if kind == "route":
+        regions = effect.get("regions")
+        return _RouteRule(
+            match,
+            None if regions is None else tuple(r.lower() for r in regions),
+            bool(effect.get("local_only")),
+            frozenset(effect.get("exclude_providers") or ()),
+        )
+    if kind == "cap_cost":
+        return float(effect["max_usd"])
+    if kind == "retention":
+        return int(effect["days"])
+    if kind == "guard":
+        injection = effect.get("injection")
+        egress = effect.get("egress")
+        return (
+            (float(injection["threshold"]), injection["action"]) if injection else None,
+            (frozenset(egress["entities"]), egress["mode"]) if egress else None,
+        )
+    return None
+
+
+def _partial(cond: Mapping[str, Any], fixed: Mapping[str, Any]) -> bool | None:
+    """A condition's outcome when its attribute is fixed for this walk, else None."""
+    attr = cond["attr"]
+    if attr not in fixed:
+        return None
+    return _fixed_outcome(attr, cond["op"], repr(cond.get("value")), fixed[attr])
+
+
+@functools.lru_cache(maxsize=8192)
+def _fixed_outcome(attr: str, op: str, value: str, fixed: Any) -> bool:
+    cond = {"attr": attr, "op": op, "value": ast.literal_eval(value)}
+    return bool(value_test(cond)(fixed))
+
+
+def _walk_function(
+    policies: list[_Policy],
+    numbers: Mapping[tuple[int, int], int],
+    fixed: Mapping[str, Any],
+) -> Callable[[Facts], list[int]]:
+    """One owner's policies as one function: facts -> numbers of the matching rules.
+
+    `fixed` holds attribute values this function is specialised for (the request's
+    classification and endpoint): conditions on them are decided here, once, so a rule
+    that cannot match such requests is left out and a condition that always holds is not
+    tested."""
+    names = _Names()
+    body: list[str] = []
+    stops = False
+    fixed_class = fixed.get("request.classification")
+    # A condition several rules share is tested once, up front, when it is cheap.
+    exprs: dict[tuple, str] = {}
+    counts: dict[tuple, int] = {}
+
+    def key_of(cond: Mapping[str, Any]) -> tuple:
+        key = (cond["attr"], cond["op"], repr(cond.get("value")))
+        if key not in exprs:
+            exprs[key] = _request_expr(cond, names)
+            counts[key] = 0
+        return key
+
+    plans = []
+    for p_index, policy in enumerate(policies):
+        spec = policy.spec
+        scope = dict(spec.scope or {})
+        if fixed_class is not None and scope.get("classifications"):
+            if fixed_class not in scope["classifications"]:
+                continue
+            scope.pop("classifications")
+        rules = []
+        for r_index, rule in enumerate(spec.rules):
+            when = rule.get("when") or ()
+            outcomes = [_partial(c, fixed) for c in when]
+            if False in outcomes:
+                continue
+            tests = [
+                c
+                for c, known in zip(when, outcomes, strict=True)
+                if known is None and not is_resource(c["attr"])
+            ]
+            keys = [key_of(c) for c in sorted(tests, key=_cost)]
+            for key in set(keys):
+                counts[key] += 1
+            rules.append((r_index, rule, keys))
+        plans.append((p_index, policy, scope, rules))
+    hoisted: dict[tuple, str] = {}
+    for key, n in counts.items():
+        if n > 1 and _cost({"attr": key[0], "op": key[1]}) == 0:
+            hoisted[key] = f"b{len(hoisted)}"
+    for p_index, policy, scope, rules in plans:
+        spec = policy.spec
+        enforced = spec.mode != "log_only"
+        guard = _scope_exprs(scope, names)
+        if stops and enforced:
+            guard.insert(0, f"{int(spec.priority)} >= stop")
+        lines = []
+        for r_index, rule, keys in rules:
+            number = numbers[(p_index, r_index)]
+            tests = [hoisted[k] for k in keys if k in hoisted]
+            tests += [exprs[k] for k in keys if k not in hoisted]
+            when = rule.get("when") or ()
+            is_allow = (rule.get("effect") or {}).get("type") == "allow"
+            is_plain = not any(is_resource(c["attr"]) for c in when)
+            action = f"add({number})"
+            if enforced and is_allow and is_plain:
+                action += f"; stop = {int(spec.priority)} if stop == {_NEVER} else stop"
+                stops = True
+            lines.append(f"if {' and '.join(tests)}: {action}" if tests else action)
+        if not lines:
+            continue
+        if guard:
+            body.append(f"if {' and '.join(guard)}:")
+            body.extend("    " + line for line in lines)
+        else:
+            body.extend(lines)
+    body[:0] = [f"{local} = {exprs[key]}" for key, local in hoisted.items()]
+    source = "\n".join(body)
+    used = {
+        f"{local} = {read}" for read, local in _LOCALS.items() if re.search(rf"\b{local}\b", source)
+    }
+    if "v_hints" in source:
+        used.add("v_hints = f.hints")
+    # Constants as default arguments: read as fast locals, not globals.
+    constants = "".join(f", {name}={name}" for name in names.env if name.startswith("_"))
+    head = [
+        f"def walk(f{constants}):",
+        *sorted("    " + u for u in used),
+        "    hits = []",
+        "    add = hits.append",
+    ]
+    if stops:
+        head.append(f"    stop = {_NEVER}")
+    code = "\n".join([*head, *("    " + line for line in body), "    return hits"])
+    exec(compile(code, "<policies>", "exec"), names.env)  # noqa: S102 - built from the registry
+    return names.env["walk"]
+
+
+def _cost(cond: Mapping[str, Any]) -> int:
+    """Cheap tests first (conditions are pure, so their order changes no outcome)."""
+    if cond["attr"].startswith(HINT_PREFIX) or cond["op"] == "matches":
+        return 2
+    return 1 if cond["op"] == "contains_any" else 0
+
+
+_ENDPOINT_SET = frozenset(ENDPOINTS)
+# Distinct decisions kept per evaluator (a decision depends only on the rules that hit).
+DECISION_CACHE = 4096
 
 
 class Evaluator:
-    """The compiled policies, indexed by tenant (each tenant's list holds the global
-    policies and its own, in walk order)."""
+    """The compiled policies: walk functions for the global ones and for each tenant's,
+    specialised by classification and endpoint on first use, and the decisions of the
+    rule combinations seen so far."""
 
-    __slots__ = ("_global", "_by_tenant", "_count")
+    __slots__ = ("_owners", "_slugs", "_rules", "_names", "_walks", "_decisions", "_count")
 
-    def __init__(self, policies: Iterable[_Policy] = ()) -> None:
-        ordered = sorted(policies, key=lambda p: p.order)
+    def __init__(self, specs: Iterable[PolicySpec] = ()) -> None:
+        self._names = names = _Names()
+        ordered = sorted(
+            (
+                _Policy(
+                    spec=spec,
+                    owner=spec.tenant_id or "",
+                    # Higher priority first; a tenant's before a global one; name, id.
+                    order=(-int(spec.priority), 0 if spec.tenant_id else 1, spec.name, spec.id),
+                )
+                for spec in specs
+            ),
+            key=lambda p: p.order,
+        )
         self._count = len(ordered)
-        self._global = tuple(p for p in ordered if not p.owner)
-        tenants: dict[str, list[_Policy]] = {}
-        for p in ordered:
-            if p.owner:
-                tenants.setdefault(p.owner, [])
-        for owner in tenants:
-            tenants[owner] = [p for p in ordered if not p.owner or p.owner == owner]
-        self._by_tenant: dict[str, tuple[_Policy, ...]] = {k: tuple(v) for k, v in tenants.items()}
+        self._rules: list[_Rule] = []
+        owners: dict[str, tuple[list[_Policy], dict[tuple[int, int], int]]] = {}
+        for policy in ordered:
+            group, numbers = owners.setdefault(policy.owner, ([], {}))
+            for r_index, rule in enumerate(policy.spec.rules):
+                numbers[(len(group), r_index)] = len(self._rules)
+                self._rules.append(_rule_of(policy.spec, r_index, rule, names))
+            group.append(policy)
+        self._owners = owners
+        self._slugs: dict[str, str] = {}
+        self._walks: dict[tuple[str, str, str], Callable[[Facts], list[int]]] = {}
+        self._decisions: dict[tuple[int, ...], Decision] = {}
 
     def __len__(self) -> int:
         return self._count
 
     def alias(self, slug: str, tenant_id: str) -> None:
-        """Let requests naming the tenant by slug find its policies too."""
-        if tenant_id in self._by_tenant:
-            self._by_tenant[slug] = self._by_tenant[tenant_id]
+        """Let requests naming the tenant by slug only find its policies too."""
+        if tenant_id in self._owners:
+            self._slugs[slug] = tenant_id
 
-    def policies_for(self, facts: Facts) -> tuple[_Policy, ...]:
-        by_tenant = self._by_tenant
-        return (
-            by_tenant.get(facts.tenant_id) or by_tenant.get(facts.tenant) or self._global
-            if by_tenant
-            else self._global
-        )
+    def policies_for(self, facts: Facts) -> tuple[PolicySpec, ...]:
+        """The policies a request of this tenant is evaluated against, in walk order."""
+        owner = self._owner(facts)
+        found = list(self._owners.get("", ([], {}))[0])
+        if owner:
+            found = sorted([*found, *self._owners[owner][0]], key=lambda p: p.order)
+        return tuple(p.spec for p in found)
+
+    def _owner(self, facts: Facts) -> str:
+        if facts.tenant_id in self._owners:
+            return facts.tenant_id
+        return self._slugs.get(facts.tenant, "")
+
+    def _walk(self, owner: str, classification: str, endpoint: str) -> Callable:
+        fixed: dict[str, Any] = {}
+        if classification:
+            fixed["request.classification"] = classification
+        if endpoint:
+            fixed["request.endpoint"] = endpoint
+        group, numbers = self._owners[owner]
+        walk = _walk_function(group, numbers, fixed)
+        self._walks[(owner, classification, endpoint)] = walk
+        return walk
+
+    def warm(self, owners: Iterable[str] | None = None) -> None:
+        """Compile the walks of `owners` (tenant ids, "" for the global policies; default
+        all) for every classification and endpoint now rather than on first use."""
+        for owner in self._owners if owners is None else owners:
+            for classification in (*CLASSIFICATIONS, ""):
+                for endpoint in (*ENDPOINTS, ""):
+                    if (owner, classification, endpoint) not in self._walks:
+                        self._walk(owner, classification, endpoint)
 
     def evaluate(self, facts: Facts) -> Decision:
-        policies = self.policies_for(facts)
-        if not policies:
+        owners = self._owners
+        if not owners:
             return ALLOW
-        matched: list[_Rule] = []
-        logged: list[Match] = []
-        armed: list[_Rule] = []
-        stop: dict[str, int] | None = None
-        for policy in policies:
-            if stop is not None:
-                floor = stop.get(policy.owner)
-                if floor is not None and policy.priority < floor and not policy.log_only:
-                    continue
-            scope = policy.scope
-            if scope is not None and not scope(facts):
-                continue
-            for rule in policy.rules:
-                test = rule.test
-                if test is not None and not test(facts):
-                    continue
-                if policy.log_only:
-                    logged.append(rule.match)
-                elif rule.resource is not None:
-                    armed.append(rule)
-                else:
-                    matched.append(rule)
-                    if rule.match.effect == "allow":
-                        if stop is None:
-                            stop = {}
-                        stop.setdefault(policy.owner, policy.priority)
-        if not matched and not logged and not armed:
+        owner = facts.tenant_id
+        if owner not in owners:
+            owner = self._slugs.get(facts.tenant, "") if self._slugs else ""
+        # Values outside the vocabulary get the unspecialised walk ("" fixes nothing).
+        classification = facts.classification
+        if classification not in CLASSIFICATION_RANK:
+            classification = ""
+        endpoint = facts.endpoint
+        if endpoint not in _ENDPOINT_SET:
+            endpoint = ""
+        walks = self._walks
+        hits = None
+        if "" in owners:
+            walk = walks.get(("", classification, endpoint)) or self._walk(
+                "", classification, endpoint
+            )
+            hits = walk(facts)
+        if owner:
+            walk = walks.get((owner, classification, endpoint)) or self._walk(
+                owner, classification, endpoint
+            )
+            mine = walk(facts)
+            if mine:
+                hits = sorted(hits + mine) if hits else mine
+        if not hits:
             return ALLOW
-        return _decide(matched, logged, armed)
+        key = tuple(hits)
+        decision = self._decisions.get(key)
+        if decision is None:
+            rules = self._rules
+            decision = _decide([rules[n] for n in hits])
+            if len(self._decisions) >= DECISION_CACHE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
+
+_INTERSECTIONS: dict[tuple, tuple[str, ...]] = {}
 
 
 def _intersect(current: tuple[str, ...] | None, regions: tuple[str, ...]) -> tuple[str, ...]:
     """Regions inside both lists (a region or region prefix such as `eu` on either side)."""
     if current is None:
         return regions
+    key = (current, regions)
+    known = _INTERSECTIONS.get(key)
+    if known is None:
+        if len(_INTERSECTIONS) > 4096:
+            _INTERSECTIONS.clear()
+        known = _INTERSECTIONS[key] = _intersect_now(current, regions)
+    return known
+
+
+def _intersect_now(current: tuple[str, ...], regions: tuple[str, ...]) -> tuple[str, ...]:
     kept = [r for r in current if region_matches(r, regions)]
     kept += [r for r in regions if region_matches(r, current) and r not in kept]
     return tuple(kept)
 
 
-def _decide(matched: list[_Rule], logged: list[Match], armed: list[_Rule]) -> Decision:
+_DENY, _REDACT, _ROUTE, _CAP, _RETENTION, _GUARD = (
+    EFFECTS.index(e) for e in ("deny", "redact", "route", "cap_cost", "retention", "guard")
+)
+
+
+def _decide(hits: list[_Rule]) -> Decision:
     denied: Match | None = None
     redact: dict[str, str] = {}
+    strength: dict[str, int] = {}
     regions: tuple[str, ...] | None = None
     local_only = False
-    exclude: set[str] = set()
+    exclude: frozenset[str] = frozenset()
     max_cost: float | None = None
     retention: int | None = None
     injection: tuple[float, str] | None = None
-    egress_types: set[str] = set()
+    egress_types: frozenset[str] = frozenset()
     egress_mode: str | None = None
     routes: list[_RouteRule] = []
-    for rule in matched:
-        effect = rule.effect
-        kind = effect["type"]
-        if kind == "deny":
+    matched: list[Match] = []
+    logged: list[Match] = []
+    armed: list[_ResourceRule] = []
+    for rule in hits:
+        kind = rule.kind
+        if kind == _LOGGED:
+            logged.append(rule.match)
+            continue
+        if kind == _ARMED:
+            armed.append(_ResourceRule(rule.match, rule.resource))
+            continue
+        matched.append(rule.match)
+        code = rule.code
+        data = rule.data
+        if code == _DENY:
             if denied is None:
                 denied = rule.match
-        elif kind == "redact":
-            mode = effect["mode"]
-            for entity in effect["entities"]:
-                known = redact.get(entity)
-                if known is None or REDACT_STRENGTH[mode] > REDACT_STRENGTH[known]:
+        elif code == _REDACT:
+            for entity, level, mode in data:
+                if level > strength.get(entity, -1):
+                    strength[entity] = level
                     redact[entity] = mode
-        elif kind == "route":
-            wanted = tuple(r.lower() for r in effect["regions"]) if "regions" in effect else None
-            if wanted is not None:
-                regions = _intersect(regions, wanted)
-            local_only = local_only or bool(effect.get("local_only"))
-            excluded = frozenset(effect.get("exclude_providers") or ())
-            exclude |= excluded
-            routes.append(_RouteRule(rule.match, wanted, bool(effect.get("local_only")), excluded))
-        elif kind == "cap_cost":
-            cap = float(effect["max_usd"])
-            max_cost = cap if max_cost is None else min(max_cost, cap)
-        elif kind == "retention":
-            days = int(effect["days"])
-            retention = days if retention is None else min(retention, days)
-        elif kind == "guard":
-            guard = effect.get("injection")
-            if guard:
-                pair = (float(guard["threshold"]), guard["action"])
-                if (
-                    injection is None
-                    or GUARD_STRENGTH[pair[1]] > GUARD_STRENGTH[injection[1]]
-                    or (pair[1] == injection[1] and pair[0] < injection[0])
-                ):
-                    injection = pair
-            out = effect.get("egress")
-            if out:
-                egress_types |= set(out["entities"])
-                if egress_mode is None or out["mode"] == "block":
-                    egress_mode = out["mode"]
-    star = redact.get("*")
+        elif code == _ROUTE:
+            routes.append(data)
+            if data.regions is not None:
+                regions = _intersect(regions, data.regions)
+            local_only = local_only or data.local_only
+            if data.exclude:
+                exclude = exclude | data.exclude
+        elif code == _CAP:
+            max_cost = data if max_cost is None or data < max_cost else max_cost
+        elif code == _RETENTION:
+            retention = data if retention is None or data < retention else retention
+        elif code == _GUARD:
+            pair, out = data
+            if pair is not None and (
+                injection is None
+                or GUARD_STRENGTH[pair[1]] > GUARD_STRENGTH[injection[1]]
+                or (pair[1] == injection[1] and pair[0] < injection[0])
+            ):
+                injection = pair
+            if out is not None:
+                egress_types = egress_types | out[0]
+                if egress_mode is None or out[1] == "block":
+                    egress_mode = out[1]
+    star = strength.get("*")
     if star is not None:
-        for entity, mode in redact.items():
-            if REDACT_STRENGTH[star] > REDACT_STRENGTH[mode]:
-                redact[entity] = star
+        for entity, level in strength.items():
+            if star > level:
+                redact[entity] = redact["*"]
     return Decision(
         denied=denied,
-        redact=MappingProxyType(redact) if redact else ALLOW.redact,
+        redact=_ReadOnlyDict(redact) if redact else NO_HINTS,
         regions=regions,
         local_only=local_only,
-        exclude_providers=frozenset(exclude),
+        exclude_providers=exclude,
         max_cost_usd=max_cost,
         retention_days=retention,
         injection=injection,
-        egress=(frozenset(egress_types), egress_mode) if egress_mode else None,
-        matched=tuple(r.match for r in matched),
+        egress=(egress_types, egress_mode) if egress_mode else None,
+        matched=tuple(matched),
         logged=tuple(logged),
         routes=tuple(routes),
-        resource_rules=tuple(_ResourceRule(r.match, r.resource) for r in armed),
+        resource_rules=tuple(armed),
     )
 
 
@@ -688,11 +948,10 @@ EMPTY = Evaluator()
 
 def compile_policies(policies: Iterable[PolicySpec]) -> Evaluator:
     """The enabled policies among `policies`, compiled (specs already validated)."""
-    names = _Names()
     enabled = [p for p in policies if p.enabled]
     if not enabled:
         return EMPTY
-    evaluator = Evaluator(_compile_policy(p, names) for p in enabled)
+    evaluator = Evaluator(enabled)
     for spec in enabled:
         if spec.tenant_id and spec.tenant:
             evaluator.alias(spec.tenant, spec.tenant_id)
