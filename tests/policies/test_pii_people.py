@@ -116,6 +116,8 @@ def test_a_salutation_makes_an_ambiguous_given_name_a_name():
         "1600 Pennsylvania Ave NW",
         "Hauptstraße 5, 10115 Berlin",
         "Berliner Straße 12a, 60311 Frankfurt am Main",
+        "Am Markt 3, 28195 Bremen",
+        "P.za del Duomo 1, 20121 Milano",
         "12, rue de la Paix, 75002 Paris",
         "10 bis boulevard Haussmann, 75009 Paris",
         "Calle de Alcalá 42, 28014 Madrid",

@@ -439,9 +439,9 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
             for _ in range(4):
                 if am := _GERMANIC_LINE.match(text, start):
                     found.append(am.span())
-                start = text.rfind(" ", line_start, start - 1) + 1
                 if start <= line_start:
                     break
+                start = max(line_start, text.rfind(" ", line_start, start - 1) + 1)
     out: list[Span] = []
     for s, e in sorted(found, key=lambda f: (f[0], -f[1])):
         if out and s < out[-1][1] or _year_not_house(text, s):
