@@ -15,10 +15,14 @@ Person names. Runs of capitalised words ("chains", with name particles such as "
   public domain, plus given names common in the other languages): two or more words make a
   full name; a given name that is also a common word, a month or a place ("Will", "May",
   "Grace", "Paris") needs a known surname after it ("Will Smith", not "Grace Period"); a
-  lone given name counts when it is none of those.
-A chain followed by a company suffix ("GmbH", "Inc", "Industries") is a company, not a
-person; a word glued to code punctuation (`Mark.objects`, `Will_run`, `Rose(`) is an
-identifier.
+  lone given name counts when it is none of those; an unknown first word counts before a
+  frequent surname ("Ainhoa Martínez"), and so do initials ("J. Smith").
+A chain followed by a company suffix ("GmbH", "Inc", "Industries") or an "&", or naming an
+eponymous brand ("Louis Vuitton"), is a company, not a person; a chain followed by unknown
+capitalised words is a title or an event ("Grace Hopper Celebration"); a word glued to code
+punctuation (`Mark.objects`, `Will_run`, `Rose(`) or with a capital inside (`GitHub`) is an
+identifier. Not found: names in lower case or in capitals only, and names the gazetteer does
+not know with no title or cue before them ("Satya Nadella replied").
 
 Street addresses. One grammar per way of writing a street line, each needing a house number:
 number first with an English street type ("221B Baker Street", "1600 Pennsylvania Ave NW")
@@ -27,7 +31,13 @@ Alcalá 42", "Via Roma, 10", "Rua Augusta, 100", "Avenue Louise 54"); a German o
 street word ending in a street type ("Hauptstraße 5", "Berliner Allee 12", "Keizersgracht
 123"). A unit ("Apt 4B", "3º B") and a postcode with its city on the same line
 ("10115 Berlin", "1015 CJ Amsterdam", "London NW1 6XE", "Springfield, IL 62704") extend the
-span. A street name without a number is no address.
+span. A street name without a number is no address, nor is a year after "in" or "since".
+
+Speed. The text is mapped once to a byte string of character classes (capital, small letter,
+digit), in which the regex engine finds the runs of capitalised words and the house numbers
+in C; Python looks only at runs holding a known name or following a title or a cue, and tries
+the street grammars only where they can start (a house number before a street word, the
+street word itself, or a word or two before it).
 """
 
 from __future__ import annotations
