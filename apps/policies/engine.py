@@ -41,7 +41,8 @@ from typing import Any
 CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
 CLASSIFICATION_RANK = MappingProxyType({name: i for i, name in enumerate(CLASSIFICATIONS)})
 ENTITY_TYPES = ("EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "SECRET", "PERSON", "ADDRESS")
-ENDPOINTS = ("chat", "messages", "embeddings", "responses", "realtime")
+# `ask` is the native routing API (POST /v1/ask).
+ENDPOINTS = ("chat", "messages", "embeddings", "responses", "realtime", "ask")
 REDACT_MODES = ("mask", "hash", "remove", "block")
 REDACT_STRENGTH = MappingProxyType({m: i for i, m in enumerate(REDACT_MODES)})
 GUARD_ACTIONS = ("allow", "flag", "block")
@@ -423,7 +424,8 @@ def condition_expr(cond: Mapping[str, Any], names: _Names, x: str | None = None)
         return f"{names.bind(_hint_test(op, value))}({read})"
     read = x or _READ[attr]
     if kind == "class" and op in _ORDERED:
-        read = f"_rank.get({read}, -1)"
+        # An unknown classification satisfies no ordered test.
+        read = f"_rank.get({read}, {99 if op in ('lt', 'lte') else -1})"
         value = (
             [CLASSIFICATION_RANK[v] for v in value]
             if isinstance(value, list)
