@@ -24,7 +24,7 @@ POLICY_FIELDS = frozenset(
 )
 
 
-def _with_rule_ids(rules: Any) -> Any:
+def with_rule_ids(rules: Any) -> Any:
     """Rules without an id are named `rule-<n>` by position, so matches can name them."""
     if not isinstance(rules, list):
         return rules
@@ -59,7 +59,7 @@ def _check(policy: Policy) -> list[dict[str, str]]:
 
 
 def _normalize(policy: Policy) -> None:
-    policy.rules = _with_rule_ids(policy.rules)
+    policy.rules = with_rule_ids(policy.rules)
     if isinstance(policy.scope, dict):
         policy.scope = {k: v for k, v in policy.scope.items() if v}
 

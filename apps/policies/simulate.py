@@ -170,11 +170,11 @@ def draft_spec(draft: Mapping[str, Any], *, tenant: Any = None, index: int = 0) 
     problems = validate_policy(draft, with_others=False)
     if has_errors(problems):
         raise ValidationError(errors_by_field(problems))
-    from apps.policies.services import _with_rule_ids
+    from apps.policies.services import with_rule_ids
 
     spec = PolicySpec(
         name=str(draft.get("name") or f"draft-{index + 1}"),
-        rules=_with_rule_ids(list(draft.get("rules") or [])),
+        rules=with_rule_ids(list(draft.get("rules") or [])),
         id=-(index + 1),
         tenant_id=str(tenant.pk) if tenant is not None else None,
         tenant=tenant.slug if tenant is not None else "",

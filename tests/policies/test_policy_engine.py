@@ -459,8 +459,9 @@ def test_deployment_reason_names_the_policy():
     assert decision.deployment_reason(dep(region="us-east-1")) == (
         "policy 'residency' allows regions eu only"
     )
-    assert "policy 'no-acme' excludes provider acme-ai" == decision.deployment_reason(
-        dep(provider="acme-ai", region="eu-west-1")
+    assert (
+        decision.deployment_reason(dep(provider="acme-ai", region="eu-west-1"))
+        == "policy 'no-acme' excludes provider acme-ai"
     )
 
 
