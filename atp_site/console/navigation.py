@@ -152,6 +152,18 @@ MENU: tuple[MenuGroup, ...] = (
         ),
     ),
     MenuGroup(
+        "Governance",
+        (
+            MenuItem(
+                "Policies",
+                "policies:policy-list",
+                "shield",
+                ("policies.policy", "view"),
+                active_prefixes=("policies:policy",),
+            ),
+        ),
+    ),
+    MenuGroup(
         "Compliance",
         (
             MenuItem(
