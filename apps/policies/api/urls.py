@@ -9,7 +9,8 @@ from apps.policies.api.views import PolicyViewSet
 app_name = "policies-api"
 
 # With or without a trailing slash: /api/v1/policies/simulate and .../simulate/ alike.
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"
 router.register("policies", PolicyViewSet, basename="policy")
 
 urlpatterns = router.urls
