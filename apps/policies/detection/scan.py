@@ -72,7 +72,12 @@ def find_structured(text: str, wanted: frozenset[str]) -> Raw:
             # numbers; "=" and "." end such a word ("SUPPORT_PHONE=+4930...", "HOST=10.0.0.1").
             blanked = bytearray(cls)
             for s, e in runs:
-                if b"a" in cls[s:e] or b"A" in cls[s:e]:
+                run = cls[s:e]
+                if b"0" not in run or (b"a" not in run and b"A" not in run):
+                    continue
+                if b"=" not in run and b"." not in run:
+                    blanked[s:e] = b"A" * (e - s)
+                else:
                     for w in _WORD.finditer(cls, s, e):
                         ws, we = w.span()
                         if b"a" in cls[ws:we] or b"A" in cls[ws:we]:

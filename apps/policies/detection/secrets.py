@@ -87,12 +87,6 @@ _NOT_A_SECRET_VALUE = frozenset({
     "enabled", "required", "hash", "tokens", "fingerprint", "algorithm", "alg", "kid",
 })  # fmt: skip
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-zß-ÿ]+|\d+")
-# The identifier a value is assigned to, read backwards from the value: `name = "`,
-# `"name": "`, `name: `, `--name `, `?name=`, `Authorization: Bearer `, `token is `.
-_NAME_BEFORE = re.compile(
-    r"([A-Za-z][\w.\-]*)(?:[\"'\]]?\s*(?:[:=]|=>|:=)\s*|\s+(?:is|ist|est|es)\s+|\s+|\[[\"'])"
-    r"[\"'`]?(?:(?:[Bb]earer|[Bb]asic|[Tt]oken)\s+)?$"
-)
 _PLACEHOLDER = re.compile(
     r"(?i)x{6,}|\.\.\.|<|>|\$\{|\{\{|your|example_?key|placeholder|redacted|replace_?me|"
     r"dummy|0123456|1234567|abcdefg|\*{4,}"
@@ -278,22 +272,73 @@ def _token_run(text: str, start: int, end: int, out: Raw) -> None:
     # random-looking too.
     for m in _PARTS.finditer(run):
         value = m.group()
-        if _random(value) and _named(text, start + m.start()):
+        if _named(text, start + m.start()) and _random(value):
             out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
 
 
 def _named(text: str, start: int) -> bool:
     """Whether the value at `start` is assigned to an identifier that names a secret."""
-    m = _NAME_BEFORE.search(text, max(0, start - 64), start)
-    if m is None:
-        return False
-    name = m.group(1)
+    window = text[max(0, start - 40) : start].lower()
+    for word in _HINT_WORDS:
+        if word in window:
+            break
+    else:
+        return False  # most runs (ids, digests in JSON) end here, without parsing
+    name, at = _name_before(text, start)
     if name.lower() == "value":
         # `- name: API_TOKEN` then `value: ...`
-        before = _NAME_ON_LINE_BEFORE.search(text, max(0, m.start() - 80), m.start())
+        before = _NAME_ON_LINE_BEFORE.search(text, max(0, at - 80), at)
         if before is not None:
             name = before.group(1)
-    return names_secret(name)
+    return bool(name) and names_secret(name)
+
+
+# Every secret word above contains one of these.
+_HINT_WORDS = ("key", "tok", "secret", "pass", "pw", "auth", "bearer", "sig", "cred", "otp",
+               "kennwort", "senha", "wachtwoord", "contrase", "value")  # fmt: skip
+_VERBS = (" is", " ist", " est", " es")
+
+
+def _name_before(text: str, start: int) -> tuple[str, int]:
+    """The identifier a value is assigned to, read backwards from the value: `name = "`,
+    `"name": "`, `name: `, `--name `, `?name=`, `Authorization: Bearer `, `token is `.
+    A backward scan of a few characters: a regular expression anchored at the value's end
+    would be tried from every position before it."""
+    floor = max(0, start - 64)
+    i = start
+    if i > floor and text[i - 1] in "\"'`":
+        i -= 1
+    for scheme in ("bearer ", "basic ", "token "):
+        if text[max(floor, i - len(scheme)) : i].lower() == scheme:
+            i -= len(scheme)
+            if i > floor and text[i - 1] in "\"'`":
+                i -= 1
+            break
+    j = i
+    while j > floor and text[j - 1] in " \t":
+        j -= 1
+    spaced = j < i
+    if text[max(floor, j - 2) : j] in ("=>", ":="):
+        j -= 2
+    elif j > floor and text[j - 1] in ":=":
+        j -= 1
+    elif spaced:
+        for verb in _VERBS:
+            if text[max(floor, j - len(verb)) : j].lower() == verb:
+                j -= len(verb)
+                break
+    while j > floor and text[j - 1] in " \t":
+        j -= 1
+    if j > floor and text[j - 1] == "]":  # headers["Authorization"] = ...
+        j -= 1
+    if j > floor and text[j - 1] in "\"'":
+        j -= 1
+    k = j
+    while k > floor and (text[k - 1].isalnum() or text[k - 1] in "_.-"):
+        k -= 1
+    while k < j and not text[k].isalpha():
+        k += 1
+    return text[k:j], k
 
 
 _NAME_ON_LINE_BEFORE = re.compile(r"[\"']?name[\"']?\s*[:=]\s*[\"']?([\w.\-]+)[\"']?,?\s*$")
