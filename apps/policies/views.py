@@ -7,17 +7,16 @@ on a tenant shows its policies and `tenants.change_tenant` writes them (its admi
 of every tenant (no tenant) are global holders' only. Every write goes through
 apps.policies.services, which validates, audits and bumps the configuration version.
 
-A simulation evaluates a sample request against the enabled policies (and the draft being
-edited) with the same compiled evaluator the data plane uses. An impact preview replays the
-latest request-log rows of the draft's tenant against the policies with and without it. In
-both, a matched policy the viewer may not see (a global one, for a tenant admin) is named but
-its rule and conditions are not shown.
+Simulation and impact preview are apps.policies.simulate's (the management API's too): a
+sample request, or the latest logged requests of the draft's tenant, evaluated by the
+engine the gateway runs, with the draft being edited in place of its stored version. A
+matched policy the viewer may not see (a global one, for a tenant admin) is named but its
+rule and conditions are not shown.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +28,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from apps.policies import selectors, services
-from apps.policies.engine import Decision, Evaluator, Facts, compile_policies, describe
+from apps.policies import simulate as simulation
+from apps.policies.engine import describe
 from apps.policies.filters import PolicyFilterSet
 from apps.policies.forms import (
     ImpactForm,
@@ -42,7 +42,7 @@ from apps.policies.forms import (
 from apps.policies.models import Policy
 from apps.policies.tables import PolicyTable, scope_summary
 from apps.policies.validation import has_errors, validate_policy
-from apps.routing.models import RequestLog
+from apps.routing import selectors as routing_selectors
 from apps.tenants import permissions
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants.models import Tenant
@@ -133,28 +133,6 @@ def readable_rules(rules: Any) -> list[dict[str, Any]]:
 # --- evaluating drafts and samples ----------------------------------------------------------
 
 
-def draft_policy(form: PolicyForm, *, tenant: Tenant | None, pk: int | None) -> Policy:
-    """An unsaved policy from a valid editor form, enabled (a preview shows what it would do
-    once it applies). `pk` is the policy it replaces, so its matches name that policy."""
-    fields = form.service_fields()
-    fields.pop("tenant", None)
-    fields["enabled"] = True
-    policy = Policy(tenant=tenant, **fields)
-    policy.pk = pk
-    return policy
-
-
-def evaluators(draft: Policy | None) -> tuple[Evaluator, Evaluator]:
-    """The enabled policies compiled as they are, and with `draft` in place of the policy it
-    replaces (or added)."""
-    enabled = list(selectors.policy_list().filter(enabled=True))
-    current = compile_policies(selectors.policy_specs(policies=enabled))
-    if draft is None:
-        return current, current
-    others = [p for p in enabled if p.pk != draft.pk]
-    return current, compile_policies(selectors.policy_specs(policies=[*others, draft]))
-
-
 def _resolve(rows: QuerySet, value: str, field: str) -> str:
     """A key or project typed by name (or slug) as the id requests carry, else as typed."""
     if not value:
@@ -163,109 +141,47 @@ def _resolve(rows: QuerySet, value: str, field: str) -> str:
     return str(found) if found is not None else value
 
 
-def sample_facts(data: dict[str, Any]) -> Facts:
-    """The facts of a sample request. Keys and projects are looked up in its tenant only."""
+def sample_request(data: dict[str, Any]) -> dict[str, Any]:
+    """A sample request as apps.policies.simulate takes it. Keys and projects typed by name
+    are looked up in the sample's tenant only."""
     tenant = data.get("sample_tenant")
     key = (data.get("sample_key") or "").strip()
     project = (data.get("sample_project") or "").strip()
     if tenant is not None:
         key = _resolve(tenant_selectors.api_key_list(tenant=tenant), key, "name")
         project = _resolve(tenant_selectors.project_list(tenant=tenant), project, "slug")
-    return Facts(
-        tenant=tenant.slug if tenant else "",
-        tenant_id=str(tenant.pk) if tenant else "",
-        project=project,
-        key=key,
-        end_user=(data.get("sample_end_user") or "").strip(),
-        role=(data.get("sample_role") or "").strip(),
-        groups=frozenset(data.get("sample_groups") or ()),
-        endpoint=data.get("sample_endpoint") or "chat",
-        classification=data.get("sample_classification") or "internal",
-        entities=frozenset(data.get("sample_entities") or ()),
-        tokens=data.get("sample_tokens") or 0,
-        hour=data.get("sample_hour") or 0,
-        weekday=data.get("sample_weekday") or 0,
-        model=(data.get("sample_model") or "").strip(),
-    )
+    return {
+        "project": project,
+        "key": key,
+        "end_user": (data.get("sample_end_user") or "").strip(),
+        "role": (data.get("sample_role") or "").strip(),
+        "groups": list(data.get("sample_groups") or []),
+        "endpoint": data.get("sample_endpoint") or "chat",
+        "classification": data.get("sample_classification") or "internal",
+        "entities": list(data.get("sample_entities") or []),
+        "tokens": data.get("sample_tokens") or 0,
+        "hour": data.get("sample_hour") or 0,
+        "weekday": data.get("sample_weekday") or 0,
+        "model": (data.get("sample_model") or "").strip(),
+    }
 
 
-# The request log's endpoint names, as policies name them.
-_ENDPOINTS = {"chat.completions": "chat", "realtime.chat.completions": "realtime"}
+def draft_of(form: PolicyForm) -> dict[str, Any]:
+    """A valid editor form as a draft for apps.policies.simulate, enabled: a preview shows
+    what it would do once it applies. It takes the place of its tenant's policy of that name."""
+    fields = form.service_fields()
+    fields.pop("tenant", None)
+    return {**fields, "enabled": True}
 
 
-def log_facts(row: RequestLog) -> Facts:
-    """What the data plane knew of a logged request. The log keeps no end-user groups, role
-    or hints, and of the entity types only those it redacted."""
-    key = row.api_key
-    created = row.created_at
-    redacted = row.redactions if isinstance(row.redactions, dict) else {}
-    return Facts(
-        tenant=row.tenant.slug if row.tenant_id and row.tenant else "",
-        tenant_id=str(row.tenant_id) if row.tenant_id else "",
-        project=str(key.project_id) if key is not None and key.project_id else "",
-        key=str(row.api_key_id) if row.api_key_id else "",
-        end_user=row.end_user,
-        endpoint=_ENDPOINTS.get(row.endpoint, row.endpoint.split(".", 1)[0]),
-        classification=row.classification or "internal",
-        entities=frozenset(name for name, count in redacted.items() if count),
-        tokens=row.input_tokens,
-        hour=created.hour,
-        weekday=created.weekday(),
-        model=row.requested_model or row.model,
-    )
-
-
-def _effective(decision: Decision) -> dict[str, Any]:
-    """What a decision does to a request (its matches and log-only reports aside)."""
-    found = decision.to_dict()
-    for name in ("matched", "logged"):
-        found.pop(name, None)
-    return found
-
-
-@dataclass
-class Impact:
-    replayed: int = 0
-    outcome_changed: int = 0
-    constraints_changed: int = 0
-    logged_by_draft: int = 0
-    transitions: Counter = field(default_factory=Counter)
-    changed: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def changed_total(self) -> int:
-        return self.outcome_changed + self.constraints_changed
-
-
-def impact_of(
-    rows: list[RequestLog], current: Evaluator, proposed: Evaluator, draft_id: int
-) -> Impact:
-    """How the decisions on `rows` change from `current` to `proposed` policies."""
-    impact = Impact(replayed=len(rows))
-    for row in rows:
-        facts = log_facts(row)
-        before, after = current.evaluate(facts), proposed.evaluate(facts)
-        if any(m.policy_id == draft_id for m in after.logged):
-            impact.logged_by_draft += 1
-        if _effective(before) == _effective(after):
-            continue
-        if before.outcome != after.outcome:
-            impact.outcome_changed += 1
-            impact.transitions[(before.outcome, after.outcome)] += 1
-        else:
-            impact.constraints_changed += 1
-        if len(impact.changed) < IMPACT_LISTED:
-            impact.changed.append({"row": row, "before": before, "after": after, "facts": facts})
-    return impact
-
-
-def shown_matches(matches: Any, visible: set[int], draft_id: int | None) -> list[dict[str, Any]]:
-    """Matches as a page shows them: a policy the viewer may not see keeps only its name."""
+def shown_matches(matches: Any, visible: set[int]) -> list[dict[str, Any]]:
+    """Matches as a page shows them: a draft's (a negative id) and those of policies the
+    viewer may see in full; any other keeps only its name."""
     shown = []
     for match in matches:
-        item = match.to_dict()
-        item["visible"] = match.policy_id in visible or match.policy_id == draft_id
-        item["draft"] = draft_id is not None and match.policy_id == draft_id
+        item = dict(match)
+        item["draft"] = item["policy_id"] < 0
+        item["visible"] = item["draft"] or item["policy_id"] in visible
         if not item["visible"]:
             item["rule"], item["why"] = "", HIDDEN
         shown.append(item)
@@ -534,8 +450,8 @@ class Draft:
     def valid(self) -> bool:
         return self.form.is_valid() and not has_errors(self.problems)
 
-    def as_policy(self) -> Policy:
-        return draft_policy(self.form, tenant=self.tenant, pk=self.pk or 0)
+    def as_draft(self) -> dict[str, Any]:
+        return draft_of(self.form)
 
 
 def posted_draft(request: HttpRequest) -> Draft:
@@ -642,6 +558,16 @@ class PolicySimulateView(EditorMixin, ConsoleView):
         form = self.sample_form(request.POST)
         draft = posted_draft(request) if request.POST.get("with_draft") else None
         result = None
+        if (
+            form.is_valid()
+            and draft is not None
+            and draft.tenant is not None
+            and form.cleaned_data.get("sample_tenant") != draft.tenant
+        ):
+            form.add_error(
+                "sample_tenant",
+                f"The draft governs tenant {draft.tenant.slug}'s requests: simulate one of those.",
+            )
         if form.is_valid() and (draft is None or draft.valid):
             result = self.simulate(form.cleaned_data, draft)
         context = self.get_context_data(
@@ -659,35 +585,40 @@ class PolicySimulateView(EditorMixin, ConsoleView):
         return self.render(self.template_name, context, status=200 if result else 400)
 
     def simulate(self, data: dict[str, Any], draft: Draft | None) -> dict[str, Any]:
-        facts = sample_facts(data)
-        current, proposed = evaluators(draft.as_policy() if draft else None)
-        evaluator = proposed if draft else current
-        decision = evaluator.evaluate(facts)
-        visible = set(visible_policies(self.request.user).values_list("pk", flat=True))
-        draft_id = (draft.pk or 0) if draft else None
+        tenant = data.get("sample_tenant")
+        request = sample_request(data)
+        drafts = [draft.as_draft()] if draft is not None else []
+        try:
+            found = simulation.simulate(request=request, tenant=tenant, drafts=drafts)
+            before = simulation.simulate(request=request, tenant=tenant) if drafts else None
+        except ValidationError as error:
+            # The form checked every field; a draft of another tenant than the sample's is
+            # still checked against its own.
+            return {"error": " ".join(error.messages)}
+        viewer = self.request.user
+        visible = set(visible_policies(viewer).values_list("pk", flat=True))
+        names = {p["name"] for p in found["evaluated"]}
+        ids = {
+            (p.tenant.slug if p.tenant_id else None, p.name): p.pk
+            for p in visible_policies(viewer).filter(name__in=names)
+        }
+        mine = (tenant.slug if tenant else None, drafts[0]["name"]) if drafts else None
         result: dict[str, Any] = {
-            "decision": decision,
-            "summary": _effective(decision),
-            "matched": shown_matches(decision.matched, visible, draft_id),
-            "logged": shown_matches(decision.logged, visible, draft_id),
-            "deployment_rules": shown_matches(
-                [r.match for r in decision.resource_rules], visible, draft_id
-            ),
+            **found,
+            "matched": shown_matches(found["matched"], visible),
+            "logged": shown_matches(found["logged"], visible),
             "in_scope": [
                 {
-                    "name": spec.name,
-                    "id": spec.id,
-                    "visible": spec.id in visible or spec.id == draft_id,
-                    "draft": spec.id == draft_id,
-                    "tenant": spec.tenant or "every tenant",
+                    **p,
+                    "id": ids.get((p["tenant"], p["name"])),
+                    "draft": (p["tenant"], p["name"]) == mine,
                 }
-                for spec in evaluator.policies_for(facts)
+                for p in found["evaluated"]
             ],
         }
-        if draft is not None:
-            before = current.evaluate(facts)
+        if before is not None:
             result["before"] = before
-            result["changed"] = _effective(before) != _effective(decision)
+            result["changed"] = before["decision"] != found["decision"]
         return result
 
 
@@ -702,19 +633,26 @@ class PolicyImpactView(EditorPanelView):
         form = ImpactForm(request.POST)
         impact = None
         if form.is_valid() and draft.valid:
-            last = form.cleaned_data.get("last") or 200
-            rows = selectors.recent_requests(
-                tenant_id=draft.tenant.pk if draft.tenant else None, last=last
+            # Only the draft's tenant's requests (every tenant's for a global draft, which
+            # only global writers may post: posted_draft).
+            impact = simulation.impact(
+                draft=draft.as_draft(),
+                tenant=draft.tenant,
+                last=form.cleaned_data.get("last") or 200,
             )
-            # A global draft replays every tenant's requests: only its global writers get here
-            # (posted_draft), and they may see every tenant's policies. Defence in depth:
-            allowed = permissions.tenant_ids(request.user, Policy, "view")
-            if allowed is not None:
-                rows = [r for r in rows if r.tenant_id in allowed]
-            current, proposed = evaluators(draft.as_policy())
-            impact = impact_of(rows, current, proposed, draft.pk or 0)
-            for item in impact.changed:
-                item["link"] = permissions.may_on(request.user, item["row"], "view")
+            impact["outcome_changed"] = sum(
+                1 for r in impact["requests"] if r["before"]["outcome"] != r["after"]["outcome"]
+            )
+            logs = permissions.restrict(
+                routing_selectors.requestlog_list().filter(
+                    request_id__in=[r["request_id"] for r in impact["requests"]]
+                ),
+                request.user,
+                "view",
+            )
+            links = dict(logs.values_list("request_id", "pk"))
+            for item in impact["requests"]:
+                item["pk"] = links.get(item["request_id"])
         context = self.get_context_data(
             impact=impact,
             impact_form=form,
