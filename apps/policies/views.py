@@ -460,7 +460,8 @@ def posted_draft(request: HttpRequest) -> Draft:
     user = request.user
     ref = request.POST.get("policy", "")
     if ref:
-        if not ref.isdigit():
+        # Whoever may change no policy at all: 403 before any policy is looked up.
+        if not ref.isdigit() or not permissions.may(user, Policy, "change"):
             raise PermissionDenied
         policy = get_object_or_404(visible_policies(user), pk=int(ref))
         if not permissions.may_on(user, policy, "change"):
