@@ -21,6 +21,8 @@ _DATE = re.compile(
 _COMPACT_DATE = re.compile(
     r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ T\-]?\d{4,6})?"
 )
+_NUMBER_IN_LABEL = re.compile(r"\d{3}")
+_LABEL_ENDS = ("ssn", "ss", "tel", "fax")
 _DOTTED_PHONE = re.compile(r"0\d(?:\.\d\d){4}")  # "01.23.45.67.89"
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _GROUPS = re.compile(r"\d+")
@@ -39,7 +41,7 @@ _PHONE_WORDS = re.compile(
     r"|mobil|mob\.|cell\b|cellul|celular|fax|whatsapp|sms\b|text me|ring\b|reach|contact"
     r"|kontakt|hotline|dial\b|handy|portable|appel|móvil|movil|llam|ligue|bel me|zadzwoń"
     r"|komórk|numéro|rufnummer|número|chiam|llám|office|direct|desk|switchboard|zentrale"
-    r"|durchwahl|standard)|電話|携帯|☎|📞"
+    r"|durchwahl|standard|ph\b|ph\.|tlf|тел)|電話|电话|携帯|手机|☎|📞"
 )
 _ID_WORDS = (
     "order", "invoice", "ref", "ticket", "tracking", "sku", "isbn", "id", "#", "no.", "nr",
@@ -50,7 +52,9 @@ _ID_WORDS = (
 )  # fmt: skip
 _SSN_WORDS = (
     "ssn", "social security", "social-security", "soc. sec", "soc sec", "ss#", "ss #",
-    "ss no", "ss-no", "taxpayer", "seguro social",
+    "ss no", "ss-no", "taxpayer", "seguro social", "s.s.n", "social sec",
+    "sozialversicherung", "sécurité sociale", "securite sociale", "previdenza sociale",
+    "seguridad social", "segurança social", "社会保障", "社會安全", "社会安全",
 )  # fmt: skip
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|==|>=|<=|~=|@)\s*$")
 # A one-letter label at the start of a line, as in e-mail signatures ("T: ", "M +44 ...").
@@ -128,8 +132,8 @@ def _bounded_before(text: str, start: int) -> bool:
     if not start:
         return True
     before = text[start - 1]
-    if before == "#" and start > 1 and text[start - 2].isalpha():
-        return True  # "SSN#123-45-6789", "Tel#..."
+    if before in "#-" and text[max(0, start - 4) : start - 1].lower().endswith(_LABEL_ENDS):
+        return True  # "SSN#123-45-6789", "SSN-123456789", "Tel#..."
     if before.isalnum() or before in "_#$€£¥/\\&%":
         return False
     return not (
@@ -195,7 +199,8 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
     n = len(digits)
     if n < 7 or n > 19:
         return False
-    if not plus and (_DATE.fullmatch(value) or _COMPACT_DATE.fullmatch(value)):
+    bare = value.lstrip("(")
+    if not plus and (_DATE.fullmatch(bare) or _COMPACT_DATE.fullmatch(bare)):
         return False
     context = _context(text, start)
     if n == 9 and not plus and _SSN_ANY.fullmatch(value):
@@ -224,8 +229,9 @@ _SSN_ANY = re.compile(r"\d{3}([- .]?)\d{2}\1\d{4}")
 def _names_ssn(context: str) -> bool:
     context = context.replace("_", " ")
     at = max(context.rfind(w) for w in _SSN_WORDS)
-    # The label must be this value's, not an earlier one's ("SSN: ..., routing 123456789").
-    return at >= 0 and not any(c.isdigit() for c in context[at:])
+    # The label must be this value's, not an earlier one's ("SSN: ..., routing 123456789");
+    # "SSN (9 digits):" is still the value's own.
+    return at >= 0 and _NUMBER_IN_LABEL.search(context, at) is None
 
 
 # A label right before the value ("routing 123456789", "EIN: ..."): a table header above it
@@ -303,7 +309,10 @@ def _column(text: str, start: int, memo: dict) -> str:
     header = text[header_start:header_end]
     if delim:
         cells = _cells(header, delim)
-        return cells[index].strip().lower() if index < len(cells) else ""
+        # A header names short columns; a sentence with a comma in it is no header.
+        if len(cells) < 3 or index >= len(cells) or any(len(c) > 40 for c in cells):
+            return ""
+        return cells[index].strip().lower()
     return _word_at(header, col).lower()
 
 
@@ -315,6 +324,11 @@ def _delimits(line: str, delim: str) -> bool:
             return True
         at = line.find(delim, at + 1)
     return False
+
+
+def column_header(text: str, start: int) -> str:
+    """The header of the table column `start` is in, lower-cased ("" outside a table)."""
+    return _column(text, start, {})
 
 
 def _header_start(text: str, line_start: int, delim: str, index: int) -> int:
@@ -402,7 +416,13 @@ def _phone(text: str, start: int, value: str, digits: str, context: str, memo: d
         groups = _GROUPS.findall(value.replace("(0)", "", 1))
     international = value[0] == "+" or (value.startswith("00") and len(digits) > 10)
     if international:
-        return _international(digits[2:] if value[0] == "0" else digits)
+        digits = digits[2:] if value[0] == "0" else digits
+        if _international(digits):
+            return True
+        # "+44 020 7946 0958": the national trunk prefix written after the country code.
+        cc = groups[0][2:] if value[0] == "0" else groups[0]
+        rest = digits[len(cc) :]
+        return len(groups) > 1 and rest[:1] == "0" and _international(cc + rest[1:])
     if value.count(".") == 1 and len(groups) == 2:
         return False  # a decimal number
     if any(len(g) == 1 for g in groups[1:]) or len(groups) > 6:

@@ -61,6 +61,8 @@ _OWN_PATTERNS = (
     r"lin_api_[A-Za-z0-9]{40}",  # Linear
     r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}",  # Postman
     r"sbp_[a-f0-9]{40}",  # Supabase
+    r"(?<=hooks\.slack\.com/services/)T[A-Z0-9]{8,}/B[A-Z0-9]{8,}/[A-Za-z0-9]{20,}",  # Slack hook
+    r"(?<=discord\.com/api/webhooks/)\d{17,20}/[A-Za-z0-9_\-]{60,}",  # Discord webhook
 )
 # An identifier names a secret when one of its words is one of these ("OPENAI_API_KEY",
 # "clientSecret", "x-api-key", "access_token") and none of _NOT_SECRET qualifies it.
@@ -106,9 +108,16 @@ _URL_USERINFO = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/@\"'<>]+)@[\w\-\[]")
 _ASSIGNMENT = re.compile(
     r"(?i)(?:passwd|password|passphrase|pass|pwd|secret|client_secret|secret_key|"
     r"secretkey|accountkey|sharedaccesskey|kennwort|contraseña|senha|wachtwoord|"
-    r"mot de passe)[\w\-]{0,20}[\"']?(?:\s*(?:=|:|=>)\s*|\s+(?:is|ist|est|es|è|é)\s+)"
+    r"mot de passe)[\w\-]{0,20}"
+    # "password for root:", "Passwort für den Admin:", "mot de passe pour le compte :"
+    r"(?:\s+(?:for|of|für|von|pour|de|du|para|per|del|do|da)(?:\s+(?:the|den|die|der|das|le|la"
+    r"|les|el|il|o|a))?\s+[\w.@\-]{1,30}(?=\s*[:=]))?"
+    r"[\"']?(?:\s*(?:=|:|=>)\s*|\s+(?:is|ist|est|es|è|é)\s+|"
+    r"[ \t]+(?=[^\s\"']*\d))"
     r"(?:\"([^\"\s]{4,200})\"|'([^'\s]{4,200})'|([^\s;,\"'&<>{}()\[\]]{4,200}))"
 )
+# curl and wget credentials: `-u user:password`, `--user=user:password`.
+_CLI_USER = re.compile(r"(?<=\s)(?:-u|--user)[ =][\"']?[^\s:\"'/]+:([^\s\"'@]{4,200})")
 _NAME_KEY = re.compile(r"\bname[\"']?\s*[:=]\s*[\"']?$")
 _NAME_VALUE = re.compile(
     r"(?i)[\w\-]{0,30}[\"']?,?\s{1,40}[\"']?value[\"']?\s*[:=]\s*"
@@ -171,6 +180,10 @@ def find(text: str, raw: bytes, runs: list[tuple[int, int]], out: Raw) -> None:
         _pem(text, out)
     if "://" in text:
         _urls(text, out)
+    if " -u " in text or "--user" in text:
+        for m in _CLI_USER.finditer(text):
+            if not _NOT_A_VALUE.search(m.group(1)) and not _PLACEHOLDER.search(m.group(1)):
+                out.append((m.start(1), m.end(1), "SECRET", 1.0))
     low = raw.lower()
     for word in _ASSIGNMENT_WORDS:
         at = low.find(word)
@@ -277,7 +290,14 @@ def _token_run(text: str, start: int, end: int, out: Raw) -> None:
 
 
 def _named(text: str, start: int) -> bool:
-    """Whether the value at `start` is assigned to an identifier that names a secret."""
+    """Whether the value at `start` is assigned to an identifier that names a secret, or
+    stands in a table column whose header does ("Secret access key")."""
+    if start and text[start - 1] in ",;\t|":
+        from apps.policies.detection.numbers import column_header
+
+        header = column_header(text, start)
+        if header:
+            return names_secret(header)
     window = text[max(0, start - 40) : start].lower()
     for word in _HINT_WORDS:
         if word in window:
@@ -318,14 +338,17 @@ def _name_before(text: str, start: int) -> tuple[str, int]:
     while j > floor and text[j - 1] in " \t":
         j -= 1
     spaced = j < i
-    if text[max(floor, j - 2) : j] in ("=>", ":="):
+    operator = True
+    if text[max(floor, j - 2) : j] in ("=>", ":=", "->"):
         j -= 2
-    elif j > floor and text[j - 1] in ":=":
+    elif j > floor and text[j - 1] in ":=→":
         j -= 1
     elif spaced:
+        operator = False
         for verb in _VERBS:
             if text[max(floor, j - len(verb)) : j].lower() == verb:
                 j -= len(verb)
+                operator = True
                 break
     while j > floor and text[j - 1] in " \t":
         j -= 1
@@ -338,7 +361,19 @@ def _name_before(text: str, start: int) -> tuple[str, int]:
         k -= 1
     while k < j and not text[k].isalpha():
         k += 1
-    return text[k:j], k
+    name = text[k:j]
+    if not operator and any(c.isdigit() for c in name):
+        return "", k  # "watch?v=dQw4w9WgXcQ src/...": a value before a value, not a name
+    if operator and k > floor and text[k - 1] == " " and not names_secret(name):
+        # A secret word a few words back: "the token for prod: ...", "key I use is: ..."
+        phrase = _PHRASE.search(text, max(floor, k - 40), j)
+        if phrase is not None and names_secret(phrase.group(1)):
+            return phrase.group(1), k
+    return name, k
+
+
+# A secret word followed by at most four plain words before the operator.
+_PHRASE = re.compile(r"(?i)\b(api[ _-]?key|key|token|secret|password|passwd)(?: [a-z]{1,12}){1,4}$")
 
 
 _NAME_ON_LINE_BEFORE = re.compile(r"[\"']?name[\"']?\s*[:=]\s*[\"']?([\w.\-]+)[\"']?,?\s*$")

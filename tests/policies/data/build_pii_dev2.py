@@ -134,6 +134,10 @@ def phone(region: str, style: str | None = None) -> str:
     variants = [f"00{cc[1:]} {rest}", intl.replace(" ", "-"), f"{cc} {rest.replace(' ', '')}"]
     if national.startswith("0") and region in ("DE", "AT", "CH", "GB", "FR", "NL", "BE"):
         variants.append(f"{cc} (0){rest}")  # "+49 (0)30 1234567", common in signatures
+    if national.startswith("0") and " " in national:
+        variants.append(national.replace(" ", " – ", 1))  # "030 – 1234567"
+        variants.append(national.replace(" ", "\u00a0"))  # non-breaking spaces (French typography)
+        variants.append(f"{cc} {national}")  # "+44 020 7946 0958": the trunk 0 kept
     if region in ("DE", "AT") and national.startswith("0") and " " in national:
         head, tail = national.split(" ", 1)
         variants.append(f"{head}/{tail.replace(' ', '')}")  # "030/1234567"
@@ -163,7 +167,8 @@ def ssn(style: str | None = None) -> str:
     d = ssn_digits()
     style = style or pick("dash", "dash", "space", "plain")
     if style == "dash":
-        return f"{d[:3]}-{d[3:5]}-{d[5:]}"
+        dash = "‐" if R.random() < 0.08 else "–" if R.random() < 0.08 else "-"
+        return f"{d[:3]}{dash}{d[3:5]}{dash}{d[5:]}"
     if style == "space":
         return f"{d[:3]} {d[3:5]} {d[5:]}"
     return d
@@ -458,15 +463,15 @@ PROSE = {
 LANG_REGION = {"en": "GB", "de": "DE", "fr": "FR", "es": "ES", "it": "IT", "nl": "NL",
                "pt": "PT", "ja": "JP", "pl": "PL"}  # fmt: skip
 PHONE_LABEL = {
-    "en": ["Phone", "Mobile", "Tel.", "Call me on", "Cell", "reach me at", "Fax"],
+    "en": ["Phone", "Mobile", "Tel.", "Call me on", "Cell", "reach me at", "Fax", "Ph:", "Ph."],
     "de": ["Telefon", "Tel.", "Mobil", "Handy", "Rufnummer", "erreichbar unter"],
     "fr": ["Tél.", "Téléphone", "Portable", "appelez-moi au", "Numéro"],
     "es": ["Teléfono", "Tel.", "Móvil", "llámame al", "Celular"],
     "it": ["Telefono", "Tel.", "Cellulare", "chiamami al"],
     "nl": ["Telefoon", "Tel.", "Mobiel", "bel me op"],
     "pt": ["Telefone", "Tel.", "Celular", "ligue para"],
-    "ja": ["電話番号", "携帯", "TEL"],
-    "pl": ["Telefon", "Tel.", "Komórka", "zadzwoń pod"],
+    "ja": ["電話番号", "携帯", "TEL", "手机:", "联系电话："],
+    "pl": ["Telefon", "Tel.", "Komórka", "zadzwoń pod", "тел.", "Tlf."],
 }  # fmt: skip
 
 
@@ -547,7 +552,9 @@ def ssn_form(lang: str) -> Doc:
                  "Soc. Sec. #: ", "SS No.: ", "Social security number (SSN): ", "ssn=", "SSN - ",
                  "Your Social Security number is ", "SSN#", "Número de Seguro Social: ",
                  "Social Security Number of the primary applicant: ", "SSN:\n",
-                 "Social Security Number\n")  # fmt: skip
+                 "Social Security Number\n", "S.S.N.: ", "SSN (9 digits): ", "SSN-",
+                 "Social Sec. No ", "Sozialversicherungsnummer (USA): ", "numéro de sécurité sociale américain : ",
+                 "社会保障番号: ", "numero di previdenza sociale USA: ")  # fmt: skip
     d.add(label, (ssn(pick("dash", "space", "plain")), "SSN"), "\n")
     d.add(f"Annual income: ${R.randint(20, 300)},{R.randint(0, 999):03d}\nEmployer EIN: {R.randint(10, 99)}-{R.randint(1000000, 9999999)}\n")  # fmt: skip
     d.add("Home phone: ", (us_phone(), "PHONE"), f"\nZIP: {R.randint(10000, 99999)}-{R.randint(1000, 9999)}\n")  # fmt: skip
@@ -811,8 +818,12 @@ def chat(lang: str) -> Doc:
 
 def secret_prose(lang: str) -> Doc:
     d = Doc().add(prose("en"), " ")
-    roll = R.randint(0, 8)
-    if roll == 6:
+    roll = R.randint(0, 12)
+    if roll == 6 and R.random() < 0.4:
+        d.add(pick("here is the token for prod: ", "the API key I use is: ", "Secret for the staging bucket -> "), (token(), "SECRET"), "\n")  # fmt: skip
+    elif roll == 6 and R.random() < 0.5:
+        d.add(pick("password for root: ", "Passwort für den Admin: ", "mot de passe pour le compte : "), (password(), "SECRET"), ". ")  # fmt: skip
+    elif roll == 6:
         d.add(pick("The admin password is ", "Passwort: ", "contraseña: ", "senha=", "wachtwoord: ",
                    "mot de passe : ", "Kennwort = ", "the wifi password is "), (password(), "SECRET"), ". ")  # fmt: skip
     elif roll == 7:
@@ -831,8 +842,17 @@ def secret_prose(lang: str) -> Doc:
         )
     elif roll == 4:
         d.add("git remote set-url origin https://ci-bot:", (token(), "SECRET"), "@git.example.com/team/repo.git\n")  # fmt: skip
-    else:
+    elif roll == 5:
         d.add("the deploy key:\n", (pem(), "SECRET"), "\n")
+    elif roll == 9:
+        d.add("I downloaded the credentials file:\n\nUser name,Access key ID,Secret access key,Console login link\n")  # fmt: skip
+        d.add(f"{R.choice(GIVEN).lower()},", ("AKIA" + rand(string.ascii_uppercase + "234567", 16), "SECRET"), ",", (token(40), "SECRET"), f",https://{R.randint(10**11, 10**12)}.signin.aws.amazon.com/console\n")  # fmt: skip
+    elif roll == 10:
+        d.add("My ~/.netrc:\nmachine api.example.com login ci-bot password ", (password().replace("#", "") + "7", "SECRET"), "\n")  # fmt: skip
+    elif roll == 11:
+        d.add("curl -u admin:", (password().replace("#", "").replace("!", ""), "SECRET"), f" https://jenkins.example.com/job/build-{R.randint(10, 999)}/api/json\n")  # fmt: skip
+    else:
+        d.add("Alerts go to https://hooks.slack.com/services/", ("T" + rand(string.ascii_uppercase + string.digits, 10) + "/B" + rand(string.ascii_uppercase + string.digits, 10) + "/" + rand(ALNUM, 24), "SECRET"), "\n")  # fmt: skip
     d.add(
         f"Unrelated: {secret_negative()} and {secret_negative()}; commit {sha(R.choice([7, 12, 40]))}. "
     )
