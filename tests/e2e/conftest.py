@@ -33,6 +33,8 @@ from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE_KEY = "atp_live-test-key-Xb7mQ2vR9kLw4Np8Tz3s"
+# A second tenant whose policies mask contact details and deny secrets (test_governance_live).
+GOVERNED_KEY = "atp_live-governed-key-Qm4Tz8Lw2Xb7Np9Rs3v"
 UPSTREAM_OPENAI_KEY = "sk-fake-test-key"
 UPSTREAM_ANTHROPIC_KEY = "sk-ant-fake-test-key"
 UPSTREAM_GEMINI_KEY = "AIza-fake-live-key"
@@ -123,6 +125,7 @@ class Live:
     gemini_upstream: FakeGemini
     ollama_upstream: FakeOllama
     key: str = LIVE_KEY
+    governed_key: str = GOVERNED_KEY
     extra_servers: list[LiveServer] = field(default_factory=list)
 
     @property
@@ -362,6 +365,46 @@ def live_config(
                 "name": "Live tests",
                 "api_keys": [{"name": "live", "key": "env:LIVE_ATP_KEY"}],
             },
+            {
+                "slug": "governed",
+                "name": "Governed tenant",
+                "api_keys": [{"name": "governed", "key": "env:LIVE_GOVERNED_KEY"}],
+            },
+        ],
+        "policies": [
+            {
+                "name": "mask-contacts",
+                "tenant": "governed",
+                "priority": 10,
+                "rules": [
+                    {
+                        "id": "mask",
+                        "when": [
+                            {
+                                "attr": "request.entities",
+                                "op": "contains_any",
+                                "value": ["EMAIL", "PHONE"],
+                            }
+                        ],
+                        "effect": {
+                            "type": "redact",
+                            "entities": ["EMAIL", "PHONE"],
+                            "mode": "mask",
+                        },
+                    }
+                ],
+            },
+            {
+                "name": "no-secrets",
+                "tenant": "governed",
+                "rules": [
+                    {
+                        "id": "deny",
+                        "when": [{"attr": "request.entities", "op": "contains", "value": "SECRET"}],
+                        "effect": {"type": "deny", "message": "Secrets must not leave."},
+                    }
+                ],
+            },
         ],
     }
 
@@ -400,6 +443,7 @@ def live(tmp_path_factory) -> Iterator[Live]:
             "LIVE_UPSTREAM_ANTHROPIC_API_KEY": UPSTREAM_ANTHROPIC_KEY,
             "LIVE_UPSTREAM_GEMINI_API_KEY": UPSTREAM_GEMINI_KEY,
             "LIVE_ATP_KEY": LIVE_KEY,
+            "LIVE_GOVERNED_KEY": GOVERNED_KEY,
         }
     )
     config_path = data_dir / "atp.yaml"
