@@ -130,9 +130,18 @@ class Governance:
 
     def policy_record(self) -> dict[str, Any] | None:
         decision = self.decision
-        if decision is None or not (decision.matched or decision.logged):
-            return None
-        return decision.to_dict()
+        out = None
+        if decision is not None and (decision.matched or decision.logged):
+            out = decision.to_dict()
+        if self.injection is not None:
+            score, action, features = self.injection
+            out = out or {}
+            out["injection_guard"] = {
+                "score": score,
+                "action": action,
+                "features": list(features),
+            }
+        return out
 
     def evidence(self) -> dict[str, int]:
         counts: dict[str, int] = {}
