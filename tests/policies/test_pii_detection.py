@@ -174,3 +174,125 @@ def test_people_findings_are_merged_with_structured_ones(monkeypatch):
         ("PERSON", "Ana Lima"),
         ("EMAIL", "ana@example.org"),
     ]
+
+
+# --- context: a phone, an SSN or a secret needs a reason to be one -----------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "processed 1308 8782 rows in 1626ms",  # a bare grouped number, no phone word
+        "ZIP 94105-1234, EIN 12-3456789",  # ZIP+4 and employer ids
+        "Bestellung 2025-418161, Tel. was not given",  # "Bestellung" holds no "tel"
+        "Ship to: 89 Calle Mayor, 971-1177",  # "Calle" is no "call"
+        "total 2 548 825 EUR and 8 170 909 EUR",  # amounts with space groups
+        '"GET /api/v2/orders/526318843 HTTP/1.1" 304 29438',  # access-log fields
+        "I called on 20200526 at 09:30",  # a compact date after a phone word
+        'assert parse_phone("6975777") is None',  # a call argument, not a labelled number
+        "Loan no. 5498144867, routing 123456789 account 9876543210",
+        "| 1 | Art. 482913 Cable | 12 | 1.299,00 € |",
+    ],
+)
+def test_digit_runs_without_a_phone_reason_are_not_phones(text):
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("Telefon:\n612 34 56 78", "612 34 56 78"),  # the label on the line before
+        ("Ph: 612 34 56 78", "612 34 56 78"),
+        ("T: 020 7946 0958", "020 7946 0958"),  # a trunk prefix needs no word
+        ("Tel. 01.23.45.67.89", "01.23.45.67.89"),  # French dotted
+        ("appelez le 01\u00a023\u00a045\u00a067\u00a089", "01\u00a023\u00a045\u00a067\u00a089"),
+        ("Office: +49 (0)30 1234567", "+49 (0)30 1234567"),
+        ("Recipient phone: +44 020 7946 0958", "+44 020 7946 0958"),
+        ("SUPPORT_PHONE=+4930123456", "+4930123456"),
+    ],
+)
+def test_phones_written_as_people_write_them_are_found(text, value):
+    assert found(text) == [("PHONE", value)]
+
+
+def test_a_phone_column_header_names_the_numbers_below_it():
+    text = "id;name;telefono;cp\n1042;Ana;612 34 56 78;28001\n1043;Luis;698 76 54 32;08001\n"
+    assert found(text) == [("PHONE", "612 34 56 78"), ("PHONE", "698 76 54 32")]
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("SSN: 123 45 6789", "123 45 6789"),
+        ("Social Security Number of the primary applicant: 123456789", "123456789"),
+        ("SSN#123-45-6789", "123-45-6789"),
+        ("SSN (9 digits): 123456789", "123456789"),
+        ("her SSN 123–45–6789.", "123–45–6789"),  # en dashes
+        ("Número de Seguro Social: 123456789", "123456789"),
+        ('{"social_security_number": "123 45 6789"}', "123 45 6789"),
+    ],
+)
+def test_ssns_are_found_in_every_usual_spelling(text, value):
+    assert found(text) == [("SSN", value)]
+
+
+def test_ssn_table_columns_are_read_from_their_header():
+    csv = 'employee_id,name,SSN,salary\nE1,Ana Lima,123456789,"52,000"\nE2,Bo Li,234 56 7890,1\n'
+    assert found(csv) == [("SSN", "123456789"), ("SSN", "234 56 7890")]
+    fixed = (
+        "EMP#    NAME        SSN           HIRED\nE1      Ana Lima    123456789     2020-01-02\n"
+    )
+    assert found(fixed) == [("SSN", "123456789")]
+    other = "employee_id,name,badge,salary\nE1,Ana Lima,123456789,1\n"
+    assert found(other) == []
+
+
+def test_a_nine_digit_number_after_another_label_is_no_ssn():
+    assert found("SSN: 123-45-6789, routing 123456789") == [("SSN", "123-45-6789")]
+
+
+TOKEN = "Zq8vN3kP1xR7tY5wB2mC9dF4"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"order token {TOKEN[:6]} and id cus_{TOKEN}",  # object ids
+        f'"request_id": "req_{TOKEN}"',
+        f'var __BUILD_ID__="{TOKEN}";',
+        "integrity sha512-" + "q4GFdQdvADf6Vws8dBw9LS+NxMwnUdMLTE1axsoYKjmFFfRJWLyNQGw5RPGi==",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI8B9hvyfSc7YUHJlDQNkWY8UQeUAdbBcC deploy@ci",
+        f"STRIPE_PUBLISHABLE_KEY=pk_test_{TOKEN}",
+        f'cache_key = "{TOKEN}"',
+        f"metadata:\n  name: api-19lyj\n  uid: {TOKEN}",  # "api" in a value is no key name
+        'client = Client(api_key="sk-...")  and  OPENAI_API_KEY=YOUR_KEY',
+        f"https://www.youtube.com/watch?v=dQw4w9WgXcQ src/components/{TOKEN}V2",
+        f'"next_page_token": "{TOKEN}", "token_type": "Bearer"',
+    ],
+)
+def test_random_looking_strings_without_a_secret_name_are_not_secrets(text):
+    assert found(text, {"SECRET"}) == []
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        (f'session.headers["Authorization"] = "Bearer {TOKEN}"', TOKEN),
+        (f"export JWT_SECRET={TOKEN}", TOKEN),
+        (f'{{"client_secret": "{TOKEN}"}}', TOKEN),
+        (f"https://app.example.com/cb?access_token={TOKEN}&state=1", TOKEN),
+        (f"here is the token for prod: {TOKEN}", TOKEN),
+        ("- name: DB_PASSWORD\n  value: Hqt69z0tQp!52", "Hqt69z0tQp!52"),
+        ("The admin password is FwhCYNA**mt#X12k.", "FwhCYNA**mt#X12k"),
+        ("contraseña: pD3#pkRKWJdMOZPh", "pD3#pkRKWJdMOZPh"),
+        ("machine api.example.com login ci password 4Bs6vvK4UP!667", "4Bs6vvK4UP!667"),
+        ("curl -u admin:Esther-f26L3l1 https://ci.example.com/api", "Esther-f26L3l1"),
+    ],
+)
+def test_secrets_named_as_such_are_found(text, value):
+    assert found(text, {"SECRET"}) == [("SECRET", value)]
+
+
+def test_a_credentials_csv_names_its_secret_column():
+    text = f"User name,Access key ID,Secret access key\nci,{AWS},{TOKEN}x9Q\n"
+    assert found(text, {"SECRET"}) == [("SECRET", AWS), ("SECRET", TOKEN + "x9Q")]

@@ -5,8 +5,9 @@ The two development sets (pii_dev.jsonl, pii_dev2.jsonl) are the ones the detect
 against; both must meet every target. The held-out set (pii_heldout.jsonl) is written
 independently and scored only when present, and only its aggregate figures are ever shown
 (never a record, an offset or a value). On it the targets are asserted where they are met;
-where a figure is still short of its target, the test asserts a regression floor instead:
-no worse than the figure last measured (HELD_OUT_FLOORS, also in docs/pii.md).
+three figures are still short of their targets (PHONE recall 0.9829, SECRET recall 0.9785,
+SSN recall 0.9322), and for those the test asserts a regression floor instead: no worse than
+the figure last measured (HELD_OUT_FLOORS, also in docs/pii.md).
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ RECALL = 0.99
 PRECISION = 0.97
 OVER_REDACTION = 0.02
 # Held-out figures still short of the targets: (type, "precision" | "recall") -> the figure
-# last measured, asserted as a floor. Empty when every target is met.
-HELD_OUT_FLOORS: dict[tuple[str, str], float] = {}
+# last measured (rounded down), asserted as a floor. Every other held-out figure is asserted
+# against its target. Measured on the detector of this commit; see docs/pii.md.
+HELD_OUT_FLOORS: dict[tuple[str, str], float] = {
+    ("PHONE", "recall"): 0.9829,
+    ("SECRET", "recall"): 0.9784,
+    ("SSN", "recall"): 0.9322,
+}
 HELD_OUT_OVER_REDACTION_CEILING: float | None = None
 
 
