@@ -548,3 +548,33 @@ async def test_the_injection_guard_blocks_or_flags_per_policy(cast, action):
         assert resp.status == 200
         guard = log.policy["injection_guard"]
         assert guard["action"] == "flag" and guard["score"] >= 0.5 and guard["features"]
+
+
+async def test_the_compliance_report_fills_its_policy_and_redaction_sections(cast):
+    from datetime import UTC, datetime, timedelta
+
+    from apps.audit.reports import report_build, report_render
+
+    await _policy(cast.gateway, "mask-contacts", MASK_CONTACTS)
+    await _policy(
+        cast.gateway,
+        "no-secrets",
+        {
+            "when": [{"attr": "request.entities", "op": "contains", "value": "SECRET"}],
+            "effect": {"type": "deny", "message": "Secrets must not leave."},
+        },
+    )
+    for _ in range(2):
+        await _chat(cast.gateway.key, "us-model", f"Mail {EMAIL} and {PHONE}")
+    assert (await _chat(cast.gateway.key, "us-model", f"key {AWS_KEY}")).status == 403
+    await flush_logs()
+    await audit_events.flush()
+    now = datetime.now(UTC)
+    report = await sync_to_async(report_build)(
+        tenant=cast.gateway.tenant, since=now - timedelta(hours=1), until=now + timedelta(hours=1)
+    )
+    assert report.redactions_by_entity == {"EMAIL": 2, "PHONE": 2}
+    assert report.policy_denials["count"] == 1
+    assert report.policy_denials["top_reasons"][0]["reason"] == "Secrets must not leave."
+    rendered = (await sync_to_async(report_render)(report, "json")).decode()
+    assert EMAIL not in rendered and AWS_KEY not in rendered
