@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from apps.audit.context import AuditActor
 from apps.audit.services import PendingEvent, audit_append
@@ -105,7 +106,14 @@ def _pending(row: Row) -> PendingEvent:
         # gateway_event builds `data` from the request log's own fields: nothing to mask.
         masked=True,
         classification=row["data"].get("classification") or "internal",
+        # A policy's `retention` effect: this request's event is kept that many days.
+        retention_days=_retention(row["data"].get("policy")),
     )
+
+
+def _retention(policy: Any) -> int | None:
+    days = policy.get("retention_days") if isinstance(policy, dict) else None
+    return days if isinstance(days, int) and not isinstance(days, bool) and days > 0 else None
 
 
 def write_audit_events(rows: list[Row]) -> None:

@@ -578,3 +578,18 @@ async def test_the_compliance_report_fills_its_policy_and_redaction_sections(cas
     assert report.policy_denials["top_reasons"][0]["reason"] == "Secrets must not leave."
     rendered = (await sync_to_async(report_render)(report, "json")).decode()
     assert EMAIL not in rendered and AWS_KEY not in rendered
+
+
+async def test_a_retention_policy_sets_the_request_events_retention(cast):
+    await _policy(
+        cast.gateway,
+        "short-retention",
+        {
+            "when": [{"attr": "request.classification", "op": "eq", "value": "confidential"}],
+            "effect": {"type": "retention", "days": 7},
+        },
+    )
+    kept = await _chat(cast.gateway.key, "us-model", f"Mail {EMAIL}")
+    plain = await _chat(cast.gateway.key, "us-model", "Name a colour.")
+    assert (await _event(kept)).retention_days == 7
+    assert (await _event(plain)).retention_days is None
