@@ -149,15 +149,25 @@ _CUES = (
     r"mijn naam is|ik ben|naam|voornaam|achternaam|klant|contactpersoon|"
     r"meu nome é|chamo-me|eu sou|sou|nome completo|sobrenome|apelido|"
     r"met|mit|with|avec|con|com|ask|asked|tell|told|per|by|par|von|da|door|por|"
-    r"and|und|et|y|e|en"
+    r"and|und|et|y|e|en|"
+    # e-mail headers and requests ("An: ...", "De : ...", "request from ...")
+    r"an|de|para|a|à|aan|van|caller|request from|on behalf of|according to|"
+    r"anfrage von|im auftrag von|laut|demande de|de la part de|selon|solicitud de|"
+    r"en nombre de|según|richiesta di|per conto di|secondo|verzoek van|namens|volgens|"
+    r"pedido de|em nome de|segundo|"
+    r"supervisor|line manager|mentor|interviewer|vorgesetzter|vorgesetzte|betreuer|betreuerin|"
+    r"responsable|responsabile|chefia|leidinggevende|referente"
 )
+# Words of mail headers ("An:", "De :") that are cues only before a colon.
+_HEADER_CUES = frozenset(("an", "a", "à", "aan", "para", "de", "van", "da", "di"))
 # Cues that only introduce a name when the word after them is a known name.
 _WEAK_CUES = frozenset(
     re.split(
         r"\s*\|\s*",
         """this is|i am|i'm|ich bin|je suis|soy|sono|ik ben|eu sou|sou|met|mit|with|avec|con|com|
     ask|asked|tell|told|per|by|par|von|da|door|por|and|und|et|y|e|en|from|to|user|guest|
-    customer|client|cliente|kunde|kundin|klant|manager|owner|contact|employee|name""",
+    customer|client|cliente|kunde|kundin|klant|manager|owner|contact|employee|name|an|de|para|
+    a|à|aan|van|secondo|segundo""",
     )
 )
 _CUE_PHRASES = frozenset(p.strip() for p in (_SALUTATIONS + "|" + _CUES).split("|") if p.strip())
@@ -186,7 +196,7 @@ _CLOSINGS = re.compile(
     r"cordialement|bien cordialement|bien à vous|amicalement|salutations|meilleures salutations|"
     r"merci|bonne journée|"
     r"saludos|un saludo|saludos cordiales|atentamente|un abrazo|gracias|"
-    r"cordiali saluti|distinti saluti|saluti|un saluto|grazie|a presto|"
+    r"cordiali saluti|cordialmente|distinti saluti|saluti|un saluto|grazie|a presto|"
     r"met vriendelijke groet|met vriendelijke groeten|vriendelijke groeten|groeten|"
     r"hartelijke groet|mvg|groetjes|bedankt|"
     r"atenciosamente|cumprimentos|com os melhores cumprimentos|abraços|abraço|obrigado|"
@@ -223,6 +233,9 @@ def _fold(word: str) -> str:
     """Lower case without accents: "Müller" and "MULLER" meet as "muller"."""
     decomposed = unicodedata.normalize("NFKD", word.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("’", "'")
+
+
+_FOLDED_CUES = {_fold(p): p for p in _CUE_PHRASES}
 
 
 def _words(name: str, limit: int | None = None) -> set[str]:
@@ -422,11 +435,20 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
         else:
             windows.append([ws, we])
     low = text.lower()
-    found: list[tuple[int, int]] = []
+    found: list[tuple[int, int]] = _anchored(text, cls)
+
+    def line_start_of(pos: int) -> int:
+        return text.rfind("\n", 0, pos) + 1
+
     for ws, we in windows:
         for m in _LETTERS.finditer(cls, ws, we):
             a, b = m.span()
             word = low[a:b]
+            if word in _PO_WORDS or (word in "bp" and text[b : b + 1] == "."):
+                pm = _PO_BOX.search(text, max(line_start_of(a), a - 16), b + 24)
+                if pm and pm.start() <= a < pm.end():
+                    found.append(pm.span())
+                continue
             if not (
                 word in _STREET_WORDS
                 or word.endswith(_STREET_SUFFIXES)
@@ -545,6 +567,29 @@ def _is_name_word(word: str) -> bool:
 
 
 _NEXT_WORD = re.compile(r"[ \t]+([\w.&]+)")
+_POSTCODE_BEFORE = re.compile(
+    r"(?<![\w.,:/-])(?:[A-Z]{1,2}-)?\d{4,5}(?:-\d{3})?(?:[ ][A-Z]{2})?[ ]\Z"
+)
+_STATE_ZIP_AFTER = re.compile(r",?[ ][A-Z]{2}[ ]\d{5}\b")
+# First words of the names of institutions and places: "Museo del Prado", "Palazzo Vecchio".
+_ORG_FIRST = _wordset(
+    """museo musee museu museum palacio palazzo palais teatro theatre hotel banco banca banque
+    universidad universita universite universidade hospital ospedale hopital colegio college
+    instituto istituto institut fondazione fundacion parque parco mercado mercato marche
+    estacion stazione gare aeropuerto aeroporto aeroport iglesia chiesa eglise catedral
+    cattedrale cathedrale castillo castello chateau ponte puente pont torre lago lac monte mont
+    mount lake cape fort camp klinikum"""
+)
+# What follows a name in a message header or a report of speech: "Ana Lima <ana@...>",
+# "Satya Nadella replied", "Almut Reinecke schrieb", "Capucine Mallet a répondu".
+_AFTER_NAME = re.compile(
+    r"[ \t]*<[^<>\s@]+@|[ ]+(?:(?:lo|la|le|les|l['’]|gli|ihm|ihr|o|a|het)[ ]?)?(?:replied|said|says|wrote|writes|asked|confirmed|confirms|declined|"
+    r"added|noted|explained|agreed|stated|told|emailed|phoned|responded|answered|mentioned|"
+    r"sagte|sagt|schrieb|schreibt|bestätigte|antwortete|meinte|fragte|"
+    r"a dit|a répondu|a confirmé|a écrit|a demandé|dijo|respondió|confirmó|escribió|preguntó|"
+    r"ha detto|ha risposto|ha confermato|ha scritto|ha chiesto|zei|antwoordde|bevestigde|"
+    r"schreef|vroeg|disse|respondeu|confirmou|escreveu|perguntou)\b"
+)
 _COMPANY_AFTER = re.compile(r",[ ]?(?:Inc|Ltd|LLC)\b|[ ]?&[ ]?[A-Z]")
 
 
@@ -554,6 +599,7 @@ def _person(
     line_start: int,
     at_line_start: bool,
     lex: _Lexicon,
+    after_cue: bool = False,
 ) -> tuple[int, int] | None:
     """The person named by a run of capitalised words, if any (offsets of the name)."""
     s, e = words[0][0], words[-1][1]
@@ -561,10 +607,22 @@ def _person(
     interesting = any(f in lex.interesting for f in folded)
     title_start, cue, sep = _context(text, s, line_start)
     # Most chains are a capitalised word that names nothing: leave them at once.
+    if after_cue and title_start is None and cue is None:
+        # Reported speech or a mail header after two or more unknown capitalised words.
+        plain = [f for f, w in zip(folded, words, strict=True) if not _initial(w[2])]
+        if any(f in lex.ambiguous or f in lex.org for f in plain) or _TEAM.search(folded[-1]):
+            return None
+        cue, sep = "(after)", ":"
     if not interesting and title_start is None and cue is None and not at_line_start:
         return None
     # A company or a place named after someone is not that person.
-    if any(f in lex.org for f in folded[1:]):
+    if any(f in lex.org for f in folded[1:]) or any(f in _ORG_FIRST for f in folded):
+        return None
+    # "Marks & Spencer"; a city after a postcode or before a state and ZIP code.
+    before = text[max(0, s - 12) : s]
+    if before.endswith(("& ", "&")) or _POSTCODE_BEFORE.search(before):
+        return None
+    if _STATE_ZIP_AFTER.match(text, e):
         return None
     m = _NEXT_WORD.match(text, e, e + 16)
     if m and m.group(1)[0].isupper() and _fold(m.group(1).rstrip(",;:")) in lex.org:
@@ -587,8 +645,13 @@ def _person(
             titled, title_start = True, None
         elif folded[i] in _SALUTATION_WORDS:
             cue, strong = folded[i], True
-        elif folded[i] in _CUE_PHRASES and folded[i] not in lex.given:  # "Contact J. Smith"
-            cue = folded[i]
+        elif folded[i] in _FOLDED_CUES and folded[i] not in lex.given:  # "Contact J. Smith"
+            cue = _FOLDED_CUES[folded[i]]
+            strong = cue not in _WEAK_CUES
+        elif (
+            phrase := f"{folded[i]} {_fold(text[words[i][1] : words[i + 1][0]].strip())}"
+        ) in _FOLDED_CUES:  # "Anfrage von Ortrud Vogelsang", "Pedido de Leila Park"
+            cue = _FOLDED_CUES[phrase]
             strong = cue not in _WEAK_CUES
         else:
             break
@@ -637,6 +700,8 @@ def _person(
     if titled:
         return span(0)
     f = folded[0]
+    if (strong or signature) and folded[-1] in _NOT_A_NAME:
+        return None
     if strong or signature:
         if f in lex.given or (f in lex.surnames and f not in lex.common):
             return span(0)
@@ -700,17 +765,30 @@ def _people(text: str, cls: bytes, lex: _Lexicon) -> list[Span]:
         while j >= 0 and text[j] in _LINE_LEAD:
             j -= 1
         at_line_start = j < 0 or text[j] == "\n"
+        after_cue = " " in text[s:e] and _AFTER_NAME.match(text, e) is not None
         # The common case, capitalised words none of which is a known name, in the middle of
         # a line, after no title and no cue: nothing to look at.
-        if not at_line_start and not any(
-            _fold(w.removesuffix("'s")) in lex.interesting for w in text[s:e].split()
+        if (
+            not at_line_start
+            and not after_cue
+            and not any(_fold(w.removesuffix("'s")) in lex.interesting for w in text[s:e].split())
         ):
-            prev = text[max(0, s - 24) : s].rstrip(_CUE_PUNCT).rsplit(None, 1)
-            if not prev or prev[-1].strip(_CUE_STRIP).lower() not in _LAST_OF_CUE:
+            left = text[max(0, s - 24) : s]
+            prev = left.rstrip(_CUE_PUNCT).rsplit(None, 1)
+            word = prev[-1].strip(_CUE_STRIP).lower() if prev else ""
+            if word not in _LAST_OF_CUE or (word in _HEADER_CUES and ":" not in left[-3:]):
                 continue
         line_start = text.rfind("\n", 0, s) + 1
-        for n_group, words in enumerate(_words_of(text, s, e)):
-            found = _person(text, words, line_start, at_line_start and not n_group, lex)
+        groups = _words_of(text, s, e)
+        for n_group, words in enumerate(groups):
+            found = _person(
+                text,
+                words,
+                line_start,
+                at_line_start and not n_group,
+                lex,
+                after_cue and n_group == len(groups) - 1 and len(words) > 1,
+            )
             if found:
                 out.append((found[0], found[1], "PERSON"))
     return out
@@ -722,9 +800,21 @@ def find_people(text: str) -> list[Span]:
     if not text:
         return []
     lex = _lexicon()
+    original = text
     cls = _classes(text)
+    text = _recase(text, cls, lex)
+    if text is not original:
+        cls = _classes(text)
     # Addresses first: "Dr" in "12 Elm Dr" and the names in "Rue Victor Hugo" are the street's.
-    spans = sorted(_addresses(text, cls) + _people(text, cls, lex))
+    headers: list[tuple[int, int]] = []
+    spans = sorted(
+        _addresses(text, cls)
+        + _people(text, cls, lex)
+        + _fields(original, lex, headers)
+        + _japanese(text, text.isascii())
+    )
+    if headers:  # column headers ("Kunde;Adresse") name fields, not people
+        spans = [s for s in spans if not any(a <= s[0] < b for a, b in headers)]
     kept: list[Span] = []
     for span in spans:
         if kept and span[0] < kept[-1][1]:
@@ -733,3 +823,467 @@ def find_people(text: str) -> list[Span]:
             continue
         kept.append(span)
     return kept
+
+
+# --- fields: column headers, keys and labels naming a person or an address -------------------
+
+# Stems found with str.find in the lower-cased text; each hit is then read as a JSON or
+# keyword key, a CSV header cell, a "Label: value" field or a label alone on its line.
+_FIELD_STEMS = (
+    "name", "nom", "naam", "customer", "client", "kunde", "klant", "contact", "ansprech",
+    "recipient", "destinat", "empf", "patient", "pacient", "doente", "employee", "applicant",
+    "passenger", "attendee", "holder", "ship to", "deliver to", "bill to", "addr", "adres",
+    "anschrift", "street", "stra", "direcci", "indirizzo", "endere", "morada", "domicilio",
+    "residen", "jusho", "shimei", "cognome", "apellido", "via", "rua", "calle",
+)  # fmt: skip
+_PERSON_LABELS = _wordset("""name fullname customer customername client clientname cliente kunde kundin kundenname
+    klant klantnaam contact contactname contactperson contactpersoon ansprechpartner
+    ansprechpartnerin recipient recipientname destinataire destinatario empfanger empfangerin
+    patient patientin patiente paciente patienname doente employee employeename applicant
+    applicantname passenger passengername attendee guest guestname cardholder accountholder
+    holder emergencycontact nominativo nometprenom nomcomplet nombreyapellidos nombrecompleto
+    nomeecognome nomecompleto vorundnachname shimei nom nombre nome naam""")
+_PERSON_LABEL_ENDS = ("name", "nachname", "cognome", "apellidos", "achternaam", "voornaam")
+_NOT_PERSON_LABEL = (
+    "user", "file", "host", "product", "company", "firm", "org", "app", "project", "table",
+    "column", "field", "domain", "server", "service", "model", "plan", "brand", "device",
+    "street", "city", "country", "event", "team", "group", "role", "tag", "bucket", "display",
+    "key", "class", "type", "package", "module", "branch", "repo", "image", "node", "queue",
+    "topic", "channel", "database", "schema", "index", "item", "sku", "category", "bank", "shop",
+    "store", "site", "page", "title", "function", "method", "env", "region", "zone", "cluster",
+    "container", "job", "task", "template", "file", "path", "dir", "folder", "account", "nick",
+    "screen", "login", "handle", "short", "code", "sheet", "layer", "font", "color", "colour",
+)  # fmt: skip
+_ADDRESS_LABELS = _wordset("""street streetaddress strasse straße straat via rua calle jusho wohnsitz woonadres shipto
+    deliverto billto residence line1 addressline1 address1 adresse adres domicilio morada
+    endereco indirizzo direccion anschrift""")
+_ADDRESS_LABEL_ENDS = (
+    "address", "adresse", "adres", "anschrift", "direccion", "indirizzo", "endereco", "morada",
+    "domicilio", "residenza", "address1", "addressline1", "street",
+)  # fmt: skip
+_NOT_ADDRESS_LABEL = (
+    "email", "mail", "ip", "mac", "wallet", "web", "server", "remote", "local", "bind", "listen",
+    "contract", "memory", "host", "proxy", "url", "base", "return", "sender", "reply", "node",
+)  # fmt: skip
+# Labels after which the next lines hold a name and then a street ("SHIP TO:\nJANE DOE\n...").
+_BLOCK_LABELS = _wordset("shipto deliverto billto soldto recipient")
+_NOT_A_NAME = _wordset("""plan team support service services null none true false unknown test tests admin
+    default sample example bundle lamp chair table sofa desk tbd bot system assistant user
+    agent operator moderator you me everyone all""")
+_LABEL_JUNK = str.maketrans("", "", " _-./'’\"()[]#*:")
+_SPLIT_VALUE = re.compile(r"[ \t]{2,}|\t|[ ]\||[(\[]|[ ]-[ ]|;")
+
+
+def _label_kind(label: str) -> str | None:
+    """ "PERSON" or "ADDRESS" when a key, header or label names such a field."""
+    key = _fold(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", label)).translate(_LABEL_JUNK)
+    if not key or len(key) > 30 or not key.isalpha():
+        return None
+    if key in _ADDRESS_LABELS or (
+        key.endswith(_ADDRESS_LABEL_ENDS) and not key.startswith(_NOT_ADDRESS_LABEL)
+    ):
+        return "ADDRESS"
+    if key in _PERSON_LABELS or (
+        key.endswith(_PERSON_LABEL_ENDS) and not key.startswith(_NOT_PERSON_LABEL)
+    ):
+        return "PERSON"
+    return None
+
+
+def _bare_label(label: str) -> bool:
+    """A key as vague as "name" names people only in a record that also holds an address."""
+    return _fold(label).translate(_LABEL_JUNK) in ("name", "nom", "nombre", "nome", "naam")
+
+
+_NAME_VALUE = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.\-])*(?:[ ][^\W\d_](?:[^\W\d_]|['’.\-])*){0,4}")
+
+
+def _name_value(value: str, lex: _Lexicon, strict: bool, lone: bool = False) -> bool:
+    """Whether a field's value reads as a person's name, in any letter case."""
+    if not 2 <= len(value) <= 60 or not _NAME_VALUE.fullmatch(value):
+        return False
+    folded = [_fold(w.rstrip(".")) for w in value.split()]
+    if any(f in _NOT_A_NAME or (f in lex.org and f not in lex.surnames) for f in folded):
+        return False
+    if all(f in lex.ambiguous or f in PARTICLES for f in folded):
+        return False
+    known = [f in lex.given or f in lex.surnames for f in folded]
+    if lone and len(folded) == 1:  # a chat speaker: any word that is no ordinary word
+        return len(folded[0]) > 2 and folded[0] not in lex.ambiguous
+    if len(folded) == 1 or strict:
+        first, last = folded[0], folded[-1]
+        return (first in lex.given and first not in lex.ambiguous) or (
+            len(folded) > 1 and last in lex.frequent_surnames and first not in lex.ambiguous
+        )
+    return any(known) or all(f not in lex.common for f in folded)
+
+
+def _address_value(value: str) -> bool:
+    if not 4 <= len(value) <= 120 or "@" in value or "://" in value:
+        return False
+    return any(c.isdigit() for c in value) and re.search(r"[^\W\d_]{3}", value) is not None
+
+
+def _cells(text: str, s: int, e: int, sep: str) -> list[tuple[int, int]]:
+    """Offsets of a delimited line's cell values, quotes and blanks left out."""
+    out: list[tuple[int, int]] = []
+    i = s
+    while i <= e:
+        while i < e and text[i] == " ":
+            i += 1
+        if i < e and text[i] == '"':
+            j = text.find('"', i + 1, e)
+            j = e if j < 0 else j
+            out.append((i + 1, j))
+            k = text.find(sep, j, e)
+        else:
+            k = text.find(sep, i, e)
+            k = e if k < 0 else k
+            j = k
+            while j > i and text[j - 1] == " ":
+                j -= 1
+            out.append((i, j))
+        if k < 0 or k >= e:
+            break
+        i = k + 1
+    return out
+
+
+def _line(text: str, pos: int) -> tuple[int, int]:
+    s = text.rfind("\n", 0, pos) + 1
+    e = text.find("\n", pos)
+    return s, (len(text) if e < 0 else e)
+
+
+def _table(
+    text: str, ls: int, le: int, lex: _Lexicon, out: list[Span], headers: list[tuple[int, int]]
+) -> int:
+    """A header row of a CSV, TSV or Markdown table: label the name and address columns of the
+    rows below it."""
+    line = text[ls:le]
+    sep = max(",;\t|", key=line.count)
+    if line.count(sep) < 1 or ":" in line or "{" in line or "=" in line:
+        return 0
+    header = _cells(text, ls, le, sep)
+    kinds = [_label_kind(text[a:b]) if b - a <= 30 else None for a, b in header]
+    if not any(kinds):
+        return 0
+    labels = [text[a:b].lower() for a, b in header]
+    headers.append((ls, le))
+    strict = "ADDRESS" not in kinds and not any(
+        "mail" in h or "phone" in h or "tel" in h for h in labels
+    )
+    pos = le + 1
+    while pos < len(text):
+        rs, re_ = _line(text, pos)
+        if rs == re_:
+            break
+        row = _cells(text, rs, re_, sep)
+        if len(row) != len(header):
+            if set(text[rs:re_]) <= set("|-: "):
+                pos = re_ + 1
+                continue
+            break
+        for (a, b), kind in zip(row, kinds, strict=True):
+            if kind == "PERSON" and _name_value(text[a:b], lex, strict):
+                out.append((a, b, "PERSON"))
+            elif kind == "ADDRESS" and _address_value(text[a:b]):
+                out.append((a, b, "ADDRESS"))
+        pos = re_ + 1
+    return pos
+
+
+def _value_span(text: str, a: int, b: int) -> tuple[int, int]:
+    """A field's value up to a column gap, a bracket or a separator; blanks left out."""
+    m = _SPLIT_VALUE.search(text, a, b)
+    if m:
+        b = m.start()
+    while a < b and text[a] in " \t\"'":
+        a += 1
+    while b > a and text[b - 1] in " \t,.\"'":
+        b -= 1
+    return a, b
+
+
+def _emit(text: str, a: int, b: int, kind: str, lex: _Lexicon, strict: bool, out: list) -> bool:
+    a, b = _value_span(text, a, b)
+    if kind == "PERSON" and _name_value(text[a:b], lex, strict):
+        out.append((a, b, "PERSON"))
+        return True
+    if kind == "ADDRESS" and _address_value(text[a:b]):
+        out.append((a, b, "ADDRESS"))
+        return True
+    return False
+
+
+_KEY_VALUE = re.compile(r"""["']?[ \t]*[:=][ \t]*(["'])""")
+_KEY_CHARS = re.compile(r"[\w\-]+")
+
+
+_CHAT_SPEAKER = re.compile(
+    r"\[\d{1,2}:\d\d(?::\d\d)?\][ \t]*([^\W\d_](?:[^\W\d_]|['’.\- ]){0,40}?)[ \t]*:"
+)
+
+
+def _fields(text: str, lex: _Lexicon, headers: list[tuple[int, int]]) -> list[Span]:
+    """Names and streets given as the values of fields: JSON and keyword keys, CSV and
+    Markdown columns, "Label: value" lines, labels alone on the line above their value, chat
+    speakers. The table header lines found are added to `headers`."""
+    low = text.lower()
+    hits: list[int] = []
+    for stem in _FIELD_STEMS:
+        i = low.find(stem)
+        while i >= 0:
+            hits.append(i)
+            i = low.find(stem, i + len(stem))
+    out: list[Span] = []
+    seen_lines: set[int] = set()
+    n = len(text)
+    table_end = 0
+    for pos in sorted(hits):
+        if pos < table_end:
+            continue
+        # A key in JSON, a dict, YAML with quotes or keyword arguments: "name": "...".
+        ks = pos
+        while ks and (text[ks - 1].isalnum() or text[ks - 1] in "_-"):
+            ks -= 1
+        km = _KEY_CHARS.match(text, ks)
+        ke = km.end() if km else pos
+        m = _KEY_VALUE.match(text, ke)
+        if m and ke - ks <= 30:
+            kind = _label_kind(text[ks:ke])
+            if kind:
+                quote = m.group(1)
+                vs = m.end()
+                ve = text.find(quote, vs, min(n, vs + 160))
+                if ve > vs:
+                    window = low[max(0, ks - 300) : ks + 300]
+                    strict = _bare_label(text[ks:ke]) and not (
+                        "addr" in window or "@" in window or "street" in window
+                    )
+                    _emit(text, vs, ve, kind, lex, strict, out)
+            continue
+        ls, le = _line(text, pos)
+        if ls in seen_lines:
+            continue
+        seen_lines.add(ls)
+        line = text[ls:le]
+        if le - ls > 300:
+            continue
+        if any(c in line for c in ",;\t|") and (end := _table(text, ls, le, lex, out, headers)):
+            table_end = end
+            continue
+        colon = line.find(":")
+        label = line[:colon] if colon >= 0 else line
+        label = label.strip(" \t*#>-|")
+        kind = _label_kind(label) if len(label) <= 32 else None
+        if colon >= 0 and kind and line[colon + 1 :].strip():
+            # "Label: value" on one line ("APPLICANT: JOHN SMITH", "Patient: ...   DOB: ...").
+            _emit(text, ls + colon + 1, le, kind, lex, False, out)
+            continue
+        if kind and (colon < 0 or not line[colon + 1 :].strip()):
+            # A label alone on its line: the value is on the next line(s).
+            key = _fold(label).translate(_LABEL_JUNK)
+            ns = le + 1
+            nls, nle = _line(text, ns) if ns < n else (n, n)
+            if nls == nle:
+                continue
+            if key in _BLOCK_LABELS:
+                if _emit(text, nls, nle, "PERSON", lex, False, out):
+                    ns = nle + 1
+                    if ns < n:
+                        nls, nle = _line(text, ns)
+                        _emit(text, nls, nle, "ADDRESS", lex, False, out)
+                else:
+                    _emit(text, nls, nle, "ADDRESS", lex, False, out)
+            else:
+                _emit(text, nls, nle, kind, lex, False, out)
+    # Chat transcripts: "[09:14] Anna Kowalczyk: ..." names the speaker.
+    i = text.find("[")
+    while i >= 0:
+        m = _CHAT_SPEAKER.match(text, i)
+        if m and m.group(1)[0].isupper() and _name_value(m.group(1), lex, False, lone=True):
+            out.append((m.start(1), m.end(1), "PERSON"))
+        i = text.find("[", i + 1)
+    return out
+
+
+# --- letter case: names and streets written in capitals or in lower case ---------------------
+
+_CAPS_RUN = re.compile(rb"A{2,}(?:['\-]A+)*(?:[ ]+(?:A\.|A{2,}(?:['\-]A+)*))+")
+_LOWER_LED = re.compile(rb"[^aA]*a")
+_LOWER_WORD = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
+
+
+def _recase(text: str, cls: bytes, lex: _Lexicon) -> str:
+    """The text with capitals-only lines and runs of two or more capitalised words in title
+    case ("SHIP TO: JANE DOE" -> "Ship To: Jane Doe"), and, on lines without any capital, a
+    known given name followed by a known surname capitalised ("call maria lopez"). Same
+    length, so offsets carry over; the grammars then read it as ordinary text."""
+    pieces: list[tuple[int, int, str]] = []
+    pos = 0
+    for line in cls.split(b"\n"):
+        end = pos + len(line)
+        if b"AAA" in line and b"a" not in line:
+            pieces.append((pos, end, text[pos:end].title()))
+        elif b"AA" in line:
+            for m in _CAPS_RUN.finditer(line):
+                a, b = pos + m.start(), pos + m.end()
+                if (a == pos or line[m.start() - 1 : m.start()] not in b"aA0") and (
+                    m.end() == len(line) or line[m.end() : m.end() + 1] not in b"aA0"
+                ):
+                    pieces.append((a, b, text[a:b].title()))
+        elif _LOWER_LED.match(line) and not any(c in line for c in b"(){}=;_"):
+            words = list(_LOWER_WORD.finditer(text, pos, end))
+            for w1, w2 in zip(words, words[1:], strict=False):
+                f1, f2 = _fold(w1.group()), _fold(w2.group())
+                if (
+                    f1 in lex.given
+                    and f1 not in lex.ambiguous
+                    and f2 in lex.surnames
+                    and f2 not in lex.common
+                    and text[w1.end() : w2.start()] == " "
+                ):
+                    for w in (w1, w2):
+                        pieces.append((w.start(), w.start() + 1, w.group()[0].upper()))
+        pos = end + 1
+    if not pieces:
+        return text
+    out: list[str] = []
+    last = 0
+    for a, b, new in sorted(pieces):
+        if a < last or len(new) != b - a:
+            continue
+        out.append(text[last:a])
+        out.append(new)
+        last = b
+    out.append(text[last:])
+    return "".join(out)
+
+
+# --- post-office boxes, streets named by the postcode after them, Japanese addresses -------
+
+_PO_BOX = re.compile(
+    r"(?<![\w.])(?:P\.?[ ]?O\.?[ ]?Box|Post[ ]Office[ ]Box|Postfach|Postbus|"
+    r"Apartado(?:[ ]de[ ]Correos)?|Apdo\.|Casella[ ][Pp]ostale|C\.[ ]?P\.|Caixa[ ]Postal|"
+    r"B\.[ ]?P\.|BP|Boîte[ ]postale|Postboks)[ ]?\d{1,6}(?:[ ]\d{2,3}){0,2}(?!\d)",
+    re.IGNORECASE,
+)
+_PO_WORDS = _wordset("box postfach postbus apartado apdo postale postal bp postboks")
+
+_EU_POSTCODE = re.compile(rb"0{4}(?:0?-000|0| AA)?(?= A)")
+_US_STATE_ZIP = re.compile(rb", AA 0{5}(?!0)")
+_UK_INWARD = re.compile(rb"0 0AA(?![aA0])")  # "NW1 6XE": found from its inward half
+_STREET_BEFORE = re.compile(
+    rf"(?:(?<![\w.]){_CAP}(?:[ -](?:{_LINK}|{_CAP}|\d{{1,2}}(?=[ -][{_U}])))*,?[ ]"
+    rf"(?:n\.?[º°o]\.?[ ]?|Nr\.[ ]?|No\.?[ ]?)?{_HOUSE}(?:[ ](?:bis|ter))?"
+    rf"|(?<![\w.,/-]){_HOUSE},?[ ](?:{_LINK}[ ])?{_CAP}(?:[ -](?:{_LINK}|{_CAP})){{0,4}})"
+    rf"(?:,[ ][^,\n]{{1,16}}){{0,2}}[ ]*[,\-–]?[ ]*\Z"
+)
+_STREET_LINE = re.compile(
+    rf"(?:(?:Flat|Apt|Unit|Suite)[ ]\w{{1,5}},[ ])?(?:{_CAP}(?:[ -](?:{_LINK}|{_CAP}))*,?[ ]"
+    rf"(?:n\.?[º°o]\.?[ ]?|Nr\.[ ]?|No\.?[ ]?)?{_HOUSE}(?:[ ](?:bis|ter))?"
+    rf"|{_HOUSE},?[ ](?:{_LINK}[ ])?{_CAP}(?:[ -](?:{_LINK}|{_CAP})){{0,4}})"
+    rf"(?:,[ ][^,\n]{{1,16}}){{0,2}}"
+)
+_CITY_BACK = re.compile(rf"(?:{_CAP}[ ]){{1,3}}\Z")
+
+
+def _street_before(text: str, anchor: int) -> tuple[int, int] | None:
+    """The street line ending just before a postcode and city that start at `anchor`, on the
+    same line after a comma, or alone on the line above."""
+    ls = text.rfind("\n", 0, anchor) + 1
+    prefix = text[max(ls, anchor - 90) : anchor]
+    if not prefix.strip():
+        if ls == 0:
+            return None
+        ps = text.rfind("\n", 0, ls - 1) + 1
+        line = text[ps : ls - 1]
+        stripped = line.strip(" \t")
+        m = _STREET_LINE.fullmatch(stripped)
+        if not m:
+            return None
+        s = ps + line.find(stripped)
+        return s, s + len(stripped)
+    if not prefix.rstrip().endswith((",", "-", "–")):
+        return None
+    m = _STREET_BEFORE.search(prefix)
+    if not m:
+        return None
+    s = anchor - len(prefix) + m.start()
+    e = s + len(m.group().rstrip(" ,-–"))
+    return s, e
+
+
+def _anchored(text: str, cls: bytes) -> list[tuple[int, int]]:
+    """Street lines that the street grammars miss ("Zeil 12, 60313 Frankfurt", "Laan van
+    Meerdervoort 12, 2517 AB Den Haag", "42 Kingsway\\nTucson, AZ 85701"), found from the
+    postcode and city after them."""
+    found: list[tuple[int, int]] = []
+    for m in _EU_POSTCODE.finditer(cls):
+        p = m.start()
+        if p and cls[p - 1 : p] not in b" \n" or p > 1 and cls[p - 2 : p - 1] in b"0aA":
+            continue
+        if span := _street_before(text, p):
+            found.append((span[0], span[1]))
+    for m in _US_STATE_ZIP.finditer(cls):
+        c = _CITY_BACK.search(text, max(0, m.start() - 40), m.start())
+        if c and (span := _street_before(text, c.start())):
+            found.append((span[0], span[1]))
+    for m in _UK_INWARD.finditer(cls):
+        outward = re.search(rb"(?:^| )A{1,2}0A?\Z", cls[max(0, m.start() - 4) : m.start() + 1])
+        if not outward:
+            continue
+        start = m.start() + 1 - len(outward.group().lstrip())
+        c = _CITY_BACK.search(text, max(0, start - 40), start)
+        if c and (span := _street_before(text, c.start())):
+            found.append((span[0], span[1]))
+    return found
+
+
+# Romanised Japanese: "1-2-3 Jingumae, Shibuya-ku, Tokyo 150-0001", "Umeda 3-1-1, Kita-ku".
+_JA_ROMAN = re.compile(
+    r"(?<![\w-])(?:\d{1,4}(?:-\d{1,4}){1,3}[ ][A-Z][a-z]+(?:-[a-z]+)?|[A-Z][a-z]+(?:-[a-z]+)?[ ]"
+    r"\d{1,4}(?:-\d{1,4}){1,3}),[ ][A-Z][a-z]+-(?:ku|shi|cho|machi|gun)\b"
+    r"(?:,[ ][A-Z][a-z]+(?:-(?:to|fu|ken|shi))?)?(?:,?[ ]\d{3}-\d{4})?"
+)
+# Japanese script: a prefecture, then the city, ward and block numbers.
+_JA_ADDRESS = re.compile(
+    r"(?:〒?[ ]?\d{3}[-－]\d{4}[ 　]?)?(?:東京都|北海道|(?:大阪|京都)府|[一-龥]{2,3}県)"
+    r"[一-龥ぁ-んァ-ヶー々ヶ]{1,24}?(?:[0-9０-９]{1,4}(?:丁目|番地?|号|[-－ー]))+[0-9０-９]{0,4}号?"
+)
+# A name in Japanese script before an honorific: "山田太郎様", "佐藤さん".
+_JA_NAME = re.compile(r"([一-龥々]{2,5}|[ァ-ヶー・]{3,12})(?=様|さん|氏|殿|先生|くん|君)")
+_JA_ROMAN_HINTS = ("-ku", "-shi", "-cho", "-machi", "-gun")
+# Words before an honorific that name a group, not a person ("会員様", "皆様").
+_JA_NOT_NAMES = frozenset(("会員", "利用者", "担当者", "関係者", "顧客", "各位", "皆", "お客"))
+
+
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def _japanese(text: str, ascii_only: bool) -> list[Span]:
+    """Romanised addresses around a ward or city suffix ("-ku", "-shi"); addresses and names in
+    Japanese script when the text holds kana or kanji."""
+    out: list[Span] = []
+    done = -1
+    for hint in _JA_ROMAN_HINTS:
+        i = text.find(hint)
+        while i >= 0:
+            ls = text.rfind("\n", 0, i) + 1
+            if ls > done:
+                le = text.find("\n", i)
+                le = len(text) if le < 0 else le
+                out.extend(
+                    (m.start(), m.end(), "ADDRESS") for m in _JA_ROMAN.finditer(text, ls, le)
+                )
+                done = ls
+            i = text.find(hint, i + 3)
+    if not ascii_only and _CJK.search(text):
+        out.extend((m.start(), m.end(), "ADDRESS") for m in _JA_ADDRESS.finditer(text))
+        out.extend(
+            (m.start(1), m.end(1), "PERSON")
+            for m in _JA_NAME.finditer(text)
+            if m.group(1) not in _JA_NOT_NAMES
+        )
+    return out
