@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/pii_detect.py [--calls 3000] [--json]
 
-Five prompt kinds: prose, code, JSON, a chat transcript (each with a few PII items) and a
-prompt with no PII at all. Every call gets a fresh prompt (PII values and filler drawn
+Six prompt kinds: prose, code, JSON, a chat transcript (each with a few PII items), a CSV
+table full of numbers (ids, postcodes, amounts, dates, a phone and an SSN column: the
+column-header lookups) and a prompt with no PII at all. Every call gets a fresh prompt (PII values and filler drawn
 anew), so nothing is measured warm that would be cold in production. Reports p50 and p99
 per kind for the structured types (the gateway's default), on one core. The baseline is
 what the pre-scan replaces: phonenumbers' own matcher run over the whole prompt.
@@ -85,6 +86,17 @@ def make(kind: str, r: random.Random, n: int = 8000) -> str:
             }))  # fmt: skip
         rows.insert(r.randrange(len(rows)), json.dumps({"contact": items}))
         return "[" + ",\n".join(rows) + "]"
+    if kind == "csv":
+        rows = ["customer_id,name,phone,ssn,zip,order,amount,date"]
+        while sum(map(len, rows)) < n:
+            rows.append(
+                f"{r.randint(10000, 99999)},{r.choice(WORDS)} {r.choice(WORDS)},"
+                f"030 {r.randint(1000000, 9999999)},{r.randint(100, 665)}{r.randint(10, 99)}"
+                f"{r.randint(1000, 9999)},{r.randint(10000, 99999)},{r.randint(10**6, 10**9)},"
+                f"{r.randint(1, 9999)}.{r.randint(0, 99):02d},2025-{r.randint(1, 12):02d}-"
+                f"{r.randint(1, 28):02d}"
+            )
+        return "\n".join(rows)
     turns = []
     while sum(map(len, turns)) < n:
         turns.append(f"user: {prose(r, 200, [])}\nassistant: {prose(r, 300, [])}\n")
@@ -131,7 +143,7 @@ def main() -> int:
     args = parser.parse_args()
     results = {
         k: measure(k, args.calls, i)
-        for i, k in enumerate(["prose", "code", "json", "chat", "none"])
+        for i, k in enumerate(["prose", "code", "json", "chat", "csv", "none"])
     }
     results["baseline: phonenumbers matcher, prose"] = baseline(min(args.calls, 100))
     if args.json:

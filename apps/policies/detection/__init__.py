@@ -9,6 +9,7 @@ asked for. Findings carry offsets only: no value is ever logged.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -98,10 +99,15 @@ def _resolve(found: list[tuple[int, int, str, float]]) -> list[Finding]:
         s, e, t, score = found[0]
         return [Finding(t, s, e, score)]
     ranked = sorted(found, key=lambda f: (f[0] - f[1], -_SPECIFICITY[f[2]], f[0]))
+    # Kept findings never overlap, so a candidate only needs checking against its two
+    # neighbours in start order (a prompt may hold hundreds of findings: a table).
+    starts: list[int] = []
     kept: list[tuple[int, int, str, float]] = []
     for f in ranked:
         s, e = f[0], f[1]
-        if all(e <= k[0] or s >= k[1] for k in kept):
-            kept.append(f)
-    kept.sort()
+        i = bisect_right(starts, s)
+        if (i and kept[i - 1][1] > s) or (i < len(kept) and kept[i][0] < e):
+            continue
+        starts.insert(i, s)
+        kept.insert(i, f)
     return [Finding(t, s, e, score) for s, e, t, score in kept]

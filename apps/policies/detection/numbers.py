@@ -10,6 +10,7 @@ fails Luhn is not read as anything else: it is the classic false positive.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 Raw = list[tuple[int, int, str, float]]
 
@@ -50,6 +51,7 @@ _ID_WORDS = (
     "routing", "zip", "plz", "postal", "postcode", "ein", "vat",
     "ordine", "bestelling", "zamówieni", "encomenda", "n°", "nº", "auftrag", "dossier",
 )  # fmt: skip
+_ID_WORD = re.compile("|".join(re.escape(w) for w in _ID_WORDS))  # one search, not 50
 _SSN_WORDS = (
     "ssn", "social security", "social-security", "soc. sec", "soc sec", "ss#", "ss #",
     "ss no", "ss-no", "taxpayer", "seguro social", "s.s.n", "social sec",
@@ -209,7 +211,7 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
         )
         if named and _ssn(digits, strict=False):
             return _add(out, start, end, "SSN")
-        if _SSN_SHAPE.fullmatch(value) and not any(w in context[-16:] for w in _ID_WORDS):
+        if _SSN_SHAPE.fullmatch(value) and not _ID_WORD.search(context, len(context) - 16):
             return _ssn(digits, strict=True) and _add(out, start, end, "SSN")
     if n >= 13 and value[0] not in "+(" and _card_shaped(value):
         return _card(digits) and _add(out, start, end, "CARD")
@@ -301,7 +303,7 @@ def _column(text: str, start: int, memo: dict) -> str:
     key = (line_start, delim)
     header_start = memo.get(key)
     if header_start is None:
-        header_start = _header_start(text, line_start, delim, index)
+        header_start = _header_start(text, line_start, delim, index, memo)
         memo[key] = header_start
     if header_start == line_start:
         return ""
@@ -326,19 +328,23 @@ def _delimits(line: str, delim: str) -> bool:
     return False
 
 
-def column_header(text: str, start: int) -> str:
+def column_header(text: str, start: int, memo: dict | None = None) -> str:
     """The header of the table column `start` is in, lower-cased ("" outside a table)."""
-    return _column(text, start, {})
+    return _column(text, start, {} if memo is None else memo)
 
 
-def _header_start(text: str, line_start: int, delim: str, index: int) -> int:
-    """The first line of the block of table rows that ends with the line at `line_start`."""
+def _header_start(text: str, line_start: int, delim: str, index: int, memo: dict) -> int:
+    """The first line of the block of table rows that ends with the line at `line_start`
+    (`memo`: the answers for lines above, so a long table is walked once)."""
     top = line_start
     at = line_start
     for _ in range(60):
         if at == 0:
             break
         prev_start = text.rfind("\n", 0, at - 1) + 1
+        known = memo.get((prev_start, delim))
+        if known is not None:
+            return known  # the row above is in this block: its header is this one's
         prev = text[prev_start : at - 1]
         if not prev.strip():
             break
@@ -403,7 +409,7 @@ def _said_phone(context: str) -> bool:
     after = context[said.end() :]
     if any(c.isdigit() for c in after) or _CALL_ARGUMENT.search(after):
         return False
-    return not any(w in after for w in _ID_WORDS)
+    return not _ID_WORD.search(after)
 
 
 _CALL_ARGUMENT = re.compile(r"^\w*\(\s*[\"']?$")
@@ -436,7 +442,7 @@ def _phone(text: str, start: int, value: str, digits: str, context: str, memo: d
     # Without a word saying so, only a number written as phone numbers are: a trunk prefix
     # and groups ("030 1234567", "06-12 34 56 78"), or the North American "(415) 555-0123".
     tail = context[-24:]
-    if any(w in tail for w in _ID_WORDS):
+    if _ID_WORD.search(tail):
         return False
     if _NANP.fullmatch(value):
         nsn = digits[1:] if len(digits) == 11 else digits
@@ -463,27 +469,36 @@ def _international(digits: str) -> bool:
 def _holds(region: str, nsn: str) -> bool:
     """phonenumbers' own test of a national significant number against a region's plan
     (its general description: every number type the region assigns)."""
-    from phonenumbers import PhoneMetadata
+    plan = _plan(region)
+    if plan is None:
+        return False
+    _, lengths, desc = plan
     from phonenumbers.phonenumberutil import _is_number_matching_desc
+
+    return len(nsn) in lengths and _is_number_matching_desc(nsn, desc)
+
+
+@cache
+def _plan(region: str):
+    """A region's trunk prefix, possible lengths and general description, looked up once."""
+    from phonenumbers import PhoneMetadata
 
     meta = PhoneMetadata.metadata_for_region(region)
     if meta is None:
-        return False
+        return None
     desc = meta.general_desc
-    return len(nsn) in desc.possible_length and _is_number_matching_desc(nsn, desc)
+    return meta.national_prefix, frozenset(desc.possible_length), desc
 
 
 def _regions(digits: str):
     """Regions whose numbering plan holds `digits` written in national format."""
-    from phonenumbers import PhoneMetadata
-
     regions = _ZERO_REGIONS + ("IT",) if digits[0] == "0" else _OTHER_REGIONS + ("IT",)
     for region in regions:
-        meta = PhoneMetadata.metadata_for_region(region)
-        if meta is None:
+        plan = _plan(region)
+        if plan is None:
             continue
+        prefix = plan[0]
         nsn = digits
-        prefix = meta.national_prefix
         if prefix and digits.startswith(prefix):
             nsn = digits[len(prefix) :]
         elif prefix == "0":

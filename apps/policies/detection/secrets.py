@@ -194,8 +194,9 @@ def find(text: str, raw: bytes, runs: list[tuple[int, int]], out: Raw) -> None:
         # Certificates and public keys are random-looking by design and no secret.
         public = [m.span() for m in _PUBLIC_BLOCK.finditer(text)]
         runs = [r for r in runs if not any(s <= r[0] < e for s, e in public)]
+    memo: dict = {}  # table headers, shared by the runs of this text
     for start, end in runs:
-        _token_run(text, start, end, out)
+        _token_run(text, start, end, out, memo)
 
 
 def _pem(text: str, out: Raw) -> None:
@@ -259,11 +260,11 @@ def _assignment(text: str, at: int, out: Raw) -> None:
     out.append((m.start(group), end, "SECRET", 1.0))
 
 
-def _token_run(text: str, start: int, end: int, out: Raw) -> None:
+def _token_run(text: str, start: int, end: int, out: Raw, memo: dict) -> None:
     run = text[start:end]
     if _HEXISH.fullmatch(run):
         # Digests, UUIDs, hex ids: secrets only when named as one ("api_key": "9f86d0...").
-        if _named(text, start):
+        if _named(text, start, memo):
             for m in _PARTS.finditer(run):
                 if _random(m.group()):
                     out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
@@ -285,17 +286,18 @@ def _token_run(text: str, start: int, end: int, out: Raw) -> None:
     # random-looking too.
     for m in _PARTS.finditer(run):
         value = m.group()
-        if _named(text, start + m.start()) and _random(value):
+        if _named(text, start + m.start(), memo) and _random(value):
             out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
 
 
-def _named(text: str, start: int) -> bool:
+def _named(text: str, start: int, memo: dict) -> bool:
     """Whether the value at `start` is assigned to an identifier that names a secret, or
-    stands in a table column whose header does ("Secret access key")."""
+    stands in a table column whose header does ("Secret access key"; `memo` caches table
+    headers)."""
     if start and text[start - 1] in ",;\t|":
         from apps.policies.detection.numbers import column_header
 
-        header = column_header(text, start)
+        header = column_header(text, start, memo)
         if header:
             return names_secret(header)
     window = text[max(0, start - 40) : start].lower()
