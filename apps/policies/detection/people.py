@@ -444,11 +444,15 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
         for m in _LETTERS.finditer(cls, ws, we):
             a, b = m.span()
             word = low[a:b]
+            if word in _DE_PREFIX_WORDS and text[a].isupper():
+                pm = _DE_PREFIX_LINE.match(text, a)
+                if pm and _fold(pm.group(1)) not in _lexicon().common:
+                    found.append(pm.span())
             if word in _PO_WORDS or (word in "bp" and text[b : b + 1] == "."):
                 pm = _PO_BOX.search(text, max(line_start_of(a), a - 16), b + 24)
                 if pm and pm.start() <= a < pm.end():
                     found.append(pm.span())
-                continue
+                    continue
             if not (
                 word in _STREET_WORDS
                 or word.endswith(_STREET_SUFFIXES)
@@ -610,9 +614,10 @@ def _person(
     if after_cue and title_start is None and cue is None:
         # Reported speech or a mail header after two or more unknown capitalised words.
         plain = [f for f, w in zip(folded, words, strict=True) if not _initial(w[2])]
-        if any(f in lex.ambiguous or f in lex.org for f in plain) or _TEAM.search(folded[-1]):
-            return None
-        cue, sep = "(after)", ":"
+        if not any(f in lex.ambiguous or f in lex.org for f in plain) and not _TEAM.search(
+            folded[-1]
+        ):
+            cue, sep = "(after)", ":"
     if not interesting and title_start is None and cue is None and not at_line_start:
         return None
     # A company or a place named after someone is not that person.
@@ -707,6 +712,14 @@ def _person(
             return span(0)
         if f not in lex.ambiguous and f not in lex.org and len(f) > 1 and not _TEAM.search(f):
             return span(0)
+    elif (
+        cue is not None
+        and 2 <= len(words) <= 3
+        and all(g not in lex.ambiguous and g not in lex.org and len(g) > 1 for g in folded)
+    ):
+        # After a hint ("with", "and", "by"), two or three capitalised words none of which is
+        # an ordinary word, a place or an organisation read as a full name.
+        return span(0)
     # No context: initials before a known surname ("J. Smith", "A. B. Jones").
     if _initial(words[0][2]):
         after = next_name(0)
@@ -969,6 +982,7 @@ def _table(
     if not any(kinds):
         return 0
     labels = [text[a:b].lower() for a, b in header]
+    address_col = kinds.index("ADDRESS") if "ADDRESS" in kinds else None
     headers.append((ls, le))
     strict = "ADDRESS" not in kinds and not any(
         "mail" in h or "phone" in h or "tel" in h for h in labels
@@ -979,11 +993,17 @@ def _table(
         if rs == re_:
             break
         row = _cells(text, rs, re_, sep)
-        if len(row) != len(header):
-            if set(text[rs:re_]) <= set("|-: "):
-                pos = re_ + 1
-                continue
+        extra = len(row) - len(header)
+        if extra and set(text[rs:re_]) <= set("|-: "):
+            pos = re_ + 1
+            continue
+        if extra and (extra < 0 or address_col is None or extra > 3):
             break
+        if extra:
+            # An unquoted address holding the separator ("80B Highfield Rd, Springfield"):
+            # the columns left of it align from the left, the others from the right.
+            merged = (row[address_col][0], row[address_col + extra][1])
+            row = [*row[:address_col], merged, *row[address_col + extra + 1 :]]
         for (a, b), kind in zip(row, kinds, strict=True):
             if kind == "PERSON" and _name_value(text[a:b], lex, strict):
                 out.append((a, b, "PERSON"))
@@ -1111,7 +1131,6 @@ def _fields(text: str, lex: _Lexicon, headers: list[tuple[int, int]]) -> list[Sp
 # --- letter case: names and streets written in capitals or in lower case ---------------------
 
 _CAPS_RUN = re.compile(rb"A{2,}(?:['\-]A+)*(?:[ ]+(?:A\.|A{2,}(?:['\-]A+)*))+")
-_LOWER_LED = re.compile(rb"[^aA]*a")
 _LOWER_WORD = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
 
 
@@ -1133,7 +1152,7 @@ def _recase(text: str, cls: bytes, lex: _Lexicon) -> str:
                     m.end() == len(line) or line[m.end() : m.end() + 1] not in b"aA0"
                 ):
                     pieces.append((a, b, text[a:b].title()))
-        elif _LOWER_LED.match(line) and not any(c in line for c in b"(){}=;_"):
+        elif line.count(b"A") <= 2 and b"a" in line and not any(c in line for c in b"(){}=;_"):
             words = list(_LOWER_WORD.finditer(text, pos, end))
             for w1, w2 in zip(words, words[1:], strict=False):
                 f1, f2 = _fold(w1.group()), _fold(w2.group())
@@ -1168,6 +1187,15 @@ _PO_BOX = re.compile(
     r"Apartado(?:[ ]de[ ]Correos)?|Apdo\.|Casella[ ][Pp]ostale|C\.[ ]?P\.|Caixa[ ]Postal|"
     r"B\.[ ]?P\.|BP|Boîte[ ]postale|Postboks)[ ]?\d{1,6}(?:[ ]\d{2,3}){0,2}(?!\d)",
     re.IGNORECASE,
+)
+# "Unter den Linden 77", "Am Sandtorkai 41", "An der Alster 12": a German street named by a
+# preposition and a word, with no street type; the number must end the street line.
+_DE_PREFIX_WORDS = _wordset("am im zum zur an auf in unter hinter vor bei beim")
+_DE_PREFIX_LINE = re.compile(
+    rf"(?:Am|Im|Zum|Zur|Beim|(?:An|Auf|In|Unter|Hinter|Vor|Bei)[ ](?:der|den|dem))[ ]"
+    rf"({_CAP})(?:[ -]{_CAP})?[ ]\d{{1,3}}(?:[ ]?[a-z](?![\w]))?(?:[-/]\d{{1,3}}[a-z]?)?"
+    rf"(?=[ ]*(?:$|[\n,;)]|\.(?:\s|$)))",
+    re.MULTILINE,
 )
 _PO_WORDS = _wordset("box postfach postbus apartado apdo postale postal bp postboks")
 
