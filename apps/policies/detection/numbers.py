@@ -294,11 +294,20 @@ def _card(digits: str) -> bool:
 def _column(text: str, start: int, memo: dict) -> str:
     """The header of the table column `start` is in (CSV, TSV, semicolons, Markdown pipes or
     fixed-width columns), lower-cased; "" when `start` is not in a table row."""
+    found = memo.get(start)
+    if found is None:
+        found = memo[start] = _find_column(text, start, memo)
+    return found
+
+
+def _find_column(text: str, start: int, memo: dict) -> str:
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", start)
     line = text[line_start : line_end if line_end >= 0 else len(text)]
     col = start - line_start
-    delim = next((d for d in "\t|;," if _delimits(line, d)), "")
+    delim = memo.get(("delim", line_start))
+    if delim is None:
+        delim = memo[("delim", line_start)] = next((d for d in "\t|;," if _delimits(line, d)), "")
     index = _cell_index(line, col, delim) if delim else 0
     key = (line_start, delim)
     header_start = memo.get(key)
@@ -310,7 +319,9 @@ def _column(text: str, start: int, memo: dict) -> str:
     header_end = text.find("\n", header_start)
     header = text[header_start:header_end]
     if delim:
-        cells = _cells(header, delim)
+        cells = memo.get((delim, header_start, "cells"))
+        if cells is None:
+            cells = memo[(delim, header_start, "cells")] = _cells(header, delim)
         # A header names short columns; a sentence with a comma in it is no header.
         if len(cells) < 3 or index >= len(cells) or any(len(c) > 40 for c in cells):
             return ""
