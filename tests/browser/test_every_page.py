@@ -70,6 +70,13 @@ alert = BudgetAlert.objects.create(
 notifier = costs.notifier_create(
     name="walk notifier", kind="email", tenant=tenant, target="walk@example.com"
 )
+from apps.policies.services import policy_create
+walk_policy = policy_create(
+    tenant=tenant, name="walk-policy", rules=[dict(
+        id="no-secrets", when=[dict(attr="request.entities", op="contains", value="SECRET")],
+        effect=dict(type="deny", message="No secrets."),
+    )],
+)
 # Two weeks of spend, so the spend pages show a chart and tables rather than their
 # empty state.
 from datetime import timedelta
@@ -99,7 +106,7 @@ print(json.dumps({{
     "user": auditor.pk, "route": str(route.pk), "retentionpolicy": policy.pk,
     "job": str(job.pk), "event": AuditEvent.objects.order_by("-sequence").first().sequence,
     "ratelimit": str(ratelimit.pk), "budget": str(budget.pk), "budgetalert": str(alert.pk),
-    "notifier": str(notifier.pk),
+    "notifier": str(notifier.pk), "policy": walk_policy.pk,
 }}))
 """
 
@@ -121,6 +128,7 @@ OBJECT_OF = (
     ("costs:budget-", "budget"),
     ("costs:budgetalert-", "budgetalert"),
     ("costs:notifier-", "notifier"),
+    ("policies:policy-", "policy"),
 )
 
 
