@@ -23,23 +23,49 @@ def policy_get(*, tenant_id: Any, name: str) -> Policy | None:
     return policy_list().filter(tenant_id=tenant_id, name=name).first()
 
 
-def _aliases() -> dict[str, dict[str | None, dict[str, set[str]]]]:
+def _aliases(
+    projects: Iterable[str] | None = None, keys: Iterable[str] | None = None
+) -> dict[str, dict[str | None, dict[str, set[str]]]]:
     """Project slugs and key names, each with the ids they stand for, by tenant id (and
-    under None for every tenant, what a global policy's names mean)."""
+    under None for every tenant, what a global policy's names mean). Only the names given
+    are looked up (None: all)."""
     from apps.tenants.models import ApiKey, Project
 
     found: dict[str, dict[str | None, dict[str, set[str]]]] = {"project": {}, "key": {}}
-    for kind, rows in (
-        ("project", Project.objects.values_list("tenant_id", "slug", "id")),
-        (
-            "key",
-            ApiKey.objects.filter(revoked_at__isnull=True).values_list("tenant_id", "name", "id"),
-        ),
+    project_rows = Project.objects.all()
+    key_rows = ApiKey.objects.filter(revoked_at__isnull=True)
+    if projects is not None:
+        project_rows = project_rows.filter(slug__in=list(projects))
+    if keys is not None:
+        key_rows = key_rows.filter(name__in=list(keys))
+    for kind, rows, wanted in (
+        ("project", project_rows.values_list("tenant_id", "slug", "id"), projects),
+        ("key", key_rows.values_list("tenant_id", "name", "id"), keys),
     ):
+        if wanted is not None and not wanted:
+            continue
         for tenant_id, name, pk in rows:
             for owner in (str(tenant_id), None):
                 found[kind].setdefault(owner, {}).setdefault(name, set()).add(str(pk))
     return found
+
+
+def _named(specs: Iterable[PolicySpec]) -> tuple[set[str], set[str]]:
+    """The project and key names the specs mention (scopes and subject conditions)."""
+    projects: set[str] = set()
+    keys: set[str] = set()
+    for spec in specs:
+        scope = spec.scope or {}
+        projects.update(str(v) for v in scope.get("projects") or ())
+        keys.update(str(v) for v in scope.get("keys") or ())
+        for rule in spec.rules:
+            for cond in rule.get("when") or ():
+                kind = _SUBJECT.get(cond.get("attr"))
+                if kind:
+                    value = cond.get("value")
+                    names = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+                    (projects if kind == "project" else keys).update(names)
+    return projects, keys
 
 
 def _expand(values: Iterable[Any], names: Mapping[str, set[str]]) -> list[str]:
@@ -123,8 +149,12 @@ def policy_specs(
     policies = list(policies)
     if not policies:
         return []
-    aliases = _aliases()
-    return [with_ids(spec_of(p), aliases) for p in policies]
+    specs = [spec_of(p) for p in policies]
+    projects, keys = _named(specs)
+    if not projects and not keys:
+        return specs
+    aliases = _aliases(projects, keys)
+    return [with_ids(spec, aliases) for spec in specs]
 
 
 def recent_requests(*, tenant_id: Any = None, last: int = 1000) -> list[Any]:

@@ -183,7 +183,10 @@ def draft_spec(draft: Mapping[str, Any], *, tenant: Any = None, index: int = 0) 
         enabled=bool(draft.get("enabled", True)),
         scope=dict(draft.get("scope") or {}),
     )
-    return selectors.with_ids(spec, selectors._aliases())
+    projects, keys = selectors._named([spec])
+    if not projects and not keys:
+        return spec
+    return selectors.with_ids(spec, selectors._aliases(projects, keys))
 
 
 def _stored(tenant: Any, replaced: set[tuple[str | None, str]]) -> list[PolicySpec]:
