@@ -21,8 +21,26 @@ A chain followed by a company suffix ("GmbH", "Inc", "Industries") or an "&", or
 eponymous brand ("Louis Vuitton"), is a company, not a person; a chain followed by unknown
 capitalised words is a title or an event ("Grace Hopper Celebration"); a word glued to code
 punctuation (`Mark.objects`, `Will_run`, `Rose(`) or with a capital inside (`GitHub`) is an
-identifier. Not found: names in lower case or in capitals only, and names the gazetteer does
-not know with no title or cue before them ("Satya Nadella replied").
+identifier. A cue may also follow the name: reported speech ("Wanjiru Kamau replied",
+"schrieb", "a répondu", "lo confirmó") or an e-mail address ("Ana Lima <ana@...>"); mail
+headers ("An:", "De :"), requests ("on behalf of", "Anfrage von", "Pedido de") and roles
+("mentor", "Vorgesetzter", "responsable") count as cues before it. After a weak cue ("with",
+"and"), two or three capitalised words none of which is an ordinary word, a place or an
+organisation make a full name.
+
+Fields. A value is a name or a street because of the field holding it, in any letter case:
+JSON and keyword keys ("customer", "full_name", "contactName", "shipping_address"), CSV, TSV and
+Markdown columns under such headers (an unquoted address holding the separator is re-joined),
+"Label: value" lines, labels alone on the line above their value ("Full name" / "Wohnanschrift"
+/ "SHIP TO:" then a name and a street), and chat speakers ("[09:14] Itai:"). A vague key
+("name") names a person only in a record that also holds an address or an e-mail address, or
+when the value holds a known given name or surname; header lines are never names.
+
+Letter case. Lines in capitals and runs of two or more words in capitals are read in title
+case ("SHIP TO: JANE DOE"); in a line that starts in lower case (chat), a known given name
+followed by a known surname is read capitalised ("call maria lopez"). The text keeps its
+length, so offsets carry over. Not found: unknown names in lower case, and unknown names with
+no cue on either side.
 
 Street addresses. One grammar per way of writing a street line, each needing a house number:
 number first with an English street type ("221B Baker Street", "1600 Pennsylvania Ave NW")
@@ -32,12 +50,23 @@ street word ending in a street type ("Hauptstraße 5", "Berliner Allee 12", "Kei
 123"). A unit ("Apt 4B", "3º B") and a postcode with its city on the same line
 ("10115 Berlin", "1015 CJ Amsterdam", "London NW1 6XE", "Springfield, IL 62704") extend the
 span. A street name without a number is no address, nor is a year after "in" or "since".
+Also found: post-office boxes ("PO Box 4521", "Postfach 10 04 52", "Apartado de Correos 12",
+"Casella Postale 3", "Postbus 2500", "BP 45"); German streets named by a preposition and a
+word, the number ending the line ("Unter den Linden 77", "Am Sandtorkai 41"); any street line
+ending in a number when a postcode and city follow it after a comma or on the next line
+("Zeil 12, 60313 Frankfurt", "Laan van Meerdervoort 12, 2517 AB Den Haag",
+"42 Kingsway\nTucson, AZ 85701", "Im Tal 118\n80331 München"); romanised Japanese addresses
+around a ward or city suffix ("1-2-3 Jingumae, Shibuya-ku, Tokyo 150-0001"), and, in Japanese
+script, addresses from the prefecture to the block number ("東京都渋谷区道玄坂1-2-3") and
+names before an honorific ("山田太郎様").
 
 Speed. The text is mapped once to a byte string of character classes (capital, small letter,
 digit), in which the regex engine finds the runs of capitalised words and the house numbers
 in C; Python looks only at runs holding a known name or following a title or a cue, and tries
 the street grammars only where they can start (a house number before a street word, the
-street word itself, or a word or two before it).
+street word itself, or a word or two before it). Field stems are found with `str.find`;
+postcodes, capitals and lower-case lines with patterns that start with a literal byte of the
+class map; Japanese patterns run only on text holding kana or kanji.
 """
 
 from __future__ import annotations
@@ -263,6 +292,8 @@ class _Lexicon:
         # A word that reads as an ordinary word or a place needs more than itself.
         self.ambiguous = frozenset(common | places)
         self.common = frozenset(common)
+        # Given names that are no ordinary word: enough to read "call maria lopez" as a name.
+        self.plain_given = frozenset(self.given - self.ambiguous)
         self.org = frozenset(_fold(w) for w in _ORG_SUFFIXES)
         # A chain with none of these words is a name only after a title or a cue, or alone
         # on a line (a signature).
@@ -444,15 +475,16 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
         for m in _LETTERS.finditer(cls, ws, we):
             a, b = m.span()
             word = low[a:b]
-            if word in _DE_PREFIX_WORDS and text[a].isupper():
-                pm = _DE_PREFIX_LINE.match(text, a)
-                if pm and _fold(pm.group(1)) not in _lexicon().common:
-                    found.append(pm.span())
-            if word in _PO_WORDS or (word in "bp" and text[b : b + 1] == "."):
-                pm = _PO_BOX.search(text, max(line_start_of(a), a - 16), b + 24)
-                if pm and pm.start() <= a < pm.end():
-                    found.append(pm.span())
-                    continue
+            if word in _EXTRA_WORDS or (b - a == 1 and word in "bp" and text[b : b + 1] == "."):
+                if word in _DE_PREFIX_WORDS and text[a].isupper():
+                    pm = _DE_PREFIX_LINE.match(text, a)
+                    if pm and _fold(pm.group(1)) not in _lexicon().common:
+                        found.append(pm.span())
+                else:
+                    pm = _PO_BOX.search(text, max(line_start_of(a), a - 16), b + 24)
+                    if pm and pm.start() <= a < pm.end():
+                        found.append(pm.span())
+                        continue
             if not (
                 word in _STREET_WORDS
                 or word.endswith(_STREET_SUFFIXES)
@@ -778,7 +810,9 @@ def _people(text: str, cls: bytes, lex: _Lexicon) -> list[Span]:
         while j >= 0 and text[j] in _LINE_LEAD:
             j -= 1
         at_line_start = j < 0 or text[j] == "\n"
-        after_cue = " " in text[s:e] and _AFTER_NAME.match(text, e) is not None
+        after_cue = bool(
+            e < n and text[e] in " \t<" and " " in text[s:e] and _AFTER_NAME.match(text, e)
+        )
         # The common case, capitalised words none of which is a known name, in the middle of
         # a line, after no title and no cue: nothing to look at.
         if (
@@ -887,6 +921,7 @@ _LABEL_JUNK = str.maketrans("", "", " _-./'’\"()[]#*:")
 _SPLIT_VALUE = re.compile(r"[ \t]{2,}|\t|[ ]\||[(\[]|[ ]-[ ]|;")
 
 
+@lru_cache(maxsize=4096)
 def _label_kind(label: str) -> str | None:
     """ "PERSON" or "ADDRESS" when a key, header or label names such a field."""
     key = _fold(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", label)).translate(_LABEL_JUNK)
@@ -1064,12 +1099,13 @@ def _fields(text: str, lex: _Lexicon, headers: list[tuple[int, int]]) -> list[Sp
         if pos < table_end:
             continue
         # A key in JSON, a dict, YAML with quotes or keyword arguments: "name": "...".
-        ks = pos
-        while ks and (text[ks - 1].isalnum() or text[ks - 1] in "_-"):
-            ks -= 1
-        km = _KEY_CHARS.match(text, ks)
+        km = _KEY_CHARS.match(text, pos)
         ke = km.end() if km else pos
-        m = _KEY_VALUE.match(text, ke)
+        m = _KEY_VALUE.match(text, ke) if text[ke : ke + 1] in "\"':= \t" else None
+        if m:
+            ks = pos
+            while ks and (text[ks - 1].isalnum() or text[ks - 1] in "_-"):
+                ks -= 1
         if m and ke - ks <= 30:
             kind = _label_kind(text[ks:ke])
             if kind:
@@ -1088,7 +1124,7 @@ def _fields(text: str, lex: _Lexicon, headers: list[tuple[int, int]]) -> list[Sp
             continue
         seen_lines.add(ls)
         line = text[ls:le]
-        if le - ls > 300:
+        if le - ls > 300 or "(" in line or "=" in line:  # code, not a header or a label
             continue
         if any(c in line for c in ",;\t|") and (end := _table(text, ls, le, lex, out, headers)):
             table_end = end
@@ -1130,8 +1166,36 @@ def _fields(text: str, lex: _Lexicon, headers: list[tuple[int, int]]) -> list[Sp
 
 # --- letter case: names and streets written in capitals or in lower case ---------------------
 
+_CAPS_WORD = re.compile(rb"AAA")
+_LOWER_LINE = re.compile(rb"\n(?:\[[^\]\n]{1,20}\][ ]*[^:\n]{0,30}:)?[^aA\n]*a[^\n]*")
+_CODE_CHARS = re.compile(rb"[(){}=;_]")
 _CAPS_RUN = re.compile(rb"A{2,}(?:['\-]A+)*(?:[ ]+(?:A\.|A{2,}(?:['\-]A+)*))+")
-_LOWER_WORD = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
+
+
+_WORD_PUNCT = ",.;:!?\"'()[]«»“”¿¡"
+
+
+def _lower_names(text: str, pos: int, end: int, lex: _Lexicon, pieces: list) -> None:
+    """Capitalise a known given name followed by a known surname in a lower-case line."""
+    words = text[pos:end].split()
+    for i in range(len(words) - 1):
+        w1 = words[i]
+        if not w1.islower() or w1[-1] in _WORD_PUNCT:
+            continue
+        w1 = w1.lstrip(_WORD_PUNCT)
+        f1 = w1 if w1.isascii() else _fold(w1)
+        if f1 not in lex.plain_given:
+            continue
+        w2 = words[i + 1].rstrip(_WORD_PUNCT)
+        f2 = _fold(w2)
+        if not w2.islower() or f2 not in lex.surnames or f2 in lex.common:
+            continue
+        m = re.search(rf"(?<!\w){re.escape(w1)} {re.escape(w2)}(?!\w)", text[pos:end])
+        if m:
+            a = pos + m.start()
+            b = a + len(w1) + 1
+            pieces.append((a, a + 1, w1[0].upper()))
+            pieces.append((b, b + 1, w2[0].upper()))
 
 
 def _recase(text: str, cls: bytes, lex: _Lexicon) -> str:
@@ -1140,37 +1204,31 @@ def _recase(text: str, cls: bytes, lex: _Lexicon) -> str:
     known given name followed by a known surname capitalised ("call maria lopez"). Same
     length, so offsets carry over; the grammars then read it as ordinary text."""
     pieces: list[tuple[int, int, str]] = []
-    pos = 0
-    for line in cls.split(b"\n"):
-        end = pos + len(line)
-        if b"AAA" in line and b"a" not in line:
-            pieces.append((pos, end, text[pos:end].title()))
-        elif b"AA" in line:
-            for m in _CAPS_RUN.finditer(line):
-                a, b = pos + m.start(), pos + m.end()
-                if (a == pos or line[m.start() - 1 : m.start()] not in b"aA0") and (
-                    m.end() == len(line) or line[m.end() : m.end() + 1] not in b"aA0"
-                ):
-                    pieces.append((a, b, text[a:b].title()))
-        elif line.count(b"A") <= 2 and b"a" in line and not any(c in line for c in b"(){}=;_"):
-            words = list(_LOWER_WORD.finditer(text, pos, end))
-            for w1, w2 in zip(words, words[1:], strict=False):
-                f1, f2 = _fold(w1.group()), _fold(w2.group())
-                if (
-                    f1 in lex.given
-                    and f1 not in lex.ambiguous
-                    and f2 in lex.surnames
-                    and f2 not in lex.common
-                    and text[w1.end() : w2.start()] == " "
-                ):
-                    for w in (w1, w2):
-                        pieces.append((w.start(), w.start() + 1, w.group()[0].upper()))
-        pos = end + 1
+    if b"AA" in cls:
+        done = -1
+        for m in _CAPS_WORD.finditer(cls):
+            ls = cls.rfind(b"\n", 0, m.start()) + 1
+            if ls <= done:
+                continue
+            le = cls.find(b"\n", m.end())
+            le = len(cls) if le < 0 else le
+            if b"a" not in cls[ls:le]:  # a line in capitals: "SHIP TO: JANE DOE"
+                pieces.append((ls, le, text[ls:le].title()))
+                done = ls
+        for m in _CAPS_RUN.finditer(cls) if b"AA AA" in cls or b"AA A." in cls else ():
+            a, b = m.span()
+            if (not a or cls[a - 1] not in b"aA0") and (b == len(cls) or cls[b] not in b"aA0"):
+                pieces.append((a, b, text[a:b].title()))
+    # Lines that start in lower case, or chat lines whose message does: "ok so maria lopez".
+    for m in _LOWER_LINE.finditer(b"\n" + cls):
+        a, b = m.start(), m.end() - 1
+        if b"a a" in cls[a:b] and not _CODE_CHARS.search(cls, a, b):
+            _lower_names(text, a, b, lex, pieces)
     if not pieces:
         return text
     out: list[str] = []
     last = 0
-    for a, b, new in sorted(pieces):
+    for a, b, new in sorted(pieces, key=lambda p: (p[0], -p[1])):
         if a < last or len(new) != b - a:
             continue
         out.append(text[last:a])
@@ -1199,6 +1257,7 @@ _DE_PREFIX_LINE = re.compile(
 )
 _PO_WORDS = _wordset("box postfach postbus apartado apdo postale postal bp postboks")
 
+_EXTRA_WORDS = _PO_WORDS | _DE_PREFIX_WORDS
 _EU_POSTCODE = re.compile(rb"0{4}(?:0?-000|0| AA)?(?= A)")
 _US_STATE_ZIP = re.compile(rb", AA 0{5}(?!0)")
 _UK_INWARD = re.compile(rb"0 0AA(?![aA0])")  # "NW1 6XE": found from its inward half
