@@ -144,3 +144,18 @@ def test_duplicate_policies_and_unknown_tenants_are_errors():
     data["policies"][1]["tenant"] = "initech"
     with pytest.raises(ConfigError, match="no tenant with slug 'initech'"):
         apply_config(data)
+
+
+def test_a_loaded_evaluator_makes_no_query(django_assert_num_queries):
+    apply_config(document())
+    acme = Policy.objects.get(tenant__slug="acme")
+    evaluator = load_evaluator()
+    with django_assert_num_queries(0):
+        for classification in ("internal", "restricted"):
+            evaluator.evaluate(
+                Facts(
+                    tenant_id=str(acme.tenant_id),
+                    classification=classification,
+                    entities=frozenset({"SECRET"}),
+                )
+            )
