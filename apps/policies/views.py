@@ -60,8 +60,6 @@ from atp_site.console.views import (
 
 # Shown instead of the rule and conditions of a matched policy the viewer may not see.
 HIDDEN = "a policy you may not view"
-# How many changed requests an impact preview lists (it counts them all).
-IMPACT_LISTED = 50
 
 
 # --- reading rules --------------------------------------------------------------------------

@@ -190,6 +190,21 @@ def test_the_list_shows_scope_priority_mode_and_rule_count_and_filters(world):
     }
 
 
+def test_the_list_costs_the_same_queries_for_three_policies_as_for_thirteen(
+    world, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = signed_in(world.security)
+    with CaptureQueriesContext(connection) as few:
+        listed(client.get(reverse("policies:policy-list")))
+    for i in range(10):
+        services.policy_create(tenant=world.acme if i % 2 else None, name=f"more-{i}", rules=NIGHT)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(listed(client.get(reverse("policies:policy-list")))) == 13
+
+
 def test_the_detail_page_reads_its_rules_and_links_its_history(world):
     response = signed_in(world.security).get(
         reverse("policies:policy-detail", args=[world.global_policy.pk])
