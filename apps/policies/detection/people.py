@@ -916,7 +916,8 @@ _NOT_ADDRESS_LABEL = (
 _BLOCK_LABELS = _wordset("shipto deliverto billto soldto recipient")
 _NOT_A_NAME = _wordset("""plan team support service services null none true false unknown test tests admin
     default sample example bundle lamp chair table sofa desk tbd bot system assistant user
-    agent operator moderator you me everyone all""")
+    agent operator moderator you me everyone all scheduler worker server cron monitor alert
+    root host daemon job build deploy""")
 _LABEL_JUNK = str.maketrans("", "", " _-./'’\"()[]#*:")
 _SPLIT_VALUE = re.compile(r"[ \t]{2,}|\t|[ ]\||[(\[]|[ ]-[ ]|;")
 
@@ -967,7 +968,8 @@ def _name_value(value: str, lex: _Lexicon, strict: bool, lone: bool = False) -> 
 
 
 def _address_value(value: str) -> bool:
-    if not 4 <= len(value) <= 120 or "@" in value or "://" in value:
+    """A street line: a number and a word of three letters or more, in two tokens or more."""
+    if not 4 <= len(value) <= 120 or "@" in value or "://" in value or " " not in value:
         return False
     return any(c.isdigit() for c in value) and re.search(r"[^\W\d_]{3}", value) is not None
 
@@ -1076,7 +1078,7 @@ _KEY_CHARS = re.compile(r"[\w\-]+")
 
 
 _CHAT_SPEAKER = re.compile(
-    r"\[\d{1,2}:\d\d(?::\d\d)?\][ \t]*([^\W\d_](?:[^\W\d_]|['’.\- ]){0,40}?)[ \t]*:"
+    r"\[\d{1,2}:\d\d(:\d\d)?\][ \t]*([^\W\d_](?:[^\W\d_]|['’.\- ]){0,40}?)[ \t]*:"
 )
 
 
@@ -1158,8 +1160,11 @@ def _fields(text: str, lex: _Lexicon, headers: list[tuple[int, int]]) -> list[Sp
     i = text.find("[")
     while i >= 0:
         m = _CHAT_SPEAKER.match(text, i)
-        if m and m.group(1)[0].isupper() and _name_value(m.group(1), lex, False, lone=True):
-            out.append((m.start(1), m.end(1), "PERSON"))
+        # A lone unknown word is a speaker in a chat ("[09:14] Itai:"), not in a log with
+        # seconds ("[12:00:03] Worker:"), and never a word in capitals ("ERROR").
+        lone = m is not None and m.group(1) is None and m.group(2)[1:].islower()
+        if m and m.group(2)[0].isupper() and _name_value(m.group(2), lex, False, lone=lone):
+            out.append((m.start(2), m.end(2), "PERSON"))
         i = text.find("[", i + 1)
     return out
 
