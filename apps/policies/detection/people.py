@@ -466,7 +466,7 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
         else:
             windows.append([ws, we])
     low = text.lower()
-    found: list[tuple[int, int]] = _anchored(text, cls)
+    found: list[tuple[int, int]] = []
 
     def line_start_of(pos: int) -> int:
         return text.rfind("\n", 0, pos) + 1
@@ -510,6 +510,8 @@ def _addresses(text: str, cls: bytes) -> list[Span]:
                 if start <= line_start:
                     break
                 start = max(line_start, text.rfind(" ", line_start, start - 1) + 1)
+    # Streets found from the postcode after them only where no grammar found the street.
+    found += [(s, e) for s, e in _anchored(text, cls) if not any(a < e and s < b for a, b in found)]
     out: list[Span] = []
     for s, e in sorted(found, key=lambda f: (f[0], -f[1])):
         if out and s < out[-1][1] or _year_not_house(text, s):
