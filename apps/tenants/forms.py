@@ -92,6 +92,7 @@ class TenantForm(forms.Form):
     data_classification = forms.ChoiceField(
         choices=DataClassification.choices,
         initial=DataClassification.INTERNAL,
+        required=False,
         label="Data classification",
         help_text="Of requests that give none; callers may only raise it.",
     )
@@ -135,6 +136,9 @@ class TenantForm(forms.Form):
 
     def clean_name(self) -> str:
         return _printable(self.cleaned_data["name"].strip(), "A name")
+
+    def clean_data_classification(self) -> str:
+        return self.cleaned_data["data_classification"] or DataClassification.INTERNAL
 
     def clean_time_zone(self) -> str:
         return self.cleaned_data["time_zone"].strip()

@@ -67,8 +67,11 @@ def editor(tenant: str | None = None, policy: str | None = None) -> Lazy:
 SAMPLE = {"sample_tenant": "acme", "sample_endpoint": "chat", "sample_classification": "internal"}
 
 
-def with_draft(policy: str) -> Lazy:
-    return lambda w, r: {**SAMPLE, **editor(policy=policy)(w, r), "with_draft": "1"}
+def with_draft(policy: str, tenant: str = "acme") -> Lazy:
+    """A draft of `policy` simulated on a sample request of its own tenant (a tenant's draft
+    is simulated on that tenant's requests only)."""
+    sample = {**SAMPLE, "sample_tenant": tenant}
+    return lambda w, r: {**sample, **editor(policy=policy)(w, r), "with_draft": "1"}
 
 
 # fmt: off
@@ -95,7 +98,7 @@ ROWS: list[Row] = [
     row("console policy simulate",               PO + "policy-simulate",     "post", "401 403 200 200 200 403 200 200 200 200 200 200", data=SAMPLE),
     row("console policy simulate htmx",          PO + "policy-simulate",     "post", "401 403 200 200 200 403 200 200 200 200 200 200", data=SAMPLE, htmx=True),
     row("console own policy draft simulate",     PO + "policy-simulate",     "post", "401 403 403 403 200 403 403 200 403 200 200 200", data=with_draft("policy_acme")),
-    row("console other policy draft simulate",   PO + "policy-simulate",     "post", "401 403 403 403 404 403 403 200 403 200 200 200", data=with_draft("policy_globex")),
+    row("console other policy draft simulate",   PO + "policy-simulate",     "post", "401 403 403 403 404 403 403 200 403 200 200 200", data=with_draft("policy_globex", "globex")),
     row("console own policy validate",           PO + "policy-validate",     "post", "401 403 403 403 200 403 403 200 403 200 200 200", data=editor(policy="policy_acme"), htmx=True),
     row("console other policy validate",         PO + "policy-validate",     "post", "401 403 403 403 404 403 403 200 403 200 200 200", data=editor(policy="policy_globex"), htmx=True),
     row("console new policy validate",           PO + "policy-validate",     "post", "401 403 403 403 200 403 403 200 403 200 200 200", data=editor("acme")),
