@@ -443,12 +443,13 @@ def test_each_app_owns_its_sections_applied_in_order():
         ("tenants", "apps.tenants.config_sections"),
         ("routes", "apps.routing.config_sections"),
         ("retention", "apps.audit.config_sections"),
+        ("policies", "apps.policies.config_sections"),
         ("limits", "apps.costs.config_sections.limits"),
         ("budgets", "apps.costs.config_sections.limits"),
         ("notifiers", "apps.costs.config_sections.limits"),
     ]
     with pytest.raises(ConfigError, match="unknown key") as refused:
-        apply_config({"version": 1, "policies": []})
+        apply_config({"version": 1, "guardrails": []})
     assert "retention" in str(refused.value) and "providers" in str(refused.value)
 
 

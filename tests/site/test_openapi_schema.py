@@ -68,6 +68,7 @@ def test_writes_of_unique_names_document_409_and_nothing_else_does(schema):
             "rate-limits",
             "budgets",
             "notifiers",
+            "policies",
         )
         for method, suffix in (("POST", ""), ("PUT", "{id}/"), ("PATCH", "{id}/"))
     }

@@ -3,7 +3,6 @@ apps.policies.validation in the services; these only shape the JSON."""
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -56,7 +55,7 @@ class PolicySerializer(ModelSerializer):
         # Name uniqueness per tenant is checked by the service (409 naming the field).
         validators: list = []
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_tenant_slug(self, policy: Policy) -> str | None:
         return policy.tenant.slug if policy.tenant_id else None
 
