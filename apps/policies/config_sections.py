@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import F
+
 from apps.policies import services
 from apps.policies.models import Policy
 from apps.policies.validation import has_errors, validate_policy
@@ -146,7 +148,7 @@ class PolicySection(cf.Section):
 
     def export(self, notes: list[str]) -> list[dict[str, Any]]:
         out = []
-        for policy in Policy.objects.select_related("tenant").order_by("tenant__slug", "name"):
+        for policy in Policy.objects.select_related("tenant").order_by(F("tenant__slug").asc(nulls_first=True), "name"):
             item: dict[str, Any] = {"name": policy.name}
             if policy.tenant_id:
                 item["tenant"] = policy.tenant.slug

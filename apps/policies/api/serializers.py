@@ -67,7 +67,7 @@ class PolicySerializer(ModelSerializer):
 class PolicyUpdateSerializer(PolicySerializer):
     """A policy stays with its tenant; delete and create it to move it."""
 
-    tenant = serializers.PrimaryKeyRelatedField(read_only=True)
+    tenant = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
 
 class ValidateInputSerializer(serializers.Serializer):
