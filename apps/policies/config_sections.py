@@ -148,7 +148,9 @@ class PolicySection(cf.Section):
 
     def export(self, notes: list[str]) -> list[dict[str, Any]]:
         out = []
-        for policy in Policy.objects.select_related("tenant").order_by(F("tenant__slug").asc(nulls_first=True), "name"):
+        for policy in Policy.objects.select_related("tenant").order_by(
+            F("tenant__slug").asc(nulls_first=True), "name"
+        ):
             item: dict[str, Any] = {"name": policy.name}
             if policy.tenant_id:
                 item["tenant"] = policy.tenant.slug

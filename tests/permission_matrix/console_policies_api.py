@@ -33,9 +33,7 @@ def extend_world(world: World) -> None:
 
     extra = world.extra
     extra["abac_acme"] = services.policy_create(tenant=world.acme, name="m-acme", rules=RULES)
-    extra["abac_globex"] = services.policy_create(
-        tenant=world.globex, name="m-globex", rules=RULES
-    )
+    extra["abac_globex"] = services.policy_create(tenant=world.globex, name="m-globex", rules=RULES)
     extra["abac_all"] = services.policy_create(name="m-all", rules=RULES)
 
 
