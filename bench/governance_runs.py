@@ -18,43 +18,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import statistics
-import subprocess
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
+import paired_runs
+from paired_runs import BENCH, RESULTS, SCENARIOS, spread
+
 PROMPT = BENCH / "governance_prompt.json"
-SCENARIOS = "json-0ms-16c,json-0ms-64c,sse-0ms-16c,sse-0ms-64c"
 GOVERNED, PLAIN, PORTKEY = "atp-governed", "atp-redis", "portkey"
 
 
 def one_run(order: list[str], scenarios: str, window: float) -> list[dict]:
-    before = set(RESULTS.glob("*.json"))
-    subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "run.py"),
-            "--targets",
-            ",".join([PORTKEY, *order]),
-            "--scenarios",
-            scenarios,
-            "--window",
-            str(window),
-        ],
-        check=True,
-        env={**os.environ, "BENCH_BODY_FILE": str(PROMPT)},
+    return paired_runs.one_run(
+        [PORTKEY, *order], scenarios, window, env={"BENCH_BODY_FILE": str(PROMPT)}, keep=False
     )
-    (new,) = [p for p in set(RESULTS.glob("*.json")) - before if p.name[0].isdigit()]
-    rows = json.loads(new.read_text())["results"]
-    new.unlink()  # the per-run file; this script's report keeps every figure
-    return rows
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main() -> None:

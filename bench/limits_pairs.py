@@ -17,38 +17,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import statistics
-import subprocess
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
-SCENARIOS = "json-0ms-16c,json-0ms-64c,sse-0ms-16c,sse-0ms-64c"
+import paired_runs
+from paired_runs import RESULTS, SCENARIOS, spread
+
 LIMITS, NO_LIMITS, PORTKEY = "atp-limits", "atp-redis", "portkey"
 
 
 def one_run(order: list[str], scenarios: str, window: float) -> list[dict]:
-    before = set(RESULTS.glob("*.json"))
-    subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "run.py"),
-            "--targets",
-            ",".join([PORTKEY, *order]),
-            "--scenarios",
-            scenarios,
-            "--window",
-            str(window),
-        ],
-        check=True,
-    )
-    (new,) = [p for p in set(RESULTS.glob("*.json")) - before if p.name[0].isdigit()]
-    return json.loads(new.read_text())["results"]
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return paired_runs.one_run([PORTKEY, *order], scenarios, window)
 
 
 def main() -> None:

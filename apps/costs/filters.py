@@ -13,6 +13,7 @@ from apps.costs import selectors
 from apps.costs.models import Budget, BudgetAlert, Notifier, RateLimit, Scope
 from apps.tenants import permissions
 from apps.tenants.models import Tenant
+from atp_site.console.filters import AnyYesNo
 
 
 def _tenants_for(model: type) -> object:
@@ -51,7 +52,7 @@ class BudgetFilterSet(django_filters.FilterSet):
     action = django_filters.ChoiceFilter(
         choices=Budget.Action.choices, empty_label="Any action", label="When spent"
     )
-    enabled = django_filters.BooleanFilter(widget=django_filters.widgets.BooleanWidget())
+    enabled = django_filters.BooleanFilter(widget=AnyYesNo())
 
     class Meta:
         model = Budget

@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from apps.routing.engine.regions import region_matches
+
 # --- vocabulary --------------------------------------------------------------------------
 
 CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
 CLASSIFICATION_RANK = MappingProxyType({name: i for i, name in enumerate(CLASSIFICATIONS)})
-ENTITY_TYPES = ("EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "SECRET", "PERSON", "ADDRESS")
 # `ask` is the native routing API (POST /v1/ask).
 ENDPOINTS = ("chat", "messages", "embeddings", "responses", "realtime", "ask")
 REDACT_MODES = ("mask", "hash", "remove", "block")
@@ -121,14 +122,6 @@ def is_local(dep: Any) -> bool:
     simulator), or one whose capabilities say `local`."""
     target = getattr(dep, "target", None)
     return getattr(target, "kind", "") in LOCAL_KINDS or "local" in dep.capabilities
-
-
-def region_matches(region: str, wanted: Iterable[str]) -> bool:
-    """`eu` admits `eu`, `eu-west` and `eu-west-1` (the routing engine's rule)."""
-    region = (region or "").lower()
-    if not region:
-        return False
-    return any(region == w or region.startswith(w + "-") for w in wanted)
 
 
 class _ReadOnlyDict(dict):

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from apps.policies.models import Policy
 from apps.tenants import permissions
 from apps.tenants.models import Tenant
+from atp_site.console.filters import AnyYesNo
 
 
 def _visible_tenants(request) -> QuerySet[Tenant]:
@@ -31,7 +32,7 @@ class PolicyFilterSet(django_filters.FilterSet):
         empty_label="Global and tenants'",
         method="_owner",
     )
-    enabled = django_filters.BooleanFilter(widget=django_filters.widgets.BooleanWidget())
+    enabled = django_filters.BooleanFilter(widget=AnyYesNo())
     mode = django_filters.ChoiceFilter(choices=Policy.Mode.choices, empty_label="Any mode")
 
     class Meta:

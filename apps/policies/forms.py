@@ -15,8 +15,10 @@ import yaml
 from django import forms
 from django.db.models import QuerySet
 
-from apps.policies.engine import CLASSIFICATIONS, ENDPOINTS, ENTITY_TYPES
+from apps.policies.detection import ENTITY_TYPES
+from apps.policies.engine import CLASSIFICATIONS, ENDPOINTS
 from apps.policies.models import Policy
+from apps.tenants.forms import ListField
 from apps.tenants.models import Tenant
 
 # Nothing that could hide in a text: control characters other than line breaks and tabs.
@@ -34,11 +36,6 @@ RULES_HELP = (
     '"value": "SECRET"}], "effect": {"type": "deny", "message": "No secrets."}}. '
     "Attributes, operators and effects are listed in docs/policies.md."
 )
-
-
-def _names(value: str) -> list[str]:
-    """A list typed as one line: names separated by commas or spaces."""
-    return list(dict.fromkeys(part for part in re.split(r"[,\s]+", value or "") if part))
 
 
 def rules_text(rules: Any) -> str:
@@ -104,20 +101,17 @@ class PolicyForm(forms.Form):
         max_value=1_000_000,
         help_text="Higher is evaluated first; a tenant's before a global one at equal priority.",
     )
-    scope_projects = forms.CharField(
-        required=False,
+    scope_projects = ListField(
         max_length=4000,
         label="Projects",
         help_text="Project slugs or ids, separated by commas. Empty: every project.",
     )
-    scope_keys = forms.CharField(
-        required=False,
+    scope_keys = ListField(
         max_length=4000,
         label="API keys",
         help_text="Key names or ids, separated by commas. Empty: every key.",
     )
-    scope_groups = forms.CharField(
-        required=False,
+    scope_groups = ListField(
         max_length=4000,
         label="End-user groups",
         help_text="The policy applies to requests of end users in any of these. Empty: all.",
@@ -146,7 +140,7 @@ class PolicyForm(forms.Form):
         initial: dict[str, Any] = {name: getattr(policy, name) for name in cls.EDITABLE}
         for key, field in SCOPE_FIELDS.items():
             values = scope.get(key) or []
-            initial[field] = list(values) if key == "classifications" else ", ".join(values)
+            initial[field] = list(values)
         initial["rules"] = rules_text(policy.rules)
         return initial
 
@@ -164,7 +158,7 @@ class PolicyForm(forms.Form):
         scope: dict[str, list[str]] = {}
         for key, field in SCOPE_FIELDS.items():
             value = data.get(field)
-            values = list(value or []) if key == "classifications" else _names(value or "")
+            values = list(value or [])
             if values:
                 scope[key] = values
         return scope
@@ -248,8 +242,7 @@ class SampleForm(forms.Form):
         required=False, max_length=200, label="Project", help_text="Its slug or id."
     )
     sample_end_user = forms.CharField(required=False, max_length=256, label="End user")
-    sample_groups = forms.CharField(
-        required=False,
+    sample_groups = ListField(
         max_length=2000,
         label="End-user groups",
         help_text="Separated by commas.",
@@ -297,9 +290,6 @@ class SampleForm(forms.Form):
         if not every_tenant:
             field.required = True
             field.empty_label = "Choose a tenant"
-
-    def clean_sample_groups(self) -> list[str]:
-        return _names(self.cleaned_data["sample_groups"])
 
 
 class ImpactForm(forms.Form):

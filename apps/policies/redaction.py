@@ -35,10 +35,6 @@ from typing import Any
 
 from atp_site.lib.errors import ATPError
 
-MODES = ("mask", "hash", "remove", "block")
-# When several policies name one entity type, the strictest mode wins.
-STRENGTH = {"mask": 0, "hash": 1, "remove": 2, "block": 3}
-
 _PLACEHOLDER = re.compile(r"\[([A-Z]{2,10})_(\d{1,6})\]")
 # The longest text that may still grow into a placeholder: "[" + type + "_" + digits.
 _PARTIAL = re.compile(r"\[(?:[A-Z]{0,10}(?:_\d{0,6})?)?$")
@@ -48,10 +44,6 @@ class PIIBlocked(ATPError):
     status = 403
     type = "permission_error"
     code = "pii_blocked"
-
-
-def strongest(modes: Iterable[str]) -> str:
-    return max(modes, key=STRENGTH.__getitem__)
 
 
 Finder = Callable[[str], list]
@@ -168,10 +160,8 @@ class StreamRestorer:
         return self.redaction.restore(held)
 
 
-class EgressBlocked(ATPError):
-    status = 403
-    type = "permission_error"
-    code = "pii_blocked"
+class EgressBlocked(PIIBlocked):
+    """An answer refused by the egress guard (same code as a refused request)."""
 
 
 class EgressScanner:

@@ -17,10 +17,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from apps.policies import selectors
+from apps.policies.detection import ENTITY_TYPES
 from apps.policies.engine import (
     CLASSIFICATIONS,
     ENDPOINTS,
-    ENTITY_TYPES,
     Decision,
     Evaluator,
     Facts,

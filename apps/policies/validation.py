@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apps.policies import engine
+from apps.policies.detection import ENTITY_TYPES
 from apps.policies.engine import (
     ATTRIBUTES,
     CLASSIFICATIONS,
@@ -22,7 +23,6 @@ from apps.policies.engine import (
     EFFECTS,
     EGRESS_MODES,
     ENDPOINTS,
-    ENTITY_TYPES,
     GUARD_ACTIONS,
     HINT_PREFIX,
     MAX_PATTERN,

@@ -420,9 +420,6 @@ class PolicyDeleteView(PermissionFirst, ObjectActionView):
     def get_queryset(self) -> QuerySet[Policy]:
         return selectors.policy_list()
 
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return super().get_context_data(title=f"Delete {self.object.name}", **kwargs)
-
     def perform(self, obj: Policy) -> Policy:
         services.policy_delete(policy=obj)
         return obj

@@ -6,14 +6,7 @@ import django_filters
 
 from apps.providers.models import Capability, HealthCheck, ModelDeployment, Provider
 from apps.providers.selectors import provider_list
-
-
-class AnyYesNo(django_filters.widgets.BooleanWidget):
-    """Yes / No / Any (django-filter's says "Unknown" for no choice)."""
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs)
-        self.choices = (("", "Any"), ("true", "Yes"), ("false", "No"))
+from atp_site.console.filters import AnyYesNo
 
 
 class ProviderFilterSet(django_filters.FilterSet):

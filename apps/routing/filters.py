@@ -8,6 +8,7 @@ from django import forms
 from apps.routing.models import RequestLog, Route
 from apps.tenants import permissions
 from apps.tenants.models import ApiKey, Tenant
+from atp_site.console.filters import AnyYesNo
 
 
 class DateTimeInput(forms.DateTimeInput):
@@ -72,9 +73,7 @@ class RouteFilterSet(django_filters.FilterSet):
         choices=Route.Strategy.choices, empty_label="Any strategy"
     )
     tier = django_filters.ChoiceFilter(choices=Route.Tier.choices, empty_label="Any tier")
-    enabled = django_filters.BooleanFilter(
-        widget=django_filters.widgets.BooleanWidget(), label="Enabled"
-    )
+    enabled = django_filters.BooleanFilter(widget=AnyYesNo(), label="Enabled")
 
     class Meta:
         model = Route

@@ -21,6 +21,7 @@ from apps.costs.limits import NO_LIMITS, KeyLimits, compile_limits
 from apps.costs.pricing import Prices
 from apps.providers.adapters.base import Target
 from apps.providers.credentials import provider_api_key
+from apps.routing.engine.regions import region_matches
 from atp_site.lib import config_version
 from atp_site.lib.hot_settings import hot
 
@@ -174,8 +175,6 @@ def _allowed_regions(key) -> tuple[str, ...]:
     A key naming regions outside the tenant's gets only the overlap (the tenant's list
     holds regions and region prefixes such as "eu"; a key region counts when it lies
     within one of them). Empty: any region."""
-    from apps.routing.engine.scoring import region_matches
-
     tenant = tuple(r.lower() for r in key.tenant.allowed_regions or ())
     own = tuple(r.lower() for r in key.allowed_regions or ())
     if not own:

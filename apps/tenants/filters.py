@@ -10,12 +10,11 @@ from django.utils import timezone
 
 from apps.tenants import permissions, selectors
 from apps.tenants.models import ApiKey, Project, Tenant
+from atp_site.console.filters import AnyYesNo
 
 
 class TenantFilterSet(django_filters.FilterSet):
-    is_active = django_filters.BooleanFilter(
-        widget=django_filters.widgets.BooleanWidget(), label="Active"
-    )
+    is_active = django_filters.BooleanFilter(widget=AnyYesNo(), label="Active")
 
     class Meta:
         model = Tenant

@@ -303,6 +303,11 @@ class ObjectActionView(ObjectMixin, ConsoleView):
             messages.success(request, self.success_message.format(obj=self.object))
         return self.success(result)
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        # The confirmation page's heading when it is a page of its own (not a dialog).
+        kwargs.setdefault("title", f"{self.verb} {self.object}")
+        return super().get_context_data(**kwargs)
+
     def perform(self, obj: Any) -> Any:
         raise NotImplementedError
 

@@ -32,11 +32,12 @@ deployment's region, from CARBON_INTENSITY below).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from apps.routing.engine.hints import RoutingRequest
+from apps.routing.engine.regions import region_matches
 from apps.routing.snapshot import DeploymentInfo, KeyInfo
 from atp_site.lib.errors import ATPError, InvalidRequest, PermissionDenied
 
@@ -106,14 +107,6 @@ def carbon_intensity(region: str) -> float:
         if (region == prefix or region.startswith(prefix + "-")) and len(prefix) > best_len:
             best, best_len = value, len(prefix)
     return best
-
-
-def region_matches(region: str, wanted: Iterable[str]) -> bool:
-    """`eu` admits `eu`, `eu-west` and `eu-west-1`; an unknown region admits nothing."""
-    region = (region or "").lower()
-    if not region:
-        return False
-    return any(region == w or region.startswith(w + "-") for w in wanted)
 
 
 # Per-token float prices by deployment id; Decimal maths per request would cost more than

@@ -23,24 +23,22 @@ the audit event (counts per entity type, never values).
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from apps.policies import detection
-from apps.policies.engine import EMPTY, Decision, Facts
+from apps.policies.engine import CLASSIFICATION_RANK as RANK
+from apps.policies.engine import CLASSIFICATIONS, EMPTY, Decision, Facts
 from apps.policies.redaction import EgressScanner, Redaction, StreamRestorer
-from apps.routing.engine.scoring import region_matches
+from apps.routing.engine.regions import region_matches
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.snapshot import DeploymentInfo, KeyInfo, Snapshot
 from atp_site.lib.errors import InvalidRequest, PermissionDenied
-
-CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
-RANK = {name: i for i, name in enumerate(CLASSIFICATIONS)}
-PEOPLE = frozenset({"PERSON", "ADDRESS"})
 
 
 class PolicyDenied(PermissionDenied):
@@ -103,6 +101,19 @@ class Governance:
         constrains nothing."""
         if not self.constrains:
             return None
+        decision = self.decision
+        if decision is None or not (decision.routes or decision.resource_rules):
+            # Only the key's regions: the same set for every request of the key, kept with
+            # the snapshot's other reach sets.
+            cache_key = ("allowed-regions", self.regions)
+            found = snapshot.reaches.get(cache_key)
+            if found is None:
+                found = snapshot.reaches[cache_key] = frozenset(
+                    dep.id
+                    for dep in snapshot.deployments
+                    if region_matches(dep.region, self.regions)
+                )
+            return found  # type: ignore[return-value]
         reason = self.deployment_reason
         return frozenset(dep.id for dep in snapshot.deployments if reason(dep) is None)
 
@@ -283,9 +294,11 @@ def _groups(body: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> tuple[st
     return role, groups
 
 
-def _hash_key(key: KeyInfo) -> bytes:
+@functools.lru_cache(maxsize=1024)
+def _hash_key(tenant_id: str) -> bytes:
+    """The hash mode's HMAC key of a tenant (derived from the project's secret key)."""
     secret = settings.SECRET_KEY.encode()
-    return hashlib.sha256(b"atp-redaction:" + secret + key.tenant_id.encode()).digest()
+    return hashlib.sha256(b"atp-redaction:" + secret + tenant_id.encode()).digest()
 
 
 # -- the step --------------------------------------------------------------------------
@@ -363,45 +376,30 @@ def inbound(
     return gov
 
 
-def _finder(gov: Governance, types: frozenset[str] | Any):
-    """Detection for `types`, reusing the structured findings the step already has."""
-    types = frozenset(types)
-    if "*" in types:
-        types = frozenset(detection.ENTITY_TYPES)
-    people = types & PEOPLE
-    cache = gov._findings
+def _finder(gov: Governance, types: Iterable[str]):
+    """Detection for `types`: the structured findings the step already has, filtered; names
+    and addresses through the detector itself, which resolves their overlaps with the
+    structured types."""
+    wanted = frozenset(detection.ENTITY_TYPES) if "*" in types else frozenset(types)
     detect = detection.detect
+    if not wanted.isdisjoint(detection.PEOPLE):
+        return lambda text: detect(text, wanted)
+    cache = gov._findings
 
     def find(text: str) -> list:
         hits = cache.get(text)
         if hits is None:
             hits = detect(text)
-        hits = [h for h in hits if h.type in types]
-        if people:
-            extra = detect(text, types=people)
-            if extra:
-                hits = _merge(hits, extra)
-        return hits
+        return [h for h in hits if h.type in wanted]
 
     return find
-
-
-def _merge(first: list, second: list) -> list:
-    """Findings of both lists, sorted, an overlapping later one dropped."""
-    out = []
-    end = -1
-    for hit in sorted(first + second, key=lambda h: (h.start, -(h.end - h.start))):
-        if hit.start >= end:
-            out.append(hit)
-            end = hit.end
-    return out
 
 
 def _redact(gov: Governance, key: KeyInfo, modes: Mapping[str, str], slots: list) -> None:
     if "*" in modes:
         every = modes["*"]
         modes = {kind: modes.get(kind, every) for kind in detection.ENTITY_TYPES}
-    redaction = Redaction(modes, _finder(gov, modes.keys()), _hash_key(key))
+    redaction = Redaction(modes, _finder(gov, modes.keys()), _hash_key(key.tenant_id))
     redaction.redact_slots((container, name) for container, name, _ in slots)
     gov.redaction = redaction
 
@@ -423,18 +421,6 @@ def _guard_injection(gov: Governance, body: Mapping[str, Any], rule: tuple[float
             f"(score {verdict.score:.2f}, threshold {threshold:.2f}).",
             details={"features": list(verdict.features[:5])},
         )
-
-
-def restore_response_text(ctx: RequestContext, text: str) -> str:
-    """An answer's text as the caller should see it: egress-scanned, then restored."""
-    gov = ctx.governance
-    if gov is None:
-        return text
-    if gov.egress is not None:
-        text = gov.egress.scan(text)
-    if gov.redaction is not None and gov.redaction.restorable:
-        text = gov.redaction.restore(text)
-    return text
 
 
 def touches_answers(ctx: RequestContext) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.routing.engine.hints import parse_hints
-from apps.routing.engine.scoring import region_matches
+from apps.routing.engine.regions import region_matches
 from apps.routing.snapshot import DeploymentInfo, KeyInfo, Snapshot
 
 # Distinct (allow-list, regions, capability) combinations kept per snapshot; regions come
