@@ -35,11 +35,11 @@ from types import MappingProxyType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from apps.policies.detection import ENTITY_TYPES  # noqa: E402
 from apps.policies.engine import (  # noqa: E402
     CLASSIFICATION_RANK,
     CLASSIFICATIONS,
     ENDPOINTS,
-    ENTITY_TYPES,
     Facts,
     PolicySpec,
     compile_policies,
