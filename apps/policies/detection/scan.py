@@ -62,7 +62,7 @@ NUMERIC = frozenset({"PHONE", "CARD", "SSN", "IP"})
 
 def find_structured(text: str, wanted: frozenset[str]) -> Raw:
     """Candidate findings of the structured types in `wanted`, possibly overlapping."""
-    if any(c in text for c in _TYPOGRAPHIC):
+    if not text.isascii() and any(c in text for c in _TYPOGRAPHIC):
         # Typographic dashes ("123–45–6789", "030 – 1234567") read as hyphens, non-breaking
         # and thin spaces ("01 23 45 67 89" in French typography) as spaces; one character
         # for one, so offsets are kept.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from functools import cache
 
 Raw = list[tuple[int, int, str, float]]
@@ -407,27 +408,29 @@ def _random(value: str) -> bool:
 
 
 def _entropy(value: str) -> float:
-    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
+    """Shannon entropy in bits per character over detect-secrets' base64 alphabet (its
+    Base64HighEntropyString plugin's measure; URL-safe base64's '-' and '_' included).
 
-    return _plugin_entropy(Base64HighEntropyString, value)
+    The plugin's own `calculate_shannon_entropy` counts each of its 64 characters with a
+    separate scan of the value (35 µs for a 20-character key); counting the value's
+    characters once gives the same number."""
+    n = len(value)
+    if not n:
+        return 0.0
+    alphabet = _base64_alphabet()
+    total = 0.0
+    for ch, count in Counter(value).items():
+        if ch in alphabet:
+            p = count / n
+            total -= p * math.log2(p)
+    return total
 
 
 @cache
-def _entropy_plugin(cls: type):
-    return cls()
+def _base64_alphabet() -> frozenset[str]:
+    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
 
-
-def _plugin_entropy(cls: type, value: str) -> float:
-    plugin = _entropy_plugin(cls)
-    # The plugin counts only its own alphabet; '-' and '_' (URL-safe base64) are added.
-    extra = value.count("-") + value.count("_")
-    base = plugin.calculate_shannon_entropy(value)
-    if extra:
-        for ch in "-_":
-            p = value.count(ch) / len(value)
-            if p:
-                base -= p * math.log2(p)
-    return base
+    return frozenset(Base64HighEntropyString().charset)
 
 
 def _jwt_valid(token: str) -> bool:
