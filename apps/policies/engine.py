@@ -234,6 +234,7 @@ class Decision:
     local_only: bool = False
     exclude_providers: frozenset[str] = frozenset()
     max_cost_usd: float | None = None
+    max_cost_policy: str = ""  # the policy whose cap is max_cost_usd
     retention_days: int | None = None
     injection: tuple[float, str] | None = None
     egress: tuple[frozenset[str], str] | None = None
@@ -866,6 +867,7 @@ def _decide(hits: list[_Rule]) -> Decision:
     local_only = False
     exclude: frozenset[str] = frozenset()
     max_cost: float | None = None
+    max_cost_policy = ""
     retention: int | None = None
     injection: tuple[float, str] | None = None
     egress_types: frozenset[str] = frozenset()
@@ -901,7 +903,8 @@ def _decide(hits: list[_Rule]) -> Decision:
             if data.exclude:
                 exclude = exclude | data.exclude
         elif code == _CAP:
-            max_cost = data if max_cost is None or data < max_cost else max_cost
+            if max_cost is None or data < max_cost:
+                max_cost, max_cost_policy = data, rule.match.policy
         elif code == _RETENTION:
             retention = data if retention is None or data < retention else retention
         elif code == _GUARD:
@@ -928,6 +931,7 @@ def _decide(hits: list[_Rule]) -> Decision:
         local_only=local_only,
         exclude_providers=exclude,
         max_cost_usd=max_cost,
+        max_cost_policy=max_cost_policy,
         retention_days=retention,
         injection=injection,
         egress=(egress_types, egress_mode) if egress_mode else None,

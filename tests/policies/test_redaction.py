@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from apps.policies.detection import detect
 
+from apps.policies.detection import detect
 from apps.policies.redaction import (
     EgressBlocked,
     EgressScanner,

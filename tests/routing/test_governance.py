@@ -593,3 +593,25 @@ async def test_a_retention_policy_sets_the_request_events_retention(cast):
     plain = await _chat(cast.gateway.key, "us-model", "Name a colour.")
     assert (await _event(kept)).retention_days == 7
     assert (await _event(plain)).retention_days is None
+
+
+async def test_a_cost_cap_holds_for_a_directly_named_model(cast):
+    # eu-model costs $1 per million tokens: a short prompt and its expected output come to
+    # a few hundred millionths of a dollar, over the cap; us-model costs a hundredth of it.
+    await _policy(
+        cast.gateway,
+        "small-spend",
+        {
+            "when": [{"attr": "request.endpoint", "op": "eq", "value": "chat"}],
+            "effect": {"type": "cap_cost", "max_usd": 0.00001},
+        },
+    )
+    refused = await _chat(cast.gateway.key, "eu-model", "Name a colour.")
+    assert refused.status == 403, refused.json()
+    error = refused.json()["error"]
+    assert error["code"] == "policy_denied"
+    assert "small-spend" in error["message"] and "$1e-05" in error["message"]
+    assert cast.eu.bodies("/chat/completions") == []
+    served = await _chat(cast.gateway.key, "us-model", "Name a colour.")
+    assert served.status == 200, served.json()
+    assert (await _log(served)).policy["max_cost_usd"] == 0.00001

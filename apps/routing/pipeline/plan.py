@@ -19,11 +19,12 @@ from typing import Any
 
 from apps.routing.engine.hints import RoutingRequest, explicit_hints, parse_hints
 from apps.routing.engine.router import RouteConfig, RoutingEngine, get_engine
-from apps.routing.engine.scoring import RouteDecision, region_matches
+from apps.routing.engine.scoring import RouteDecision, estimate_cost, region_matches
 from apps.routing.engine.stats import observed_stats
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.ensemble import ConsensusSpec, parse_consensus
 from apps.routing.pipeline.execute import NO_OVERRIDES, Overrides, overrides_for
+from apps.routing.pipeline.govern import PolicyDenied
 from apps.routing.pipeline.reach import Reach, narrow, reach_for, requested_regions
 from apps.routing.pipeline.route import candidates, may_use_route
 from apps.routing.resilience import breaker
@@ -199,6 +200,9 @@ def plan_chat(
             if not cands:
                 raise gov.unavailable(model)
         ctx.reach = reach
+        reasoning = [f"model {model} named by the request"]
+        if gov is not None and gov.decision is not None and gov.decision.max_cost_usd:
+            cands = _within_cost_cap(body, headers, key, hints, cands, gov.decision, reasoning)
         if consensus is not None:
             raise InvalidRequest(
                 "Consensus asks several models, so 'model' must name a route (for example "
@@ -210,7 +214,7 @@ def plan_chat(
             "strategy": "requested",
             "model": cands[0].public_name,
             "provider": cands[0].provider_name,
-            "reasoning": [f"model {model} named by the request"],
+            "reasoning": reasoning,
         }
         return Plan(cands)
     request = parse_hints(body, headers, key, explicit=hints)
@@ -246,3 +250,31 @@ def plan_chat(
         else []
     )
     return Plan(cands, route, decision, request, overrides, consensus, challengers)
+
+
+def _within_cost_cap(
+    body: dict[str, Any],
+    headers: dict[bytes, bytes],
+    key: KeyInfo,
+    hints: Any,
+    cands: list[DeploymentInfo],
+    decision: Any,
+    reasoning: list[str],
+) -> list[DeploymentInfo]:
+    """A policy's cost cap on a request naming its model: the deployments whose estimated
+    cost (the prompt and the expected output at their prices, as routing estimates it)
+    fits, or a 403 naming the policy."""
+    cap = decision.max_cost_usd
+    request = parse_hints(body, headers, key, explicit=hints)
+    costs = [(dep, estimate_cost(dep, request)) for dep in cands]
+    kept = [dep for dep, cost in costs if cost <= cap]
+    if not kept:
+        cheapest = min(cost for _, cost in costs)
+        raise PolicyDenied(
+            f"The request would cost an estimated ${cheapest:.6f} on '{cands[0].public_name}', "
+            f"above the cost cap of ${cap:g} set by the policy '{decision.max_cost_policy}'."
+        )
+    if len(kept) < len(cands):
+        dropped = sorted({dep.public_name for dep, cost in costs if cost > cap})
+        reasoning.append(f"excluded {', '.join(dropped)}: estimated cost above ${cap:g}")
+    return kept
