@@ -38,11 +38,11 @@ _CARD_GROUPS = frozenset(
 # Words that call a number a phone number, at the start of a word ("Telefon", "SUPPORT_PHONE",
 # not "Bestellung", "Calle", "iPhone").
 _PHONE_WORDS = re.compile(
-    r"(?<![^\W\d_])(?:tel\b|tel\.|tél|telefo|teléfo|telepho|phone|call(?:ed|ing|s)?\b|mobile"
+    r"(?<![^\W\d_])(?:tel\b|tel\.|tél|telefo|teléfo|telepho|phone|call(?:ed|ing|s|back)?\b|mobile"
     r"|mobil|mob\.|cell\b|cellul|celular|fax|whatsapp|sms\b|text me|ring\b|reach|contact"
     r"|kontakt|hotline|dial\b|handy|portable|appel|móvil|movil|llam|ligue|bel me|zadzwoń"
     r"|komórk|numéro|rufnummer|número|chiam|llám|office|direct|desk|switchboard|zentrale"
-    r"|durchwahl|standard|ph\b|ph\.|tlf|тел)|電話|电话|携帯|手机|☎|📞"
+    r"|durchwahl|standard|ph\b|ph\.|tlf|тел|nå meg|når mig|når mej|fange mig)|電話|电话|携帯|手机|☎|📞"
 )
 _ID_WORDS = (
     "order", "invoice", "ref", "ticket", "tracking", "sku", "isbn", "id", "#", "no.", "nr",
@@ -51,16 +51,28 @@ _ID_WORDS = (
     "routing", "zip", "plz", "postal", "postcode", "ein", "vat",
     "ordine", "bestelling", "zamówieni", "encomenda", "n°", "nº", "auftrag", "dossier",
 )  # fmt: skip
-_ID_WORD = re.compile("|".join(re.escape(w) for w in _ID_WORDS))  # one search, not 50
+# One search, not 50; an HTML "href" holds no "ref".
+_ID_WORD = re.compile("|".join(re.escape(w) if w != "ref" else "(?<!h)ref" for w in _ID_WORDS))
 _SSN_WORDS = (
     "ssn", "social security", "social-security", "soc. sec", "soc sec", "ss#", "ss #",
     "ss no", "ss-no", "taxpayer", "seguro social", "s.s.n", "social sec",
     "sozialversicherung", "sécurité sociale", "securite sociale", "previdenza sociale",
-    "seguridad social", "segurança social", "社会保障", "社會安全", "社会安全",
+    "seguridad social", "segurança social", "社会保障", "社會安全", "社会安全", "사회보장",
+    # "Social: ...", "socialSecurityNumber" (lower-cased)
+    "social",
 )  # fmt: skip
+# Short labels, as whole words: "tin" (taxpayer identification number), "nss".
+_SSN_SHORT = re.compile(r"\b(?:tin|nss)\b")
+# Earlier SSNs of a list after one label ("SSNs: 123-45-6789, 234-56-7890 and ...").
+_SSN_LIST = re.compile(
+    r"(?:(?<!\d)\d{3}([- .]?)\d{2}\1\d{4}\s*(?:[,;/&]|\band\b|\bor\b)\s*)+$"
+)
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|==|>=|<=|~=|@)\s*$")
-# A one-letter label at the start of a line, as in e-mail signatures ("T: ", "M +44 ...").
-_LINE_LABEL = re.compile(r"(?:^|\n)\s*[TMPFtmpf][.:]?\s*$")
+# A one-letter label at the start of a line or after a "|", as in e-mail signatures ("T: ",
+# "M +44 ...", "D 0121 ...", "... | F 914 ...").
+_LINE_LABEL = re.compile(r"(?:^|\n|[|·])\s*[TMPFDtmpfd][.:]?\s*$")
+# The text of a link to a number: '<a href="tel:+34612650194">612 90 64 15</a>'.
+_TEL_LINK = re.compile(r"href=[\"']?tel:[^\"'<>\s]*[\"']?>$")
 # North American numbers written as such: "(415) 555-0123", "415-555-0123", "1-415-555-0123".
 _NANP = re.compile(
     r"(?:1[-. ])?(?:\(\d{3}\) ?\d{3}[-. ]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4})"
@@ -113,7 +125,17 @@ def classify(text: str, start: int, end: int, out: Raw, memo: dict | None = None
         if last - start < 7:
             break
         if _one(text, start, last, text[start:last], out, memo):
+            if _LIST_SEPARATOR.match(text, last, end):
+                # A list of values ("123-45-6789 / 234-56-7890"): the others on their own.
+                _rest(text, last, end, out, memo)
             return
+    if " / " in value:  # "187 14 9901 / 019 13 4902"
+        at = start
+        for piece in value.split(" / "):
+            if piece.strip():
+                classify(text, at, at + len(piece), out, memo)
+            at += len(piece) + 3
+        return
     # Several values separated by spaces: each on its own.
     at = start
     for chunk in value.split(" "):
@@ -129,6 +151,21 @@ def classify(text: str, start: int, end: int, out: Raw, memo: dict | None = None
         at += len(chunk) + 1
 
 
+# Chinese, Japanese and Korean script has no spaces between words: "電話番号は090-...です".
+_CJK = "\u2e80"
+
+
+_LIST_SEPARATOR = re.compile(r"\s*[/,;]\s*[+(]?\d")
+
+
+def _rest(text: str, at: int, end: int, out: Raw, memo: dict) -> None:
+    """Classify the values of text[at:end] after a list separator."""
+    while at < end and not (text[at].isdigit() or text[at] in "+("):
+        at += 1
+    if end - at >= 7:
+        classify(text, at, end, out, memo)
+
+
 def _bounded_before(text: str, start: int) -> bool:
     """Whether the run starts a value: not inside a word, a price, a decimal or a path."""
     if not start:
@@ -136,8 +173,8 @@ def _bounded_before(text: str, start: int) -> bool:
     before = text[start - 1]
     if before in "#-" and text[max(0, start - 4) : start - 1].lower().endswith(_LABEL_ENDS):
         return True  # "SSN#123-45-6789", "SSN-123456789", "Tel#..."
-    if before.isalnum() or before in "_#$€£¥/\\&%":
-        return False
+    if (before.isalnum() and before < _CJK) or before in "_#$€£¥/\\&%":
+        return before == "/" and text.endswith("wa.me/", 0, start)  # WhatsApp links
     return not (
         start > 1
         and (
@@ -151,7 +188,7 @@ def _bounded_after(text: str, start: int, end: int) -> bool:
     if end >= len(text):
         return True
     after = text[end]
-    if after.isalnum() or after in "_%€$£¥":
+    if (after.isalnum() and after < _CJK) or after in "_%€$£¥":
         return False
     if after in ".-" and text[end + 1 : end + 2].isdigit():
         return False
@@ -177,6 +214,9 @@ def _bounded_after(text: str, start: int, end: int) -> bool:
 _GROUP_AFTER = re.compile(r",\d{1,3}(?![\d])(?![.\-/:,]\d)")
 
 
+_HAS_DIGIT = re.compile(r"\d")
+
+
 def _context(text: str, start: int, size: int = 64) -> str:
     """The words before `start` on its line (or, for a value alone at the start of its
     line, the line before: "Telefon:\n030 ..."), lower-cased."""
@@ -184,8 +224,14 @@ def _context(text: str, start: int, size: int = 64) -> str:
     line = text.rfind("\n", floor, start)
     if line < 0:
         return text[floor:start].lower()
-    if text[line + 1 : start].strip(" \t"):
-        return text[line + 1 : start].lower()
+    prefix = text[line + 1 : start]
+    if prefix.strip(" \t"):
+        # An answer to the line before ("What's the best callback number?\nCaller: It's ..."):
+        # that question is the context.
+        if len(prefix) <= 24 and text[line - 1 : line] == "?" and not _HAS_DIGIT.search(prefix):
+            above = text.rfind("\n", floor, line)
+            return (text[above + 1 if above >= 0 else floor : line] + " " + prefix).lower()
+        return prefix.lower()
     above = text.rfind("\n", floor, line)
     return text[above + 1 if above >= 0 else floor : line].lower() + " "
 
@@ -231,9 +277,17 @@ _SSN_ANY = re.compile(r"\d{3}([- .]?)\d{2}\1\d{4}")
 def _names_ssn(context: str) -> bool:
     context = context.replace("_", " ")
     at = max(context.rfind(w) for w in _SSN_WORDS)
+    if at < 0 and ("tin" in context or "nss" in context):
+        for m in _SSN_SHORT.finditer(context):
+            at = m.start()
+    if at < 0:
+        return False
     # The label must be this value's, not an earlier one's ("SSN: ..., routing 123456789");
-    # "SSN (9 digits):" is still the value's own.
-    return at >= 0 and _NUMBER_IN_LABEL.search(context, at) is None
+    # "SSN (9 digits):" is still the value's own, and so is a list of SSNs after one label.
+    if _NUMBER_IN_LABEL.search(context, at) is None:
+        return True
+    listed = _SSN_LIST.search(context, at)
+    return listed is not None and _NUMBER_IN_LABEL.search(context, at, listed.start()) is None
 
 
 # A label right before the value ("routing 123456789", "EIN: ..."): a table header above it
@@ -265,12 +319,20 @@ def _ipv4(text: str, start: int, end: int, out: Raw) -> bool:
 
 def _ssn(digits: str, strict: bool) -> bool:
     """A US SSN by its ranges (python-stdnum); a number labelled as an SSN only needs to
-    avoid the blocks that are never issued to anyone (area 000, group 00, serial 0000)."""
+    avoid the blocks that are never issued to anyone (areas 000, 666 and 9xx, group 00,
+    serial 0000)."""
     from stdnum.us import ssn
 
     if ssn.is_valid(digits):
         return True
-    return not strict and digits[:3] != "000" and digits[3:5] != "00" and digits[5:] != "0000"
+    area = digits[:3]
+    return (
+        not strict
+        and area not in ("000", "666")
+        and area[0] != "9"
+        and digits[3:5] != "00"
+        and digits[5:] != "0000"
+    )
 
 
 def _card_shaped(value: str) -> bool:
@@ -419,7 +481,7 @@ def _said_phone(context: str) -> bool:
         return bool(_LINE_LABEL.search(context))
     after = context[said.end() :]
     if any(c.isdigit() for c in after) or _CALL_ARGUMENT.search(after):
-        return False
+        return bool(_LINE_LABEL.search(context))
     return not _ID_WORD.search(after)
 
 
@@ -431,7 +493,11 @@ def _phone(text: str, start: int, value: str, digits: str, context: str, memo: d
     if "(0)" in value and value[0] == "+":  # "+49 (0)30 1234567": the trunk prefix is dropped
         digits = _NOT_DIGIT.sub("", value.replace("(0)", "", 1))
         groups = _GROUPS.findall(value.replace("(0)", "", 1))
-    international = value[0] == "+" or (value.startswith("00") and len(digits) > 10)
+    international = (
+        value[0] == "+"
+        or (value.startswith("00") and len(digits) > 10)
+        or text.endswith("wa.me/", 0, start)
+    )
     if international:
         digits = digits[2:] if value[0] == "0" else digits
         if _international(digits):
@@ -444,7 +510,7 @@ def _phone(text: str, start: int, value: str, digits: str, context: str, memo: d
         return False  # a decimal number
     if any(len(g) == 1 for g in groups[1:]) or len(groups) > 6:
         return False
-    named = _said_phone(context)
+    named = _said_phone(context) or (context[-1:] == ">" and bool(_TEL_LINK.search(context)))
     if not named and not _names_other(context):
         header = _column(text, start, memo)
         named = bool(header) and _said_phone(header)

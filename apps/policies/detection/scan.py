@@ -48,7 +48,7 @@ _NUMBER_RUN = re.compile(
     rb"0(?<![0Aa_]0)(?<!0[-.,/]0)(?!000-00-00)(?:[ .\-/()]{0,3}0){3,}[0 .\-/()]*"
 )
 _IBAN_START = re.compile(rb"AA00")
-_WORD = re.compile(rb"[0Aa_+/\-]+")
+_WORD = re.compile(rb"[0Aa_+\-]+")  # "/" ends a word too: "wa.me/447700900123"
 # "::" or four groups in a row: times ("10:22:31") and dictionaries never start one.
 _IPV6_TRIGGER = re.compile(rb"::|:[0Aa]{1,4}:[0Aa]{1,4}:[0Aa]{1,4}:")
 
@@ -83,7 +83,8 @@ def find_structured(text: str, wanted: frozenset[str]) -> Raw:
         digits = cls
         if runs:
             # Digits inside long words with letters (hex ids, hashes, keys, paths) are no
-            # numbers; "=" and "." end such a word ("SUPPORT_PHONE=+4930...", "HOST=10.0.0.1").
+            # numbers; "=", "." and "/" end such a word ("SUPPORT_PHONE=+4930...",
+            # "HOST=10.0.0.1").
             blanked = bytearray(cls)
             for s, e in runs:
                 run = cls[s:e]
