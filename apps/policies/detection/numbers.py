@@ -64,9 +64,7 @@ _SSN_WORDS = (
 # Short labels, as whole words: "tin" (taxpayer identification number), "nss".
 _SSN_SHORT = re.compile(r"\b(?:tin|nss)\b")
 # Earlier SSNs of a list after one label ("SSNs: 123-45-6789, 234-56-7890 and ...").
-_SSN_LIST = re.compile(
-    r"(?:(?<!\d)\d{3}([- .]?)\d{2}\1\d{4}\s*(?:[,;/&]|\band\b|\bor\b)\s*)+$"
-)
+_SSN_LIST = re.compile(r"(?:(?<!\d)\d{3}([- .]?)\d{2}\1\d{4}\s*(?:[,;/&]|\band\b|\bor\b)\s*)+$")
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|==|>=|<=|~=|@)\s*$")
 # A one-letter label at the start of a line or after a "|", as in e-mail signatures ("T: ",
 # "M +44 ...", "D 0121 ...", "... | F 914 ...").
