@@ -42,7 +42,7 @@ _PHONE_WORDS = re.compile(
     r"|mobil|mob\.|cell\b|cellul|celular|fax|whatsapp|sms\b|text me|ring\b|reach|contact"
     r"|kontakt|hotline|dial\b|handy|portable|appel|móvil|movil|llam|ligue|bel me|zadzwoń"
     r"|komórk|numéro|rufnummer|número|chiam|llám|office|direct|desk|switchboard|zentrale"
-    r"|durchwahl|standard|ph\b|ph\.|tlf|тел|nå meg|når mig|når mej|fange mig)|電話|电话|携帯|手机|☎|📞"
+    r"|durchwahl|standard|ph\b|ph\.|tlf|тел|nå meg|når mig|når mej|fange mig|erreich|bereik|mobiel)|電話|电话|携帯|手机|☎|📞"
 )
 _ID_WORDS = (
     "order", "invoice", "ref", "ticket", "tracking", "sku", "isbn", "id", "#", "no.", "nr",
@@ -111,6 +111,13 @@ def classify(text: str, start: int, end: int, out: Raw, memo: dict | None = None
         return
     if value[0] != "+" and _card_shaped(value.strip("()")) and len(_NOT_DIGIT.sub("", value)) >= 13:
         return  # a card number failing Luhn: none of its parts is anything else
+    if " / " in value:  # a list: "187 14 9901 / 019 13 4902"
+        at = start
+        for piece in value.split(" / "):
+            if piece.strip():
+                classify(text, at, at + len(piece), out, memo)
+            at += len(piece) + 3
+        return
     # A value followed by other numbers ("+31 6 12349824 5711,25 €"): without them.
     cut = end
     for _ in range(3):
@@ -127,13 +134,6 @@ def classify(text: str, start: int, end: int, out: Raw, memo: dict | None = None
                 # A list of values ("123-45-6789 / 234-56-7890"): the others on their own.
                 _rest(text, last, end, out, memo)
             return
-    if " / " in value:  # "187 14 9901 / 019 13 4902"
-        at = start
-        for piece in value.split(" / "):
-            if piece.strip():
-                classify(text, at, at + len(piece), out, memo)
-            at += len(piece) + 3
-        return
     # Several values separated by spaces: each on its own.
     at = start
     for chunk in value.split(" "):
@@ -235,7 +235,7 @@ def _context(text: str, start: int, size: int = 64) -> str:
 
 
 def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> bool:
-    plus = value[0] == "+"
+    plus = value[0] == "+" or text.endswith("wa.me/", 0, start)  # WhatsApp links omit the +
     if "." in value and not plus:
         if _IPV4.fullmatch(value) or ("/" in value and _IPV4.fullmatch(value.split("/", 1)[0])):
             return _ipv4(text, start, start + len(value.split("/", 1)[0]), out)
@@ -250,14 +250,17 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
         return False
     context = _context(text, start)
     if n == 9 and not plus and _SSN_ANY.fullmatch(value):
-        named = _names_ssn(context) or (
-            not _names_other(context) and _names_ssn(_column(text, start, memo))
+        named = (
+            _names_ssn(context)
+            or (not _names_other(context) and _names_ssn(_column(text, start, memo)))
+            # The last of a long list: its label further back ("SSNs: ..., ... and ...").
+            or (_SSN_LIST.search(context) is not None and _names_ssn(_context(text, start, 240)))
         )
         if named and _ssn(digits, strict=False):
             return _add(out, start, end, "SSN")
         if _SSN_SHAPE.fullmatch(value) and not _ID_WORD.search(context, len(context) - 16):
             return _ssn(digits, strict=True) and _add(out, start, end, "SSN")
-    if n >= 13 and value[0] not in "+(" and _card_shaped(value):
+    if n >= 13 and not plus and value[0] != "(" and _card_shaped(value):
         return _card(digits) and _add(out, start, end, "CARD")
     if n in (10, 13) and (digits.startswith(("978", "979")) or "isbn" in context):
         from stdnum import isbn

@@ -62,6 +62,7 @@ _OWN_PATTERNS = (
     r"lin_api_[A-Za-z0-9]{40}",  # Linear
     r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}",  # Postman
     r"sbp_[a-f0-9]{40}",  # Supabase
+    r"(?:AC|SK)[a-f0-9]{32}",  # Twilio account SID and API key SID
     r"(?<=hooks\.slack\.com/services/)T[A-Z0-9]{8,}/B[A-Z0-9]{8,}/[A-Za-z0-9]{20,}",  # Slack hook
     r"(?<=discord\.com/api/webhooks/)\d{17,20}/[A-Za-z0-9_\-]{60,}",  # Discord webhook
 )
@@ -92,9 +93,10 @@ _NOT_A_SECRET_VALUE = frozenset({
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-zß-ÿ]+|\d+")
 _PLACEHOLDER = re.compile(
     r"(?i)x{6,}|\.\.\.|<|>|\$\{|\{\{|your|example_?key|placeholder|redacted|replace_?me|"
-    r"dummy|0123456|1234567|abcdefg|\*{4,}"
+    r"dummy|0123456|1234567|abcdefg|\*{4,}|example"
 )
 _HEXISH = re.compile(r"[0-9a-fA-F\-]+")  # hex digests, UUIDs, hex ids
+_TWILIO_ACCOUNT = re.compile(r"AC[a-f0-9]{32}")
 _PARTS = re.compile(r"[A-Za-z0-9_\-+/]{16,}={0,2}")
 
 _PEM = re.compile(
@@ -112,13 +114,26 @@ _ASSIGNMENT = re.compile(
     r"mot de passe)[\w\-]{0,20}"
     # "password for root:", "Passwort für den Admin:", "mot de passe pour le compte :"
     r"(?:\s+(?:for|of|für|von|pour|de|du|para|per|del|do|da)(?:\s+(?:the|den|die|der|das|le|la"
-    r"|les|el|il|o|a))?\s+[\w.@\-]{1,30}(?=\s*[:=]))?"
+    r"|les|el|il|o|a))?(?:\s+[\w.@\-]{1,30}){1,3}(?=\s*[:=]))?"
     r"[\"']?(?:\s*(?:=|:|=>)\s*|\s+(?:is|ist|est|es|è|é)\s+|"
     r"[ \t]+(?=[^\s\"']*\d))"
     r"(?:\"([^\"\s]{4,200})\"|'([^'\s]{4,200})'|([^\s;,\"'&<>{}()\[\]]{4,200}))"
 )
 # curl and wget credentials: `-u user:password`, `--user=user:password`.
 _CLI_USER = re.compile(r"(?<=\s)(?:-u|--user)[ =][\"']?[^\s:\"'/]+:([^\s\"'@]{4,200})")
+# `<password>...</password>` (Maven settings, XML configuration).
+_XML_VALUE = re.compile(r"[\w\-]*>([^<\s]{4,200})</")
+# Database client flags: `mysql -pSECRET` (attached), `sshpass -p SECRET`, `docker login -p
+# SECRET`; elsewhere `-p` is a port or a path.
+_CLI_PASSWORD = re.compile(
+    r"(?m)^[ \t$>#]*(?:(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n|;&]*?\s-p(?=[^\s-])"
+    r"|(?:sshpass|(?:docker|podman|nerdctl|helm registry) login)\b[^\n|;&]*?\s-p\s+)"
+    r"[\"']?([^\s\"']{4,200})"
+)
+# Go's MySQL driver: "user:password@tcp(host:3306)/db".
+_GO_DSN = re.compile(r"[\"'\s]([\w.\-]{1,64}):([^\s/@\"'<>]{4,200})@(?:tcp|unix)\(")
+# Azure shared access signatures and other signed URLs: "&sig=..." (URL-encoded base64).
+_URL_SIGNATURE = re.compile(r"[?&]sig=([A-Za-z0-9%+/=_\-]{20,200})")
 _NAME_KEY = re.compile(r"\bname[\"']?\s*[:=]\s*[\"']?$")
 _NAME_VALUE = re.compile(
     r"(?i)[\w\-]{0,30}[\"']?,?\s{1,40}[\"']?value[\"']?\s*[:=]\s*"
@@ -181,6 +196,16 @@ def find(text: str, raw: bytes, runs: list[tuple[int, int]], out: Raw) -> None:
         _pem(text, out)
     if "://" in text:
         _urls(text, out)
+    if " -p" in text:
+        for m in _CLI_PASSWORD.finditer(text):
+            _value(m, 1, out)
+    if "@tcp(" in text or "@unix(" in text:
+        for m in _GO_DSN.finditer(text):
+            _value(m, 2, out)
+    if "sig=" in text:
+        for m in _URL_SIGNATURE.finditer(text):
+            if _entropy(m.group(1)) >= 3.0:
+                out.append((m.start(1), m.end(1), "SECRET", 1.0))
     if " -u " in text or "--user" in text:
         for m in _CLI_USER.finditer(text):
             if not _NOT_A_VALUE.search(m.group(1)) and not _PLACEHOLDER.search(m.group(1)):
@@ -198,6 +223,12 @@ def find(text: str, raw: bytes, runs: list[tuple[int, int]], out: Raw) -> None:
     memo: dict = {}  # table headers, shared by the runs of this text
     for start, end in runs:
         _token_run(text, start, end, out, memo)
+
+
+def _value(m: re.Match, group: int, out: Raw) -> None:
+    value = m.group(group)
+    if not _NOT_A_VALUE.search(value) and not _PLACEHOLDER.search(value):
+        out.append((m.start(group), m.end(group), "SECRET", 1.0))
 
 
 def _pem(text: str, out: Raw) -> None:
@@ -239,6 +270,8 @@ def _assignment(text: str, at: int, out: Raw) -> None:
     if m is None and _NAME_KEY.search(text, max(0, begin - 12), begin):
         # Kubernetes, ECS and CI environments: `- name: DB_PASSWORD` then `value: ...`.
         m = _NAME_VALUE.match(text, at)
+    if m is None and begin and text[begin - 1] == "<":
+        m = _XML_VALUE.match(text, at)
     if m is None:
         return
     name_end = at
@@ -256,6 +289,8 @@ def _assignment(text: str, at: int, out: Raw) -> None:
         return
     if "://" in value:
         return  # a URL (its password, if any, is found as such)
+    if "=" in value and "\n" in text[name_end : m.start(group)]:
+        return  # "DB_PASSWORD=" left empty: the next line's assignment is no value
     if group == 3 and value.isalpha() and value.islower() and len(value) < 12:
         return  # "password: required", "secret sauce"
     out.append((m.start(group), end, "SECRET", 1.0))
@@ -264,8 +299,11 @@ def _assignment(text: str, at: int, out: Raw) -> None:
 def _token_run(text: str, start: int, end: int, out: Raw, memo: dict) -> None:
     run = text[start:end]
     if _HEXISH.fullmatch(run):
-        # Digests, UUIDs, hex ids: secrets only when named as one ("api_key": "9f86d0...").
-        if _named(text, start, memo):
+        # Digests, UUIDs, hex ids: secrets only when named as one ("api_key": "9f86d0..."),
+        # or a Twilio account SID ("AC" and 32 hex digits, all of them hex characters).
+        if run.startswith("AC") and _TWILIO_ACCOUNT.fullmatch(run):
+            out.append((start, end, "SECRET", 1.0))
+        elif _named(text, start, memo):
             for m in _PARTS.finditer(run):
                 if _random(m.group()):
                     out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
@@ -319,7 +357,7 @@ def _named(text: str, start: int, memo: dict) -> bool:
 # Every secret word above contains one of these.
 _HINT_WORDS = ("key", "tok", "secret", "pass", "pw", "auth", "bearer", "sig", "cred", "otp",
                "kennwort", "senha", "wachtwoord", "contrase", "value")  # fmt: skip
-_VERBS = (" is", " ist", " est", " es")
+_VERBS = (" is", " ist", " est", " es", " to")  # "... is ...", "set `api_token` to ..."
 
 
 def _name_before(text: str, start: int) -> tuple[str, int]:
@@ -331,7 +369,9 @@ def _name_before(text: str, start: int) -> tuple[str, int]:
     i = start
     if i > floor and text[i - 1] in "\"'`":
         i -= 1
-    for scheme in ("bearer ", "basic ", "token "):
+        if i - 1 > floor and text[i - 1] in "bBrRuU" and text[i - 2] in " =(:,[":
+            i -= 1  # a string prefix: b"...", r"..."
+    for scheme in ("bearer ", "basic ", "token ", "base64:"):  # Laravel's APP_KEY=base64:...
         if text[max(floor, i - len(scheme)) : i].lower() == scheme:
             i -= len(scheme)
             if i > floor and text[i - 1] in "\"'`":
@@ -357,7 +397,7 @@ def _name_before(text: str, start: int) -> tuple[str, int]:
         j -= 1
     if j > floor and text[j - 1] == "]":  # headers["Authorization"] = ...
         j -= 1
-    if j > floor and text[j - 1] in "\"'":
+    if j > floor and text[j - 1] in "\"'`":
         j -= 1
     k = j
     while k > floor and (text[k - 1].isalnum() or text[k - 1] in "_.-"):
@@ -379,7 +419,8 @@ def _name_before(text: str, start: int) -> tuple[str, int]:
 _PHRASE = re.compile(r"(?i)\b(api[ _-]?key|key|token|secret|password|passwd)(?: [a-z]{1,12}){1,4}$")
 
 
-_NAME_ON_LINE_BEFORE = re.compile(r"[\"']?name[\"']?\s*[:=]\s*[\"']?([\w.\-]+)[\"']?,?\s*$")
+# `name: API_TOKEN` then `value: ...`; `<add key="ApiKey" value="...">`.
+_NAME_ON_LINE_BEFORE = re.compile(r"[\"']?(?:name|key)[\"']?\s*[:=]\s*[\"']?([\w.\-]+)[\"']?,?\s*$")
 
 
 def names_secret(name: str) -> bool:

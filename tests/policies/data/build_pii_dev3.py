@@ -44,6 +44,7 @@ from pathlib import Path
 
 import phonenumbers
 from stdnum import ean, isbn, luhn
+from stdnum import iban as stdnum_iban
 from stdnum.us import ssn as stdnum_ssn
 
 OUT = Path(__file__).with_name("pii_dev3.jsonl")
@@ -221,6 +222,40 @@ def bad_ssn() -> str:
 
 
 # --- cards (positives are rare here; their look-alikes are the point) -------------------------
+
+
+def card() -> str:
+    prefix = pick("4", "4", "51", "55", "2221", "34", "37", "6011")
+    length = 15 if prefix in ("34", "37") else 16
+    body = prefix + rand(string.digits, length - len(prefix) - 1)
+    digits = body + luhn.calc_check_digit(body)
+    sep = pick(" ", "-", "")
+    if length == 15:
+        return sep.join([digits[:4], digits[4:10], digits[10:]])
+    return sep.join(digits[i : i + 4] for i in range(0, 16, 4))
+
+
+def iban() -> str:
+    country, size = R.choice(
+        [("DE", 18), ("FR", 23), ("ES", 20), ("IT", 23), ("NL", 14), ("BE", 12), ("PT", 21)]
+    )
+    while True:
+        bban = rand(string.digits, size)
+        if country == "NL":
+            bban = rand(string.ascii_uppercase, 4) + rand(string.digits, 10)
+        if country == "IT":
+            bban = rand(string.ascii_uppercase, 1) + rand(string.digits, 22)
+        value = country + stdnum_iban.calc_check_digits(country + "00" + bban) + bban
+        if stdnum_iban.is_valid(value):
+            return (
+                value
+                if R.random() < 0.5
+                else " ".join(value[i : i + 4] for i in range(0, len(value), 4))
+            )
+
+
+def ipv4() -> str:
+    return f"{R.randint(23, 212)}.{R.randint(0, 255)}.{R.randint(0, 255)}.{R.randint(1, 254)}"
 
 
 def card_negative() -> str:
@@ -551,6 +586,8 @@ def phone_signature(lang: str) -> Doc:
     d.add(pick(f"Company reg. {R.randint(10**6, 10**8)} · VAT {rand(string.ascii_uppercase, 2)}{R.randint(10**8, 10**9)}",
                f"Registered office: {R.randint(1, 200)} Example Road, {pick('SW1A 1AA', '10115 Berlin', '75008 Paris')}",
                "This e-mail is confidential."), "\n")  # fmt: skip
+    if R.random() < 0.25:
+        d.add("Bank details: IBAN ", (iban(), "IBAN"), "\n")
     return d
 
 
@@ -732,6 +769,12 @@ def ssn_form(lang: str) -> Doc:
     )
     if R.random() < 0.4:
         d.add(f"ITIN (spouse, not an SSN): {bad_ssn()}\n")
+    if R.random() < 0.3:
+        d.add(
+            "Card on file: ",
+            (card(), "CARD"),
+            f" exp. {R.randint(1, 12):02d}/{R.randint(27, 31)}\n",
+        )
     return d
 
 
@@ -1073,9 +1116,7 @@ def secret_cli(lang: str) -> Doc:
             d.add(
                 'psql "postgresql://report:',
                 (url_password(), "SECRET"),
-                "@",
-                ("10.20.0.5", "IP"),
-                ':5432/analytics?sslmode=require"\n',
+                '@analytics-db:5432/analytics?sslmode=require"\n',
             )
         elif roll == 3:
             d.add(
@@ -1144,6 +1185,8 @@ def secret_http(lang: str) -> Doc:
     else:
         d.add(f"https://example.blob.core.windows.net/backups/db-{date()}.bak?sv=2022-11-02&ss=b&srt=o&sp=r&se=2026-01-01T00:00:00Z&sig=",
               (sas_sig(), "SECRET"), "\n")  # fmt: skip
+    if R.random() < 0.4:
+        d.add("X-Forwarded-For: ", (ipv4(), "IP"), "\n")
     d.add(f"Response: 403, trace {rand(HEX, 32)}, took {R.randint(10, 900)} ms\n")
     return d
 
@@ -1327,7 +1370,11 @@ def check(record: dict) -> None:
         assert 0 <= s < e <= len(text) and e <= nxt[0], record["id"]
         value = text[s:e]
         assert value == value.strip() and value, record["id"]
-        if kind == "SSN":
+        if kind == "CARD":
+            assert luhn.is_valid("".join(c for c in value if c.isdigit())), value
+        elif kind == "IBAN":
+            assert stdnum_iban.is_valid(value), value
+        elif kind == "SSN":
             assert stdnum_ssn.is_valid("".join(c for c in value if c.isdigit())), value
         elif kind == "PHONE":
             _check_phone(value)
