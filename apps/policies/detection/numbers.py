@@ -42,7 +42,7 @@ _PHONE_WORDS = re.compile(
     r"|mobil|mob\.|cell\b|cellul|celular|fax|whatsapp|sms\b|text me|ring\b|reach|contact"
     r"|kontakt|hotline|dial\b|handy|portable|appel|móvil|movil|llam|ligue|bel me|zadzwoń"
     r"|komórk|numéro|rufnummer|número|chiam|llám|office|direct|desk|switchboard|zentrale"
-    r"|durchwahl|standard|ph\b|ph\.|tlf|тел|nå meg|når mig|når mej|fange mig|erreich|bereik|mobiel)|電話|电话|携帯|手机|☎|📞"
+    r"|durchwahl|standard|ph\b|ph\.|tlf|тел|nå meg|når mig|når mej|fange mig|erreich|bereik|mobiel|dzwoni)|電話|电话|携帯|手机|☎|📞"
 )
 _ID_WORDS = (
     "order", "invoice", "ref", "ticket", "tracking", "sku", "isbn", "id", "#", "no.", "nr",
@@ -51,8 +51,9 @@ _ID_WORDS = (
     "routing", "zip", "plz", "postal", "postcode", "ein", "vat",
     "ordine", "bestelling", "zamówieni", "encomenda", "n°", "nº", "auftrag", "dossier",
 )  # fmt: skip
-# One search, not 50; an HTML "href" holds no "ref".
-_ID_WORD = re.compile("|".join(re.escape(w) if w != "ref" else "(?<!h)ref" for w in _ID_WORDS))
+# One search, not 50; an HTML "href" holds no "ref", and "Schmid" or "David" no "id".
+_ID_SPELLING = {"ref": "(?<!h)ref", "id": "(?<![a-z])id(?![a-z])"}
+_ID_WORD = re.compile("|".join(_ID_SPELLING.get(w, re.escape(w)) for w in _ID_WORDS))
 _SSN_WORDS = (
     "ssn", "social security", "social-security", "soc. sec", "soc sec", "ss#", "ss #",
     "ss no", "ss-no", "taxpayer", "seguro social", "s.s.n", "social sec",
@@ -255,6 +256,7 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
             or (not _names_other(context) and _names_ssn(_column(text, start, memo)))
             # The last of a long list: its label further back ("SSNs: ..., ... and ...").
             or (_SSN_LIST.search(context) is not None and _names_ssn(_context(text, start, 240)))
+            or (context.endswith("'") and _names_ssn(_sql_column(text, start)))
         )
         if named and _ssn(digits, strict=False):
             return _add(out, start, end, "SSN")
@@ -273,6 +275,25 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
 
 
 _SSN_ANY = re.compile(r"\d{3}([- .]?)\d{2}\1\d{4}")
+
+
+_SQL_VALUES = re.compile(r"(?i)\(([\w\s,`\"\[\]]+)\)\s*values\s*(?:\([^()]*\),\s*)*\(")
+
+
+def _sql_column(text: str, start: int) -> str:
+    """The column of an SQL INSERT a quoted value is in: "INSERT INTO t (id, name, ssn)
+    VALUES (1, 'Ana', '123456789')" -> "ssn"; "" otherwise."""
+    at = text.rfind("(", max(0, start - 200), start)
+    if at < 0 or "values" not in text[max(0, at - 400) : at].lower():
+        return ""
+    head = None
+    for found in _SQL_VALUES.finditer(text, max(0, at - 400), at + 1):
+        head = found  # the last: the tuple the value is in
+    if head is None or head.end() != at + 1:
+        return ""
+    index = len(_cells(text[at + 1 : start], ",")) - 1
+    columns = head.group(1).split(",")
+    return columns[index].strip(' `"[]\n').lower() if index < len(columns) else ""
 
 
 def _names_ssn(context: str) -> bool:

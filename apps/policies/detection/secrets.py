@@ -97,6 +97,7 @@ _PLACEHOLDER = re.compile(
 )
 _HEXISH = re.compile(r"[0-9a-fA-F\-]+")  # hex digests, UUIDs, hex ids
 _TWILIO_ACCOUNT = re.compile(r"AC[a-f0-9]{32}")
+_TELEGRAM_BOT = re.compile(r"AA[A-Za-z0-9_\-]{33}(?![A-Za-z0-9_\-])")
 _PARTS = re.compile(r"[A-Za-z0-9_\-+/]{16,}={0,2}")
 
 _PEM = re.compile(
@@ -134,6 +135,7 @@ _CLI_PASSWORD = re.compile(
 _GO_DSN = re.compile(r"[\"'\s]([\w.\-]{1,64}):([^\s/@\"'<>]{4,200})@(?:tcp|unix)\(")
 # Azure shared access signatures and other signed URLs: "&sig=..." (URL-encoded base64).
 _URL_SIGNATURE = re.compile(r"[?&]sig=([A-Za-z0-9%+/=_\-]{20,200})")
+_URL_REST = re.compile(r"[^\s\"'<>]{0,2000}")
 _NAME_KEY = re.compile(r"\bname[\"']?\s*[:=]\s*[\"']?$")
 _NAME_VALUE = re.compile(
     r"(?i)[\w\-]{0,30}[\"']?,?\s{1,40}[\"']?value[\"']?\s*[:=]\s*"
@@ -196,24 +198,30 @@ def find(text: str, raw: bytes, runs: list[tuple[int, int]], out: Raw) -> None:
         _pem(text, out)
     if "://" in text:
         _urls(text, out)
-    if " -p" in text:
-        for m in _CLI_PASSWORD.finditer(text):
-            _value(m, 1, out)
-    if "@tcp(" in text or "@unix(" in text:
-        for m in _GO_DSN.finditer(text):
-            _value(m, 2, out)
-    if "sig=" in text:
-        for m in _URL_SIGNATURE.finditer(text):
-            if _entropy(m.group(1)) >= 3.0:
-                out.append((m.start(1), m.end(1), "SECRET", 1.0))
+    # Every substring search costs about 1 ns per character of the prompt, so the rarer
+    # forms are looked for only where a search that is made anyway has found something.
+    at = text.find("@")
+    while at >= 0:
+        if text.startswith(("tcp(", "unix("), at + 1):  # "user:password@tcp(host:3306)/db"
+            m = _GO_DSN.search(text, max(0, at - 270), at + 6)
+            if m is not None:
+                _value(m, 2, out)
+        at = text.find("@", at + 1)
     if " -u " in text or "--user" in text:
         for m in _CLI_USER.finditer(text):
             if not _NOT_A_VALUE.search(m.group(1)) and not _PLACEHOLDER.search(m.group(1)):
                 out.append((m.start(1), m.end(1), "SECRET", 1.0))
+        # "mysql -u root -pSECRET", "docker login -u ci -p SECRET"
+        for m in _CLI_PASSWORD.finditer(text):
+            _value(m, 1, out)
     low = raw.lower()
     for word in _ASSIGNMENT_WORDS:
         at = low.find(word)
         while at >= 0:
+            if word == b"pass" and low.endswith(b"ssh", 0, at):  # "sshpass -p SECRET ssh ..."
+                m = _CLI_PASSWORD.match(text, low.rfind(b"\n", 0, at) + 1)
+                if m is not None:
+                    _value(m, 1, out)
             _assignment(text, at, out)
             at = low.find(word, at + len(word))
     if runs and "-----BEGIN" in text:
@@ -259,6 +267,12 @@ def _urls(text: str, out: Raw) -> None:
             password = m.group(2)
             if not _NOT_A_VALUE.search(password) and not _PLACEHOLDER.search(password):
                 out.append((m.start(2), m.end(2), "SECRET", 1.0))
+        end = _URL_REST.match(text, at + 3).end()
+        sig = text.find("sig=", at, end)  # a shared access signature: "...&sig=..."
+        if sig > 0:
+            m = _URL_SIGNATURE.match(text, sig - 1)
+            if m is not None and _entropy(m.group(1)) >= 3.0:
+                out.append((m.start(1), m.end(1), "SECRET", 1.0))
         at = text.find("://", at + 3)
 
 
@@ -308,6 +322,11 @@ def _token_run(text: str, start: int, end: int, out: Raw, memo: dict) -> None:
                 if _random(m.group()):
                     out.append((start + m.start(), start + m.end(), "SECRET", 0.8))
         return
+    if start > 1 and text[start - 1] == ":" and text[start - 2].isdigit() and run[:2] == "AA":
+        m = _TELEGRAM_BOT.match(run)  # "bot123456789:AA..." (the bot id before the colon)
+        if m is not None and _entropy(m.group()) >= 3.5:
+            out.append((start, start + m.end(), "SECRET", 1.0))
+            return
     found = False
     for m in _prefixed().finditer(run):
         value = m.group()

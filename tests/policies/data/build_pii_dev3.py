@@ -154,9 +154,14 @@ def phone(region: str, style: str | None = None) -> str:
         "intl_dash": cc + "-" + rest.replace(" ", "-"),
         "intl_dot": cc + " " + rest.replace(" ", ".").replace("-", "."),
         "intl_compact_rest": cc + " " + rest.replace(" ", "").replace("-", ""),
+        "paren_cc": f"({cc}) {rest}",
     }
+    if " " in rest and region in ("BR", "MX", "IN", "CN", "DE", "IT", "ES", "JP", "KR"):
+        area, tail = rest.replace("-", " ", 1).split(" ", 1)
+        forms["intl_paren_area"] = f"{cc} ({area}) {tail}"
     if region in TRUNK_ZERO and national.startswith(("0", "(0")):
         forms["trunk"] = f"{cc} (0){rest}"
+        forms["trunk_spaced"] = f"{cc} (0) {rest}"
         forms["national_dash"] = national.replace(" ", "-")
         if region in ("DE", "AT", "CH") and " " in national:
             head, tail = national.split(" ", 1)
@@ -1307,6 +1312,144 @@ def secret_named_token(lang: str) -> Doc:
 # --- hard-negative records --------------------------------------------------------------------
 
 
+def phone_more(lang: str) -> Doc:
+    """Phones in logs, SMS notices, key-value lines, forms with the label above, lists."""
+    region = region_for(lang)
+    d = Doc()
+    roll = R.randint(0, 5)
+    if roll == 0:
+        d.add(
+            f"{timestamp()} WARN sms.gateway delivery failed to=", (phone(region, "e164"), "PHONE")
+        )
+        d.add(f" msg_id={uuid.uuid4()} attempts={R.randint(1, 5)}\n")
+    elif roll == 1:
+        d.add("Contact details\nName: ", person(), "\nTelephone:\n", (phone(region), "PHONE"), "\n")
+        d.add(f"Customer number: {R.randint(10**6, 10**9)}\n")
+    elif roll == 2:
+        d.add(
+            f"user_id={R.randint(1000, 99999)} phone=",
+            (phone(region, pick("e164", "intl")), "PHONE"),
+        )
+        d.add(f" plan=pro seats={R.randint(1, 500)} mrr={R.randint(10, 9999)}\n")
+    elif roll == 3:
+        d.add(pick("Emergency contacts:", "Numbers to call:", "Kontakte:"), "\n")
+        for _ in range(R.randint(2, 4)):
+            d.add(f"- {person()} ({pick('mobile', 'home', 'work', 'Handy', 'portable')}): ", (phone(R.choice(REGIONS)), "PHONE"), "\n")  # fmt: skip
+    elif roll == 4:
+        d.add(
+            prose(lang),
+            " ",
+            pick("Ring me back on ", "Please call ", "Text "),
+            (phone(region), "PHONE"),
+        )
+        d.add(pick(" (mobile).", " (WhatsApp)", " — any time.", "!", "?"), "\n")
+    else:
+        d.add(
+            "<tr><td>",
+            person(),
+            "</td><td>",
+            (phone(region, pick("intl", "e164")), "PHONE"),
+            "</td>",
+        )
+        d.add(f"<td>{date()}</td><td>{R.randint(10**5, 10**7)}</td></tr>\n")
+    d.add(f"{number_negative()}\n")
+    return d
+
+
+def ssn_structured(lang: str) -> Doc:
+    """SSNs in SQL, XML, YAML, key-value logs, Python and CSV with quotes."""
+    value = ssn(pick("dash", "plain", "plain", "space"))
+    name = person()
+    d = Doc()
+    roll = R.randint(0, 5)
+    if roll == 0:
+        d.add(
+            "Why does this insert fail?\n\nINSERT INTO employees (id, full_name, ssn, hired) VALUES\n"
+        )
+        d.add(f"  ({R.randint(100, 9999)}, '{name}', '", (value, "SSN"), f"', '{date()}');\n")
+    elif roll == 1:
+        tag = pick("SSN", "SocialSecurityNumber", "ssn", "TaxpayerId")
+        d.add(
+            "Parse this XML:\n\n<Employee>\n  <Name>",
+            name,
+            f"</Name>\n  <{tag}>",
+            (value, "SSN"),
+            f"</{tag}>\n",
+        )
+        d.add(
+            f"  <EmployerEIN>{R.randint(10, 99)}-{R.randint(1000000, 9999999)}</EmployerEIN>\n</Employee>\n"
+        )
+    elif roll == 2:
+        d.add(
+            "applicant:\n  name: ",
+            name,
+            f"\n  {pick('ssn', 'social_security_number', 'SSN')}: ",
+            (value, "SSN"),
+            "\n",
+        )
+        d.add(f'  zip: "{R.randint(10000, 99999)}"\n  loan_id: {R.randint(10**7, 10**9)}\n')
+    elif roll == 3:
+        d.add(f"{timestamp()} INFO kyc.verify user={R.randint(10**4, 10**6)} ssn=", (value, "SSN"))
+        d.add(f" result={pick('match', 'no_match')} score=0.{R.randint(10, 99)}\n")
+    elif roll == 4:
+        d.add(
+            "employee = {",
+            f'"name": "{name}", ',
+            f'"{pick("ssn", "SSN", "social_security")}": "',
+            (value, "SSN"),
+            '", ',
+        )
+        d.add(f'"dept": {R.randint(10, 99)}}}\n')
+    else:
+        d.add(
+            "name,ssn,dob,zip\n",
+            f'"{name}","',
+            (value, "SSN"),
+            f'","{date()}","{R.randint(10000, 99999)}"\n',
+        )
+    d.add(pick(f"SSN on file: ***-**-{R.randint(1000, 9999)}\n", f"Last four of SSN: {R.randint(1000, 9999)}\n",
+               f"EIN {R.randint(10, 99)}-{R.randint(1000000, 9999999)}\n", f"ITIN {bad_ssn()}\n", ""))  # fmt: skip
+    return d
+
+
+def secret_more(lang: str) -> Doc:
+    """Credentials in the less usual places: bot URLs, JDBC parameters, CLI setters,
+    Terraform, .git-credentials, header dictionaries."""
+    d = Doc()
+    roll = R.randint(0, 8)
+    if roll == 0:
+        d.add("My bot doesn't answer: curl https://api.telegram.org/bot", f"{R.randint(10**8, 10**10 - 1)}:", ("AA" + mixed(ALNUM + "_-", 33), "SECRET"), "/getUpdates\n")  # fmt: skip
+    elif roll == 1:
+        d.add(
+            "jdbc:mysql://db.internal:3306/app?user=report&password=",
+            (url_password(), "SECRET"),
+            "&useSSL=true\n",
+        )
+    elif roll == 2:
+        d.add(
+            "aws configure set aws_secret_access_key ",
+            (aws_secret(), "SECRET"),
+            " --profile prod\n",
+        )
+    elif roll == 3:
+        d.add('provider "aws" {\n  region     = "eu-central-1"\n  access_key = "', (aws_key_id(), "SECRET"), '"\n  secret_key = "', (aws_secret(), "SECRET"), '"\n}\n')  # fmt: skip
+    elif roll == 4:
+        d.add("~/.git-credentials:\nhttps://", R.choice(GIVEN).lower().replace("ë", "e"), ":", (provider_key(pick("github_classic", "github_pat")), "SECRET"), "@github.com\n")  # fmt: skip
+    elif roll == 5:
+        d.add('headers = {"Content-Type": "application/json", "Authorization": "Bearer ', (pick(jwt(), token()), "SECRET"), '"}\n')  # fmt: skip
+    elif roll == 6:
+        d.add('curl "$AZURE_OPENAI_ENDPOINT/openai/deployments/gpt-4o/chat/completions?api-version=2024-06-01" -H "api-key: ', (hex_token(32), "SECRET"), '"\n')  # fmt: skip
+    elif roll == 7:
+        d.add(
+            "HEROKU_API_KEY=", (str(uuid.UUID(int=R.getrandbits(128), version=4)), "SECRET"), "\n"
+        )
+    else:
+        d.add("docker run -d -e POSTGRES_PASSWORD=", (password().replace("!", "").replace("'", ""), "SECRET"), f" -p {R.randint(5000, 5999)}:5432 postgres:16\n")  # fmt: skip
+    d.add(pick("Authorization: Bearer <token>\n", "password=<hidden>\n", f"request_id={uuid.uuid4()}\n",
+               f"image: node@sha256:{sha(64)}\n", "token: [REDACTED]\n", f"api_key = os.environ['API_KEY']  # {sha(8)}\n"))  # fmt: skip
+    return d
+
+
 def negatives(lang: str) -> Doc:
     d = Doc().add(prose(lang), "\n")
     for _ in range(R.randint(4, 9)):
@@ -1330,7 +1473,8 @@ KINDS = {
     "secret_http": (secret_http, "log"), "secret_azure": (secret_azure, "config"),
     "secret_pem": (secret_pem_record, "code"), "secret_chat": (secret_chat, "chat"),
     "secret_code": (secret_code, "code"), "secret_named": (secret_named_token, "prose"),
-    "negatives": (negatives, "prose"),
+    "negatives": (negatives, "prose"), "phone_more": (phone_more, "log"),
+    "ssn_structured": (ssn_structured, "code"), "secret_more": (secret_more, "code"),
 }  # fmt: skip
 
 
@@ -1339,6 +1483,7 @@ KINDS = {
 
 def _check_phone(value: str) -> None:
     digits = "".join(c for c in value if c.isdigit())
+    value = value.replace("(+", "+")
     if value.startswith("+") or value.startswith("00") and len(digits) > 10:
         number = phonenumbers.parse(
             "+" + digits[2:] if value.startswith("00") else value.replace("(0)", "")
@@ -1394,7 +1539,7 @@ def check(record: dict) -> None:
 def main() -> None:
     records = []
     names = list(KINDS)
-    for i in range(540):
+    for i in range(600):
         name = names[i % len(names)]
         build, generic = KINDS[name]
         lang = (
