@@ -258,10 +258,10 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
             or (_SSN_LIST.search(context) is not None and _names_ssn(_context(text, start, 240)))
             or (context.endswith("'") and _names_ssn(_sql_column(text, start)))
         )
-        if named and _ssn(digits, strict=False):
+        if named and _ssn(digits):
             return _add(out, start, end, "SSN")
         if _SSN_SHAPE.fullmatch(value) and not _ID_WORD.search(context, len(context) - 16):
-            return _ssn(digits, strict=True) and _add(out, start, end, "SSN")
+            return _ssn(digits) and _add(out, start, end, "SSN")
     if n >= 13 and not plus and value[0] != "(" and _card_shaped(value):
         return _card(digits) and _add(out, start, end, "CARD")
     if n in (10, 13) and (digits.startswith(("978", "979")) or "isbn" in context):
@@ -339,22 +339,13 @@ def _ipv4(text: str, start: int, end: int, out: Raw) -> bool:
     return _add(out, start, end, "IP")
 
 
-def _ssn(digits: str, strict: bool) -> bool:
-    """A US SSN by its ranges (python-stdnum); a number labelled as an SSN only needs to
-    avoid the blocks that are never issued to anyone (areas 000, 666 and 9xx, group 00,
-    serial 0000)."""
+def _ssn(digits: str) -> bool:
+    """A US SSN by python-stdnum: area (not 000, 666 or 9xx), group and serial ranges, and
+    not one of the numbers known to be invalid ("078-05-1120", advertising numbers), also
+    when labelled as an SSN."""
     from stdnum.us import ssn
 
-    if ssn.is_valid(digits):
-        return True
-    area = digits[:3]
-    return (
-        not strict
-        and area not in ("000", "666")
-        and area[0] != "9"
-        and digits[3:5] != "00"
-        and digits[5:] != "0000"
-    )
+    return ssn.is_valid(digits)
 
 
 def _card_shaped(value: str) -> bool:

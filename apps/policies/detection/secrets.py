@@ -449,7 +449,15 @@ def names_secret(name: str) -> bool:
         return False
     if any(w in _NOT_SECRET for w in words):
         return False
-    return words[-1] in ("key", "keys") or any(w in _SECRET_WORDS for w in words)
+    return (
+        words[-1] in ("key", "keys")
+        or any(w in _SECRET_WORDS for w in words)
+        # Run together: "PGPASSWORD", "dbpassword", "authtoken", "appsecret"
+        or any(w.endswith(_SECRET_ENDINGS) for w in words)
+    )
+
+
+_SECRET_ENDINGS = ("password", "passwd", "secret", "token", "apikey")
 
 
 def _random(value: str) -> bool:
