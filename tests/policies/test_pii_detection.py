@@ -247,6 +247,31 @@ def test_ssn_table_columns_are_read_from_their_header():
     assert found(other) == []
 
 
+def test_every_ssn_label_holds_one_of_the_quick_hints():
+    from apps.policies.detection.numbers import _SSN_HINTS, _SSN_WORDS
+
+    assert all(any(hint in word for hint in _SSN_HINTS) for word in _SSN_WORDS)
+
+
+def test_numeric_csv_fields_are_read_one_by_one_and_thousands_stay_whole():
+    # A comma between two digits ends a field unless a three-digit group follows it (a
+    # thousands separator), and then too when the row is delimited like its header.
+    rows = (
+        "customer_id,phone,ssn,zip,amount\n"
+        "27821,030 5328206,546905932,65200,6323.73\n"
+        "86686,030 4898798,444-97-1469,46658,1,234\n"
+    )
+    assert found(rows) == [
+        ("PHONE", "030 5328206"),
+        ("SSN", "546905932"),
+        ("PHONE", "030 4898798"),
+        ("SSN", "444-97-1469"),
+    ]
+    assert found("id,zip,ssn\n1,12345,546-90-5932\n") == [("SSN", "546-90-5932")]
+    # Thousands groups and decimals in prose are no fields.
+    assert found("We shipped 1,234 567 890 parcels and 3,14159265 litres.") == []
+
+
 def test_a_nine_digit_number_after_another_label_is_no_ssn():
     assert found("SSN: 123-45-6789, routing 123456789") == [("SSN", "123-45-6789")]
 

@@ -10,6 +10,7 @@ fails Luhn is not read as anything else: it is the classic false positive.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 
 Raw = list[tuple[int, int, str, float]]
@@ -64,6 +65,9 @@ _SSN_WORDS = (
     # "Social: ...", "socialSecurityNumber" (lower-cased)
     "social",
 )  # fmt: skip
+# Every word of _SSN_WORDS contains one of these: most contexts have none, and a handful of
+# substring tests spares the two dozen searches for the words themselves.
+_SSN_HINTS = ("ss", "s.s", "soc", "tax", "sozial", "社", "사회")
 # Short labels, as whole words: "tin" (taxpayer identification number), "nss".
 _SSN_SHORT = re.compile(r"\b(?:tin|nss)\b")
 # Earlier SSNs of a list after one label ("SSNs: 123-45-6789, 234-56-7890 and ...").
@@ -176,13 +180,38 @@ def _bounded_before(text: str, start: int) -> bool:
         return True  # "SSN#123-45-6789", "SSN-123456789", "Tel#..."
     if (before.isalnum() and before < _CJK) or before in "_#$€£¥/\\&%":
         return before == "/" and text.endswith("wa.me/", 0, start)  # WhatsApp links
+    if before == "," and start > 1 and text[start - 2].isdigit():
+        return _comma_ends_field(text, start)
     return not (
         start > 1
         and (
-            (before in ".," and text[start - 2].isdigit())
+            (before == "." and text[start - 2].isdigit())
             or (before == "-" and text[start - 2].isalnum())
         )
     )
+
+
+def _comma_ends_field(text: str, start: int) -> bool:
+    """Whether the comma before `start`, between two digits, ends a field of a delimited
+    row ("12345,546-90-5932", "7,030 5328206" under a header of as many commas) rather than
+    a thousands group ("1,234 567") or a decimal. A thousands group is three digits; any
+    other count after the comma is a field (or too short to be anything)."""
+    end = start
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    if end - start != 3:
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    if line_end < 0:
+        line_end = len(text)
+    commas = text.count(",", line_start, line_end)
+    if commas >= 3:
+        return True
+    if commas < 2 or not line_start:
+        return False
+    above = text.rfind("\n", 0, line_start - 1) + 1
+    return text.count(",", above, line_start - 1) == commas
 
 
 def _bounded_after(text: str, start: int, end: int) -> bool:
@@ -255,7 +284,10 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
     if n == 9 and not plus and _SSN_ANY.fullmatch(value):
         named = (
             _names_ssn(context)
-            or (not _names_other(context) and _names_ssn(_column(text, start, memo)))
+            or (
+                not _names_other(context)
+                and _header_says(_names_ssn, _column(text, start, memo), memo)
+            )
             # The last of a long list: its label further back ("SSNs: ..., ... and ...").
             or (_SSN_LIST.search(context) is not None and _names_ssn(_context(text, start, 240)))
             or (context.endswith("'") and _names_ssn(_sql_column(text, start)))
@@ -300,7 +332,11 @@ def _sql_column(text: str, start: int) -> str:
 
 def _names_ssn(context: str) -> bool:
     context = context.replace("_", " ")
-    at = max(context.rfind(w) for w in _SSN_WORDS)
+    at = (
+        max(context.rfind(w) for w in _SSN_WORDS)
+        if any(hint in context for hint in _SSN_HINTS)
+        else -1
+    )
     if at < 0 and ("tin" in context or "nss" in context):
         for m in _SSN_SHORT.finditer(context):
             at = m.start()
@@ -379,31 +415,64 @@ def _column(text: str, start: int, memo: dict) -> str:
 
 def _find_column(text: str, start: int, memo: dict) -> str:
     line_start = text.rfind("\n", 0, start) + 1
+    row = memo.get(("row", line_start))
+    if row is None:
+        row = memo[("row", line_start)] = _row(text, line_start, start, memo)
+    delim, names, header, quoted = row
+    if delim:
+        if not names:
+            return ""
+        if quoted:
+            line_end = text.find("\n", start)
+            line = text[line_start : line_end if line_end >= 0 else len(text)]
+            index = _cell_index(line, start - line_start, delim)
+        else:
+            index = text.count(delim, line_start, start)
+        return names[index] if index < len(names) else ""
+    return _word_at(header, start - line_start).lower() if header else ""
+
+
+def _row(text: str, line_start: int, start: int, memo: dict) -> tuple[str, list[str], str, bool]:
+    """What the cells of the line at `line_start` need, worked out once per line: its
+    delimiter ("" for fixed-width columns), its header's column names (lower-cased; none
+    when the line heads its block or the header is no header) or, fixed-width, the header
+    line, and whether the line quotes cells."""
     line_end = text.find("\n", start)
     line = text[line_start : line_end if line_end >= 0 else len(text)]
-    col = start - line_start
-    delim = memo.get(("delim", line_start))
-    if delim is None:
-        delim = memo[("delim", line_start)] = next((d for d in "\t|;," if _delimits(line, d)), "")
-    index = _cell_index(line, col, delim) if delim else 0
+    delim = next((d for d in "\t|;," if _delimits(line, d)), "")
+    index = _cell_index(line, start - line_start, delim) if delim else 0
     key = (line_start, delim)
     header_start = memo.get(key)
     if header_start is None:
-        header_start = _header_start(text, line_start, delim, index, memo)
-        memo[key] = header_start
+        header_start = memo[key] = _header_start(text, line_start, delim, index, memo)
+    quoted = '"' in line
     if header_start == line_start:
-        return ""
-    header_end = text.find("\n", header_start)
-    header = text[header_start:header_end]
-    if delim:
-        cells = memo.get((delim, header_start, "cells"))
-        if cells is None:
-            cells = memo[(delim, header_start, "cells")] = _cells(header, delim)
+        return delim, [], "", quoted
+    header = text[header_start : text.find("\n", header_start)]
+    if not delim:
+        return "", [], header, quoted
+    names = memo.get((delim, header_start, "cells"))
+    if names is None:
+        cells = _cells(header, delim)
         # A header names short columns; a sentence with a comma in it is no header.
-        if len(cells) < 3 or index >= len(cells) or any(len(c) > 40 for c in cells):
-            return ""
-        return cells[index].strip().lower()
-    return _word_at(header, col).lower()
+        names = memo[(delim, header_start, "cells")] = (
+            [c.strip().lower() for c in cells]
+            if len(cells) >= 3 and all(len(c) <= 40 for c in cells)
+            else []
+        )
+    return delim, names, header, quoted
+
+
+def _header_says(test: Callable[[str], bool], header: str, memo: dict) -> bool:
+    """`test(header)`, answered once per header and text (a table repeats its header for
+    every cell)."""
+    if not header:
+        return False
+    key = (test, header)
+    said = memo.get(key)
+    if said is None:
+        said = memo[key] = test(header)
+    return said
 
 
 def _delimits(line: str, delim: str) -> bool:
@@ -412,7 +481,14 @@ def _delimits(line: str, delim: str) -> bool:
     while at >= 0:
         if not (0 < at < len(line) - 1 and line[at - 1].isdigit() and line[at + 1].isdigit()):
             return True
-        at = line.find(delim, at + 1)
+        # Between digits: a thousands group has three ("1,234"); "12345,546905932" is two
+        # fields.
+        end = at + 1
+        while end < len(line) and line[end].isdigit():
+            end += 1
+        if end - at - 1 > 3:
+            return True
+        at = line.find(delim, end)
     return False
 
 
@@ -527,8 +603,7 @@ def _phone(text: str, start: int, value: str, digits: str, context: str, memo: d
         return False
     named = _said_phone(context) or (context[-1:] == ">" and bool(_TEL_LINK.search(context)))
     if not named and not _names_other(context):
-        header = _column(text, start, memo)
-        named = bool(header) and _said_phone(header)
+        named = _header_says(_said_phone, _column(text, start, memo), memo)
     if named:
         return any(True for _ in _regions(digits))
     # Without a word saying so, only a number written as phone numbers are: a trunk prefix

@@ -42,11 +42,12 @@ def _class_table() -> bytes:
 
 _CLASSES = _class_table()
 # At least four digits, with up to three separators between two of them.
-# Not inside a word (the look-behind), not an ISO date (the look-ahead; "0450-98-52-52" is a
+# Not inside a word or a decimal (the look-behinds; after a comma between digits the run
+# may be a thousands group or a CSV field, which `numbers` tells apart), not an ISO date (the look-ahead; "0450-98-52-52" is a
 # Belgian phone number, not a date followed by a number): these are checked
 # again later, but rejecting them here spares a Python call for each hex id and timestamp.
 _NUMBER_RUN = re.compile(
-    rb"0(?<![0Aa_]0)(?<!0[-.,/]0)(?!000-00-00(?!-0))(?:[ .\-/()]{0,3}0){3,}[0 .\-/()]*"
+    rb"0(?<![0Aa_]0)(?<!0[-./]0)(?!000-00-00(?!-0))(?:[ .\-/()]{0,3}0){3,}[0 .\-/()]*"
 )
 _IBAN_START = re.compile(rb"AA00")
 _WORD = re.compile(rb"[0Aa_+\-]+")  # "/" ends a word too: "wa.me/447700900123"
