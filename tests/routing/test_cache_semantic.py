@@ -81,7 +81,9 @@ def completion(text):
 
 
 async def _ready_embedder(encoder) -> Embedder:
-    embedder = Embedder(lambda: encoder)
+    # A generous encode budget: these tests are about what the cache finds, and on a loaded
+    # machine an encode can take longer than the gateway's 0.5 s (then skipped by design).
+    embedder = Embedder(lambda: encoder, timeout=30)
     assert await embedder.warm_up()
     return embedder
 
