@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.policies.engine import Decision
 from apps.routing.engine.hints import RoutingRequest, explicit_hints, parse_hints
 from apps.routing.engine.router import RouteConfig, RoutingEngine, get_engine
 from apps.routing.engine.scoring import RouteDecision, estimate_cost, region_matches
@@ -258,7 +259,7 @@ def _within_cost_cap(
     key: KeyInfo,
     hints: Any,
     cands: list[DeploymentInfo],
-    decision: Any,
+    decision: Decision,
     reasoning: list[str],
 ) -> list[DeploymentInfo]:
     """A policy's cost cap on a request naming its model: the deployments whose estimated
