@@ -198,6 +198,48 @@ async def test_redis_successes_are_batched_and_sent_with_the_periodic_sync():
         mine.reset_sync()
 
 
+@pytest.mark.redis
+@needs_redis
+async def test_redis_requests_arriving_together_share_one_periodic_sync():
+    """When the interval passes under load, one request re-reads the state; the others in
+    flight decide from the state last seen instead of each asking Redis (a stampede of 64
+    concurrent re-reads once stalled requests for over a second at 64 connections)."""
+    import asyncio
+
+    clock = Clock()
+    prefix = f"atp-test-{uuid.uuid4().hex[:8]}:breaker:"
+    config = BreakerConfig(window=10, min_requests=4, failure_rate=0.5, cooldown=5, sync_interval=1)
+    breakers = RedisBreakers(config, clock=clock, monotonic=clock, prefix=prefix)
+    calls = []
+    real_eval = breakers._eval
+
+    async def counted(op, key, **kwargs):
+        calls.append(op)
+        return await real_eval(op, key, **kwargs)
+
+    breakers._eval = counted
+    try:
+        # A process that has never seen the key: every caller waits for the one read.
+        decisions = await asyncio.gather(*(breakers.allow("d1") for _ in range(64)))
+        assert all(d.allowed for d in decisions) and calls == ["sync"]
+        await asyncio.gather(*(breakers.record("d1", ok=True) for _ in range(10)))
+        assert calls == ["sync"]  # successes are counted locally within the interval
+        clock.advance(1)
+        decisions = await asyncio.gather(
+            *(breakers.allow("d1") for _ in range(64)),
+            *(breakers.record("d1", ok=True) for _ in range(64)),
+        )
+        assert all(d.allowed for d in decisions[:64])
+        assert calls == ["sync", "sync"]
+        # That one re-read carried the successes counted so far; the rest go with the next.
+        clock.advance(1)
+        await breakers.allow("d1")
+        assert calls == ["sync", "sync", "sync"]
+        assert breakers.states()["d1"].successes == 74
+    finally:
+        breakers.reset_sync()
+
+
 async def test_memory_breaker_decisions_do_no_io_when_closed():
     breakers = MemoryBreakers(CONFIG, clock=Clock())
     assert breakers.peek("unknown") == CLOSED

@@ -11,7 +11,8 @@ Two implementations behind one interface: `MemoryBreakers` (the embedded setup, 
 process) and `RedisBreakers` (shared by every process through one Redis hash per
 deployment, changed only by an atomic Lua script). What the hot path pays with Redis:
 - a decision on a closed breaker is answered from the process's copy of the state, which
-  is re-read (with one round trip) at most every `sync_interval` seconds;
+  is re-read (with one round trip) at most every `sync_interval` seconds, by one request
+  while the others in flight decide from the state last seen;
 - a success is counted locally and sent with that periodic re-read, so the happy path
   costs one round trip per deployment per second per process, not one per request;
 - a failure, a probe's outcome and a probe's admission are one round trip each, so a
@@ -455,6 +456,7 @@ class RedisBreakers(Breakers):
         self.index_key = self.prefix + "index"
         self._seen: dict[str, BreakerState] = {}
         self._pending_ok: dict[str, int] = {}
+        self._syncing: dict[str, asyncio.Task] = {}
         self._script_sha: str | None = None
 
     def _args(self, op: str, key: str, ok_count: int, failed: bool, probe: bool) -> list:
@@ -522,10 +524,32 @@ class RedisBreakers(Breakers):
         reply = client.eval(BREAKER_SCRIPT, 2, self.prefix + key, self.index_key, *args)
         return self._store(key, reply)
 
-    async def allow(self, key: str) -> Decision:
+    def _fresh(self, seen: BreakerState | None) -> bool:
+        return seen is not None and self.monotonic() - seen.synced_at < self.config.sync_interval
+
+    async def _sync(self, key: str) -> BreakerState:
+        """The key's state, re-read once per `sync_interval`: the request that finds it
+        stale makes the one round trip; requests arriving while it is under way decide
+        from the state last seen rather than each asking Redis again (a stampede of
+        concurrent re-reads stalls the hot path). Only a process that has never seen the
+        key waits for the re-read in flight."""
         seen = self._seen.get(key)
-        if seen is None or self.monotonic() - seen.synced_at >= self.config.sync_interval:
-            seen, _ = await self._eval("sync", key)
+        if self._fresh(seen):
+            return seen
+        loop = asyncio.get_running_loop()
+        pending = self._syncing.get(key)
+        if pending is not None and pending.get_loop() is loop and not pending.done():
+            if seen is not None:
+                return seen
+            return (await asyncio.shield(pending))[0]
+        pending = self._syncing[key] = loop.create_task(self._eval("sync", key))
+        pending.add_done_callback(
+            lambda done: self._syncing.pop(key, None) if self._syncing.get(key) is done else None
+        )
+        return (await asyncio.shield(pending))[0]
+
+    async def allow(self, key: str) -> Decision:
+        seen = await self._sync(key)
         if seen.state == CLOSED:
             return ALLOW
         now = self.clock()
@@ -545,10 +569,9 @@ class RedisBreakers(Breakers):
     async def record(self, key: str, *, ok: bool, probe: bool = False) -> None:
         if ok and not probe:
             self._pending_ok[key] = self._pending_ok.get(key, 0) + 1
-            seen = self._seen.get(key)
-            if seen is not None and self.monotonic() - seen.synced_at < self.config.sync_interval:
-                return
-            await self._eval("sync", key)
+            # Counted locally; the periodic re-read carries it (a re-read already under
+            # way leaves it for the next one).
+            await self._sync(key)
             return
         await self._eval("record", key, failed=not ok, probe=probe)
 
