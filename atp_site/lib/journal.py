@@ -14,6 +14,10 @@ tagged form so the writers get back exactly what was queued. A row orjson cannot
 (atp_site.lib.storable), so journaling never raises into the request path. The same
 encoding serves the spill file (atp_site.lib.spill).
 
+A push that fails (Redis unreachable) keeps its rows in memory and is tried again on its
+own, after half a second and then at doubling intervals up to 30 s, so the rows reach the
+journal when Redis returns even if no request follows.
+
 The journal is a crash-recovery aid only: Redis may run without persistence, so the
 durable copy of a queued row is the database or the spill file.
 """
@@ -38,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 RECOVER_EVERY_SECONDS = 15
+# After a failed push the rows are pushed again on their own (no request may follow to
+# carry them): first after this many seconds, doubling up to the maximum while Redis fails.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
 
 
 def _default(value: Any) -> Any:
@@ -116,6 +124,8 @@ class Journal:
         self.identity = identity
         self._pending: list[bytes] = []
         self._push_task: asyncio.Task | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = RETRY_FIRST_SECONDS
         self._clients: dict[int, Any] = {}
         self._fast: Any = None  # the pipelined client for the per-request RPUSH
         self._last_alive = 0.0
@@ -159,6 +169,24 @@ class Journal:
         except Exception:
             self._pending[:0] = batch
             logger.warning("write-behind %s: journal unreachable; rows kept in memory", self.name)
+            self._push_again_later()
+        else:
+            self._retry_delay = RETRY_FIRST_SECONDS
+
+    def _push_again_later(self) -> None:
+        """Push the kept rows again after a pause, doubled after each failure: they must
+        reach the journal even when no request follows to carry them."""
+        if self._retry is not None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def again() -> None:
+            self._retry = None
+            if self._pending and (self._push_task is None or self._push_task.done()):
+                self._push_task = loop.create_task(self.push())
+
+        self._retry = loop.call_later(self._retry_delay, again)
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
 
     async def written(self, count: int) -> None:
         """`count` rows from the head of the journal reached the database."""
@@ -243,6 +271,9 @@ class Journal:
         return [row for row in rows if self.identity(row) not in done]
 
     async def aclose(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         client = self._clients.pop(id(asyncio.get_running_loop()), None)
         if client is not None:
             with contextlib.suppress(Exception):

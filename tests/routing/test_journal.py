@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -93,6 +96,43 @@ async def test_journaled_rows_are_trimmed_once_written():
     )
     await queue.drain()
     await client.aclose()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+async def test_rows_of_a_failed_push_reach_the_journal_without_another_request():
+    """Redis unreachable when the rows are queued: they are pushed again on their own, at
+    growing intervals, and land once it answers, though nothing else is ever queued."""
+    import redis.asyncio as aredis
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    journal = Journal("request-log", url, f"atp-journal-{uuid.uuid4().hex[:8]}")
+    journal.append(_row("retry-0"))
+    journal.append(_row("retry-1"))
+    await journal._push_task  # nothing listens on the port: the push fails
+    assert len(journal._pending) == 2 and journal._retry is not None
+    server = await asyncio.create_subprocess_exec(
+        *["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = aredis.Redis.from_url(url)
+    try:
+        for _ in range(200):
+            with contextlib.suppress(Exception):
+                if await client.llen(journal.key) == 2:
+                    break
+            await asyncio.sleep(0.05)
+        rows = [decode(raw) for raw in await client.lrange(journal.key, 0, -1)]
+        assert [row["request_id"] for row in rows] == ["retry-0", "retry-1"]
+        assert not journal._pending and journal._retry is None
+    finally:
+        await client.aclose()
+        await journal.aclose()
+        server.kill()
+        await server.wait()
 
 
 CRASHING_WRITER = textwrap.dedent(
