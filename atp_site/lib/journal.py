@@ -156,21 +156,23 @@ class Journal:
             self._push_task = asyncio.get_running_loop().create_task(self.push())
 
     async def push(self) -> None:
-        """Send what is pending (one RPUSH). A failed push keeps the rows pending."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        try:
-            if self._fast is None:
-                from atp_site.lib.resp import shared_client
+        """Send what is pending (one RPUSH), then what was queued while it was under way
+        (`append` starts no second push meanwhile). A failed push keeps the rows pending."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                if self._fast is None:
+                    from atp_site.lib.resp import shared_client
 
-                self._fast = shared_client(self.url)
-            await self._fast.command(b"RPUSH", self.key.encode(), *batch)
-        except Exception:
-            self._pending[:0] = batch
-            logger.warning("write-behind %s: journal unreachable; rows kept in memory", self.name)
-            self._push_again_later()
-        else:
+                    self._fast = shared_client(self.url)
+                await self._fast.command(b"RPUSH", self.key.encode(), *batch)
+            except Exception:
+                self._pending[:0] = batch
+                logger.warning(
+                    "write-behind %s: journal unreachable; rows kept in memory", self.name
+                )
+                self._push_again_later()
+                return
             self._retry_delay = RETRY_FIRST_SECONDS
 
     def _push_again_later(self) -> None:

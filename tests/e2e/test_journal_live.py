@@ -12,10 +12,10 @@ import pytest
 pytestmark = [pytest.mark.live, pytest.mark.redis]
 
 
-def wait_for(condition, what: str, timeout: float = 15.0) -> None:
+def wait_for(condition, what: str, timeout: float = 15.0, explain=lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for the {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for the {what}\n{explain()}"
         time.sleep(0.05)
 
 
@@ -48,7 +48,15 @@ def test_rows_of_a_killed_process_are_written_by_the_next_one(live):
     journaled = lambda queue: sum(  # noqa: E731
         redis.llen(key) for key in redis.scan_iter(match=f"{prefix}:wb:{queue}:*")
     )
-    wait_for(lambda: journaled("request-log") >= 10 and journaled("audit") >= 10, "journal")
+    wait_for(
+        lambda: journaled("request-log") >= 10 and journaled("audit") >= 10,
+        "journal",
+        explain=lambda: (
+            f"request-log {journaled('request-log')}, audit {journaled('audit')}, "
+            f"keys {sorted(k.decode() for k in redis.scan_iter(match=f'{prefix}:*'))}\n"
+            + first.log()[-4000:]
+        ),
+    )
     first.process.kill()  # SIGKILL: no drain, no exit hooks
     first.process.wait(10)
     assert live.log_rows(ids, timeout=0.5) == {}

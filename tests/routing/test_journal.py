@@ -98,6 +98,32 @@ async def test_journaled_rows_are_trimmed_once_written():
     await client.aclose()
 
 
+@needs_redis
+async def test_rows_queued_while_a_push_is_under_way_follow_it():
+    """A row queued while the previous push waits for Redis starts no push of its own: the
+    push under way sends it next, so no row waits in memory for a request that may never
+    come."""
+    import redis.asyncio as aredis
+
+    journal = Journal("request-log", REDIS_URL, f"atp-journal-{uuid.uuid4().hex[:8]}")
+    journal.append(_row("during-0"))
+    first = journal._push_task
+    await asyncio.sleep(0)  # the push has sent its RPUSH and waits for the reply
+    journal.append(_row("during-1"))
+    journal.append(_row("during-2"))
+    assert journal._push_task is first  # no second push was started
+    await first
+    client = aredis.Redis.from_url(REDIS_URL)
+    try:
+        rows = [decode(raw) for raw in await client.lrange(journal.key, 0, -1)]
+        assert [row["request_id"] for row in rows] == ["during-0", "during-1", "during-2"]
+        assert not journal._pending
+    finally:
+        await client.delete(journal.key)
+        await client.aclose()
+        await journal.aclose()
+
+
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 async def test_rows_of_a_failed_push_reach_the_journal_without_another_request():
     """Redis unreachable when the rows are queued: they are pushed again on their own, at
