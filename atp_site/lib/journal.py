@@ -118,6 +118,7 @@ class Journal:
         self.alive_seconds = alive_seconds
         self.url = url
         self.key = f"{prefix}:wb:{name}:{PROCESS_ID}"
+        self._key_bytes = self.key.encode()  # the RPUSH of every loop turn
         self.pattern = f"{prefix}:wb:{name}:*"
         self.alive_prefix = f"{prefix}:wb-alive:"
         self.already_written = already_written
@@ -152,6 +153,10 @@ class Journal:
     def append(self, row: dict[str, Any]) -> None:
         """Journal a row: encoded now, sent with the others of this loop turn."""
         self._pending.append(encode(row))
+        self._start_push()
+
+    def _start_push(self) -> None:
+        """A push task, unless one is under way (it sends what is queued meanwhile)."""
         if self._push_task is None or self._push_task.done():
             self._push_task = asyncio.get_running_loop().create_task(self.push())
 
@@ -165,7 +170,7 @@ class Journal:
                     from atp_site.lib.resp import shared_client
 
                     self._fast = shared_client(self.url)
-                await self._fast.command(b"RPUSH", self.key.encode(), *batch)
+                await self._fast.command(b"RPUSH", self._key_bytes, *batch)
             except Exception:
                 self._pending[:0] = batch
                 logger.warning(
@@ -180,14 +185,13 @@ class Journal:
         reach the journal even when no request follows to carry them."""
         if self._retry is not None:
             return
-        loop = asyncio.get_running_loop()
 
         def again() -> None:
             self._retry = None
-            if self._pending and (self._push_task is None or self._push_task.done()):
-                self._push_task = loop.create_task(self.push())
+            if self._pending:
+                self._start_push()
 
-        self._retry = loop.call_later(self._retry_delay, again)
+        self._retry = asyncio.get_running_loop().call_later(self._retry_delay, again)
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
 
     async def written(self, count: int) -> None:
