@@ -542,10 +542,8 @@ class RedisBreakers(Breakers):
             if seen is not None:
                 return seen
             return (await asyncio.shield(pending))[0]
+        # Kept when done (one per deployment): the next stale look replaces it.
         pending = self._syncing[key] = loop.create_task(self._eval("sync", key))
-        pending.add_done_callback(
-            lambda done: self._syncing.pop(key, None) if self._syncing.get(key) is done else None
-        )
         return (await asyncio.shield(pending))[0]
 
     async def allow(self, key: str) -> Decision:
