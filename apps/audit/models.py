@@ -9,6 +9,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from atp_site.lib.uuids import uuid7
+
 
 class AuditEvent(models.Model):
     """One thing that happened, linked to the event before it.
@@ -36,7 +38,7 @@ class AuditEvent(models.Model):
         SYSTEM = "system", "System"
 
     sequence = models.PositiveBigIntegerField(unique=True)
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event_id = models.UUIDField(default=uuid7, unique=True, editable=False)
     event_type = models.CharField(max_length=100)
     occurred_at = models.DateTimeField(default=timezone.now)
     tenant_id = models.UUIDField(null=True, blank=True)
@@ -58,7 +60,11 @@ class AuditEvent(models.Model):
     classification = models.CharField(max_length=32, default="internal")
     retention_days = models.PositiveIntegerField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Not indexed: a hash is random, so a unique index on it took a random page per insert
+    # and made appends slower as the log grew. The chain's links, checked by verification,
+    # are what make a hash trustworthy; a lookup by hash only happens when verification
+    # explains a break (apps.audit.walk), rare enough to scan for.
+    hash = models.CharField(max_length=64)
     key_id = models.CharField(max_length=32)
     signature = models.CharField(max_length=64)
 

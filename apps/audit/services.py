@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +21,7 @@ from apps.audit.guards import audit_escape
 from apps.audit.models import AuditChainHead, AuditEvent
 from atp_site.lib.bulk import RowInserter
 from atp_site.lib.storable import clean_json
+from atp_site.lib.uuids import uuid7_batch
 
 MASK = "***"
 # A field is secret when one of its words is one of these ("admin_token", "password",
@@ -176,11 +176,9 @@ def audit_append(events: Iterable[PendingEvent], *, returning: bool = True) -> l
         head = AuditChainHead.objects.select_for_update().get(pk=1)
         sequence, prev_hash = head.sequence, head.hash
         rows = []
-        # Random version-4 ids for the whole batch from one system call.
-        entropy = os.urandom(16 * len(pending))
-        for index, item in enumerate(pending):
+        # Time-ordered ids: new events go to the unique index's last pages (atp_site.lib.uuids).
+        for item, event_id in zip(pending, uuid7_batch(len(pending)), strict=True):
             sequence += 1
-            event_id = uuid.UUID(bytes=entropy[16 * index : 16 * index + 16], version=4)
             fields = _fields(item, sequence, prev_hash, event_id)
             if not item.masked:
                 # Trusted producers (masked=True) hand over JSON-native values already.

@@ -249,3 +249,10 @@ def test_sequence_numbers_are_unique():
     duplicate.update(event_id=uuid.uuid4(), hash="f" * 64)
     with pytest.raises(IntegrityError), transaction.atomic():
         AuditEvent.objects.create(**duplicate)
+
+
+def test_event_ids_follow_the_sequence():
+    # Time-ordered ids keep the unique index's inserts at its end (atp_site.lib.uuids).
+    events = list(AuditEvent.objects.filter(pk__in=[e.pk for e in record(5)]).order_by("sequence"))
+    assert all(e.event_id.version == 7 for e in events)
+    assert [e.event_id for e in events] == sorted(e.event_id for e in events)
