@@ -17,11 +17,14 @@ Only the standard library is used, so any Python 3.11+ runs it.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -491,6 +494,19 @@ class AtpTarget(Target):
             "ATP_LOG_LEVEL": "WARNING",
             **self.extra_env(),
         }
+        database = bench_database(self.name)
+        if database:
+            # A shared database needs the instance's secrets given (ATP refuses to start
+            # otherwise); fresh ones for the run.
+            head_key = data_dir / "head_key.pem"
+            head_key.write_bytes(HEAD_KEY_PEM())
+            env.update(
+                DATABASE_URL=database,
+                ATP_SECRET_KEY=secrets.token_urlsafe(48),
+                ATP_ENCRYPTION_KEY=secrets.token_urlsafe(48),
+                ATP_AUDIT_SIGNING_KEY=secrets.token_urlsafe(48),
+                ATP_AUDIT_HEAD_KEY_FILE=str(head_key),
+            )
         full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
         run = lambda cmd: subprocess.run(  # noqa: E731
             cmd, cwd=self.root, env=full_env, check=True, timeout=300, capture_output=True
@@ -717,6 +733,69 @@ def private_redis() -> str:
         )
         _private_redis = f"redis://127.0.0.1:{port}/0"
     return _private_redis
+
+
+_private_postgres: str | None = None
+PG_BIN = Path(os.environ.get("BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def private_postgres() -> str:
+    """A PostgreSQL cluster of the benchmark's own, on the load CPU like Redis (its server
+    processes' time is not the gateway's), with the server's default durability settings;
+    one database per ATP target. Returns the cluster's base URL (no database name)."""
+    global _private_postgres
+    if _private_postgres is None:
+        # Under /tmp itself: the work directory is private to this user, and the server
+        # runs as `postgres` when this runs as root.
+        root = Path(tempfile.mkdtemp(prefix="atp-bench-pg-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if as_postgres:
+            shutil.chown(root, "postgres")
+        subprocess.run(
+            [*as_postgres, str(PG_BIN / "initdb"), "-D", str(root / "data"), "-A", "trust",
+             "-U", "postgres", "--no-sync"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        port = free_port()
+        proc = PROCS.spawn(
+            "postgres",
+            [*as_postgres, str(PG_BIN / "postgres"), "-D", str(root / "data"), "-p", str(port),
+             "-k", str(root), "-c", "listen_addresses=127.0.0.1"],
+            cpu=LOAD_CPU,
+        )  # fmt: skip
+        wait_until(
+            lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None,
+            30,
+            "postgres",
+            proc,
+        )
+        _private_postgres = f"postgres://postgres@127.0.0.1:{port}"
+    return _private_postgres
+
+
+def HEAD_KEY_PEM() -> bytes:  # noqa: N802 - a constant made on demand
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def bench_database(name: str) -> str | None:
+    """DATABASE_URL for an ATP target under BENCH_DATABASE=postgres (a fresh database on
+    the private cluster), else None: the embedded SQLite file."""
+    if os.environ.get("BENCH_DATABASE", "sqlite") != "postgres":
+        return None
+    import psycopg
+
+    base = private_postgres()
+    database = "atp_" + re.sub(r"[^a-z0-9]", "_", name.lower())
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    return f"{base}/{database}"
 
 
 class AtpRedisTarget(AtpTarget):
@@ -1365,7 +1444,10 @@ def main() -> int:
             target.stop()
     finally:
         PROCS.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP_WORK"):  # to look at what the gateways wrote
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
     add_latency_overheads(rows)
     checks = evaluate_targets(rows)

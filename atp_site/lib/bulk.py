@@ -7,6 +7,7 @@ atp_site.lib.storable): one hostile string must never fail the COPY of a whole b
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -66,8 +67,38 @@ def _memo(adapt: Callable) -> Callable:
     return memo
 
 
+def _datetime_adapter(field, connection) -> Callable:
+    """A time as Django stores it, without its per-value checks for the times the data
+    plane makes (timezone.now(): aware, in UTC), which Django's path took 2-6 µs over."""
+    from django.conf import settings
+
+    slow = partial(_prep, field, connection)
+    if connection.vendor == "sqlite" and settings.USE_TZ:
+
+        def adapt(value: Any) -> Any:
+            if value.__class__ is datetime and value.tzinfo is UTC:
+                # What DatabaseOperations.adapt_datetimefield_value gives: naive UTC text
+                # (the same text without the "+00:00" offset).
+                return value.isoformat(" ")[:-6]
+            return slow(value)
+
+        return adapt
+    if connection.vendor == "postgresql":
+
+        def adapt(value: Any) -> Any:
+            # psycopg takes an aware time as it is; a naive one gets Django's warning path.
+            if value.__class__ is datetime and value.tzinfo is not None:
+                return value
+            return slow(value)
+
+        return adapt
+    return slow
+
+
 def _adapter(field, connection) -> Callable | None:
     kind = field.get_internal_type()
+    if kind == "DateTimeField":
+        return _datetime_adapter(field, connection)
     if kind in BOOLEAN_TYPES:
         return None
     if kind in TEXT_TYPES:
