@@ -60,8 +60,24 @@ def _normalise(name: str, value: Any) -> Any:
 
 def canonical(fields: dict[str, Any]) -> bytes:
     """A byte-exact serialisation: fixed field order, sorted object keys, UTC times."""
-    payload = {name: _normalise(name, fields.get(name)) for name in HASHED_FIELDS}
+    get = fields.get
+    payload = {name: get(name) for name in HASHED_FIELDS}
+    for name in _CONVERTED:
+        value = payload[name]
+        if value is None:
+            continue
+        if value.__class__ is datetime and value.tzinfo is UTC and value.year >= 1000:
+            # What _normalise gives, quicker: "...T00:15:03.638007+00:00" ends in "Z".
+            payload[name] = value.isoformat(timespec="microseconds")[:-6] + "Z"
+        elif value.__class__ is uuid.UUID:
+            payload[name] = str(value)
+        else:
+            payload[name] = _normalise(name, value)
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+
+
+# The fields _normalise changes; the rest are serialised as they are.
+_CONVERTED = ("occurred_at", "event_id", "tenant_id")
 
 
 def event_hash(fields: dict[str, Any]) -> str:
@@ -80,6 +96,8 @@ def _keys(raw: tuple[str, ...]) -> tuple[str, dict[str, bytes]]:
         key_id, sep, secret = entry.partition(":")
         if not sep or not key_id or not secret:
             raise ValueError("ATP_AUDIT_SIGNING_KEYS entries must look like KEY_ID:SECRET.")
+        if len(key_id) > 32:  # the key_id column's width: a cut id would name no key
+            raise ValueError("ATP_AUDIT_SIGNING_KEYS key ids must be at most 32 characters.")
         keys[key_id] = secret.encode()
         first = first or key_id
     return first, keys

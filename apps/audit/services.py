@@ -192,7 +192,8 @@ def audit_append(events: Iterable[PendingEvent], *, returning: bool = True) -> l
         if returning:
             created = AuditEvent.objects.bulk_create([AuditEvent(**row) for row in rows])
         else:
-            _inserter.insert(rows)
+            # Made storable by _storable (hash, key id and signature are short ASCII).
+            _inserter.insert(rows, cleaned=True)
             created = []
         head.sequence, head.hash = sequence, prev_hash
         head.save(update_fields=["sequence", "hash"])

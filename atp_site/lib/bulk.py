@@ -165,7 +165,11 @@ class RowInserter:
                 out[name] = adapt(value)
         return out
 
-    def _prepare(self, connection) -> tuple[str, str, list[tuple[str, Callable | None]]]:
+    def _prepare(
+        self, connection
+    ) -> tuple[
+        str, str, list[tuple[str, Callable | None, Any]], list[tuple[str, Callable | None, Any]]
+    ]:
         from django.apps import apps
 
         model = apps.get_model(self.model_label)
@@ -189,18 +193,32 @@ class RowInserter:
             )
             for f in fields
         ]
-        return sql, copy_sql, adapters
+        # For rows given through clean(json=False): their text and integers are storable
+        # already, so only the conversions clean() leaves to the insert remain.
+        cleaned = {
+            f.attname
+            for f in fields
+            if f.get_internal_type() in TEXT_TYPES or f.get_internal_type() in INTEGER_RANGES
+        }
+        after_clean = [
+            (key, None if key in cleaned else adapt, default) for key, adapt, default in adapters
+        ]
+        return sql, copy_sql, adapters, after_clean
 
-    def insert(self, rows: list[Row]) -> None:
-        """Insert within the caller's transaction (or autocommit)."""
+    def insert(self, rows: list[Row], *, cleaned: bool = False) -> None:
+        """Insert within the caller's transaction (or autocommit). `cleaned`: every row
+        came from clean() (with or without its JSON), so its text and integers are not
+        checked again."""
         from django.db import DEFAULT_DB_ALIAS, connections
 
         # The wrapper itself, not the `connection` proxy: adapters are called per value.
         connection = connections[DEFAULT_DB_ALIAS]
         prepared = self._prepared.get(connection.vendor)
-        if prepared is None or prepared[3] is not connection:
+        if prepared is None or prepared[-1] is not connection:
             prepared = self._prepared[connection.vendor] = (*self._prepare(connection), connection)
-        sql, copy_sql, adapters, _ = prepared
+        sql, copy_sql, adapters, after_clean, _ = prepared
+        if cleaned:
+            adapters = after_clean
         params = [
             [
                 row.get(key, default) if adapt is None else adapt(row.get(key, default))

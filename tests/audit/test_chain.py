@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -256,3 +258,25 @@ def test_event_ids_follow_the_sequence():
     events = list(AuditEvent.objects.filter(pk__in=[e.pk for e in record(5)]).order_by("sequence"))
     assert all(e.event_id.version == 7 for e in events)
     assert [e.event_id for e in events] == sorted(e.event_id for e in events)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 12, 5, 0, 15, 3, 638007, tzinfo=UTC),
+        datetime(2026, 12, 5, tzinfo=UTC),  # no microseconds
+        datetime(2026, 12, 5, 1, tzinfo=timezone(timedelta(hours=1))),  # not UTC
+        "2026-12-05T00:15:03.5+00:00",  # as text, as an export gives it back
+        datetime(999, 1, 1, tzinfo=UTC),
+        None,
+    ],
+    ids=str,
+)
+def test_canonical_form_is_the_normalised_fields_whatever_their_types(when):
+    for event_id in (uuid.uuid4(), str(uuid.uuid4()), None):
+        fields = {"occurred_at": when, "event_id": event_id, "tenant_id": uuid.uuid4().hex,
+                  "data": {"b": 1, "a": [1, "x"]}, "actor": "api_key:1"}  # fmt: skip
+        normalised = {
+            name: chain._normalise(name, fields.get(name)) for name in chain.HASHED_FIELDS
+        }
+        assert chain.canonical(fields) == orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS)
