@@ -185,6 +185,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port` (raises until then)."""
+    socket.create_connection(("127.0.0.1", port), 1).close()
+    return True
+
+
 def http(
     method: str,
     url: str,
@@ -497,16 +503,10 @@ class AtpTarget(Target):
         database = bench_database(self.name)
         if database:
             # A shared database needs the instance's secrets given (ATP refuses to start
-            # otherwise); fresh ones for the run.
-            head_key = data_dir / "head_key.pem"
-            head_key.write_bytes(HEAD_KEY_PEM())
-            env.update(
-                DATABASE_URL=database,
-                ATP_SECRET_KEY=secrets.token_urlsafe(48),
-                ATP_ENCRYPTION_KEY=secrets.token_urlsafe(48),
-                ATP_AUDIT_SIGNING_KEY=secrets.token_urlsafe(48),
-                ATP_AUDIT_HEAD_KEY_FILE=str(head_key),
-            )
+            # otherwise); fresh ones for the run (the head key as a secret to derive from).
+            env["DATABASE_URL"] = database
+            for name in ("SECRET_KEY", "ENCRYPTION_KEY", "AUDIT_SIGNING_KEY", "AUDIT_HEAD_KEY"):
+                env[f"ATP_{name}"] = secrets.token_urlsafe(48)
         full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
         run = lambda cmd: subprocess.run(  # noqa: E731
             cmd, cwd=self.root, env=full_env, check=True, timeout=300, capture_output=True
@@ -571,7 +571,7 @@ class AtpTarget(Target):
         )
         base = f"http://127.0.0.1:{port}"
         wait_until(
-            lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None,
+            lambda: listening(port),
             60,
             "atp",
             self.proc,
@@ -726,7 +726,7 @@ def private_redis() -> str:
             cpu=LOAD_CPU,
         )
         wait_until(
-            lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None,
+            lambda: listening(port),
             15,
             "redis",
             proc,
@@ -735,14 +735,14 @@ def private_redis() -> str:
     return _private_redis
 
 
-_private_postgres: str | None = None
+_private_postgres: int | None = None
 PG_BIN = Path(os.environ.get("BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
-def private_postgres() -> str:
+def private_postgres() -> int:
     """A PostgreSQL cluster of the benchmark's own, on the load CPU like Redis (its server
     processes' time is not the gateway's), with the server's default durability settings;
-    one database per ATP target. Returns the cluster's base URL (no database name)."""
+    one database per ATP target. Returns the cluster's port."""
     global _private_postgres
     if _private_postgres is None:
         # Under /tmp itself: the work directory is private to this user, and the server
@@ -764,23 +764,9 @@ def private_postgres() -> str:
              "-k", str(root), "-c", "listen_addresses=127.0.0.1"],
             cpu=LOAD_CPU,
         )  # fmt: skip
-        wait_until(
-            lambda: socket.create_connection(("127.0.0.1", port), 1).close() is None,
-            30,
-            "postgres",
-            proc,
-        )
-        _private_postgres = f"postgres://postgres@127.0.0.1:{port}"
+        wait_until(lambda: listening(port), 30, "postgres", proc)
+        _private_postgres = port
     return _private_postgres
-
-
-def HEAD_KEY_PEM() -> bytes:  # noqa: N802 - a constant made on demand
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 def bench_database(name: str) -> str | None:
@@ -788,14 +774,15 @@ def bench_database(name: str) -> str | None:
     the private cluster), else None: the embedded SQLite file."""
     if os.environ.get("BENCH_DATABASE", "sqlite") != "postgres":
         return None
-    import psycopg
-
-    base = private_postgres()
+    port = private_postgres()
     database = "atp_" + re.sub(r"[^a-z0-9]", "_", name.lower())
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
-        conn.execute(f'CREATE DATABASE "{database}"')
-    return f"{base}/{database}"
+    server = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+    for command in (["dropdb", "--if-exists"], ["createdb"]):
+        subprocess.run(
+            [str(PG_BIN / command[0]), *command[1:], *server, database],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    return f"postgres://postgres@127.0.0.1:{port}/{database}"
 
 
 class AtpRedisTarget(AtpTarget):

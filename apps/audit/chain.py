@@ -46,10 +46,17 @@ HASHED_FIELDS = (
 )
 
 
+# The fields _normalise changes; the rest are serialised as they are.
+_CONVERTED = ("occurred_at", "event_id", "tenant_id")
+
+
 def _normalise(name: str, value: Any) -> Any:
     if value is None:
         return None
     if name == "occurred_at":
+        if value.__class__ is datetime and value.tzinfo is UTC and value.year >= 1000:
+            # The common case, quicker: "...T00:15:03.638007+00:00" ends in "Z" instead.
+            return value.isoformat(timespec="microseconds")[:-6] + "Z"
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -63,21 +70,8 @@ def canonical(fields: dict[str, Any]) -> bytes:
     get = fields.get
     payload = {name: get(name) for name in HASHED_FIELDS}
     for name in _CONVERTED:
-        value = payload[name]
-        if value is None:
-            continue
-        if value.__class__ is datetime and value.tzinfo is UTC and value.year >= 1000:
-            # What _normalise gives, quicker: "...T00:15:03.638007+00:00" ends in "Z".
-            payload[name] = value.isoformat(timespec="microseconds")[:-6] + "Z"
-        elif value.__class__ is uuid.UUID:
-            payload[name] = str(value)
-        else:
-            payload[name] = _normalise(name, value)
+        payload[name] = _normalise(name, payload[name])
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-
-
-# The fields _normalise changes; the rest are serialised as they are.
-_CONVERTED = ("occurred_at", "event_id", "tenant_id")
 
 
 def event_hash(fields: dict[str, Any]) -> str:

@@ -33,6 +33,10 @@ INTEGER_RANGES = {
     "PositiveSmallIntegerField": (0, 32767),
     "PositiveIntegerField": (0, 2147483647),
 }
+# What clean() makes storable itself (JSON aside): an insert of cleaned rows skips them.
+CLEANED_TYPES = TEXT_TYPES | frozenset(INTEGER_RANGES)
+# Per column: (attname, value adapter or None, the default of a key a row leaves out).
+Adapters = list[tuple[str, Callable | None, Any]]
 
 
 def _prep(field, connection, value: Any, clamp: Callable | None = None) -> Any:
@@ -165,11 +169,7 @@ class RowInserter:
                 out[name] = adapt(value)
         return out
 
-    def _prepare(
-        self, connection
-    ) -> tuple[
-        str, str, list[tuple[str, Callable | None, Any]], list[tuple[str, Callable | None, Any]]
-    ]:
+    def _prepare(self, connection) -> tuple[str, str, Adapters, Adapters]:
         from django.apps import apps
 
         model = apps.get_model(self.model_label)
@@ -195,11 +195,7 @@ class RowInserter:
         ]
         # For rows given through clean(json=False): their text and integers are storable
         # already, so only the conversions clean() leaves to the insert remain.
-        cleaned = {
-            f.attname
-            for f in fields
-            if f.get_internal_type() in TEXT_TYPES or f.get_internal_type() in INTEGER_RANGES
-        }
+        cleaned = {f.attname for f in fields if f.get_internal_type() in CLEANED_TYPES}
         after_clean = [
             (key, None if key in cleaned else adapt, default) for key, adapt, default in adapters
         ]
