@@ -17,11 +17,12 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --ext
 
 .PHONY: install lock lock-upgrade lock-check audit run test test-pg lint fmt typecheck bench bench-limits bench-governance clean
 
-# The project itself is not installed: it runs from this tree (pyproject lists no packages).
+# The server runs from this tree; only atpctl, the CLI (pyproject's one package), is installed.
 $(BIN)/.installed: $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r $(LOCK)
 	$(BIN)/pip-sync --quiet $(LOCK)  # removes what the lock no longer lists
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --no-index -e .  # atpctl
 	$(BIN)/python -m pip check
 	touch $@
 
