@@ -230,10 +230,47 @@ def test_a_phone_column_header_names_the_numbers_below_it():
         ("her SSN 123–45–6789.", "123–45–6789"),  # en dashes
         ("Número de Seguro Social: 123456789", "123456789"),
         ('{"social_security_number": "123 45 6789"}', "123 45 6789"),
+        ("Tax ID: 123-45-6789 (sole proprietor)", "123-45-6789"),  # an individual's tax id
+        ("Номер социального страхования: 123 45 6789", "123 45 6789"),
+        ("Numer ubezpieczenia społecznego: 123456789", "123456789"),
+        ("Sosyal güvenlik numarası: 123456789", "123456789"),
+        # The label far back on its line, nothing numeric in between.
+        (
+            "Social Security Number (as printed on the card, without dashes or spaces): 123456789",
+            "123456789",
+        ),
+        ("社会保障番号：１２３－４５－６７８９", "１２３－４５－６７８９"),  # full-width
     ],
 )
 def test_ssns_are_found_in_every_usual_spelling(text, value):
     assert found(text) == [("SSN", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tax ID: 12-3456789",  # an EIN
+        "Member ID: 123-45-6789",
+        "Order number 123-45-6789",
+        "Tax ID: 912-78-1234",  # an ITIN (area 9xx)
+        # A label far back, but another number between it and the value.
+        "Social Security Number on file (last checked 2024, ticket 5531): 123456789",
+    ],
+)
+def test_ssn_shaped_ids_of_other_kinds_are_not_ssns(text):
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("電話：０３－１２３４－５６７８", "０３－１２３４－５６７８"),
+        ("携帯　０９０－１２３４－５６７８まで", "０９０－１２３４－５６７８"),
+        ("Tel：＋８１　３－１２３４－５６７８", "＋８１　３－１２３４－５６７８"),
+    ],
+)
+def test_full_width_numbers_are_read_as_their_digits(text, value):
+    assert found(text) == [("PHONE", value)]
 
 
 def test_ssn_table_columns_are_read_from_their_header():

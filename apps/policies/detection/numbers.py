@@ -62,12 +62,18 @@ _SSN_WORDS = (
     "ss no", "ss-no", "taxpayer", "seguro social", "s.s.n", "social sec",
     "sozialversicherung", "sécurité sociale", "securite sociale", "previdenza sociale",
     "seguridad social", "segurança social", "社会保障", "社會安全", "社会安全", "사회보장",
+    "социального страхования", "социальной защиты", "ubezpieczenia społecznego",
+    "sosyal güvenlik", "an sinh xã hội", "الضمان الاجتماعي", "सामाजिक सुरक्षा",
     # "Social: ...", "socialSecurityNumber" (lower-cased)
     "social",
 )  # fmt: skip
 # Every word of _SSN_WORDS contains one of these: most contexts have none, and a handful of
 # substring tests spares the two dozen searches for the words themselves.
-_SSN_HINTS = ("ss", "s.s", "soc", "tax", "sozial", "社", "사회")
+_SSN_HINTS = ("ss", "s.s", "soc", "tax", "sozial", "社", "사회", "социал", "społ", "sosyal",
+              "an sinh", "الضمان", "सामाजिक")  # fmt: skip
+# An individual's tax id is an SSN when written as one ("Tax ID: 123-45-6789"; an EIN is
+# written 12-3456789).
+_TAX_ID = re.compile(r"tax(?:payer)?[ \-]?(?:id\b|identification)")
 # Short labels, as whole words: "tin" (taxpayer identification number), "nss".
 _SSN_SHORT = re.compile(r"\b(?:tin|nss)\b")
 # Earlier SSNs of a list after one label ("SSNs: 123-45-6789, 234-56-7890 and ...").
@@ -291,10 +297,16 @@ def _one(text: str, start: int, end: int, value: str, out: Raw, memo: dict) -> b
             # The last of a long list: its label further back ("SSNs: ..., ... and ...").
             or (_SSN_LIST.search(context) is not None and _names_ssn(_context(text, start, 240)))
             or (context.endswith("'") and _names_ssn(_sql_column(text, start)))
+            # A label further back on the line ("Social Security Number (as shown on your
+            # card, without dashes): 123456789"); no other number may stand between.
+            or (len(context) >= 60 and _names_ssn(_context(text, start, 200)))
         )
         if named and _ssn(digits):
             return _add(out, start, end, "SSN")
-        if _SSN_SHAPE.fullmatch(value) and not _ID_WORD.search(context, len(context) - 16):
+        if _SSN_SHAPE.fullmatch(value) and (
+            not _ID_WORD.search(context, len(context) - 16)
+            or _TAX_ID.search(context, len(context) - 24)
+        ):
             return _ssn(digits) and _add(out, start, end, "SSN")
     if n >= 13 and not plus and value[0] != "(" and _card_shaped(value):
         return _card(digits) and _add(out, start, end, "CARD")

@@ -54,20 +54,25 @@ _WORD = re.compile(rb"[0Aa_+\-]+")  # "/" ends a word too: "wa.me/447700900123"
 # "::" or four groups in a row: times ("10:22:31") and dictionaries never start one.
 _IPV6_TRIGGER = re.compile(rb"::|:[0Aa]{1,4}:[0Aa]{1,4}:[0Aa]{1,4}:")
 
-_DASHES = ("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212")
-_SPACES = ("\u00a0", "\u202f", "\u2009", "\u2007")
-_TYPOGRAPHIC = _DASHES + _SPACES
-_TYPOGRAPHIC_TABLE = {ord(d): "-" for d in _DASHES} | {ord(c): " " for c in _SPACES}
+_DASHES = ("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212", "\uff0d")
+_SPACES = ("\u00a0", "\u202f", "\u2009", "\u2007", "\u3000")
+# Full-width forms, as Japanese, Chinese and Korean text writes numbers ("０９０－１２３４－
+# ５６７８", "（０３）", "＋８１"): digits, plus, parentheses and the full stop.
+_FULL_WIDTH = {0xFF10 + i: str(i) for i in range(10)} | {
+    0xFF0B: "+", 0xFF08: "(", 0xFF09: ")", 0xFF0E: ".", 0xFF0F: "/",
+}  # fmt: skip
+_TYPOGRAPHIC_TABLE = {ord(d): "-" for d in _DASHES} | {ord(c): " " for c in _SPACES} | _FULL_WIDTH
+_TYPOGRAPHIC = re.compile("[" + "".join(map(chr, _TYPOGRAPHIC_TABLE)) + "]")
 
 NUMERIC = frozenset({"PHONE", "CARD", "SSN", "IP"})
 
 
 def find_structured(text: str, wanted: frozenset[str]) -> Raw:
     """Candidate findings of the structured types in `wanted`, possibly overlapping."""
-    if not text.isascii() and any(c in text for c in _TYPOGRAPHIC):
+    if not text.isascii() and _TYPOGRAPHIC.search(text):
         # Typographic dashes ("123–45–6789", "030 – 1234567") read as hyphens, non-breaking
-        # and thin spaces ("01 23 45 67 89" in French typography) as spaces; one character
-        # for one, so offsets are kept.
+        # and thin spaces ("01 23 45 67 89" in French typography) as spaces, full-width
+        # digits as digits; one character for one, so offsets are kept.
         text = text.translate(_TYPOGRAPHIC_TABLE)
     # One byte per character: characters outside Latin-1 become "?", so offsets are kept.
     raw = text.encode("latin-1", "replace")
