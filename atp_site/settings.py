@@ -497,11 +497,28 @@ SPECTACULAR_SETTINGS.update(
 )
 
 # --- logging --------------------------------------------------------------------------
+# ATP_LOG_FORMAT: `plain` (a line of text, the default) or `json` (one object per line with
+# the request's ids: docs/production.md). ATP_LOG_REQUESTS: one record per finished /v1
+# request on the `atp.requests` logger (on by default with the JSON format).
+ATP_LOG_FORMAT = env_str("ATP_LOG_FORMAT", "plain").strip().lower() or "plain"
+if ATP_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"ATP_LOG_FORMAT must be 'plain' or 'json', not {ATP_LOG_FORMAT!r}.")
+ATP_LOG_REQUESTS = env_bool("ATP_LOG_REQUESTS", ATP_LOG_FORMAT == "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request": {"()": "atp_site.lib.logs.RequestFields"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "atp_site.lib.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": ATP_LOG_FORMAT,
+            "filters": ["request"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("ATP_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -23,6 +23,7 @@ from atp_site.lib.errors import (
     openai_error_body,
 )
 from atp_site.lib.hot_settings import hot
+from atp_site.lib.logs import request_context, trace_id_from
 from atp_site.lib.request_ids import new_request_id
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,9 @@ class V1Consumer(AsyncHttpConsumer):
         if route is not None:
             self.shape = route[2]
         ctx = RequestContext(request_id=self.request_id, endpoint=route[0] if route else path)
+        if b"traceparent" in self.headers:
+            ctx.trace_id = trace_id_from(self.headers)
+        request_context.set(ctx)
         try:
             if self.bad_request_id is not None:
                 raise self.bad_request_id

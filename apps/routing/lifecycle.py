@@ -21,6 +21,7 @@ from apps.routing.engine.learning import learning_load, learning_persist
 from apps.routing.pipeline.ensemble import drain_mirrors
 from apps.routing.pipeline.learning import drain_learning
 from apps.routing.resilience.breaker import close_clients as close_breaker_clients
+from apps.routing.snapshot import holder
 from apps.routing.writebehind import STARTUP_REPLAY_SECONDS, feedback, request_logs
 from atp_site.lib import local_beat, startup
 
@@ -84,6 +85,15 @@ async def _publish_console_figures() -> None:
         logger.warning("console figures not published at shutdown", exc_info=True)
 
 
+async def _load_snapshot() -> None:
+    """Load the configuration snapshot before the first request (and /readyz) needs it; a
+    database that is not up yet leaves it to them."""
+    try:
+        await holder.get()
+    except Exception:
+        logger.warning("the configuration snapshot could not be loaded at start-up", exc_info=True)
+
+
 async def shutdown() -> None:
     for task in _background:
         task.cancel()
@@ -124,6 +134,7 @@ async def lifespan(scope, receive, send) -> None:
             # Everything alive now (Django, settings, modules) lives as long as the process:
             # keep it out of the collector's scans so full collections under load stay cheap.
             await sync_to_async(_load_learning, thread_sensitive=True)()
+            await _load_snapshot()
             await _recover_journals()
             await _replay_spills()
             if settings.ATP_LOCAL_BEAT:

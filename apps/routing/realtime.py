@@ -67,6 +67,7 @@ from atp_site.lib.errors import (
 )
 from atp_site.lib.hot_settings import hot
 from atp_site.lib.identifiers import control_free
+from atp_site.lib.logs import request_context
 from atp_site.lib.request_ids import new_request_id
 
 logger = logging.getLogger(__name__)
@@ -309,6 +310,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
         }
         ctx = RequestContext(request_id=new_request_id(), endpoint="realtime.chat.completions")
+        request_context.set(ctx)  # this message's task: its log records carry its ids
         events = None
         try:
             result = await openai_api.chat_completions(ctx, headers, orjson.dumps(body))

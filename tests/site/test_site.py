@@ -19,14 +19,57 @@ def test_health_probe_and_home_page(client, admin_user):
     assert resp.status_code == 200 and b"/v1" in resp.content
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the snapshot loads on the probe's own connection
 def test_readiness_probe_checks_the_database_redis_and_records(client, settings):
     resp = client.get("/readyz")
     assert resp.status_code == 200, resp.content
     body = resp.json()
     assert body["status"] == "ok" and body["checks"]["database"] is True
+    assert body["checks"]["migrations"] is True and body["checks"]["snapshot"] is True
     assert body["checks"]["records"] is True and body["spilling"] is False
     assert ("redis" in body["checks"]) is bool(settings.REDIS_URL)
+    assert ("broker" in body["checks"]) is (
+        bool(settings.REDIS_URL) and not settings.CELERY_TASK_ALWAYS_EAGER
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readiness_fails_while_migrations_are_pending(client, monkeypatch):
+    from django.db.migrations.executor import MigrationExecutor
+
+    from atp_site import views
+
+    real_plan = MigrationExecutor.migration_plan
+    monkeypatch.setattr(views, "_migrated", False)
+    # Pretend the latest migration of one app was never applied.
+    monkeypatch.setattr(
+        MigrationExecutor,
+        "migration_plan",
+        lambda self, targets, clean_start=False: real_plan(
+            self, [("routing", "0001_initial")], clean_start
+        ),
+    )
+    resp = client.get("/readyz")
+    assert resp.status_code == 503, resp.content
+    assert resp.json()["checks"]["migrations"] is False
+    monkeypatch.undo()
+    monkeypatch.setattr(views, "_migrated", False)
+    assert client.get("/readyz").json()["checks"]["migrations"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readiness_fails_while_the_snapshot_cannot_load(client, monkeypatch):
+    from apps.routing import snapshot
+
+    snapshot.holder.invalidate()
+
+    def broken(version):
+        raise RuntimeError("the configuration could not be read")
+
+    monkeypatch.setattr(snapshot, "build_snapshot", broken)
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json()["checks"]["snapshot"] is False
 
 
 @pytest.mark.django_db

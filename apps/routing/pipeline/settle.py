@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -17,8 +18,40 @@ from apps.routing.pipeline.learning import observe
 from apps.routing.writebehind import request_logs
 from atp_site import metrics
 from atp_site.lib.errors import ATPError
+from atp_site.lib.hot_settings import hot
 
 ZERO = Decimal(0)
+request_log = logging.getLogger("atp.requests")
+
+
+def _log_request(ctx: RequestContext, row: dict) -> None:
+    """One record per finished request (ATP_LOG_REQUESTS): ids, tenant, route and outcome;
+    never the prompt, the answer or a key."""
+    request_log.info(
+        "%s %s %s %s %.0f ms",
+        row["endpoint"],
+        row["model"] or row["requested_model"] or "-",
+        row["status"],
+        row["http_status"],
+        row["latency_ms"],
+        extra={
+            "request_id": row["request_id"],
+            "trace_id": ctx.trace_id or None,
+            "tenant": ctx.key.tenant_slug if ctx.key is not None else None,
+            "route": row["route"] or None,
+            "endpoint": row["endpoint"],
+            "model": row["model"] or None,
+            "outcome": row["status"],
+            "http_status": row["http_status"],
+            "latency_ms": row["latency_ms"],
+            "ttft_ms": row["ttft_ms"],
+            "input_tokens": row["input_tokens"],
+            "output_tokens": row["output_tokens"],
+            "cost_usd": str(row["cost_usd"]),
+            "cache": row["cache"] or None,
+            "error_type": row["error_type"] or None,
+        },
+    )
 
 
 def usd_number(amount: Decimal) -> float:
@@ -109,6 +142,8 @@ def settle(
             cost=row["cost_usd"],
         )
     metrics.observe(row)
+    if hot.ATP_LOG_REQUESTS:
+        _log_request(ctx, row)
     record_gateway_request(row, provider=dep.provider_name if dep else "")
     if key is not None and key.store_bodies:
         record_exchange(row, ctx.request_body, ctx.response_body)
