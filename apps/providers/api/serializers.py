@@ -170,3 +170,13 @@ class DeploymentPricesSerializer(ModelSerializer):
         if not attrs:
             raise serializers.ValidationError("Give at least one price.")
         return attrs
+
+
+class ProviderTestResultSerializer(serializers.Serializer):
+    """One connectivity test: the upstream's status, how long it took, and why it failed."""
+
+    provider = serializers.UUIDField(source="provider_id")
+    status = serializers.CharField(help_text="up, degraded or down")
+    latency_ms = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_blank=True, help_text="Never holds the provider's key.")
+    checked_at = serializers.DateTimeField()

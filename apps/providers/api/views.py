@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,6 +17,7 @@ from apps.providers.api.serializers import (
     DeploymentSerializer,
     DeploymentUpdateSerializer,
     ProviderSerializer,
+    ProviderTestResultSerializer,
 )
 from apps.providers.models import ModelDeployment, Provider
 from apps.tenants.api.views import ServiceModelViewSet, service_errors
@@ -28,6 +29,7 @@ class ProviderViewSet(ServiceModelViewSet):
 
     serializer_class = ProviderSerializer
     permission_model = Provider
+    permission_action: str | None = None  # set per @action (test)
     filterset_fields = ["kind", "enabled", "region", "name"]
     search_fields = ["name", "base_url"]
     ordering_fields = ["name", "kind", "created_at"]
@@ -43,6 +45,23 @@ class ProviderViewSet(ServiceModelViewSet):
 
     def delete_object(self, instance: Provider) -> None:
         services.provider_delete(provider=instance)
+
+    @extend_schema(request=None, responses={200: ProviderTestResultSerializer})
+    @action(
+        detail=True, methods=["post"], url_path="test", url_name="test", permission_action="change"
+    )
+    def connectivity_test(self, request: Request, pk: str | None = None) -> Response:
+        """Call the provider's upstream now, as the health job does, and answer the result
+        (also kept in its health history and audited). Needs the provider's change
+        permission, as the console's "Test connection" does. A 400 when there is nothing to
+        call yet (a protocol without a model listing and no model deployed)."""
+        provider = self.get_object()
+        check = services.provider_connectivity_test(provider=provider)
+        if check is None:
+            raise ValidationError(
+                {"non_field_errors": ["Nothing to test yet: add a model to this provider first."]}
+            )
+        return Response(ProviderTestResultSerializer(check).data)
 
 
 class DeploymentViewSet(ServiceModelViewSet):

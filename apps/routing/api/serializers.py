@@ -64,3 +64,28 @@ class RouteSerializer(ModelSerializer):
         # Name uniqueness is checked by the service, which names the field.
         validators: list = []
         extra_kwargs = {"name": {"validators": []}}
+
+
+# The console's "Try it" box takes as much (apps.routing.forms, which imports this module).
+MAX_PROMPT = 20_000
+
+
+class RouteSimulateInputSerializer(serializers.Serializer):
+    """A prompt to rank as `POST /v1/route` would, nothing sent upstream."""
+
+    route = LineField(
+        max_length=200, default="auto", help_text="The route (or model) a caller names."
+    )
+    prompt = serializers.CharField(max_length=MAX_PROMPT, help_text="What a caller would send.")
+    hints = serializers.DictField(
+        required=False,
+        help_text="The request's `atp` object: quality, max_cost_usd, latency_slo_ms, region, "
+        "required_capabilities, carbon_aware.",
+    )
+    max_tokens = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    key = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="Rank as this API key would (its allowed models, its tenant's preferences); "
+        "omitted: a neutral key that may use every model.",
+    )

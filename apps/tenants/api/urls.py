@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
+from apps.tenants.api.config import ConfigApplyView, ConfigExportView
 from apps.tenants.api.views import (
     AdminTokenViewSet,
     ApiKeyViewSet,
@@ -23,4 +25,9 @@ router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("admin-tokens", AdminTokenViewSet, basename="admin-token")
 router.register("users", UserViewSet, basename="user")
 
-urlpatterns = router.urls
+urlpatterns = [
+    # With or without a trailing slash: POST /api/v1/config/apply cannot be redirected.
+    re_path(r"^config/apply/?$", ConfigApplyView.as_view(), name="config-apply"),
+    re_path(r"^config/export/?$", ConfigExportView.as_view(), name="config-export"),
+    *router.urls,
+]
