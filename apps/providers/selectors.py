@@ -92,3 +92,10 @@ def routes_using_deployment(deployment: ModelDeployment) -> list[dict[str, Any]]
         if how:
             found.append({"route": route, "how": how})
     return found
+
+
+def provider_encrypted_credentials() -> list[str]:
+    """Every stored credential as kept (encrypted): backups record which keys made them."""
+    return list(
+        Provider.objects.exclude(api_key_encrypted="").values_list("api_key_encrypted", flat=True)
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -65,3 +66,41 @@ def decrypt_bytes(token: bytes) -> bytes:
             "A value cannot be decrypted with ATP_ENCRYPTION_KEY(S); "
             "add the old key to ATP_ENCRYPTION_KEYS."
         ) from None
+
+
+# --- key ids: naming a key without revealing it ---------------------------------------------
+# A key id is the first 16 hex digits of SHA-256 over a label and the Fernet key; backups
+# record which ids encrypted their rows, so a restore can say which key it is missing.
+
+
+def key_id(material: str) -> str:
+    """The id of one ATP_ENCRYPTION_KEYS entry."""
+    return hashlib.sha256(b"atp encryption key id v1\0" + _fernet_key(material)).hexdigest()[:16]
+
+
+def key_ids() -> list[str]:
+    """The ids of the configured keys, the one that encrypts first."""
+    return [key_id(k) for k in settings.ATP_ENCRYPTION_KEYS]
+
+
+@lru_cache(maxsize=4)
+def _signing_keys(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    # A Fernet key is a 16-byte HMAC key followed by a 16-byte AES key.
+    return tuple((key_id(k), base64.urlsafe_b64decode(_fernet_key(k))[:16]) for k in keys)
+
+
+def key_id_of(token: str | bytes) -> str | None:
+    """The id of the configured key that made `token`, or None (no key of ours, or not a
+    token). Checks the token's HMAC only, which is cheaper than decrypting it."""
+    raw = token.encode() if isinstance(token, str) else token
+    try:
+        data = base64.urlsafe_b64decode(raw)
+    except (ValueError, TypeError):
+        return None
+    if len(data) < 57:  # version, time, IV, one AES block, HMAC
+        return None
+    signed, tag = data[:-32], data[-32:]
+    for ident, signing_key in _signing_keys(tuple(settings.ATP_ENCRYPTION_KEYS)):
+        if hmac.compare_digest(hmac.new(signing_key, signed, hashlib.sha256).digest(), tag):
+            return ident
+    return None

@@ -1,0 +1,583 @@
+"""Backing up and restoring the database with the audit chain's signed heads.
+
+`backup_create` (the daily job and `manage.py atp_backup`) seals the chain's head, copies
+the heads file, dumps the database consistently, writes a signed manifest of what the
+backup holds and which key ids it needs, packs it all into one archive (encrypted when a
+backup key is configured), writes its checksum file, rotates old backups and records a
+`backup.created` audit event. `backup_restore` (`manage.py atp_restore`) checks an
+archive, loads it into an empty database and records the restore on the chain through
+apps.audit.sealing.audit_restored. docs/backups.md is the operator's guide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
+
+from apps.audit import chain, heads
+from apps.audit.backup import archive, cipher, database, rotation
+from apps.audit.models import AuditEvent, AuditSignedHead, StoredExchange
+from apps.audit.sealing import audit_head_seal, audit_restored, chain_end, head_key
+from apps.audit.services import audit_record
+from atp_site.lib import crypto
+
+logger = logging.getLogger(__name__)
+
+CREATED = "backup.created"
+
+
+class BackupError(Exception):
+    """A backup or restore cannot go ahead; the message says why in one sentence."""
+
+
+class BackupBusy(BackupError):
+    """Another backup is running on this backup directory."""
+
+
+# --- keys: which ids the data needs ---------------------------------------------------------
+
+
+def signing_key_fingerprint(secret: bytes) -> str:
+    """Names an audit signing key's secret (its id alone could name another secret)."""
+    return hashlib.sha256(b"atp audit signing key id v1\0" + secret).hexdigest()[:16]
+
+
+def _encryption_use() -> tuple[dict[str, dict[str, int]], int]:
+    """Per key id, how many stored values each kind of data holds under it; and how many
+    no configured key made."""
+    from apps.providers.selectors import provider_encrypted_credentials
+
+    used: dict[str, dict[str, int]] = {}
+    unknown = 0
+
+    def count(token: str, what: str) -> None:
+        nonlocal unknown
+        if not token:
+            return
+        ident = crypto.key_id_of(token)
+        if ident is None:
+            unknown += 1
+        else:
+            kinds = used.setdefault(ident, {})
+            kinds[what] = kinds.get(what, 0) + 1
+
+    for token in provider_encrypted_credentials():
+        count(token, "provider_credentials")
+    bodies = StoredExchange.objects.values_list("request_encrypted", "response_encrypted")
+    for request, response in bodies.iterator(chunk_size=500):
+        count(request, "stored_bodies")
+        count(response, "stored_bodies")
+    return used, unknown
+
+
+def key_inventory() -> dict[str, Any]:
+    """The key ids the database's contents need, never the keys: encryption keys by the
+    data they encrypted, audit signing keys by id and fingerprint, the head key by its
+    fingerprint. The keys that write new data are listed even when nothing uses them yet
+    (rows written while the backup runs use them)."""
+    used, unknown = _encryption_use()
+    current_encryption = crypto.key_ids()[0]
+    used.setdefault(current_encryption, {})
+    current_signing, signing = chain.signing_keys()
+    signing_ids = set(AuditEvent.objects.values_list("key_id", flat=True).distinct())
+    signing_ids.add(current_signing)
+    return {
+        "encryption": {
+            "current": current_encryption,
+            "used": dict(sorted(used.items())),
+            "unknown_values": unknown,
+        },
+        "audit_signing": {
+            "current": current_signing,
+            "used": {
+                ident: signing_key_fingerprint(signing[ident]) if ident in signing else None
+                for ident in sorted(signing_ids)
+            },
+        },
+        "audit_head": heads.fingerprint(head_key()),
+    }
+
+
+def keys_missing(inventory: dict[str, Any]) -> list[str]:
+    """What this server lacks of the keys a backup needs, one phrase per key."""
+    missing = []
+    have = set(crypto.key_ids())
+    for ident, kinds in inventory["encryption"]["used"].items():
+        if ident not in have:
+            what = ", ".join(k.replace("_", " ") for k in sorted(kinds)) or "new data"
+            missing.append(f"encryption key id {ident} ({what})")
+    _, signing = chain.signing_keys()
+    for ident, fingerprint in inventory["audit_signing"]["used"].items():
+        if fingerprint is None:
+            continue  # the source did not hold it either; verification reports it
+        if ident not in signing:
+            missing.append(f"audit signing key {ident} (fingerprint {fingerprint})")
+        elif signing_key_fingerprint(signing[ident]) != fingerprint:
+            missing.append(f"audit signing key {ident} (this server's {ident} is another key)")
+    if inventory["audit_head"] != heads.fingerprint(head_key()):
+        missing.append(f"audit head key {inventory['audit_head']}")
+    return missing
+
+
+def server_secrets() -> dict[str, Any]:
+    """The keys themselves (--include-keys), as the settings that take them."""
+    return {
+        "ATP_ENCRYPTION_KEYS": list(settings.ATP_ENCRYPTION_KEYS),
+        "ATP_AUDIT_SIGNING_KEYS": list(settings.ATP_AUDIT_SIGNING_KEYS),
+        "ATP_AUDIT_HEAD_KEY": settings.ATP_AUDIT_HEAD_KEY,
+    }
+
+
+# --- the manifest ---------------------------------------------------------------------------
+
+
+def atp_version() -> str:
+    try:
+        with open(Path(settings.BASE_DIR) / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def applied_migrations(alias: str = "default") -> dict[str, list[str]]:
+    applied: dict[str, list[str]] = {}
+    for app, name in MigrationRecorder(connections[alias]).applied_migrations():
+        applied.setdefault(app, []).append(name)
+    return {app: sorted(names) for app, names in sorted(applied.items())}
+
+
+def manifest_build(
+    *, created_at: datetime, work: Path, members: list[str], inventory: dict[str, Any]
+) -> dict[str, Any]:
+    sequence, digest = chain_end()
+    signed = AuditSignedHead.objects.exclude(reason=AuditSignedHead.Reason.VERIFIED)
+    newest = signed.order_by("-sequence").values("sequence", "hash", "signed_at").first()
+    connection = connections["default"]
+    return {
+        "format": archive.FORMAT,
+        "version": archive.VERSION,
+        "created_at": heads.timestamp(created_at),
+        "atp_version": atp_version(),
+        "database": {
+            "vendor": connection.vendor,
+            "member": database.member_name(),
+            "migrations": applied_migrations(),
+        },
+        "audit": {
+            "chain_sequence": sequence,
+            "chain_hash": digest,
+            "signed_head": (
+                {**newest, "signed_at": heads.timestamp(newest["signed_at"])} if newest else None
+            ),
+        },
+        "keys": {**inventory, "included": archive.SECRETS in members},
+        "members": {
+            name: {"sha256": archive.sha256_of(work / name), "bytes": (work / name).stat().st_size}
+            for name in members
+        },
+    }
+
+
+# --- creating a backup ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    path: Path
+    sha256: str
+    size: int
+    encrypted: bool
+    keys_included: bool
+    chain_sequence: int
+    rotated_out: list[Path] = field(default_factory=list)
+
+
+def backup_dir() -> Path:
+    return Path(settings.ATP_BACKUP_DIR)
+
+
+def configured_passphrase() -> str:
+    return settings.ATP_BACKUP_ENCRYPTION_KEY or ""
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """One backup at a time per backup directory, across processes (flock, released when
+    the process dies)."""
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupBusy(f"another backup is running in {directory}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def backup_running(directory: Path | None = None) -> bool:
+    """Whether a backup holds the directory's lock right now."""
+    directory = Path(directory or backup_dir())
+    if not (directory / ".lock").exists():
+        return False
+    try:
+        with _exclusive(directory):
+            return False
+    except BackupBusy:
+        return True
+
+
+def _seal_if_moved() -> None:
+    """Sign the chain's end (as the periodic seal does) so the backup carries a head
+    vouching for every event it holds."""
+    sequence, _ = chain_end()
+    latest = AuditSignedHead.objects.exclude(reason=AuditSignedHead.Reason.VERIFIED)
+    latest_sequence = latest.order_by("-sequence").values_list("sequence", flat=True).first()
+    if sequence and sequence > (latest_sequence or 0):
+        try:
+            audit_head_seal(reason=AuditSignedHead.Reason.SEALED)
+        except OSError:
+            logger.exception("backup: the head was sealed in the database only")
+
+
+def backup_create(
+    *,
+    directory: Path | None = None,
+    passphrase: str | None = None,
+    include_keys: bool = False,
+    rotate: bool = True,
+    now: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BackupResult:
+    """Write one backup archive into `directory` (ATP_BACKUP_DIR) and rotate old ones.
+
+    `passphrase` encrypts the archive; `include_keys` adds the server's keys and needs it.
+    Raises BackupBusy when another backup runs there, BackupError when it cannot be made.
+    """
+    say = progress or (lambda message: None)
+    if include_keys and not passphrase:
+        raise BackupError(
+            "--include-keys needs an encrypted archive: set ATP_BACKUP_ENCRYPTION_KEY(_FILE) "
+            "or give --encryption-key-file; the keys are never written in the clear"
+        )
+    if passphrase:
+        try:
+            cipher.check_passphrase(passphrase)
+        except ValueError as exc:
+            raise BackupError(str(exc)) from None
+    directory = Path(directory or backup_dir())
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created_at = (now or timezone.now()).replace(microsecond=0)
+    name = rotation.archive_name(created_at, encrypted=bool(passphrase))
+    target = directory / name
+    if target.exists():
+        raise BackupError(f"a backup named {name} already exists")
+    with (
+        _exclusive(directory),
+        tempfile.TemporaryDirectory(prefix=".atp-backup-", dir=directory) as tmp,
+    ):
+        work = Path(tmp)
+        say("Sealing the audit chain's head")
+        _seal_if_moved()
+        members = [database.member_name()]
+        if Path(settings.ATP_AUDIT_HEAD_FILE).exists():
+            # Copied before the dump: every head in it vouches for events the dump holds.
+            (work / archive.HEADS).write_bytes(Path(settings.ATP_AUDIT_HEAD_FILE).read_bytes())
+            members.append(archive.HEADS)
+        say("Dumping the database")
+        try:
+            database.dump(work / members[0])
+        except database.DatabaseCopyError as exc:
+            raise BackupError(str(exc)) from None
+        (work / archive.PUBLIC_KEY).write_text(heads.public_key_pem(head_key()))
+        members.append(archive.PUBLIC_KEY)
+        if include_keys:
+            (work / archive.SECRETS).write_text(json.dumps(server_secrets(), indent=1))
+            members.append(archive.SECRETS)
+        say("Recording which key ids the data needs")
+        manifest = manifest_build(
+            created_at=created_at, work=work, members=members, inventory=key_inventory()
+        )
+        raw = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        (work / archive.MANIFEST).write_bytes(raw)
+        (work / archive.SIGNATURE).write_bytes(archive.sign_manifest(raw, head_key()))
+        packed = work / "archive.tar"
+        archive.pack(work, [archive.MANIFEST, archive.SIGNATURE, *members], packed)
+        if passphrase:
+            say("Encrypting")
+            sealed = work / "archive.enc"
+            with open(packed, "rb") as src, open(sealed, "wb") as out:
+                cipher.encrypt(src, out, passphrase)
+            packed = sealed
+        with open(packed, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(packed, 0o600)
+        os.replace(packed, target)
+    digest = archive.write_checksum(target)
+    size = target.stat().st_size
+    rotated_out = []
+    if rotate:
+        rotated_out = rotation.rotate(
+            directory, daily=settings.ATP_BACKUP_KEEP_DAILY, weekly=settings.ATP_BACKUP_KEEP_WEEKLY
+        )
+    result = BackupResult(
+        path=target,
+        sha256=digest,
+        size=size,
+        encrypted=bool(passphrase),
+        keys_included=include_keys,
+        chain_sequence=manifest["audit"]["chain_sequence"],
+        rotated_out=rotated_out,
+    )
+    audit_record(
+        event_type=CREATED,
+        action="create",
+        resource_type="backup",
+        resource_id=name,
+        data={
+            "file": name,
+            "bytes": size,
+            "sha256": digest,
+            "protection": "aes-256-gcm" if passphrase else "none",
+            "server_keys_included": include_keys,
+            "database": manifest["database"]["vendor"],
+            "chain_sequence": result.chain_sequence,
+            "rotated_out": [p.name for p in rotated_out],
+        },
+        classification="restricted",
+    )
+    logger.info("backup %s written (%d bytes, sha256 %s)", name, size, digest)
+    return result
+
+
+# --- restoring ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    manifest: dict[str, Any]
+    event: AuditEvent
+    head: AuditSignedHead
+    migrations_applied: int
+    heads_added: int
+    verified: bool
+
+
+def _unknown_migrations(manifest: dict[str, Any]) -> list[str]:
+    known = set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
+    return [
+        f"{app}.{name}"
+        for app, names in manifest["database"]["migrations"].items()
+        for name in names
+        if (app, name) not in known
+    ]
+
+
+def _pending_migrations() -> int:
+    executor = MigrationExecutor(connections["default"])
+    return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
+def _merge_heads(source: Path | None) -> int:
+    """Add the backup's signed heads the heads file lacks; never remove or rewrite one.
+
+    On a new host this puts the heads back outside the database; on the old one every
+    line is there already. Heads beyond the restored point are superseded by the restore.
+    """
+    if source is None:
+        return 0
+    target = Path(settings.ATP_AUDIT_HEAD_FILE)
+    present = {json.dumps(r, sort_keys=True) for r, _ in heads.read_records(target) if r}
+    added = 0
+    for record, _ in heads.read_records(source):
+        if isinstance(record, dict) and json.dumps(record, sort_keys=True) not in present:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            heads.append_line(target, record)
+            added += 1
+    return added
+
+
+def archive_check(path: Path, work: Path, *, passphrase: str | None) -> archive.Opened:
+    """Open and check an archive (checksums, decryption, signature); raise BackupError."""
+    try:
+        return archive.open_archive(
+            path, work, passphrase=passphrase, public_key=head_key().public_key()
+        )
+    except archive.OtherHeadKey as exc:
+        raise BackupError(
+            f"this server lacks audit head key {exc.key}, which signed the backup; configure "
+            "it (ATP_AUDIT_HEAD_KEY) to restore"
+        ) from None
+    except archive.ArchiveError as exc:
+        raise BackupError(str(exc)) from None
+    except cipher.WrongKey:
+        raise BackupError("wrong backup encryption key or passphrase") from None
+
+
+def backup_restore(
+    path: Path,
+    *,
+    passphrase: str | None = None,
+    force: bool = False,
+    note: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> RestoreResult:
+    """Restore an archive into the configured database, then record the restore.
+
+    Checks first, changes nothing until all pass: the checksum file, decryption, the
+    manifest's signature, every member's checksum, the database vendor, that this ATP
+    knows every migration the backup has, that this server holds every key id the data
+    needs, and that the database is empty (unless `force`, which replaces its contents).
+    Then loads the dump, applies this ATP's newer migrations, adds the backup's signed
+    heads missing from the heads file, appends the signed `audit.restored` event
+    (apps.audit.sealing.audit_restored) and verifies the whole chain.
+    """
+    from apps.audit.sealing import RestoreRefused
+    from apps.audit.verify import verify_chain
+
+    say = progress or (lambda message: None)
+    path = Path(path)
+    data_dir = Path(settings.DATA_DIR)
+    with tempfile.TemporaryDirectory(prefix=".atp-restore-", dir=data_dir) as tmp:
+        say("Checking the archive")
+        opened = archive_check(path, Path(tmp), passphrase=passphrase)
+        manifest = opened.manifest
+        vendor = manifest["database"]["vendor"]
+        if vendor != database.vendor():
+            raise BackupError(
+                f"the backup is of a {vendor} database; this server uses "
+                f"{database.vendor()} (set DATABASE_URL to match)"
+            )
+        unknown = _unknown_migrations(manifest)
+        if unknown:
+            raise BackupError(
+                f"the backup was made by a newer ATP ({manifest['atp_version']}): migration "
+                f"{unknown[0]} is unknown here; upgrade ATP first"
+            )
+        missing = keys_missing(manifest["keys"])
+        if missing:
+            hint = (
+                "; the archive holds the keys: write them out with --extract-keys DIR"
+                if manifest["keys"].get("included")
+                else ""
+            )
+            raise BackupError("this server lacks " + "; ".join(missing) + hint)
+        if not force and not database.is_empty():
+            raise BackupError(
+                "the database is not empty; restore into a new database, or give --force "
+                "to replace everything it holds"
+            )
+        say(f"Restoring the {vendor} database")
+        try:
+            database.restore(opened.database, replace=force)
+        except database.DatabaseCopyError as exc:
+            raise BackupError(str(exc)) from None
+        _forget_cached_rows()
+        pending = _pending_migrations()
+        if pending:
+            from django.core.management import call_command
+
+            say(f"Applying {pending} newer migrations")
+            call_command("migrate", interactive=False, verbosity=0)
+        heads_added = _merge_heads(opened.path(archive.HEADS))
+    say("Recording the restore on the audit chain")
+    note = note or f"restored {path.name} (created {manifest['created_at']})"
+    try:
+        event, head = audit_restored(note=note)
+    except RestoreRefused as exc:
+        raise BackupError(f"the restored audit chain is refused: {exc}") from None
+    result = verify_chain(full=True)
+    return RestoreResult(
+        manifest=manifest,
+        event=event,
+        head=head,
+        migrations_applied=pending,
+        heads_added=heads_added,
+        verified=result.ok,
+    )
+
+
+def _forget_cached_rows() -> None:
+    """Rows cached in this process before the restore name rows of the old database."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()
+
+
+def secrets_extract(path: Path, target: Path, *, passphrase: str | None) -> list[tuple[str, Path]]:
+    """Write the keys an archive holds (--include-keys) into new files in `target`.
+
+    Each file is created 0600 and never overwrites one. Returns (setting, file) pairs.
+    """
+    with tempfile.TemporaryDirectory(prefix=".atp-restore-", dir=Path(settings.DATA_DIR)) as tmp:
+        opened = _opened_without_head_key(path, Path(tmp), passphrase=passphrase)
+        secrets_path = opened.path(archive.SECRETS)
+        if secrets_path is None:
+            raise BackupError("the archive holds no keys (it was made without --include-keys)")
+        values = json.loads(secrets_path.read_text())
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    written = []
+    for setting, filename in (
+        ("ATP_ENCRYPTION_KEYS", "encryption_keys"),
+        ("ATP_AUDIT_SIGNING_KEYS", "audit_signing_keys"),
+        ("ATP_AUDIT_HEAD_KEY", "audit_head_key"),
+    ):
+        value = values[setting]
+        text = ",".join(value) if isinstance(value, list) else value
+        file = target / filename
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise BackupError(f"{file} exists; give an empty directory") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        written.append((setting, file))
+    return written
+
+
+def _opened_without_head_key(path: Path, work: Path, *, passphrase: str | None) -> archive.Opened:
+    """An archive checked with the head key it carries: a server without the keys yet
+    can read them out. Only an encrypted archive may hold keys, and its authenticated
+    encryption already proves it unaltered by anyone without the passphrase."""
+    try:
+        return archive.open_archive(
+            path, work, passphrase=passphrase, public_key=head_key().public_key()
+        )
+    except archive.OtherHeadKey:
+        pass
+    except archive.ArchiveError as exc:
+        raise BackupError(str(exc)) from None
+    except cipher.WrongKey:
+        raise BackupError("wrong backup encryption key or passphrase") from None
+    if not (work / archive.PUBLIC_KEY).exists():
+        raise BackupError("the archive is signed with another head key and carries no public key")
+    public_pem = (work / archive.PUBLIC_KEY).read_bytes()
+    for child in work.iterdir():
+        child.unlink()
+    try:
+        opened = archive.open_archive(
+            path, work, passphrase=passphrase, public_key=heads.public_key_from_pem(public_pem)
+        )
+    except (archive.ArchiveError, heads.HeadKeyError) as exc:
+        raise BackupError(str(exc)) from None
+    if not opened.encrypted:
+        raise BackupError("keys are only read from encrypted archives")
+    return opened
