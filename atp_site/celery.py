@@ -47,6 +47,12 @@ app.conf.beat_schedule = {
         "schedule": float(settings.ATP_AUDIT_SEAL_SECONDS),
         "options": {"expires": max(30.0, settings.ATP_AUDIT_SEAL_SECONDS - 5)},
     },
+    # Daily at 01:47 UTC, before the purge: back up the database with the audit chain's
+    # signed heads into ATP_BACKUP_DIR and rotate old backups (docs/backups.md).
+    "audit-backup": {
+        "task": "audit.backup",
+        "schedule": crontab(hour=1, minute=47),
+    },
     # Daily at 02:41 UTC, before the verification: purge what retention policies expired.
     "audit-retention-run": {
         "task": "audit.retention_run",

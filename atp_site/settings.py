@@ -614,3 +614,16 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 # === end of sign-in ===========================================================================
+
+# === backups (apps.audit.backup, docs/backups.md) =============================================
+# Where `manage.py atp_backup` and the daily job write archives; rotation keeps the newest
+# backup of each of the last ATP_BACKUP_KEEP_DAILY days and ATP_BACKUP_KEEP_WEEKLY ISO weeks
+# that have one. With ATP_BACKUP_ENCRYPTION_KEY (or _FILE), a passphrase of 16+ characters,
+# archives are encrypted (AES-256-GCM, scrypt) and restores read them with it.
+ATP_BACKUP_DIR = Path(env_str("ATP_BACKUP_DIR", str(DATA_DIR / "backups")))
+ATP_BACKUP_KEEP_DAILY = env_int("ATP_BACKUP_KEEP_DAILY", 7, minimum=1)
+ATP_BACKUP_KEEP_WEEKLY = env_int("ATP_BACKUP_KEEP_WEEKLY", 4, minimum=0)
+ATP_BACKUP_ENCRYPTION_KEY = env_secret("ATP_BACKUP_ENCRYPTION_KEY")
+if ATP_BACKUP_ENCRYPTION_KEY and len(ATP_BACKUP_ENCRYPTION_KEY) < 16:
+    raise ImproperlyConfigured("ATP_BACKUP_ENCRYPTION_KEY must be at least 16 characters long.")
+# === end of backups ===========================================================================

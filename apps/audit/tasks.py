@@ -112,3 +112,12 @@ def jobs_expire_task() -> dict:
     from apps.audit.jobs import jobs_expire
 
     return {"expired": jobs_expire()}
+
+
+@shared_task(name="audit.backup", time_limit=6 * 3600 + 120, soft_time_limit=6 * 3600)
+def backup_task() -> dict:
+    """Daily: back up the database with the audit chain's signed heads and rotate old
+    backups (apps.audit.backup, docs/backups.md); the run is recorded as a job."""
+    from apps.audit.backup.job import backup_run
+
+    return backup_run()
