@@ -270,6 +270,11 @@ ATP_REALTIME_MAX_IN_FLIGHT = env_int("ATP_REALTIME_MAX_IN_FLIGHT", 32, minimum=1
 
 # Bearer token Prometheus sends to GET /metrics; unset: loopback and staff only.
 ATP_METRICS_TOKEN = env_secret("ATP_METRICS_TOKEN") or ""
+# With several worker processes per instance (uvicorn --workers N): a directory they share
+# (a tmpfs or emptyDir per instance) where each writes its figures every
+# ATP_METRICS_WRITE_SECONDS, so one scrape answers for the instance. Empty: per process.
+ATP_METRICS_DIR = env_str("ATP_METRICS_DIR", "")
+ATP_METRICS_WRITE_SECONDS = env_float("ATP_METRICS_WRITE_SECONDS", 5.0, minimum=0.1)
 
 # How a model name's several deployments share its traffic: weighted | least_inflight |
 # lowest_latency (routes choose with their own strategy).

@@ -23,6 +23,7 @@ from apps.routing.pipeline.learning import drain_learning
 from apps.routing.resilience.breaker import close_clients as close_breaker_clients
 from apps.routing.snapshot import holder
 from apps.routing.writebehind import STARTUP_REPLAY_SECONDS, feedback, request_logs
+from atp_site import metrics
 from atp_site.lib import local_beat, startup
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ async def shutdown() -> None:
     await audit_head_seal_at_shutdown()
     await drain_learning()
     await sync_to_async(_persist_learning, thread_sensitive=True)()
+    if settings.ATP_METRICS_DIR:  # the instance's totals keep this worker's last figures
+        await asyncio.to_thread(metrics.write_process_file, settings.ATP_METRICS_DIR)
     await cache.aclose()
     await close_breaker_clients()
     await close_sessions()
@@ -139,6 +142,8 @@ async def lifespan(scope, receive, send) -> None:
             await _replay_spills()
             if settings.ATP_LOCAL_BEAT:
                 _background.add(asyncio.ensure_future(local_beat.run_forever()))
+            if settings.ATP_METRICS_DIR:
+                _background.add(asyncio.ensure_future(metrics.share_forever()))
             gc.collect()
             gc.freeze()
             await send({"type": "lifespan.startup.complete"})
