@@ -36,10 +36,19 @@ RUN /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-che
     && /opt/venv/bin/python -m compileall -q /opt/venv
 
 FROM ${PYTHON_IMAGE} AS runtime
+# pg_dump and pg_restore for backups (manage.py atp_backup, the daily job): the client of
+# the server's major version, from the PostgreSQL project's own repository (Debian's is
+# older, and pg_dump refuses a newer server).
+ARG PG_MAJOR=17
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-common ca-certificates \
+    && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+    && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 atp \
     && useradd --system --uid 10001 --gid atp --home-dir /var/lib/atp --no-create-home \
         --shell /usr/sbin/nologin atp \
-    && install -d -o atp -g atp -m 0750 /var/lib/atp /var/lib/atp/jobs
+    && install -d -o atp -g atp -m 0750 /var/lib/atp /var/lib/atp/jobs /var/backups/atp
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=root:root . .
