@@ -15,6 +15,7 @@ from apps.routing.pipeline import anthropic_api, native_api, openai_api
 from apps.routing.pipeline.admit import finish
 from apps.routing.pipeline.context import RequestContext, request_id_from
 from apps.routing.pipeline.results import JsonResult, StreamResult
+from atp_site.lib import tracing
 from atp_site.lib.errors import (
     ATPError,
     NotFound,
@@ -134,7 +135,9 @@ class V1Consumer(AsyncHttpConsumer):
         if route is not None:
             self.shape = route[2]
         ctx = RequestContext(request_id=self.request_id, endpoint=route[0] if route else path)
-        if b"traceparent" in self.headers:
+        if tracing.enabled:
+            tracing.start_request(ctx, self.headers, method, path)
+        elif b"traceparent" in self.headers:
             ctx.trace_id = trace_id_from(self.headers)
         request_context.set(ctx)
         try:
@@ -148,6 +151,8 @@ class V1Consumer(AsyncHttpConsumer):
         except ATPError as err:
             finish(ctx)
             await self._send_error(err)
+            if ctx.span is not None:
+                tracing.end_request(ctx, err.status)
             return
         except Exception:
             finish(ctx)
@@ -155,12 +160,16 @@ class V1Consumer(AsyncHttpConsumer):
             await self._send_error(
                 ATPError("The server had an error while processing your request.", status=500)
             )
+            if ctx.span is not None:
+                tracing.end_request(ctx, 500)
             return
         if ctx.admission is not None and ctx.admission.headers:
             result.headers = [*result.headers, *ctx.admission.headers]
         if isinstance(result, JsonResult):
             finish(ctx)
             await self._send_json(result.status, result.encode(), result.headers)
+            if ctx.span is not None:
+                tracing.end_request(ctx, result.status)
             return
         self.ctx = ctx
         self.stream_task = asyncio.ensure_future(self._pump(result))
@@ -228,6 +237,8 @@ class V1Consumer(AsyncHttpConsumer):
                     await producer
             await events.aclose()
             finish(self.ctx)
+            if self.ctx.span is not None:
+                tracing.end_request(self.ctx, result.status)
 
     async def _send_error(self, err: ATPError) -> None:
         if self.shape == "anthropic":

@@ -24,7 +24,7 @@ from apps.routing.resilience.breaker import close_clients as close_breaker_clien
 from apps.routing.snapshot import holder
 from apps.routing.writebehind import STARTUP_REPLAY_SECONDS, feedback, request_logs
 from atp_site import metrics
-from atp_site.lib import local_beat, startup
+from atp_site.lib import local_beat, startup, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ async def shutdown() -> None:
     await sync_to_async(_persist_learning, thread_sensitive=True)()
     if settings.ATP_METRICS_DIR:  # the instance's totals keep this worker's last figures
         await asyncio.to_thread(metrics.write_process_file, settings.ATP_METRICS_DIR)
+    await asyncio.to_thread(tracing.flush)
     await cache.aclose()
     await close_breaker_clients()
     await close_sessions()

@@ -37,7 +37,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from atp_site.lib import spill
+from atp_site.lib import spill, tracing
 from atp_site.lib.bulk import Row, RowInserter, in_transaction
 from atp_site.lib.errors import ATPError
 from atp_site.lib.hot_settings import hot
@@ -300,7 +300,13 @@ class WriteBehindQueue:
         while stack:
             batch = stack.pop()
             try:
-                self.writer(batch)
+                if tracing.enabled:
+                    with tracing.span(
+                        "atp.writebehind.write", {"atp.queue": self.name, "atp.rows": len(batch)}
+                    ):
+                        self.writer(batch)
+                else:
+                    self.writer(batch)
             except Exception as exc:
                 if not is_data_error(exc):
                     self._close_connection()

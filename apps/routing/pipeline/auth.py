@@ -6,6 +6,7 @@ import time
 
 from apps.routing.snapshot import KeyInfo, Snapshot
 from apps.tenants.keys import hash_key
+from atp_site.lib import tracing
 from atp_site.lib.errors import AuthenticationFailed, PermissionDenied
 
 
@@ -19,6 +20,7 @@ def _bearer(headers: dict[bytes, bytes]) -> str | None:
     return token.strip()
 
 
+@tracing.traced("atp.authenticate")
 def authenticate(
     snapshot: Snapshot, headers: dict[bytes, bytes], *, allow_x_api_key: bool = False
 ) -> KeyInfo:

@@ -16,10 +16,12 @@ from apps.routing import cache
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.pipeline.settle import ZERO, settle
 from apps.routing.snapshot import RouteInfo, Snapshot
+from atp_site.lib import tracing
 
 Headers = list[tuple[bytes, bytes]]
 
 
+@tracing.traced("atp.cache")
 async def look_up(
     snapshot: Snapshot,
     ctx: RequestContext,

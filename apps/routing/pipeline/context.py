@@ -33,7 +33,8 @@ class RequestContext:
     request_id: str
     endpoint: str
     started: float = field(default_factory=time.monotonic)
-    trace_id: str = ""  # the caller's W3C trace context, for the logs
+    trace_id: str = ""  # the caller's W3C trace context (or this request's trace), for the logs
+    span: Any = None  # the request's OpenTelemetry span while it is open (tracing on only)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     key: KeyInfo | None = None
     # The deployments this request may reach (pipeline.reach.Reach); the execute step calls

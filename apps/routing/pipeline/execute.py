@@ -30,6 +30,7 @@ from apps.routing.resilience import stats as observed
 from apps.routing.resilience.backoff import RetryPolicy, is_deployment_fault, is_retryable
 from apps.routing.resilience.breaker import OPEN, Breakers, get_breakers
 from apps.routing.snapshot import DeploymentInfo
+from atp_site.lib import tracing
 from atp_site.lib.errors import ATPError, PermissionDenied
 from atp_site.lib.hot_settings import hot
 
@@ -275,6 +276,7 @@ async def _attempts(
     call: Callable[[Adapter, Target], Awaitable[Any]],
     overrides: Overrides,
     on_success: OnSuccess,
+    operation: str = "chat",
 ) -> Any:
     policy = _policy(overrides)
     breakers = get_breakers() if hot.ATP_BREAKER_ENABLED else None
@@ -307,7 +309,16 @@ async def _attempts(
             stats.started()
             started = time.monotonic()
             try:
-                result = await call(adapter, target)
+                if tracing.enabled:
+                    with tracing.span(
+                        f"{operation} {dep.target.upstream_model}",
+                        tracing.attempt_attributes(operation, dep, try_number),
+                        client=True,
+                    ) as attempt_span:
+                        result = await call(adapter, target)
+                        tracing.record_usage(attempt_span, result)
+                else:
+                    result = await call(adapter, target)
             except UpstreamError as err:
                 ms = (time.monotonic() - started) * 1000
                 _record(ctx, dep, err, try_number, ms)
@@ -370,7 +381,12 @@ async def embeddings(
     overrides: Overrides = NO_OVERRIDES,
 ) -> EmbeddingsResult:
     return await _attempts(
-        ctx, cands, lambda adapter, target: adapter.embeddings(target, body), overrides, _finished
+        ctx,
+        cands,
+        lambda adapter, target: adapter.embeddings(target, body),
+        overrides,
+        _finished,
+        "embeddings",
     )
 
 

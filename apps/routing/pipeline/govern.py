@@ -38,6 +38,7 @@ from apps.policies.redaction import EgressScanner, Redaction, StreamRestorer
 from apps.routing.engine.regions import region_matches
 from apps.routing.pipeline.context import RequestContext
 from apps.routing.snapshot import DeploymentInfo, KeyInfo, Snapshot
+from atp_site.lib import tracing
 from atp_site.lib.errors import InvalidRequest, PermissionDenied
 
 
@@ -304,6 +305,7 @@ def _hash_key(tenant_id: str) -> bytes:
 # -- the step --------------------------------------------------------------------------
 
 
+@tracing.traced("atp.policy")
 def inbound(
     snapshot: Snapshot,
     ctx: RequestContext,

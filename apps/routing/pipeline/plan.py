@@ -32,6 +32,7 @@ from apps.routing.resilience import breaker
 from apps.routing.resilience import stats as observed
 from apps.routing.route_services import FILTER_KEYS
 from apps.routing.snapshot import DeploymentInfo, KeyInfo, RouteInfo, Snapshot
+from atp_site.lib import tracing
 from atp_site.lib.errors import ATPError, InvalidRequest, PermissionDenied
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ async def refresh_learning(snapshot: Snapshot, model: str) -> None:
         await get_engine().refresh()
 
 
+@tracing.traced("atp.route")
 def plan_chat(
     snapshot: Snapshot,
     ctx: RequestContext,
