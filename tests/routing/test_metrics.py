@@ -178,7 +178,6 @@ def test_one_scrape_answers_for_every_worker_of_the_instance(tmp_path, settings,
         'status="success"} 6.0' in text
     )
     assert 'atp_input_tokens_total{model="m1",route="team/chat"} 18.0' in text
-    labels = 'endpoint="chat.completions",model="m1",route="team/chat"'
     assert (
         'atp_request_duration_seconds_bucket{endpoint="chat.completions",le="0.05",model="m1",route="team/chat"} 6.0'
         in text
