@@ -1,0 +1,5 @@
+"""`python -m atpctl`, the same as the `atpctl` console script."""
+
+from atpctl.main import main
+
+main()
