@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -58,6 +59,9 @@ def cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        # Positional, never 5.2e-05: costs are read by people.
+        return format(Decimal(repr(value)), "f")
     if isinstance(value, dict):
         for key in ("name", "slug", "username", "id"):
             if key in value:
