@@ -695,7 +695,7 @@ def _write_note(what: str, path: str | None, rows: str | None = None) -> None:
 )
 @click.option("--since", help="ISO 8601 date or datetime.")
 @click.option("--until", help="ISO 8601 date or datetime.")
-@click.option("--tenant", help="A tenant's id.")
+@click.option("--tenant", help="A tenant's slug or id.")
 @click.option("--event-type", help="Only events of this type.")
 @click.option(
     "-f",
