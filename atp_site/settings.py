@@ -115,7 +115,8 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL")
+# Either may come from a file (DATABASE_URL_FILE, REDIS_URL_FILE): they hold passwords.
+DATABASE_URL = env_secret("DATABASE_URL")
 if DATABASE_URL:
     if not DATABASE_URL.startswith(("postgres://", "postgresql://", "sqlite://")):
         raise ImproperlyConfigured(
@@ -141,7 +142,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, channel layer, Celery -----------------------------------------------------
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("REDIS_URL must be a redis://host:port/db URL.")
@@ -632,3 +633,13 @@ ATP_BACKUP_ENCRYPTION_KEY = env_secret("ATP_BACKUP_ENCRYPTION_KEY")
 if ATP_BACKUP_ENCRYPTION_KEY and len(ATP_BACKUP_ENCRYPTION_KEY) < 16:
     raise ImproperlyConfigured("ATP_BACKUP_ENCRYPTION_KEY must be at least 16 characters long.")
 # === end of backups ===========================================================================
+
+# === periodic jobs (atp_site.duties, apps.audit.scheduled, docs/jobs.md) ======================
+# Days the runs of periodic jobs (started, finished, failed, skipped) are kept for the console's
+# "Scheduled jobs" page and GET /api/v1/jobs/scheduled/; the hourly audit.jobs_expire deletes
+# older ones.
+ATP_SCHEDULED_RUN_DAYS = env_int("ATP_SCHEDULED_RUN_DAYS", 14, minimum=1)
+# The queue web processes and beat send tasks to and workers consume: deployments (or test
+# runs) sharing one Redis database keep apart by giving each its own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("ATP_CELERY_QUEUE", "celery")
+# === end of periodic jobs =====================================================================

@@ -192,3 +192,28 @@ def test_celery_exits_without_its_secrets(tmp_path, command):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "ATP_SECRET_KEY" in output and "ATP_AUDIT_HEAD_KEY" in output
+
+
+def test_database_and_redis_urls_may_come_from_files(tmp_path):
+    """They hold passwords: DATABASE_URL_FILE and REDIS_URL_FILE name files holding them."""
+    (tmp_path / "db").write_text("postgres://atp:pw@db.example:5432/atp\n")
+    (tmp_path / "redis").write_text("redis://:pw@cache.example:6379/0\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {
+        "DATABASE_URL_FILE": str(tmp_path / "db"),
+        "REDIS_URL_FILE": str(tmp_path / "redis"),
+        "ATP_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_SETTINGS_MODULE": "atp_site.settings",
+    }
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.DATABASES['default']['HOST'], s.REDIS_URL, s.CELERY_BROKER_URL)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == [
+        "db.example",
+        "redis://:pw@cache.example:6379/0",
+        "redis://:pw@cache.example:6379/0",
+    ]
