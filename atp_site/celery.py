@@ -10,7 +10,9 @@ from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atp_site.settings")
 
-app = Celery("atp")
+# Every task's base class (atp_site.duties): the beat schedule's tasks are locked against
+# running twice at once, recorded run by run and retried with backoff.
+app = Celery("atp", task_cls="atp_site.duties:Task")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
     lambda: [

@@ -9,7 +9,13 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from apps.audit.models import AuditEvent, AuditSignedHead, RetentionPolicy, StoredExchange
+from apps.audit.models import (
+    AuditEvent,
+    AuditSignedHead,
+    RetentionPolicy,
+    ScheduledRun,
+    StoredExchange,
+)
 from apps.audit.retention import (
     may_change_retention,
     retention_floor_check,
@@ -137,3 +143,14 @@ class StoredExchangeAdmin(ReadOnlyAdmin):
     search_fields = ["=request_id", "=tenant_id", "end_user", "model"]
     date_hierarchy = "created_at"
     exclude = ["request_encrypted", "response_encrypted"]
+
+
+@admin.register(ScheduledRun)
+class ScheduledRunAdmin(ReadOnlyAdmin):
+    """Runs of the periodic jobs, as atp_site.duties recorded them (read-only)."""
+
+    list_display = ["started_at", "task", "status", "duration_ms", "attempt", "hostname"]
+    list_filter = ["status", "task"]
+    search_fields = ["task", "error", "=task_id"]
+    date_hierarchy = "started_at"
+    ordering = ["-started_at"]

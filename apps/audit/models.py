@@ -295,3 +295,45 @@ class Job(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class ScheduledRun(models.Model):
+    """One run of a periodic duty (a task in the beat schedule), written by atp_site.duties.
+
+    A run that found another run of the same duty in progress is recorded as `skipped` and
+    did nothing. `result` is a small JSON summary of what the duty returned; `error` the
+    exception's class and message (shortened, credentials in URLs masked). Rows older than
+    ATP_SCHEDULED_RUN_DAYS are deleted by the hourly `audit.jobs_expire`.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    task = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1, then 2 for a retry...")
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    retry_in = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds until the retry a failed run scheduled."
+    )
+    task_id = models.CharField(max_length=64, blank=True, help_text="Celery's task id.")
+    hostname = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["task", "started_at"], name="scheduled_run_task_time"),
+            models.Index(fields=["status", "started_at"], name="scheduled_run_status_time"),
+            models.Index(fields=["started_at"], name="scheduled_run_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.status} ({self.started_at:%Y-%m-%d %H:%M})"

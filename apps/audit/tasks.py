@@ -108,10 +108,12 @@ def job_run_task(job_id: str) -> str:
 
 @shared_task(name="audit.jobs_expire", time_limit=600, soft_time_limit=540)
 def jobs_expire_task() -> dict:
-    """Hourly: delete background-job results older than ATP_JOB_RESULT_HOURS."""
+    """Hourly: delete background-job results older than ATP_JOB_RESULT_HOURS, and runs of
+    periodic jobs older than ATP_SCHEDULED_RUN_DAYS (apps.audit.scheduled)."""
     from apps.audit.jobs import jobs_expire
+    from apps.audit.scheduled import runs_purge
 
-    return {"expired": jobs_expire()}
+    return {"expired": jobs_expire(), **runs_purge()}
 
 
 @shared_task(name="audit.backup", time_limit=6 * 3600 + 120, soft_time_limit=6 * 3600)

@@ -7,7 +7,7 @@ from celery import shared_task
 from apps.providers.health import health_check_run
 
 
-@shared_task(name="providers.health_check", time_limit=120, soft_time_limit=100)
+@shared_task(name="providers.health_check", time_limit=120, soft_time_limit=100, max_retries=0)
 def health_check_task(provider_ids: list[str] | None = None) -> dict[str, str]:
     """Every minute: probe each enabled provider; results feed the breakers and the console.
 

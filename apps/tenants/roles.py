@@ -88,6 +88,7 @@ RECORDS = (
     "audit.auditchainhead",
     "audit.auditsignedhead",
     "audit.storedexchange",
+    "audit.scheduledrun",
     "routing.requestlog",
     "routing.configversion",
     "routing.learnedstate",
@@ -140,7 +141,8 @@ GLOBAL_ROLES: dict[str, Role] = {
             PLATFORM_ADMIN,
             "Platform admin",
             "Providers, deployments and their prices, health, circuits and tests; routes and "
-            "what they learned; views tenants, keys and the request log.",
+            "what they learned; views tenants, keys, the request log and the runs of the "
+            "periodic jobs.",
             (
                 "providers.*",
                 "routing.*_route",
@@ -148,6 +150,7 @@ GLOBAL_ROLES: dict[str, Role] = {
                 "tenants.view_tenant",
                 "tenants.view_project",
                 "tenants.view_apikey",
+                "audit.view_scheduledrun",
             ),
         ),
         Role(
