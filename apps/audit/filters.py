@@ -12,7 +12,7 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditEvent, ScheduledRun
 from apps.audit.selectors import AuditEventFilters, audit_event_filter, audit_tenants
 
 CLASSIFICATIONS = (
@@ -92,3 +92,22 @@ class AuditEventFilterSet(django_filters.FilterSet):
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         return audit_event_filter(queryset, self.filters_value())
+
+
+class ScheduledRunFilterSet(django_filters.FilterSet):
+    """The runs of one periodic job and of one status."""
+
+    task = django_filters.ChoiceFilter(choices=(), empty_label="Any job", label="Job")
+    status = django_filters.ChoiceFilter(
+        choices=ScheduledRun.Status.choices, empty_label="Any status"
+    )
+
+    class Meta:
+        model = ScheduledRun
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from apps.audit.scheduled import duty_task_names
+
+        self.filters["task"].extra["choices"] = [(name, name) for name in duty_task_names()]

@@ -135,3 +135,50 @@ class RetentionPolicyTable(Table):
             elif cell.column.name == "classification" and not cell.value:
                 cell.value = "any"
         return cells
+
+
+def _run_started(row: Any) -> str:
+    local = timezone.localtime(row.started_at)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        local.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+
+
+def _run_status(row: Any) -> str:
+    return format_html('<span class="badge status-{}">{}</span>', row.status, row.status)
+
+
+def _run_outcome(row: Any) -> str:
+    """The error of a failed run (with its retry), else the summary of its result."""
+    if row.error:
+        retry = f" Retried in {row.retry_in} s." if row.retry_in is not None else ""
+        return format_html('<span class="field-error">{}</span>{}', row.error, retry)
+    if row.result is None:
+        return ""
+    text = json.dumps(row.result, sort_keys=True, default=str)
+    shown = text if len(text) <= 160 else text[:159] + "…"
+    return format_html('<code title="{}">{}</code>', text[:2000], shown)
+
+
+class ScheduledRunTable(Table):
+    """Runs of the periodic jobs, newest first; a failed run shows its error in red."""
+
+    columns = (
+        Column("started_at", "Started", accessor=_run_started, order_by=None, classes="nowrap"),
+        Column("task", "Job", order_by=None),
+        Column("status", accessor=_run_status),
+        Column("duration_ms", "Duration (ms)", classes="num"),
+        Column("attempt", classes="num"),
+        Column("outcome", "Result or error", accessor=_run_outcome),
+        Column("hostname", "Worker"),
+    )
+    default_order = "-started_at"
+    label = "Runs"
+    empty_title = "No runs recorded yet"
+    empty_text = (
+        "Each periodic job records every run here: when it started and finished, whether it "
+        "succeeded, failed or was skipped because another run was in progress."
+    )

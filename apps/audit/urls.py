@@ -26,6 +26,7 @@ urlpatterns = [
         edit=views.RetentionPolicyEditView,
         delete=views.RetentionPolicyDeleteView,
     ),
+    path("operations/jobs/", views.ScheduledRunListView.as_view(), name="scheduledrun-list"),
     path("audit/auditors/", views.AuditorListView.as_view(), name="auditor-list"),
     path(
         "audit/auditors/<int:pk>/<slug:tenant>/revoke/",

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from apps.audit import job_kinds
 from apps.audit.access import auditor_grant, auditor_revoke
-from apps.audit.filters import AuditEventFilterSet
+from apps.audit.filters import AuditEventFilterSet, ScheduledRunFilterSet
 from apps.audit.forms import (
     AuditorGrantForm,
     ExportForm,
@@ -30,13 +30,21 @@ from apps.audit.forms import (
     VerifyForm,
 )
 from apps.audit.jobs import KINDS, job_get, job_list, job_start, result_path
-from apps.audit.models import AuditEvent, AuditSignedHead, Job, RetentionPolicy, StoredExchange
+from apps.audit.models import (
+    AuditEvent,
+    AuditSignedHead,
+    Job,
+    RetentionPolicy,
+    ScheduledRun,
+    StoredExchange,
+)
 from apps.audit.privacy import subject_erase
 from apps.audit.retention import (
     audit_min_retention_days,
     retention_policy_delete,
     retention_policy_save,
 )
+from apps.audit.scheduled import duty_list, run_list
 from apps.audit.selectors import (
     audit_event_get,
     audit_event_integrity,
@@ -46,7 +54,7 @@ from apps.audit.selectors import (
     subject_holdings,
     tenant_names,
 )
-from apps.audit.tables import AuditEventTable, RetentionPolicyTable
+from apps.audit.tables import AuditEventTable, RetentionPolicyTable, ScheduledRunTable
 from apps.tenants import permissions
 from apps.tenants.models import Tenant
 from atp_site.console.views import (
@@ -608,3 +616,27 @@ class AuditorRevokeView(AuditSection, ConsoleView):
             request, f"{user.get_username()} no longer reads the audit trail of {target.slug}."
         )
         return hx_redirect(request, reverse("audit:auditor-list"))
+
+
+# --- periodic jobs -----------------------------------------------------------------------------
+
+
+class ScheduledRunListView(ObjectListView):
+    """Operations: each periodic job of the beat schedule with its latest run, and its runs.
+
+    Platform-wide (not a tenant's): global holders of audit.view_scheduledrun only."""
+
+    model = ScheduledRun
+    title = "Scheduled jobs"
+    table_class = ScheduledRunTable
+    filterset_class = ScheduledRunFilterSet
+    template_name = "audit/scheduledrun_list.html"
+
+    def get_queryset(self):
+        return run_list()
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        if not (is_htmx(self.request) and self.request.htmx.target == "console-table"):
+            context["duties"] = duty_list()
+        return context

@@ -191,6 +191,18 @@ MENU: tuple[MenuGroup, ...] = (
         ),
     ),
     MenuGroup(
+        "Operations",
+        (
+            MenuItem(
+                "Scheduled jobs",
+                "audit:scheduledrun-list",
+                "clock",
+                ("audit.scheduledrun", "view"),
+                active_prefixes=("audit:scheduledrun",),
+            ),
+        ),
+    ),
+    MenuGroup(
         "Settings",
         (
             # Users with auth.view_user, and tenant admins (who manage their tenants' members).

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
+from apps.audit.models import AuditEvent, RetentionPolicy, ScheduledRun, StoredExchange
 from apps.audit.reports import FORMATS, parse_period_bound
 from atp_site.lib.api_input import LineField, ModelSerializer
 
@@ -178,3 +178,26 @@ class ExportManifestSerializer(serializers.Serializer):
         help_text="The export's filters, row count, first and last sequence, last hash and "
         "events digest, signed with the audit head key (verify offline with its public key)."
     )
+
+
+class ScheduledRunSerializer(ModelSerializer):
+    """One run of a periodic job (apps.audit.scheduled)."""
+
+    class Meta:
+        model = ScheduledRun
+        fields = [
+            "id",
+            "task",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "attempt",
+            "result",
+            "error",
+            "retry_in",
+            "task_id",
+            "hostname",
+            "pid",
+        ]
+        read_only_fields = fields

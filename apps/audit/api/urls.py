@@ -10,6 +10,7 @@ from apps.audit.api.views import (
     AuditVerifyView,
     ExchangeViewSet,
     RetentionPolicyViewSet,
+    ScheduledRunViewSet,
     SubjectEraseView,
     SubjectExportView,
 )
@@ -31,6 +32,11 @@ urlpatterns = [
         "audit/<int:sequence>/",
         AuditEventViewSet.as_view({"get": "retrieve"}),
         name="event-detail",
+    ),
+    path(
+        "jobs/scheduled/",
+        ScheduledRunViewSet.as_view({"get": "list"}),
+        name="scheduled-run-list",
     ),
     *router.urls,
 ]

@@ -32,11 +32,12 @@ from apps.audit.api.serializers import (
     ExportManifestSerializer,
     ReportInputSerializer,
     RetentionPolicySerializer,
+    ScheduledRunSerializer,
 )
 from apps.audit.bodies import exchange_reveal
 from apps.audit.context import AuditActor, acting_as, session_digest
 from apps.audit.exports import prepare_export
-from apps.audit.models import AuditEvent, RetentionPolicy, StoredExchange
+from apps.audit.models import AuditEvent, RetentionPolicy, ScheduledRun, StoredExchange
 from apps.audit.privacy import subject_erase, subject_export
 from apps.audit.retention import retention_policy_delete, retention_policy_save
 from apps.audit.selectors import (
@@ -393,3 +394,30 @@ class RetentionPolicyViewSet(ServiceModelViewSet):
 
     def delete_object(self, instance: RetentionPolicy) -> None:
         retention_policy_delete(policy=instance, by=self.request.user)
+
+
+class ScheduledRunFilterSet(django_filters.FilterSet):
+    task = django_filters.CharFilter(help_text="The job's task name, e.g. costs.rollup_usage.")
+    status = django_filters.ChoiceFilter(choices=ScheduledRun.Status.choices)
+    since = IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+
+    class Meta:
+        model = ScheduledRun
+        fields: list[str] = []
+
+
+class ScheduledRunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Runs of the periodic jobs, newest first (`task`, `status`, `since` filter them).
+
+    Platform-wide records: global holders of audit.view_scheduledrun only."""
+
+    serializer_class = ScheduledRunSerializer
+    filterset_class = ScheduledRunFilterSet
+    ordering_fields = ["started_at", "duration_ms"]
+    ordering = ["-started_at", "-id"]
+    permission_model = ScheduledRun
+
+    def get_queryset(self) -> QuerySet[ScheduledRun]:
+        from apps.audit.scheduled import run_list
+
+        return permissions.restrict(run_list(), self.request.user, "view")
