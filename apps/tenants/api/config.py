@@ -172,7 +172,7 @@ class ConfigExportView(APIView):
         ],
         responses={
             (200, "application/yaml"): OpenApiResponse(
-                OpenApiTypes.STR, description="The document, as atp_apply reads it."
+                OpenApiTypes.OBJECT, description="The document, as atp_apply reads it."
             ),
             (200, "application/json"): OpenApiTypes.OBJECT,
         },
