@@ -10,7 +10,8 @@ A task named in the beat schedule (atp_site.celery) is a periodic duty. Each cal
   summary of the result, the error;
 - on failure logs an error, appends a `job.failed` audit event and, in a worker, retries
   with exponential backoff and jitter (30 s doubling up to 10 minutes, the task's
-  `max_retries`, 3 by default) when the retry comes before the next scheduled run. An eager
+  `max_retries`, 3 by default) when the retry comes before the next scheduled run and the
+  error is not one of ATP's own marked not retryable (an invalid price catalog). An eager
   call (the embedded schedule, tests, a direct call) raises instead: the embedded schedule
   tries again at the next due time.
 
@@ -82,12 +83,21 @@ class Task(CeleryTask):
         if held is None:
             held = _running.names = set()
         if schedule is None or self.name in held:
-            return super().__call__(*args, **kwargs)
+            return self._invoke(args, kwargs)
         held.add(self.name)
         try:
             return self._run_duty(schedule, args, kwargs)
         finally:
             held.discard(self.name)
+
+    def _invoke(self, args: tuple, kwargs: dict) -> Any:
+        """Run the body. Inside Celery's tracer (a worker, `apply`) the request is already
+        pushed and must stay the body's `self.request` (its id, retries, eagerness), so the
+        body is called as Celery calls one without a custom __call__; a direct call pushes
+        its own, as Celery's __call__ does."""
+        if self.request_stack.top is None:
+            return super().__call__(*args, **kwargs)
+        return self.run(*args, **kwargs)
 
     # --- the duty's run ---------------------------------------------------------------------
 
@@ -125,14 +135,14 @@ class Task(CeleryTask):
             run = scheduled.run_started(task=self.name, **where)
             started = time.monotonic()
             try:
-                result = super().__call__(*args, **kwargs)
+                result = self._invoke(args, kwargs)
             except Retry as retry:  # the task scheduled its own retry
                 cause = retry.exc if isinstance(retry.exc, BaseException) else retry
                 when = retry.when if isinstance(retry.when, int | float) else None
                 self._failed(run, cause, started, where, retry_in=when)
                 raise
             except Exception as exc:
-                retry_in = None if self._is_eager() else self._retry_in(schedule)
+                retry_in = None if self._is_eager() else self._retry_in(schedule, exc)
                 self._failed(run, exc, started, where, retry_in=retry_in)
                 if retry_in is None:
                     raise
@@ -142,9 +152,12 @@ class Task(CeleryTask):
         finally:
             lock_release(lease)
 
-    def _retry_in(self, schedule: Any) -> int | None:
-        """Seconds until a retry, or None: no retries left, or the next scheduled run comes
-        first (it does the same work)."""
+    def _retry_in(self, schedule: Any, exc: BaseException) -> int | None:
+        """Seconds until a retry, or None: the error says retrying will not help (a project
+        error not marked `retryable`, atp_site.lib.errors), no retries are left, or the next
+        scheduled run comes first (it does the same work)."""
+        if getattr(exc, "retryable", True) is False:
+            return None
         retries = self.request.retries or 0
         if self.max_retries is not None and retries >= self.max_retries:
             return None

@@ -78,7 +78,9 @@ def lock_key(name: str) -> str:
     prefix = getattr(settings, "ATP_REDIS_PREFIX", "") or settings.CACHES["default"].get(
         "KEY_PREFIX", "atp"
     )
-    database = str(settings.DATABASES["default"].get("NAME", ""))
+    from django.db import connection
+
+    database = str(connection.settings_dict.get("NAME", ""))
     scope = hashlib.sha256(database.encode()).hexdigest()[:12]
     return f"{prefix or 'atp'}:lock:{scope}:{name}"
 
