@@ -1,0 +1,127 @@
+"""The console's Operations > Scheduled jobs page and GET /api/v1/jobs/scheduled/.
+
+Access per role is declared in tests/permission_matrix/console_jobs.py; these tests look
+at what the page and the API show.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.audit.models import ScheduledRun
+from apps.audit.scheduled import cadence_words, duty_list
+from apps.tenants import roles
+
+pytestmark = pytest.mark.django_db
+
+
+def _user(role: str):
+    user = get_user_model().objects.create_user(f"jobs-{role}")
+    roles.user_roles_set(user=user, roles=[role], actor=None, source="cli")
+    return user
+
+
+def _client(role: str) -> APIClient:
+    client = APIClient()
+    client.force_login(_user(role))
+    return client
+
+
+@pytest.fixture
+def runs():
+    now = timezone.now()
+    ok = ScheduledRun.objects.create(
+        task="costs.rollup_usage",
+        status="succeeded",
+        started_at=now - timedelta(minutes=5),
+        finished_at=now - timedelta(minutes=5),
+        duration_ms=41,
+        result={"hours": 2},
+    )
+    failed = ScheduledRun.objects.create(
+        task="providers.health_check",
+        status="failed",
+        started_at=now - timedelta(minutes=1),
+        finished_at=now - timedelta(minutes=1),
+        duration_ms=7,
+        error="OperationalError: could not connect",
+    )
+    skipped = ScheduledRun.objects.create(
+        task="costs.rollup_usage", status="skipped", started_at=now, duration_ms=0
+    )
+    return ok, failed, skipped
+
+
+def test_the_page_lists_every_duty_with_cadence_and_its_runs(runs):
+    response = _client(roles.PLATFORM_ADMIN).get(reverse("audit:scheduledrun-list"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    for task in ("audit.verify_chain", "providers.health_check", "costs.rollup_usage"):
+        assert task in page
+    assert "Daily at 03:17 UTC" in page and "Every minute" in page
+    assert "OperationalError: could not connect" in page
+    assert 'class="badge status-failed"' in page  # the failure stands out
+    assert "Scheduled jobs" in page  # the menu entry
+
+
+def test_filters_narrow_the_runs(runs):
+    client = _client(roles.READ_ONLY)
+    url = reverse("audit:scheduledrun-list")
+    response = client.get(
+        url, {"status": "failed"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="console-table"
+    )
+    table = response.content.decode()
+    assert "OperationalError" in table and "{&quot;hours&quot;: 2}" not in table
+    assert "1 result" in table
+    response = client.get(
+        url, {"task": "costs.rollup_usage"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="console-table"
+    )
+    assert "2 results" in response.content.decode()
+
+
+def test_an_auditor_may_not_open_the_page():
+    response = _client(roles.AUDITOR).get(reverse("audit:scheduledrun-list"))
+    assert response.status_code == 403
+
+
+def test_the_api_lists_runs_newest_first_and_filters_them(runs):
+    ok, failed, skipped = runs
+    client = _client(roles.PLATFORM_ADMIN)
+    url = reverse("audit-api:scheduled-run-list")
+    body = client.get(url).json()
+    assert [r["id"] for r in body["results"]] == [skipped.pk, failed.pk, ok.pk]
+    assert body["results"][1]["error"] == "OperationalError: could not connect"
+    only = client.get(url, {"task": "costs.rollup_usage", "status": "succeeded"}).json()
+    assert [r["id"] for r in only["results"]] == [ok.pk]
+    assert only["results"][0]["result"] == {"hours": 2}
+
+
+def test_duty_list_tells_the_last_run_and_failures(runs):
+    duties = {d.task: d for d in duty_list()}
+    health = duties["providers.health_check"]
+    assert health.failing and health.failures_24h == 1 and health.cadence == "Every minute"
+    rollup = duties["costs.rollup_usage"]
+    assert rollup.last.status == "succeeded"  # a skipped run is not the last run
+    assert rollup.next_due is not None
+    assert duties["audit.verify_chain"].last is None
+    assert duties["audit.verify_chain"].next_due is not None  # from its crontab
+    assert rollup.purpose.startswith("Roll the usage ledger up")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "words"),
+    [
+        (60.0, "Every minute"),
+        (300.0, "Every 5 minutes"),
+        (3600.0, "Hourly"),
+        (45, "Every 45 seconds"),
+    ],
+)
+def test_cadence_in_words(schedule, words):
+    assert cadence_words(schedule) == words
