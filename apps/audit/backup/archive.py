@@ -47,9 +47,11 @@ class ArchiveError(Exception):
 class OtherHeadKey(ArchiveError):
     """The manifest is signed with a head key this server does not hold."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, manifest: dict[str, Any] | None) -> None:
         super().__init__(f"the manifest is signed with audit head key {key}")
         self.key = key
+        # What the manifest says, unverified: only for telling the operator what is missing.
+        self.manifest = manifest
 
 
 def sha256_of(path: Path) -> str:
@@ -175,7 +177,8 @@ def _checked_manifest(work: Path, public_key: Any) -> dict[str, Any]:
     try:
         statement = heads.verified_statement(record, public_key)
     except heads.Unverifiable:
-        raise OtherHeadKey(str(record.get("key") if isinstance(record, dict) else "?")) from None
+        key = str(record.get("key") if isinstance(record, dict) else "?")
+        raise OtherHeadKey(key, manifest if isinstance(manifest, dict) else None) from None
     if (
         statement is None
         or statement.get("type") != MANIFEST_STATEMENT

@@ -38,6 +38,10 @@ def member_name(alias: str = "default") -> str:
 def dump(target: Path, alias: str = "default") -> None:
     """Write a consistent copy of the database to `target` (the member's format)."""
     connection = connections[alias]
+    if connection.in_atomic_block:
+        # The dump copies what is committed; SQLite's backup would also wait forever on
+        # this connection's own open transaction.
+        raise DatabaseCopyError("a backup must run outside a database transaction")
     if connection.vendor == "postgresql":
         _run(["pg_dump", "--format=custom", "--no-password", f"--file={target}"], connection)
     elif connection.vendor == "sqlite":

@@ -415,6 +415,12 @@ def _merge_heads(source: Path | None) -> int:
     return added
 
 
+def _lacking(missing: list[str], keys: Any) -> str:
+    included = isinstance(keys, dict) and keys.get("included")
+    hint = "; the archive holds the keys: write them out with --extract-keys DIR"
+    return "this server lacks " + "; ".join(missing) + (hint if included else "")
+
+
 def archive_check(path: Path, work: Path, *, passphrase: str | None) -> archive.Opened:
     """Open and check an archive (checksums, decryption, signature); raise BackupError."""
     try:
@@ -422,10 +428,14 @@ def archive_check(path: Path, work: Path, *, passphrase: str | None) -> archive.
             path, work, passphrase=passphrase, public_key=head_key().public_key()
         )
     except archive.OtherHeadKey as exc:
-        raise BackupError(
-            f"this server lacks audit head key {exc.key}, which signed the backup; configure "
-            "it (ATP_AUDIT_HEAD_KEY) to restore"
-        ) from None
+        keys = (exc.manifest or {}).get("keys")
+        try:
+            missing = keys_missing(keys)
+        except (TypeError, KeyError, AttributeError):
+            missing = []
+        if not any(m.startswith("audit head key") for m in missing):
+            missing.append(f"audit head key {exc.key}")
+        raise BackupError(_lacking(missing, keys)) from None
     except archive.ArchiveError as exc:
         raise BackupError(str(exc)) from None
     except cipher.WrongKey:
@@ -474,12 +484,7 @@ def backup_restore(
             )
         missing = keys_missing(manifest["keys"])
         if missing:
-            hint = (
-                "; the archive holds the keys: write them out with --extract-keys DIR"
-                if manifest["keys"].get("included")
-                else ""
-            )
-            raise BackupError("this server lacks " + "; ".join(missing) + hint)
+            raise BackupError(_lacking(missing, manifest["keys"]))
         if not force and not database.is_empty():
             raise BackupError(
                 "the database is not empty; restore into a new database, or give --force "
