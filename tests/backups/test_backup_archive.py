@@ -213,3 +213,15 @@ def test_a_database_that_is_not_empty_is_not_overwritten(populated):
     with pytest.raises(CommandError, match="the database is not empty; .* --force"):
         restore(str(result.path))
     assert not AuditEvent.objects.filter(event_type="audit.restored").exists()
+
+
+def test_a_run_that_died_leaves_nothing_behind_after_the_next(populated, settings):
+    dead = settings.ATP_BACKUP_DIR / ".atp-backup-died"
+    dead.mkdir(parents=True)
+    (dead / "database.sqlite3.gz").write_bytes(b"half a dump")
+    result = backup_create()
+    assert sorted(p.name for p in settings.ATP_BACKUP_DIR.iterdir()) == [
+        ".lock",
+        result.path.name,
+        result.path.name + ".sha256",
+    ]

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
@@ -32,12 +32,12 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
-from apps.audit import chain, heads
+from apps.audit import heads
 from apps.audit.backup import archive, cipher, database, rotation
-from apps.audit.models import AuditEvent, AuditSignedHead, StoredExchange
+from apps.audit.backup.keys import key_inventory, keys_missing, server_secrets
+from apps.audit.models import AuditEvent, AuditSignedHead
 from apps.audit.sealing import audit_head_seal, audit_restored, chain_end, head_key
 from apps.audit.services import audit_record
-from atp_site.lib import crypto
 
 logger = logging.getLogger(__name__)
 
@@ -50,100 +50,6 @@ class BackupError(Exception):
 
 class BackupBusy(BackupError):
     """Another backup is running on this backup directory."""
-
-
-# --- keys: which ids the data needs ---------------------------------------------------------
-
-
-def signing_key_fingerprint(secret: bytes) -> str:
-    """Names an audit signing key's secret (its id alone could name another secret)."""
-    return hashlib.sha256(b"atp audit signing key id v1\0" + secret).hexdigest()[:16]
-
-
-def _encryption_use() -> tuple[dict[str, dict[str, int]], int]:
-    """Per key id, how many stored values each kind of data holds under it; and how many
-    no configured key made."""
-    from apps.providers.selectors import provider_encrypted_credentials
-
-    used: dict[str, dict[str, int]] = {}
-    unknown = 0
-
-    def count(token: str, what: str) -> None:
-        nonlocal unknown
-        if not token:
-            return
-        ident = crypto.key_id_of(token)
-        if ident is None:
-            unknown += 1
-        else:
-            kinds = used.setdefault(ident, {})
-            kinds[what] = kinds.get(what, 0) + 1
-
-    for token in provider_encrypted_credentials():
-        count(token, "provider_credentials")
-    bodies = StoredExchange.objects.values_list("request_encrypted", "response_encrypted")
-    for request, response in bodies.iterator(chunk_size=500):
-        count(request, "stored_bodies")
-        count(response, "stored_bodies")
-    return used, unknown
-
-
-def key_inventory() -> dict[str, Any]:
-    """The key ids the database's contents need, never the keys: encryption keys by the
-    data they encrypted, audit signing keys by id and fingerprint, the head key by its
-    fingerprint. The keys that write new data are listed even when nothing uses them yet
-    (rows written while the backup runs use them)."""
-    used, unknown = _encryption_use()
-    current_encryption = crypto.key_ids()[0]
-    used.setdefault(current_encryption, {})
-    current_signing, signing = chain.signing_keys()
-    signing_ids = set(AuditEvent.objects.values_list("key_id", flat=True).distinct())
-    signing_ids.add(current_signing)
-    return {
-        "encryption": {
-            "current": current_encryption,
-            "used": dict(sorted(used.items())),
-            "unknown_values": unknown,
-        },
-        "audit_signing": {
-            "current": current_signing,
-            "used": {
-                ident: signing_key_fingerprint(signing[ident]) if ident in signing else None
-                for ident in sorted(signing_ids)
-            },
-        },
-        "audit_head": heads.fingerprint(head_key()),
-    }
-
-
-def keys_missing(inventory: dict[str, Any]) -> list[str]:
-    """What this server lacks of the keys a backup needs, one phrase per key."""
-    missing = []
-    have = set(crypto.key_ids())
-    for ident, kinds in inventory["encryption"]["used"].items():
-        if ident not in have:
-            what = ", ".join(k.replace("_", " ") for k in sorted(kinds)) or "new data"
-            missing.append(f"encryption key id {ident} ({what})")
-    _, signing = chain.signing_keys()
-    for ident, fingerprint in inventory["audit_signing"]["used"].items():
-        if fingerprint is None:
-            continue  # the source did not hold it either; verification reports it
-        if ident not in signing:
-            missing.append(f"audit signing key {ident} (fingerprint {fingerprint})")
-        elif signing_key_fingerprint(signing[ident]) != fingerprint:
-            missing.append(f"audit signing key {ident} (this server's {ident} is another key)")
-    if inventory["audit_head"] != heads.fingerprint(head_key()):
-        missing.append(f"audit head key {inventory['audit_head']}")
-    return missing
-
-
-def server_secrets() -> dict[str, Any]:
-    """The keys themselves (--include-keys), as the settings that take them."""
-    return {
-        "ATP_ENCRYPTION_KEYS": list(settings.ATP_ENCRYPTION_KEYS),
-        "ATP_AUDIT_SIGNING_KEYS": list(settings.ATP_AUDIT_SIGNING_KEYS),
-        "ATP_AUDIT_HEAD_KEY": settings.ATP_AUDIT_HEAD_KEY,
-    }
 
 
 # --- the manifest ---------------------------------------------------------------------------
@@ -258,6 +164,13 @@ def _seal_if_moved() -> None:
             logger.exception("backup: the head was sealed in the database only")
 
 
+def _remove_stale_staging(directory: Path, *, keep: Path) -> None:
+    """Staging directories of runs that died (we hold the lock: no other run is live)."""
+    for stale in directory.glob(".atp-backup-*"):
+        if stale != keep and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def backup_create(
     *,
     directory: Path | None = None,
@@ -295,6 +208,7 @@ def backup_create(
         tempfile.TemporaryDirectory(prefix=".atp-backup-", dir=directory) as tmp,
     ):
         work = Path(tmp)
+        _remove_stale_staging(directory, keep=work)
         say("Sealing the audit chain's head")
         _seal_if_moved()
         members = [database.member_name()]
@@ -379,6 +293,7 @@ class RestoreResult:
     migrations_applied: int
     heads_added: int
     verified: bool
+    checksum_file: bool
 
 
 def _unknown_migrations(manifest: dict[str, Any]) -> list[str]:
@@ -510,6 +425,12 @@ def backup_restore(
     except RestoreRefused as exc:
         raise BackupError(f"the restored audit chain is refused: {exc}") from None
     result = verify_chain(full=True)
+    logger.info(
+        "restored %s: chain restored through event %s, restore recorded as event %s",
+        path.name,
+        event.data["restored_sequence"],
+        event.sequence,
+    )
     return RestoreResult(
         manifest=manifest,
         event=event,
@@ -517,6 +438,7 @@ def backup_restore(
         migrations_applied=pending,
         heads_added=heads_added,
         verified=result.ok,
+        checksum_file=opened.checksum_file,
     )
 
 

@@ -72,6 +72,11 @@ class Command(BaseCommand):
             f"restored through event #{data['restored_sequence']}{superseded}; recorded as "
             f"event #{result.event.sequence}, sealed head #{result.head.sequence}."
         )
+        if not result.checksum_file:
+            self.stdout.write(
+                f"No {archive.name}.sha256 beside the archive: checked the members' checksums "
+                "and the manifest's signature only."
+            )
         if result.migrations_applied:
             self.stdout.write(f"Applied {result.migrations_applied} newer migrations.")
         if result.heads_added:
