@@ -108,14 +108,24 @@ def test_encryption_round_trip_and_keys_only_inside_encryption(populated, settin
     assert "ATP_AUDIT_SIGNING_KEYS" in out.getvalue()
 
 
-def test_cipher_streams_many_chunks_and_catches_a_dropped_one(monkeypatch):
+@pytest.mark.parametrize("size", [0, 1, 1000, 3000, 5120])
+def test_cipher_streams_any_size_in_chunks(monkeypatch, size):
     monkeypatch.setattr(cipher, "CHUNK", 1000)
-    data = bytes(range(256)) * 20  # 5,120 bytes: six chunks
+    data = (bytes(range(256)) * 20)[:size]
     sealed = io.BytesIO()
-    cipher.encrypt(io.BytesIO(data), sealed, PASSPHRASE)
+    writer = cipher.Writer(sealed, PASSPHRASE)
+    for start in range(0, size, 700):  # writes that straddle chunk boundaries
+        writer.write(data[start : start + 700])
+    writer.close()
     out = io.BytesIO()
     cipher.decrypt(io.BytesIO(sealed.getvalue()), out, PASSPHRASE)
     assert out.getvalue() == data
+
+
+def test_cipher_catches_a_dropped_last_chunk(monkeypatch):
+    monkeypatch.setattr(cipher, "CHUNK", 1000)
+    sealed = io.BytesIO()
+    cipher.encrypt(io.BytesIO(b"x" * 5120), sealed, PASSPHRASE)  # six chunks
     # Drop the last chunk (120 bytes, its tag and length): the one before is not the last.
     cut = sealed.getvalue()[: -(120 + 16 + 4)]
     with pytest.raises(cipher.Damaged, match="chunk 4"):
@@ -216,12 +226,17 @@ def test_a_database_that_is_not_empty_is_not_overwritten(populated):
 
 
 def test_a_run_that_died_leaves_nothing_behind_after_the_next(populated, settings):
-    dead = settings.ATP_BACKUP_DIR / ".atp-backup-died"
+    # The dump is staged in the data directory, never where backups are copied from.
+    dead = settings.DATA_DIR / "backup-staging" / ".atp-backup-died"
     dead.mkdir(parents=True)
     (dead / "database.sqlite3.gz").write_bytes(b"half a dump")
+    settings.ATP_BACKUP_DIR.mkdir()
+    partial = settings.ATP_BACKUP_DIR / ".atp-backup-atp-backup-20261204T014700Z.tar.partial"
+    partial.write_bytes(b"half an archive")
     result = backup_create()
     assert sorted(p.name for p in settings.ATP_BACKUP_DIR.iterdir()) == [
         ".lock",
         result.path.name,
         result.path.name + ".sha256",
     ]
+    assert not list((settings.DATA_DIR / "backup-staging").iterdir())

@@ -19,11 +19,13 @@ format, so storage damage shows before anything is decrypted or read.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from apps.audit import heads
 from apps.audit.backup import cipher
@@ -81,16 +83,25 @@ def sign_manifest(manifest_bytes: bytes, key: Any) -> bytes:
     return json.dumps(heads.sign(key, statement), sort_keys=True).encode()
 
 
-def pack(work: Path, members: list[str], target: Path) -> None:
-    """Write the named files of `work` into the tar `target`, in that order."""
-    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name in members:
-            info = tar.gettarinfo(str(work / name), arcname=name)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
+def pack(target: BinaryIO, files: list[tuple[str, Path | bytes]]) -> None:
+    """Write a tar of `files` (name, and a path or the bytes themselves) to `target`, as a
+    stream: nothing else is written anywhere."""
+    with tarfile.open(fileobj=target, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name, content in files:
+            info = tarfile.TarInfo(name)
             info.mode = 0o600
-            with open(work / name, "rb") as fh:
-                tar.addfile(info, fh)
+            info.mtime = int(time.time())
+            if isinstance(content, bytes):
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+            else:
+                info.size = content.stat().st_size
+                with open(content, "rb") as fh:
+                    tar.addfile(info, fh)
+
+
+def sha256_of_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,24 +59,46 @@ def _nonce(prefix: bytes, number: int, flag: int) -> bytes:
     return prefix + struct.pack(">IB", number, flag)
 
 
+class Writer:
+    """A file-like object that writes what it is given, encrypted, to `target`.
+
+    The last chunk is only known at close, so up to one chunk is held back until then.
+    """
+
+    def __init__(self, target: BinaryIO, passphrase: str) -> None:
+        check_passphrase(passphrase)
+        salt, self._prefix = os.urandom(16), os.urandom(7)
+        self._header = _HEADER.pack(MAGIC, salt, LOG2_N, R, P, self._prefix)
+        self._aead = _key(passphrase, salt, LOG2_N, R, P)
+        self._target = target
+        self._number = 0
+        self._pending = bytearray()
+        check = self._aead.encrypt(_nonce(self._prefix, 0, _CHECK), b"", self._header)
+        target.write(self._header + check)
+
+    def write(self, data: bytes) -> int:
+        self._pending += data
+        while len(self._pending) > CHUNK:
+            self._seal(bytes(self._pending[:CHUNK]), _MORE)
+            del self._pending[:CHUNK]
+        return len(data)
+
+    def close(self) -> None:
+        self._seal(bytes(self._pending), _LAST)
+        self._pending.clear()
+
+    def _seal(self, chunk: bytes, flag: int) -> None:
+        sealed = self._aead.encrypt(_nonce(self._prefix, self._number, flag), chunk, self._header)
+        self._target.write(struct.pack(">I", len(sealed)) + sealed)
+        self._number += 1
+
+
 def encrypt(source: BinaryIO, target: BinaryIO, passphrase: str) -> None:
     """Write `source` encrypted under `passphrase` to `target`."""
-    check_passphrase(passphrase)
-    salt, prefix = os.urandom(16), os.urandom(7)
-    header = _HEADER.pack(MAGIC, salt, LOG2_N, R, P, prefix)
-    aead = _key(passphrase, salt, LOG2_N, R, P)
-    target.write(header + aead.encrypt(_nonce(prefix, 0, _CHECK), b"", header))
-    number = 0
-    chunk = source.read(CHUNK)
-    while True:
-        following = source.read(CHUNK)
-        flag = _MORE if following else _LAST
-        sealed = aead.encrypt(_nonce(prefix, number, flag), chunk, header)
-        target.write(struct.pack(">I", len(sealed)) + sealed)
-        if flag == _LAST:
-            return
-        number += 1
-        chunk = following
+    writer = Writer(target, passphrase)
+    while block := source.read(CHUNK):
+        writer.write(block)
+    writer.close()
 
 
 def decrypt(source: BinaryIO, target: BinaryIO, passphrase: str) -> None:

@@ -71,12 +71,18 @@ def applied_migrations(alias: str = "default") -> dict[str, list[str]]:
 
 
 def manifest_build(
-    *, created_at: datetime, work: Path, members: list[str], inventory: dict[str, Any]
+    *, created_at: datetime, files: list[tuple[str, Path | bytes]], inventory: dict[str, Any]
 ) -> dict[str, Any]:
     sequence, digest = chain_end()
     signed = AuditSignedHead.objects.exclude(reason=AuditSignedHead.Reason.VERIFIED)
     newest = signed.order_by("-sequence").values("sequence", "hash", "signed_at").first()
     connection = connections["default"]
+    members = {}
+    for name, content in files:
+        if isinstance(content, bytes):
+            members[name] = {"sha256": archive.sha256_of_bytes(content), "bytes": len(content)}
+        else:
+            members[name] = {"sha256": archive.sha256_of(content), "bytes": content.stat().st_size}
     return {
         "format": archive.FORMAT,
         "version": archive.VERSION,
@@ -94,11 +100,8 @@ def manifest_build(
                 {**newest, "signed_at": heads.timestamp(newest["signed_at"])} if newest else None
             ),
         },
-        "keys": {**inventory, "included": archive.SECRETS in members},
-        "members": {
-            name: {"sha256": archive.sha256_of(work / name), "bytes": (work / name).stat().st_size}
-            for name in members
-        },
+        "keys": {**inventory, "included": any(name == archive.SECRETS for name, _ in files)},
+        "members": members,
     }
 
 
@@ -164,11 +167,24 @@ def _seal_if_moved() -> None:
             logger.exception("backup: the head was sealed in the database only")
 
 
-def _remove_stale_staging(directory: Path, *, keep: Path) -> None:
-    """Staging directories of runs that died (we hold the lock: no other run is live)."""
-    for stale in directory.glob(".atp-backup-*"):
+STAGING = ".atp-backup-"
+
+
+def _staging_dir() -> Path:
+    """Where the dump waits to be packed: the data directory, private like the database
+    itself. Never the backup directory, which may be copied off-site as it is written."""
+    path = Path(settings.DATA_DIR) / "backup-staging"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _remove_stale(directory: Path, staging: Path, *, keep: Path) -> None:
+    """What runs that died left (we hold the lock: no other run is live)."""
+    for stale in staging.glob(STAGING + "*"):
         if stale != keep and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
+    for partial in directory.glob(STAGING + "*.partial"):
+        partial.unlink(missing_ok=True)
 
 
 def backup_create(
@@ -203,48 +219,45 @@ def backup_create(
     target = directory / name
     if target.exists():
         raise BackupError(f"a backup named {name} already exists")
-    with (
-        _exclusive(directory),
-        tempfile.TemporaryDirectory(prefix=".atp-backup-", dir=directory) as tmp,
-    ):
+    staging = _staging_dir()
+    with _exclusive(directory), tempfile.TemporaryDirectory(prefix=STAGING, dir=staging) as tmp:
         work = Path(tmp)
-        _remove_stale_staging(directory, keep=work)
+        _remove_stale(directory, staging, keep=work)
         say("Sealing the audit chain's head")
         _seal_if_moved()
-        members = [database.member_name()]
-        if Path(settings.ATP_AUDIT_HEAD_FILE).exists():
-            # Copied before the dump: every head in it vouches for events the dump holds.
-            (work / archive.HEADS).write_bytes(Path(settings.ATP_AUDIT_HEAD_FILE).read_bytes())
-            members.append(archive.HEADS)
+        dump = work / database.member_name()
+        files: list[tuple[str, Path | bytes]] = [(dump.name, dump)]
+        heads_file = Path(settings.ATP_AUDIT_HEAD_FILE)
+        if heads_file.exists():
+            # Read before the dump: every head in it vouches for events the dump holds.
+            files.append((archive.HEADS, heads_file.read_bytes()))
         say("Dumping the database")
         try:
-            database.dump(work / members[0])
+            database.dump(dump)
         except database.DatabaseCopyError as exc:
             raise BackupError(str(exc)) from None
-        (work / archive.PUBLIC_KEY).write_text(heads.public_key_pem(head_key()))
-        members.append(archive.PUBLIC_KEY)
+        files.append((archive.PUBLIC_KEY, heads.public_key_pem(head_key()).encode()))
         if include_keys:
-            (work / archive.SECRETS).write_text(json.dumps(server_secrets(), indent=1))
-            members.append(archive.SECRETS)
+            # Kept in memory and written only through the encryption.
+            files.append((archive.SECRETS, json.dumps(server_secrets(), indent=1).encode()))
         say("Recording which key ids the data needs")
-        manifest = manifest_build(
-            created_at=created_at, work=work, members=members, inventory=key_inventory()
-        )
+        manifest = manifest_build(created_at=created_at, files=files, inventory=key_inventory())
         raw = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        (work / archive.MANIFEST).write_bytes(raw)
-        (work / archive.SIGNATURE).write_bytes(archive.sign_manifest(raw, head_key()))
-        packed = work / "archive.tar"
-        archive.pack(work, [archive.MANIFEST, archive.SIGNATURE, *members], packed)
-        if passphrase:
-            say("Encrypting")
-            sealed = work / "archive.enc"
-            with open(packed, "rb") as src, open(sealed, "wb") as out:
-                cipher.encrypt(src, out, passphrase)
-            packed = sealed
-        with open(packed, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(packed, 0o600)
-        os.replace(packed, target)
+        signature = archive.sign_manifest(raw, head_key())
+        files = [(archive.MANIFEST, raw), (archive.SIGNATURE, signature), *files]
+        say("Writing the archive" + (", encrypted" if passphrase else ""))
+        partial = directory / f"{STAGING}{name}.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            if passphrase:
+                writer = cipher.Writer(out, passphrase)
+                archive.pack(writer, files)
+                writer.close()
+            else:
+                archive.pack(out, files)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
     digest = archive.write_checksum(target)
     size = target.stat().st_size
     rotated_out = []
