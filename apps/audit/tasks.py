@@ -119,7 +119,8 @@ def jobs_expire_task() -> dict:
 @shared_task(name="audit.backup", time_limit=6 * 3600 + 120, soft_time_limit=6 * 3600)
 def backup_task() -> dict:
     """Daily: back up the database with the audit chain's signed heads and rotate old
-    backups (apps.audit.backup, docs/backups.md); the run is recorded as a job."""
-    from apps.audit.backup.job import backup_run
+    backups (apps.audit.backup, docs/backups.md). Locked, recorded and retried as every
+    periodic duty (atp_site.duties)."""
+    from apps.audit.backup.services import backup_scheduled
 
-    return backup_run()
+    return backup_scheduled()

@@ -142,18 +142,6 @@ def _exclusive(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def backup_running(directory: Path | None = None) -> bool:
-    """Whether a backup holds the directory's lock right now."""
-    directory = Path(directory or backup_dir())
-    if not (directory / ".lock").exists():
-        return False
-    try:
-        with _exclusive(directory):
-            return False
-    except BackupBusy:
-        return True
-
-
 def _seal_if_moved() -> None:
     """Sign the chain's end (as the periodic seal does) so the backup carries a head
     vouching for every event it holds."""
@@ -293,6 +281,24 @@ def backup_create(
     )
     logger.info("backup %s written (%d bytes, sha256 %s)", name, size, digest)
     return result
+
+
+def backup_scheduled() -> dict[str, Any]:
+    """The daily job's backup (encrypted when ATP_BACKUP_ENCRYPTION_KEY is set), as the run's
+    summary. A backup already running on the directory (`manage.py atp_backup`) makes this
+    run do nothing; any other failure is raised, so the run is recorded failed and retried."""
+    try:
+        result = backup_create(passphrase=configured_passphrase() or None)
+    except BackupBusy as exc:
+        return {"skipped": True, "reason": str(exc)}
+    return {
+        "file": result.path.name,
+        "bytes": result.size,
+        "sha256": result.sha256,
+        "protection": "aes-256-gcm" if result.encrypted else "none",
+        "chain_sequence": result.chain_sequence,
+        "rotated_out": [p.name for p in result.rotated_out],
+    }
 
 
 # --- restoring ------------------------------------------------------------------------------
