@@ -29,6 +29,11 @@ from atp_site.lib.request_ids import new_request_id
 
 logger = logging.getLogger(__name__)
 
+# Relaying a stream: events relayed before other requests get a turn, and events waiting
+# for a slow caller before the upstream is read further.
+FRAMES_PER_TURN = 16
+MAX_QUEUED_FRAMES = 1024
+
 Handler = Callable[..., Awaitable[JsonResult | StreamResult]]
 
 JSON = (b"content-type", b"application/json")
@@ -181,14 +186,28 @@ class V1Consumer(AsyncHttpConsumer):
         the upstream's data is already buffered; the sender then writes everything queued
         in one body message. A fast upstream's whole answer costs a few socket writes
         instead of one per event; a slow one still gets each event out as it arrives.
+
+        A flooding upstream (thousands of events buffered at once) gets no more than
+        FRAMES_PER_TURN events relayed before the producer lets other requests run, and
+        no more than MAX_QUEUED_FRAMES waiting for a slow caller before it waits too.
         """
         events = result.events
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        room = asyncio.Event()
+        room.set()
 
         async def produce() -> None:
+            count = 0
             try:
                 async for frame in events:
                     queue.put_nowait(frame)
+                    count += 1
+                    if count % FRAMES_PER_TURN == 0:
+                        if queue.qsize() >= MAX_QUEUED_FRAMES:
+                            room.clear()
+                            await room.wait()
+                        else:
+                            await asyncio.sleep(0)
             finally:
                 queue.put_nowait(None)
 
@@ -215,6 +234,7 @@ class V1Consumer(AsyncHttpConsumer):
                     if queue.empty():
                         break
                     frame = queue.get_nowait()
+                room.set()
                 await send(
                     {
                         "type": "http.response.body",
