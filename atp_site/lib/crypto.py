@@ -53,6 +53,20 @@ def decrypt(token: str) -> str:
         ) from None
 
 
+def rotate(token: str) -> str:
+    """`token` encrypted again with the first configured key (its timestamp kept); raises
+    DecryptionError when no configured key decrypts it."""
+    if not token:
+        return ""
+    try:
+        return _current().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise DecryptionError(
+            "A stored secret cannot be decrypted with ATP_ENCRYPTION_KEY(S); "
+            "add the old key to ATP_ENCRYPTION_KEYS."
+        ) from None
+
+
 def encrypt_bytes(plaintext: bytes) -> bytes:
     """A Fernet token (URL-safe base64, never a newline) for `plaintext`."""
     return _current().encrypt(plaintext)
