@@ -36,6 +36,9 @@ def _embedded_secret(filename: str) -> str:
 
 DEBUG = env_bool("ATP_DEBUG", False)
 SECRET_KEY = env_secret("ATP_SECRET_KEY") or _embedded_secret("secret_key")
+# Earlier secret keys, comma-separated, still accepted for sessions, CSRF and signed links
+# while a rotation settles (Django's SECRET_KEY_FALLBACKS); docs/production.md#rotating-secrets.
+SECRET_KEY_FALLBACKS = [k for k in env_secret("ATP_SECRET_KEY_FALLBACKS").split(",") if k.strip()]
 # Key for provider credentials and stored bodies; a comma-separated list rotates keys
 # (the first encrypts, all decrypt).
 ATP_ENCRYPTION_KEYS = env_list("ATP_ENCRYPTION_KEYS") or [

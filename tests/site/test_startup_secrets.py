@@ -217,3 +217,21 @@ def test_database_and_redis_urls_may_come_from_files(tmp_path):
         "redis://:pw@cache.example:6379/0",
         "redis://:pw@cache.example:6379/0",
     ]
+
+
+def test_earlier_secret_keys_keep_sessions_while_a_rotation_settles(tmp_path):
+    from django.core import signing
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ATP_SECRET_KEY",)}
+    env |= {
+        "ATP_SECRET_KEY": "new-" + "n" * 50,
+        "ATP_SECRET_KEY_FALLBACKS": "old-" + "o" * 50 + ",older-" + "p" * 50,
+        "ATP_DATA_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "atp_site.settings",
+    }
+    old_token = signing.dumps("session", key="old-" + "o" * 50)
+    code = f"import sys; from django.core import signing; print(signing.loads({old_token!r}))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "session"
