@@ -90,7 +90,10 @@ class Command(BaseCommand):
 
     def _confirmed(self, archive: Path, force: bool) -> bool:
         what = "REPLACE everything the database holds" if force else "load it into the database"
-        answer = input(f"Restore {archive.name} and {what}? Type 'yes' to go on: ")
+        try:
+            answer = input(f"Restore {archive.name} and {what}? Type 'yes' to go on: ")
+        except EOFError:  # no terminal: only --yes goes on
+            return False
         return answer.strip().lower() == "yes"
 
     def _extract(self, archive: Path, target: Path, passphrase: str) -> None:
