@@ -201,6 +201,23 @@ def test_a_rewritten_manifest_fails_its_signature(populated, tmp_path):
         restore(str(forged))
 
 
+def test_a_backup_from_a_newer_atp_is_refused(populated, tmp_path):
+    from apps.audit.backup import archive
+    from apps.audit.sealing import head_key
+
+    result = backup_create()
+    held = members(result.path)
+    manifest = json.loads(held["manifest.json"])
+    manifest["database"]["migrations"]["audit"].append("9999_from_the_future")
+    held["manifest.json"] = json.dumps(manifest).encode()
+    held["manifest.sig"] = archive.sign_manifest(held["manifest.json"], head_key())
+    newer = tmp_path / result.path.name
+    with open(newer, "wb") as out:
+        archive.pack(out, list(held.items()))
+    with pytest.raises(CommandError, match="made by a newer ATP .*audit.9999_from_the_future"):
+        restore(str(newer))
+
+
 def test_a_server_without_the_keys_is_told_which_ids_it_lacks(populated, settings):
     result = backup_create()
     needed = crypto.key_ids()[0]

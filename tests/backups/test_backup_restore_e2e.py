@@ -170,3 +170,6 @@ def test_postgres_backup_restores_into_a_new_database(tmp_path, new_postgres_dat
 
     refused = manage(target, "atp_restore", str(archive), "--yes", ok=False)
     assert "the database is not empty" in refused.stderr
+    again = manage(target, "atp_restore", str(archive), "--yes", "--force")
+    assert "superseding signed head" in again.stdout and "Audit chain verified." in again.stdout
+    assert_same_state(scenario(target, "inspect", key), restores=1)
