@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent, ScheduledRun
@@ -218,10 +218,17 @@ class Duty:
         return self.last is not None and self.last.status == ScheduledRun.Status.FAILED
 
 
+_tasks_imported = False
+
+
 def _app() -> Any:
+    """The Celery app with every app's tasks imported (their docstrings and time limits)."""
+    global _tasks_imported
     from atp_site.celery import app
 
-    app.loader.import_default_modules()
+    if not _tasks_imported:
+        app.loader.import_default_modules()
+        _tasks_imported = True
     return app
 
 
@@ -299,22 +306,41 @@ def _purpose(task: Any) -> str:
 
 
 def duty_list() -> list[Duty]:
-    """Every periodic duty of the beat schedule with its latest run, in schedule order."""
+    """Every periodic duty of the beat schedule with its latest run, in schedule order.
+
+    Two queries whatever the number of duties: one aggregate per task (the latest run that
+    was not skipped, by id, which follows the start; the last success; the day's failures),
+    then those runs."""
     app = _app()
     now = timezone.now()
-    day_ago = now - timedelta(hours=24)
+    schedule = app.conf.beat_schedule or {}
+    names = sorted({spec["task"] for spec in schedule.values()})
+    skipped, succeeded, failed = (
+        ScheduledRun.Status.SKIPPED,
+        ScheduledRun.Status.SUCCEEDED,
+        ScheduledRun.Status.FAILED,
+    )
+    summary = {
+        row["task"]: row
+        for row in ScheduledRun.objects.filter(task__in=names)
+        .values("task")
+        .annotate(
+            last_id=Max("pk", filter=~Q(status=skipped)),
+            last_success_at=Max("finished_at", filter=Q(status=succeeded)),
+            failures=Count(
+                "pk", filter=Q(status=failed, started_at__gte=now - timedelta(hours=24))
+            ),
+        )
+        .order_by()
+    }
+    last_ids = [row["last_id"] for row in summary.values() if row["last_id"] is not None]
+    latest = {run.task: run for run in ScheduledRun.objects.filter(pk__in=last_ids)}
     duties = []
-    for name, spec in (app.conf.beat_schedule or {}).items():
+    for name, spec in schedule.items():
         task_name = spec["task"]
         task = app.tasks.get(task_name)
-        runs = ScheduledRun.objects.filter(task=task_name)
-        last = runs.exclude(status=ScheduledRun.Status.SKIPPED).order_by("-started_at").first()
-        success = (
-            runs.filter(status=ScheduledRun.Status.SUCCEEDED)
-            .order_by("-started_at")
-            .values_list("finished_at", flat=True)
-            .first()
-        )
+        row = summary.get(task_name, {})
+        last = latest.get(task_name)
         duties.append(
             Duty(
                 name=name,
@@ -323,10 +349,8 @@ def duty_list() -> list[Duty]:
                 purpose=_purpose(task.run if task is not None else None),
                 time_limit=task.time_limit if task is not None else None,
                 last=last,
-                last_success_at=success,
-                failures_24h=runs.filter(
-                    status=ScheduledRun.Status.FAILED, started_at__gte=day_ago
-                ).count(),
+                last_success_at=row.get("last_success_at"),
+                failures_24h=row.get("failures", 0),
                 next_due=_next_due(spec["schedule"], last, now),
             )
         )

@@ -125,3 +125,16 @@ def test_duty_list_tells_the_last_run_and_failures(runs):
 )
 def test_cadence_in_words(schedule, words):
     assert cadence_words(schedule) == words
+
+
+def test_the_page_costs_a_fixed_number_of_queries(runs, django_assert_max_num_queries):
+    client = _client(roles.PLATFORM_ADMIN)
+    url = reverse("audit:scheduledrun-list")
+    client.get(url)  # warm: the session, the user's permissions
+    for n in range(30):
+        ScheduledRun.objects.create(task="audit.seal_head", status="failed", error=f"e{n}")
+    # Session, user, permissions and the menu's; two for the jobs, two for the runs (the
+    # page and its count): ten on SQLite and PostgreSQL alike, however many runs there are.
+    with django_assert_max_num_queries(10):
+        response = client.get(url)
+    assert response.status_code == 200
