@@ -288,7 +288,9 @@ def _next_due(schedule: Any, last: ScheduledRun | None, now: datetime) -> dateti
     from celery.schedules import crontab
 
     if isinstance(schedule, crontab):
-        return now + schedule.remaining_estimate(now)
+        # The estimate runs from `now` to the due minute less the microseconds of `now`.
+        due = now + schedule.remaining_estimate(now)
+        return due.replace(microsecond=0) + timedelta(seconds=due.microsecond >= 500_000)
     seconds = schedule if isinstance(schedule, int | float) else None
     if seconds is None and hasattr(schedule, "run_every"):
         seconds = schedule.run_every.total_seconds()

@@ -110,7 +110,8 @@ def test_duty_list_tells_the_last_run_and_failures(runs):
     assert rollup.last.status == "succeeded"  # a skipped run is not the last run
     assert rollup.next_due is not None
     assert duties["audit.verify_chain"].last is None
-    assert duties["audit.verify_chain"].next_due is not None  # from its crontab
+    nightly = duties["audit.verify_chain"].next_due  # from its crontab: 03:17 UTC
+    assert (nightly.hour, nightly.minute, nightly.second) == (3, 17, 0)
     assert rollup.purpose.startswith("Roll the usage ledger up")
 
 
