@@ -1,6 +1,7 @@
 """Upstream calls are bounded: redirects are never followed (data plane and health probes),
-and a non-streamed body larger than ATP_UPSTREAM_MAX_BODY_BYTES fails with a 502 instead
-of being read into memory. Fake upstreams on 127.0.0.1."""
+a non-streamed body larger than ATP_UPSTREAM_MAX_BODY_BYTES fails with a 502 instead of
+being read into memory, and a stream sending far more chunks than the request's maximum
+output allows is cut off. Fake upstreams on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -198,3 +199,64 @@ async def test_a_body_within_the_limit_is_read(gateway, settings, _sessions):
         await _serve(gateway, "normal", fake.base_url)
         resp = await call("POST", "/v1/chat/completions", key=gateway.key, json=CHAT)
     assert resp.status == 200, resp.body
+
+
+class StreamFlood(LoopbackServer):
+    """Streams `chunks` chat chunks at once, whatever the request's max_tokens."""
+
+    name = "stream-flooding upstream"
+
+    def __init__(self, chunks: int) -> None:
+        super().__init__()
+        self.chunks = chunks
+        self.written = 0
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self.flood)
+
+    async def flood(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        chunk = (
+            b'data: {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", '
+            b'"choices": [{"index": 0, "delta": {"content": "w "}, "finish_reason": null}]}\n\n'
+        )
+        try:
+            for _ in range(self.chunks // 100):
+                await response.write(chunk * 100)
+                self.written += 100
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            pass
+        return response
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_far_longer_than_max_tokens_is_cut_off(gateway, _sessions):
+    flood = StreamFlood(chunks=200_000)
+    async with flood:
+        await _serve(gateway, "stream-flooding", f"{flood.base_url}/v1")
+        body = {**CHAT, "stream": True, "max_tokens": 20}
+        resp = await call("POST", "/v1/chat/completions", key=gateway.key, json=body, wait=30)
+        await close_sessions()
+    assert resp.status == 200  # the stream had started
+    text = resp.body.decode()
+    relayed = text.count('"content":"w "') + text.count('"content": "w "')
+    assert 0 < relayed <= 2 * 20 + 64 + 1  # the first chunk, then the rest's allowance
+    assert "upstream_stream_too_long" in text
+    assert "[DONE]" not in text.split("upstream_stream_too_long", 1)[1]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_within_its_allowance_is_relayed_whole(gateway, _sessions):
+    flood = StreamFlood(chunks=100)
+    async with flood:
+        await _serve(gateway, "long-enough", f"{flood.base_url}/v1")
+        body = {**CHAT, "stream": True, "max_tokens": 100}
+        resp = await call("POST", "/v1/chat/completions", key=gateway.key, json=body, wait=30)
+        await close_sessions()
+    text = resp.body.decode()
+    assert resp.status == 200 and "upstream_stream_too_long" not in text
+    assert text.count('"content":"w "') + text.count('"content": "w "') == 100
+    assert text.rstrip().endswith("data: [DONE]")

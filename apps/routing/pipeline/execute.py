@@ -390,11 +390,29 @@ async def embeddings(
     )
 
 
+def stream_chunk_limit(body: dict[str, Any], dep: DeploymentInfo) -> int | None:
+    """How many chunks a stream may send: a provider sends about one per output token, so
+    far more than twice the output the request (or else the deployment) allows means it is
+    flooding. None when neither sets a maximum (the total timeout still ends the stream)."""
+    allowed = body.get("max_completion_tokens") or body.get("max_tokens")
+    if not isinstance(allowed, int) or isinstance(allowed, bool) or allowed <= 0:
+        allowed = dep.target.max_output_tokens
+    if not allowed:
+        return None
+    return 2 * allowed + STREAM_CHUNK_SLACK
+
+
+# Chunks a stream may send beyond twice its output allowance (role, usage, finish, and
+# providers that split a token's text).
+STREAM_CHUNK_SLACK = 64
+
+
 class TrackedStream:
     """The rest of an upstream stream; when it ends, the deployment's statistics and (on a
-    mid-stream failure) its breaker learn how it went."""
+    mid-stream failure) its breaker learn how it went. A stream sending more chunks than
+    `limit` is cut off as a failure of its deployment (`upstream_stream_too_long`)."""
 
-    __slots__ = ("_inner", "_dep", "_started", "_breakers", "_done")
+    __slots__ = ("_inner", "_dep", "_started", "_breakers", "_done", "_left")
 
     def __init__(
         self,
@@ -402,18 +420,29 @@ class TrackedStream:
         dep: DeploymentInfo,
         started: float,
         breakers: Breakers | None,
+        limit: int | None = None,
     ) -> None:
         self._inner = inner
         self._dep = dep
         self._started = started
         self._breakers = breakers
         self._done = False
+        self._left = limit
 
     def __aiter__(self) -> TrackedStream:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
         try:
+            if self._left is not None:
+                self._left -= 1
+                if self._left < 0:
+                    await close_stream(self._inner)
+                    raise UpstreamError(
+                        f"Provider '{self._dep.provider_name}' sent far more stream chunks "
+                        "than the request's maximum output allows; the stream was cut off.",
+                        code="upstream_stream_too_long",
+                    )
             return await self._inner.__anext__()
         except StopAsyncIteration:
             self._end(ok=True)
@@ -468,7 +497,8 @@ async def open_stream(
         if breakers is not None:
             # The first chunk arrived: the deployment works, whatever happens later.
             await breakers.record(dep.id, ok=True, probe=probe)
-        return first, TrackedStream(stream, dep, opened["at"], breakers)
+        limit = stream_chunk_limit(body, dep)
+        return first, TrackedStream(stream, dep, opened["at"], breakers, limit)
 
     return await _attempts(ctx, cands, first_chunk, overrides, started)
 
