@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -357,6 +358,40 @@ def duty_list() -> list[Duty]:
             )
         )
     return duties
+
+
+_alerts_cache: tuple[float, list[dict[str, str]]] = (0.0, [])
+ALERTS_SECONDS = 15.0
+
+
+def duty_alerts() -> list[dict[str, str]]:
+    """The console overview's alerts: each periodic job whose latest run failed (read at
+    most every ALERTS_SECONDS per process; the overview asks every second)."""
+    global _alerts_cache
+    at, cached = _alerts_cache
+    if time.monotonic() - at < ALERTS_SECONDS:
+        return list(cached)
+    names = duty_task_names()
+    latest = (
+        ScheduledRun.objects.filter(task__in=names)
+        .values("task")
+        .annotate(last_id=Max("pk", filter=~Q(status=ScheduledRun.Status.SKIPPED)))
+        .order_by()
+        .values_list("last_id", flat=True)
+    )
+    failed = ScheduledRun.objects.filter(
+        pk__in=[pk for pk in latest if pk is not None], status=ScheduledRun.Status.FAILED
+    ).order_by("task")
+    found = [
+        {
+            "level": "bad",
+            "text": f"Periodic job {run.task} failed at "
+            f"{timezone.localtime(run.started_at):%Y-%m-%d %H:%M}: {run.error[:120]}",
+        }
+        for run in failed
+    ]
+    _alerts_cache = (time.monotonic(), found)
+    return list(found)
 
 
 def duty_task_names() -> list[str]:

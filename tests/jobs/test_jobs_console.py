@@ -139,3 +139,35 @@ def test_the_page_costs_a_fixed_number_of_queries(runs, django_assert_max_num_qu
     with django_assert_max_num_queries(10):
         response = client.get(url)
     assert response.status_code == 200
+
+
+@pytest.fixture
+def fresh_alerts():
+    from apps.audit import scheduled
+
+    scheduled._alerts_cache = (0.0, [])
+    yield
+    scheduled._alerts_cache = (0.0, [])
+
+
+def test_a_failing_job_is_an_alert_on_the_overview(runs, fresh_alerts):
+    from atp_site.console.live import figures
+
+    platform_admin = _user(roles.PLATFORM_ADMIN)
+    shown = figures.figures_for(figures.viewer_scope(platform_admin))["alerts"]
+    texts = [a["text"] for a in shown if "Periodic job" in a["text"]]
+    assert len(texts) == 1
+    assert texts[0].startswith("Periodic job providers.health_check failed at ")
+    assert texts[0].endswith("OperationalError: could not connect")
+    # Viewers who may not see the runs are not told.
+    auditor = figures.viewer_scope(_user(roles.AUDITOR))
+    assert not any(
+        "Periodic job" in a["text"] for a in figures.figures_for(auditor).get("alerts", [])
+    )
+
+
+def test_a_job_that_succeeded_since_its_failure_is_no_alert(runs, fresh_alerts):
+    from apps.audit.scheduled import duty_alerts
+
+    ScheduledRun.objects.create(task="providers.health_check", status="succeeded")
+    assert duty_alerts() == []

@@ -42,6 +42,8 @@ class ViewerScope:
     all_tenants: bool
     tenant_ids: frozenset[str]
     providers: bool
+    # May see the runs of the periodic jobs: their failures join the alerts.
+    jobs: bool = False
 
     @property
     def traffic(self) -> bool:
@@ -59,6 +61,7 @@ class ViewerScope:
 
 def viewer_scope(user: Any) -> ViewerScope:
     """The viewer's scope (database reads: call it off the event loop)."""
+    from apps.audit.models import ScheduledRun
     from apps.providers.models import Provider
     from apps.routing.models import RequestLog
     from apps.tenants import permissions
@@ -68,6 +71,7 @@ def viewer_scope(user: Any) -> ViewerScope:
         all_tenants=allowed is None,
         tenant_ids=frozenset(str(t) for t in allowed or ()),
         providers=permissions.may(user, Provider, "view"),
+        jobs=permissions.may(user, ScheduledRun, "view"),
     )
 
 
@@ -321,6 +325,10 @@ def figures_for(scope: ViewerScope, merged: dict[str, Any] | None = None) -> dic
     if scope.traffic:
         out["traffic"] = traffic(merged)
         out["alerts"] = alerts(out["traffic"], provider_rows)
+        if scope.jobs:
+            from apps.audit.scheduled import duty_alerts
+
+            out["alerts"] += duty_alerts()
     if scope.tenants:
         out["costs"] = costs(merged, scope)
         out["errors"] = errors(merged, scope)
