@@ -58,6 +58,7 @@ from apps.routing.pipeline.settle import settle
 from apps.routing.schemas import MAX_DEPTH, nested_too_deep
 from apps.routing.snapshot import holder
 from apps.routing.socket_slots import REFRESH_SECONDS, get_slots
+from atp_site.lib import tracing
 from atp_site.lib.errors import (
     ATPError,
     AuthenticationFailed,
@@ -311,6 +312,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         }
         ctx = RequestContext(request_id=new_request_id(), endpoint="realtime.chat.completions")
         request_context.set(ctx)  # this message's task: its log records carry its ids
+        if tracing.enabled:  # this message's task: one trace per request on the socket
+            tracing.start_request(ctx, headers, "WEBSOCKET", "/v1/realtime")
+        status = 200
         events = None
         try:
             result = await openai_api.chat_completions(ctx, headers, orjson.dumps(body))
@@ -334,8 +338,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.send(_frame({"type": "chunk", "id": cid, "data": chunk}))
             await self._done(cid, ctx, usage)
         except ATPError as err:
+            status = err.status
             await self._error(cid, err, ctx.request_id)
         except asyncio.CancelledError:
+            status = 499
             if events is not None:
                 with contextlib.suppress(Exception):
                     await events.aclose()  # settles the request as cancelled
@@ -347,6 +353,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
             raise
         except Exception:
+            status = 500
             logger.exception("realtime request %s failed unexpectedly", ctx.request_id)
             await self._error(
                 cid,
@@ -355,6 +362,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
         finally:
             finish(ctx)
+            if ctx.span is not None:
+                tracing.end_request(ctx, status)
 
     async def _done(self, cid: str, ctx: RequestContext, usage_chunk: dict | None) -> None:
         dep = ctx.deployment

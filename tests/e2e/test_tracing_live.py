@@ -5,6 +5,7 @@ each upstream attempt (GenAI semantic conventions) inside it."""
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from websockets.sync.client import connect
 
 pytestmark = pytest.mark.live
 
@@ -85,11 +87,29 @@ def test_a_request_is_one_trace_with_its_steps_and_upstream_attempt(live):
             timeout=30,
         )
         assert resp.status_code == 200, resp.text
+        url = server.base_url.replace("http://", "ws://") + "/v1/realtime"
+        with connect(url, additional_headers={"Authorization": f"Bearer {live.key}"}) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "request",
+                        "id": "one",
+                        "body": {
+                            "model": "sim-fast",
+                            "messages": [{"role": "user", "content": "hi"}],
+                        },
+                    }
+                )
+            )
+            while (message := json.loads(ws.recv(timeout=10)))["type"] != "done":
+                assert message["type"] == "chunk", message
+        socket_request_id = message["request_id"]
         deadline = time.monotonic() + 15
         names: set[str] = set()
         while time.monotonic() < deadline:
             names = {span.name for _, span in collector.spans}
-            if "atp.writebehind.write" in names and any(n.startswith("chat ") for n in names):
+            if "atp.writebehind.write" in names and "WEBSOCKET /v1/realtime" in names:
                 break
             time.sleep(0.1)
         server.stop()
@@ -115,6 +135,16 @@ def test_a_request_is_one_trace_with_its_steps_and_upstream_attempt(live):
     assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
     assert attempt.start_time_unix_nano >= root.start_time_unix_nano
     assert attempt.end_time_unix_nano <= root.end_time_unix_nano
+    # A request on the WebSocket is a trace of its own with the same steps inside.
+    (socket_root,) = [span for _, span in collector.spans if span.name == "WEBSOCKET /v1/realtime"]
+    assert _attributes(socket_root)["atp.request_id"] == socket_request_id
+    inside = {
+        span.name
+        for _, span in collector.spans
+        if span.trace_id == socket_root.trace_id and span.parent_span_id == socket_root.span_id
+    }
+    assert {"atp.authenticate", "atp.policy", "atp.route"} <= inside
+    assert any(name.startswith("chat ") for name in inside)
     # Records are written in traces of their own.
     assert any(span.name == "atp.writebehind.write" for _, span in collector.spans)
     # The logs carry this trace's id.
