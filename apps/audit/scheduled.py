@@ -302,10 +302,15 @@ def _next_due(schedule: Any, last: ScheduledRun | None, now: datetime) -> dateti
 
 
 def _purpose(task: Any) -> str:
-    doc = (getattr(task, "__doc__", "") or "").strip()
-    if not doc or task is None:
-        return ""
-    return " ".join(doc.split("\n\n")[0].split())
+    """The first sentence of the task's docstring, without a leading cadence ("Hourly: ")
+    that the page shows in a column of its own."""
+    doc = (getattr(task, "__doc__", "") or "").strip() if task is not None else ""
+    text = " ".join(doc.split("\n\n")[0].split())
+    head, colon, rest = text.partition(": ")
+    if colon and len(head) <= 40 and "." not in head and rest:
+        text = rest[0].upper() + rest[1:]
+    sentence, stop, _ = text.partition(". ")
+    return sentence + "." if stop else text
 
 
 def duty_list() -> list[Duty]:
