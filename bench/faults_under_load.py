@@ -7,13 +7,16 @@ two kinds of traffic:
 
 - the healthy route: `good`, a provider answering at once, called by 16 clients in a loop
   (non-streamed), whose latency is what the benchmark reports;
-- the faulty providers, called by `--faulty` concurrent clients (300 by default) in a loop,
-  each provider failing in its own way:
+- the faulty providers, called by `--faulty` concurrent clients (300 by default), each
+  sending at most one request a second (the next once its previous one ended), each
+  provider failing in its own way:
   - `hang`: accepts the request and never answers;
   - `trickle`: streams one small event every half second, forever;
   - `reset`: streams two events, then resets the connection;
   - `garbage`: answers 200 with a body that is not JSON (streamed: events that are not);
-  - `flood`: streams 20,000 events as fast as it can.
+  - `flood`: streams 20,000 events as fast as it can, whatever the request's max_tokens
+    (256 here), which ATP cuts off at twice that plus 64;
+  - and, as a control rather than a fault, `long`: a healthy provider's 512-chunk answer.
 
 Each run measures the healthy route alone for `--seconds`, then again while the faulty
 clients run, and reports requests per second, p50 and p99 of both phases and their ratio,
@@ -47,7 +50,12 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "atp_bench-faults-key-5Lq9Xw2Vb7Nm4Tz8Rk3s"
 MODES = ("hang", "trickle", "reset", "garbage", "flood")
-STREAMED = {"trickle": True, "reset": True, "flood": True, "hang": False, "garbage": False}
+# Not a fault: a healthy provider streaming a long answer (512 chunks), the control that
+# shows what the flood's cut-off leaves it costing (`--modes long`).
+CONTROLS = ("long",)
+STREAMED = {
+    "trickle": True, "reset": True, "flood": True, "hang": False, "garbage": False, "long": True,
+}  # fmt: skip
 GOOD_CLIENTS = 16
 PACE_SECONDS = 1.0
 
@@ -122,6 +130,10 @@ async def upstream(request: web.Request) -> web.StreamResponse:
         await response.write(_event(0))
         await response.write(_event(1))
         request.transport.abort()
+    elif mode == "long":
+        for i in range(0, 512, 64):
+            await response.write(b"".join(_event(j) for j in range(i, i + 64)))
+        await response.write(b"data: [DONE]\n\n")
     elif mode == "flood":
         await response.write(FLOOD)  # made once: the upstream's own cost stays small
     return response
@@ -162,7 +174,7 @@ def start_upstream() -> tuple[multiprocessing.Process, int]:
 
 def _config(upstream_port: int) -> str:
     lines = ["version: 1", "providers:"]
-    for mode in ("good", *MODES):
+    for mode in ("good", *MODES, *CONTROLS):
         lines += [
             f"  - name: {mode}",
             "    kind: openai_compatible",
@@ -256,7 +268,12 @@ async def _good_client(session, base: str, until: float, latencies: list[float],
 
 async def _faulty_client(session, base: str, mode: str, stop: asyncio.Event, outcomes: list):
     stream = STREAMED[mode]
-    body = {"model": mode, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "model": mode,
+        "stream": stream,
+        "max_tokens": 256,  # as callers set it; the flood sends 20,000 chunks regardless
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     timeout = aiohttp.ClientTimeout(total=30)
     while not stop.is_set():
         started = time.monotonic()
@@ -379,8 +396,8 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="faults to inject")
     args = parser.parse_args()
     modes = tuple(m for m in args.modes.split(",") if m)
-    if not modes or set(modes) - set(MODES):
-        parser.error(f"--modes: choose among {', '.join(MODES)}")
+    if not modes or set(modes) - set(MODES) - set(CONTROLS):
+        parser.error(f"--modes: choose among {', '.join(MODES + CONTROLS)}")
     runs = []
     for i in range(args.runs):
         result = asyncio.run(run_once(args.seconds, args.faulty, args.breakers, modes))
