@@ -28,7 +28,11 @@ from django.db import connection
 from apps.audit.models import ScheduledRun
 from atp_site.lib import locks
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(240),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0
