@@ -8,6 +8,7 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from apps.audit.models import ScheduledRun
 from atp_site.lib import local_beat
@@ -48,6 +49,9 @@ async def test_the_in_process_schedule_runs_duties_and_records_their_runs(
             await runner
 
     succeeded, failed = await sync_to_async(_counts)(ticks.name, failing.name)
+    # The thread the schedule ran in keeps its connection: close it, or the test database
+    # cannot be dropped.
+    await sync_to_async(connections.close_all)()
     assert succeeded >= 2, "the in-process schedule did not run the duty repeatedly"
     assert failed >= 2, "a failing duty stopped being run"
 
