@@ -21,3 +21,16 @@ def test_ids_start_with_the_time_and_later_batches_sort_after():
     assert before <= first.int >> 80 <= after
     assert all(first < later for later in second)
     assert uuid7_batch(0) == []
+
+
+def test_ids_made_in_one_millisecond_by_separate_calls_stay_in_order(monkeypatch):
+    frozen = time.time_ns()
+    monkeypatch.setattr(time, "time_ns", lambda: frozen)
+    ids = [uuid7() for _ in range(5_000)] + uuid7_batch(10)  # past one millisecond's 4,096
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    first_ms = ids[0].int >> 80
+    assert first_ms >= frozen // 1_000_000
+    assert (ids[-1].int >> 80) - first_ms in (1, 2)  # borrowed the next millisecond(s)
+    # A clock stepping back never makes an id smaller than the last one.
+    monkeypatch.setattr(time, "time_ns", lambda: frozen - 5 * 10**9)
+    assert uuid7() > ids[-1]
