@@ -11,7 +11,6 @@ runs, then shows a duty whose lock another process holds being skipped by the wo
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from django.db import connection
 
 from apps.audit.models import ScheduledRun
 from atp_site.lib import locks
+from tests.e2e.conftest import throwaway_secrets
 
 pytestmark = [
     pytest.mark.redis,
@@ -49,28 +49,6 @@ def _database_url() -> str:
     return f"postgres://{credentials}@{host}{port}/{db['NAME']}"
 
 
-def _secrets(data_dir: Path) -> dict[str, str]:
-    """Throwaway secrets: with DATABASE_URL set, workers refuse to start without them."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    head_key = data_dir / "audit_head_key.pem"
-    head_key.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    head_key.chmod(0o600)
-    return {
-        "ATP_SECRET_KEY": secrets.token_urlsafe(48),
-        "ATP_ENCRYPTION_KEY": secrets.token_urlsafe(48),
-        "ATP_AUDIT_SIGNING_KEY": secrets.token_urlsafe(48),
-        "ATP_AUDIT_HEAD_KEY_FILE": str(head_key),
-    }
-
-
 class Celery:
     """The worker and beat processes, their logs, and how to stop them."""
 
@@ -79,7 +57,7 @@ class Celery:
         self.processes: dict[str, subprocess.Popen] = {}
         keep = ("PATH", "HOME", "LANG", "TMPDIR", "REDIS_URL", "ATP_REDIS_PREFIX")
         self.env = {k: v for k, v in os.environ.items() if k in keep}
-        self.env.update(_secrets(data_dir))
+        self.env.update(throwaway_secrets(data_dir))
         self.env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "atp_site.settings",
