@@ -285,7 +285,7 @@ def _records() -> Iterator[Metric]:
 def _limits() -> Iterator[Metric]:
     """Rate limits, budgets and overload control (apps.costs)."""
     from apps.costs import admission
-    from apps.costs.overload import gate
+    from apps.costs.overload import TIERS, gate
 
     stats = admission.stats
     refused = CounterMetricFamily(
@@ -311,10 +311,30 @@ def _limits() -> Iterator[Metric]:
         "atp_limits_settle_errors", "Settlements given up after retries.", value=stats.settle_errors
     )
     yield CounterMetricFamily(
-        "atp_overload_shed", "Requests refused by overload control.", value=gate.shed
+        "atp_overload_shed",
+        "Requests refused with 503 because the in-flight window was full.",
+        value=gate.shed,
     )
+    tiers = CounterMetricFamily(
+        "atp_overload_tier_refusals",
+        "Requests refused with 429 because their service tier's share of the window was in use.",
+        labels=["tier"],
+    )
+    for priority, value in sorted(gate.shed_by_tier.items()):
+        tiers.add_metric([TIERS.get(priority, str(priority))], value)
+    yield tiers
     yield GaugeMetricFamily(
         "atp_in_flight", "/v1 requests this process holds now.", value=gate.in_flight
+    )
+    yield GaugeMetricFamily(
+        "atp_overload_window",
+        "The in-flight window overload control admits up to now.",
+        value=gate.capacity(),
+    )
+    yield GaugeMetricFamily(
+        "atp_event_loop_lag_seconds",
+        "How late the event loop ran at the overload controller's last tick.",
+        value=gate.lag,
     )
 
 
@@ -333,10 +353,12 @@ registry.register(GatewayCollector())
 # Prometheus' multiprocess mode keeps them), so the instance's totals never go back. Gauges
 # come from running workers only: summed (rows queued, requests in flight), or the largest
 # value for those every worker reads from the same place (breaker states and the cache's
-# Redis-wide totals, which would otherwise count once per worker).
-_SAME_IN_EVERY_PROCESS = frozenset({
+# Redis-wide totals, which would otherwise count once per worker) and for the event loop's
+# lag (the most loaded worker's).
+_LARGEST = frozenset({
     "atp_circuit_state", "atp_circuit_failure_rate", "atp_upstream_latency_ewma_ms",
     "atp_cache_lookups", "atp_cache_stores", "atp_cache_hit_rate", "atp_writebehind_refusing",
+    "atp_event_loop_lag_seconds",  # the most loaded worker's
 })  # fmt: skip
 
 
@@ -388,7 +410,7 @@ def merged(directory: str | os.PathLike) -> list[Metric]:
             return
         entry = families.setdefault(name, (kind, doc, {}))
         values = entry[2]
-        same = name in _SAME_IN_EVERY_PROCESS
+        same = name in _LARGEST
         for sample_name, labels, value in samples:
             key = (sample_name, tuple(sorted(labels.items())))
             if key in values:

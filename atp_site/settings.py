@@ -342,9 +342,15 @@ for _name in ("ATP_RATE_LIMITS_ON_REDIS_ERROR", "ATP_BUDGETS_ON_REDIS_ERROR"):
 # says otherwise (0: the old key stops at once).
 ATP_KEY_ROTATION_GRACE_SECONDS = env_int("ATP_KEY_ROTATION_GRACE_SECONDS", 0, minimum=0)
 ATP_DEFAULT_MAX_OUTPUT_TOKENS = env_int("ATP_DEFAULT_MAX_OUTPUT_TOKENS", 4096, minimum=1)
-# Overload control: at most MAX_IN_FLIGHT /v1 requests per process (0: no cap); lower
-# service priorities are shed first (apps.costs.overload).
+# Overload control (apps.costs.overload): an in-flight window per process between MIN and
+# MAX /v1 requests (MAX 0: no control), shrunk when the event loop runs more than
+# TARGET_LAG_MS late, grown by INCREASE while it is used, checked every TICK_MS; lower
+# service tiers are shed first.
 ATP_OVERLOAD_MAX_IN_FLIGHT = env_int("ATP_OVERLOAD_MAX_IN_FLIGHT", 2000, minimum=0)
+ATP_OVERLOAD_MIN_IN_FLIGHT = env_int("ATP_OVERLOAD_MIN_IN_FLIGHT", 128, minimum=1)
+ATP_OVERLOAD_TARGET_LAG_MS = env_float("ATP_OVERLOAD_TARGET_LAG_MS", 50.0, minimum=1.0)
+ATP_OVERLOAD_TICK_MS = env_float("ATP_OVERLOAD_TICK_MS", 100.0, minimum=10.0)
+ATP_OVERLOAD_INCREASE = env_int("ATP_OVERLOAD_INCREASE", 8, minimum=1)
 
 # Provider health checks: probe timeout (seconds), latency above which a provider that
 # answered is "degraded" (ms), and how many checks are kept per provider.

@@ -12,7 +12,7 @@ from django.conf import settings
 from apps.audit.bodies import stored_exchanges
 from apps.audit.sealing import audit_head_seal_at_shutdown
 from apps.audit.writebehind import audit_events
-from apps.costs import admission, alerts
+from apps.costs import admission, alerts, overload
 from apps.costs.ledger import ledger
 from apps.providers import tokens
 from apps.providers.http import close_sessions
@@ -145,6 +145,8 @@ async def lifespan(scope, receive, send) -> None:
                 _background.add(asyncio.ensure_future(local_beat.run_forever()))
             if settings.ATP_METRICS_DIR:
                 _background.add(asyncio.ensure_future(metrics.share_forever()))
+            if settings.ATP_OVERLOAD_MAX_IN_FLIGHT:
+                _background.add(asyncio.ensure_future(overload.control_forever()))
             gc.collect()
             gc.freeze()
             await send({"type": "lifespan.startup.complete"})

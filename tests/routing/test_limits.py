@@ -288,11 +288,56 @@ async def test_overload_control_sheds_lower_priorities_first(gateway, settings):
     enterprise = await sync_to_async(gateway.add_key)(plan="enterprise")
     gate.in_flight = 8  # 8 requests already in flight in this process
     try:
+        # Bronze's share (70% of the window) is in use: 429, the window itself is not full.
         shed = await chat(free)
-        assert shed.status == 503 and shed.json()["error"]["code"] == "overloaded"
+        assert shed.status == 429 and shed.json()["error"]["code"] == "tier_share_exhausted"
+        assert shed.headers["retry-after"] == "1"
         assert (await chat(enterprise)).status == 200
+        assert gate.in_flight == 8  # the slot was given back
+        gate.in_flight = 10  # the whole window: 503 for every tier
+        full = await chat(enterprise)
+        assert full.status == 503 and full.json()["error"]["code"] == "overloaded"
+        assert full.headers["retry-after"] == "1"
     finally:
         gate.in_flight = 0
+
+
+def test_the_window_shrinks_on_a_late_loop_and_grows_while_used(settings):
+    from apps.costs.overload import Gate, Overloaded
+
+    settings.ATP_OVERLOAD_MAX_IN_FLIGHT = 1000
+    settings.ATP_OVERLOAD_MIN_IN_FLIGHT = 50
+    settings.ATP_OVERLOAD_TARGET_LAG_MS = 50
+    settings.ATP_OVERLOAD_INCREASE = 8
+    g = Gate()
+    assert g.capacity() == 1000  # no controller yet: the maximum
+    g.adjust(0.200)  # 200 ms late: a quarter off
+    assert g.window == 750
+    for _ in range(30):
+        g.adjust(0.200)
+    assert g.window == 50  # never below the minimum
+    g.adjust(0.010)  # on time but idle: stays
+    assert g.window == 50
+    g.in_flight = 45  # on time and the window used: grows additively
+    g.adjust(0.010)
+    assert g.window == 58
+    g.in_flight = 58
+    for _ in range(5):
+        g.adjust(0.001)
+    assert g.window == 74  # it stops growing once less than 80% of it is used
+    for _ in range(500):
+        g.in_flight = int(g.window)  # demand follows the window
+        g.adjust(0.001)
+    assert g.window == 1000  # never above the maximum
+    g.window, g.in_flight = 60, 60
+    with pytest.raises(Overloaded):
+        g.enter(0)
+    assert g.shed == 1
+    settings.ATP_OVERLOAD_MAX_IN_FLIGHT = 0  # no control at all
+    g.adjust(5.0)
+    assert g.capacity() == 0 and g.window is None
+    g.enter(2)
+    assert g.in_flight == 61
 
 
 async def test_project_keys_are_in_the_project_scope_only(gateway):

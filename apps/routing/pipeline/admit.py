@@ -23,9 +23,11 @@ from atp_site.lib.errors import ATPError
 
 
 def enter(ctx: RequestContext) -> None:
-    """Overload control by the key's service priority; the edge calls `finish`."""
-    gate.enter(ctx.key.limits.priority)
-    ctx.in_flight = True
+    """Overload control by the key's service priority, as soon as the key is known (once
+    per request); the edge calls `finish`."""
+    if not ctx.in_flight:
+        gate.enter(ctx.key.limits.priority)
+        ctx.in_flight = True
 
 
 def finish(ctx: RequestContext) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from apps.providers.adapters.base import Usage
 from apps.routing import cache
 from apps.routing.pipeline import cached, execute, govern
-from apps.routing.pipeline.admit import admit_chat
+from apps.routing.pipeline.admit import admit_chat, enter
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
@@ -32,6 +32,7 @@ async def messages(
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers, allow_x_api_key=True)
     admit()
+    enter(ctx)
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     try:
         body = parse_json_object(raw)

@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from apps.routing.engine.hints import parse_hints
 from apps.routing.engine.router import get_engine
 from apps.routing.pipeline import govern
-from apps.routing.pipeline.admit import admit_chat
+from apps.routing.pipeline.admit import admit_chat, enter
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import complete
 from apps.routing.pipeline.context import RequestContext
@@ -135,6 +135,7 @@ async def ask(ctx: RequestContext, headers: dict[bytes, bytes], raw: bytes) -> J
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers)
     admit()
+    enter(ctx)
     try:
         body = _ask_to_chat(parse_json_object(raw))
         model = validate_chat(body)

@@ -14,7 +14,7 @@ from apps.providers.adapters.base import Usage
 from apps.routing import cache
 from apps.routing.engine.hints import explicit_hints
 from apps.routing.pipeline import cached, ensemble, execute, govern
-from apps.routing.pipeline.admit import admit_chat, admit_tokens
+from apps.routing.pipeline.admit import admit_chat, admit_tokens, enter
 from apps.routing.pipeline.auth import authenticate
 from apps.routing.pipeline.chat import StreamAccount, complete, relay
 from apps.routing.pipeline.context import RequestContext
@@ -61,6 +61,7 @@ async def chat_completions(
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers)
     admit()
+    enter(ctx)
     try:
         body = parse_json_object(raw)
         model = validate_chat(body)
@@ -248,6 +249,7 @@ async def embeddings(ctx: RequestContext, headers: dict[bytes, bytes], raw: byte
     snapshot = await holder.get()
     ctx.key = authenticate(snapshot, headers)
     admit()
+    enter(ctx)
     try:
         body = parse_json_object(raw)
         model = validate_embeddings(body)
