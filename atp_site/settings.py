@@ -348,9 +348,9 @@ ATP_DEFAULT_MAX_OUTPUT_TOKENS = env_int("ATP_DEFAULT_MAX_OUTPUT_TOKENS", 4096, m
 # service tiers are shed first.
 ATP_OVERLOAD_MAX_IN_FLIGHT = env_int("ATP_OVERLOAD_MAX_IN_FLIGHT", 2000, minimum=0)
 ATP_OVERLOAD_MIN_IN_FLIGHT = env_int("ATP_OVERLOAD_MIN_IN_FLIGHT", 128, minimum=1)
-ATP_OVERLOAD_TARGET_LAG_MS = env_float("ATP_OVERLOAD_TARGET_LAG_MS", 50.0, minimum=1.0)
+ATP_OVERLOAD_TARGET_LAG_MS = env_float("ATP_OVERLOAD_TARGET_LAG_MS", 25.0, minimum=1.0)
 ATP_OVERLOAD_TICK_MS = env_float("ATP_OVERLOAD_TICK_MS", 100.0, minimum=10.0)
-ATP_OVERLOAD_INCREASE = env_int("ATP_OVERLOAD_INCREASE", 8, minimum=1)
+ATP_OVERLOAD_INCREASE = env_int("ATP_OVERLOAD_INCREASE", 32, minimum=1)
 
 # Provider health checks: probe timeout (seconds), latency above which a provider that
 # answered is "degraded" (ms), and how many checks are kept per provider.

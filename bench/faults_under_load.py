@@ -35,6 +35,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -209,25 +210,35 @@ def _free_port() -> int:
 def start_gateway(
     work: Path, upstream_port: int, *, breakers: bool
 ) -> tuple[subprocess.Popen, str]:
+    env = {"ATP_BREAKER_ENABLED": "true" if breakers else "false"}
+    return serve_gateway(work, _config(upstream_port), env)
+
+
+def serve_gateway(
+    work: Path, config_text: str, extra_env: dict[str, str], *, cpu: str | None = None
+) -> tuple[subprocess.Popen, str]:
+    """An embedded ATP in `work` configured by `config_text` (its key: KEY), serving on a
+    free port (pinned to CPU `cpu` when given); returns the process and its base URL."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env |= {
         "ATP_DATA_DIR": str(work),
         "ATP_LOCAL_BEAT": "false",
         "ATP_RETRY_MAX_ATTEMPTS": "1",
-        "ATP_BREAKER_ENABLED": "true" if breakers else "false",
         "BENCH_ATP_KEY": KEY,
         "DJANGO_SETTINGS_MODULE": "atp_site.settings",
+        **extra_env,
     }
     config = work / "atp.yaml"
-    config.write_text(_config(upstream_port))
+    config.write_text(config_text)
     python = sys.executable
     for args in (["migrate", "--noinput"], ["atp_apply", str(config)]):
         subprocess.run([python, "manage.py", *args], cwd=ROOT, env=env, check=True,
                        capture_output=True)  # fmt: skip
     port = _free_port()
     log = open(work / "gateway.log", "w")  # noqa: SIM115 - the process owns it
+    pin = ["taskset", "-c", cpu] if cpu is not None and shutil.which("taskset") else []
     process = subprocess.Popen(
-        [python, "-m", "uvicorn", "atp_site.asgi:application", "--host", "127.0.0.1",
+        [*pin, python, "-m", "uvicorn", "atp_site.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--lifespan", "on",
          "--no-access-log"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
