@@ -58,7 +58,9 @@ def test_refusals_name_the_field(viewer_client, models):
     assert list(error({"route": "auto"})) == ["prompt"]
 
 
-def test_a_key_is_checked_as_v1_route_would_and_another_tenants_reads_as_missing(models, grant, user_factory):
+def test_a_key_is_checked_as_v1_route_would_and_another_tenants_reads_as_missing(
+    models, grant, user_factory
+):
     acme = tenant_create(slug="acme", name="Acme")
     globex = tenant_create(slug="globex", name="Globex")
     own, _ = api_key_create(tenant=acme, name="k", allowed_models=["sim-cheap"])
