@@ -45,11 +45,12 @@ CLOSED_LOOP_CLIENTS = 1024
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "Hello"}]}
 
 
-def start_upstream() -> tuple[subprocess.Popen, int]:
+def start_upstream(delay_ms: int = UPSTREAM_DELAY_MS) -> tuple[subprocess.Popen, int]:
+    """bench/upstream.mjs on CPU 1, answering after `delay_ms`; its process and port."""
     pin = ["taskset", "-c", "1"] if os.path.exists("/usr/bin/taskset") else []
     process = subprocess.Popen(
         [*pin, "node", str(ROOT / "bench" / "upstream.mjs"), "--port", "0",
-         "--delay-ms", str(UPSTREAM_DELAY_MS)],
+         "--delay-ms", str(delay_ms)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     line = process.stdout.readline().split()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults_under_load import KEY, ROOT, serve_gateway  # noqa: E402
-from overload import _config  # noqa: E402
+from overload import _config, start_upstream  # noqa: E402
 
 ROUND_SECONDS = 5
 
@@ -60,12 +60,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--stream", action="store_true")
     args = parser.parse_args()
-    pin = ["taskset", "-c", "1"] if os.path.exists("/usr/bin/taskset") else []
-    upstream = subprocess.Popen(
-        [*pin, "node", str(ROOT / "bench" / "upstream.mjs"), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    port = int(upstream.stdout.readline().split()[1])
+    upstream, port = start_upstream(delay_ms=0)
     samples: list[tuple[int, float]] = []
     errors = 0
     try:

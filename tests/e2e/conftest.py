@@ -151,6 +151,16 @@ class Live:
         return start_server({**self.env, **extra_env}, self.data_dir, access_log=access_log)
 
 
+def redis_answers(port: int) -> bool:
+    """Whether a Redis server on 127.0.0.1:`port` answers a PING."""
+    import redis
+
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
 def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "manage.py", *args],

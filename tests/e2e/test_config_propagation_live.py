@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     LiveServer,
     free_port,
     make_database,
+    redis_answers,
     run_manage,
     start_server,
     throwaway_secrets,
@@ -208,7 +209,7 @@ def test_with_redis_down_the_version_is_read_from_the_database(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        _seconds_until(lambda: _redis_answers(port))
+        _seconds_until(lambda: redis_answers(port))
         with _pair(tmp_path, REDIS_URL=f"redis://127.0.0.1:{port}/0") as both:
             assert _status(both.second, KEYS["a"]) == 200
             redis.terminate()
@@ -222,12 +223,3 @@ def test_with_redis_down_the_version_is_read_from_the_database(tmp_path):
         if redis.poll() is None:
             redis.kill()
             redis.wait(10)
-
-
-def _redis_answers(port: int) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False

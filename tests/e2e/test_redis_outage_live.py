@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from apps.tenants.keys import generate_api_key
-from tests.e2e.conftest import free_port, run_manage
+from tests.e2e.conftest import free_port, redis_answers, run_manage
 
 pytestmark = [
     pytest.mark.live,
@@ -48,19 +48,10 @@ def _redis(port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 10
-    while not _answers(port):
+    while not redis_answers(port):
         assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
         time.sleep(0.05)
     return process
-
-
-def _answers(port: int) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
 
 
 def _stop(process: subprocess.Popen) -> None:
